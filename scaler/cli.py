@@ -1,0 +1,146 @@
+"""Command line: `prewarm serve` (and `python -m scaler serve`).
+
+Every flag can also be set from an environment variable, PREWARM_<FLAG> (for
+example PREWARM_PORT, PREWARM_LOG_FORMAT); a flag on the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+ENV_PREFIX = "PREWARM_"
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _add(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    *,
+    type: Callable[[str], Any] = str,
+    default: Any = None,
+    help: str,
+    **kwargs: Any,
+) -> None:
+    """A flag whose default comes from PREWARM_<FLAG> when that is set."""
+    env = _env_name(flag)
+    raw = os.environ.get(env)
+    if raw is not None:
+        try:
+            default = type(raw)
+        except (TypeError, ValueError) as exc:
+            parser.error(f"environment variable {env}={raw!r}: {exc}")
+    parser.add_argument(flag, type=type, default=default, help=f"{help} [env {env}]", **kwargs)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 0-65535, got {text!r}")
+    return value
+
+
+def _log_format(text: str) -> str:
+    if text not in ("json", "text"):
+        raise argparse.ArgumentTypeError(f"expected 'json' or 'text', got {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prewarm",
+        description="KEDA external scaler for GPU inference (queue backlog, GPU duty cycle, forecast).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC external scaler")
+    _add(serve, "--host", default="[::]", help="address to listen on")
+    _add(serve, "--port", type=_port, default=6000, help="gRPC port")
+    _add(
+        serve, "--metrics-port", type=_port, default=8080, help="Prometheus /metrics HTTP port; 0 disables it"
+    )
+    _add(serve, "--log-format", type=_log_format, default="json", help="json or text")
+    _add(serve, "--log-level", default="info", help="debug, info, warning or error")
+    _add(
+        serve,
+        "--cache-ttl",
+        type=_positive,
+        default=2.0,
+        help="seconds a source reading is shared before it is read again",
+    )
+    _add(
+        serve,
+        "--source-timeout",
+        type=_positive,
+        default=5.0,
+        help="seconds one source read may take before the answer is UNAVAILABLE",
+    )
+    _add(
+        serve,
+        "--stream-interval",
+        type=_positive,
+        default=1.0,
+        help="seconds between StreamIsActive re-evaluations",
+    )
+    _add(
+        serve,
+        "--grace-period",
+        type=_positive,
+        default=10.0,
+        help="seconds calls in flight get to finish on SIGTERM",
+    )
+    _add(serve, "--tls-cert", help="server certificate (PEM); enables TLS with --tls-key")
+    _add(serve, "--tls-key", help="server private key (PEM)")
+    _add(
+        serve,
+        "--tls-client-ca",
+        help="CA bundle (PEM); when set, clients must present a certificate it signed (mTLS)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    raise AssertionError(args.command)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from scaler.observability import setup_logging
+    from scaler.server import Settings, run
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("prewarm serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        print("prewarm serve: --tls-client-ca needs --tls-cert and --tls-key", file=sys.stderr)
+        return 2
+    setup_logging(args.log_format, args.log_level)
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port or None,
+        cache_ttl=args.cache_ttl,
+        source_timeout=args.source_timeout,
+        stream_interval=args.stream_interval,
+        grace_period=args.grace_period,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+    )
+    run(settings)
+    return 0

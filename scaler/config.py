@@ -1,0 +1,358 @@
+"""Trigger metadata (KEDA's `scalerMetadata`) → a typed, validated TriggerConfig.
+
+Every key is accepted as `key` and as `keyFromEnv` (KEDA resolves the latter from
+the scale target's environment and forwards it under the same name). Errors name
+the key and what is accepted; they never echo a value that may hold a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from urllib.parse import quote, unquote, urlsplit
+
+DEFAULT_QUEUE_LENGTH = 5.0
+DEFAULT_ACTIVATION_QUEUE_LENGTH = 0.0
+
+# Keys KEDA itself uses for the connection to the scaler; they reach us too.
+KEDA_OWN_KEYS = frozenset(
+    {
+        "scalerAddress",
+        "enableTLS",
+        "unsafeSsl",
+        "caCert",
+        "tlsClientCert",
+        "tlsClientKey",
+        "tlsCertFile",
+    }
+)
+
+# Keys whose values are credentials (or URLs that may embed them): never echoed.
+SECRET_KEYS = frozenset(
+    {"host", "awsSecretAccessKey", "awsSessionToken", "prometheusBearerToken", "prometheusPassword"}
+)
+
+METRIC_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+SQS_HOST_RE = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+class ConfigError(ValueError):
+    """Invalid trigger metadata. The message names the key and the accepted values."""
+
+    def __init__(self, key: str, accepted: str, got: str | None = None) -> None:
+        self.key = key
+        detail = f"metadata key {key!r}: expected {accepted}"
+        if got is not None:
+            detail += f", got {got!r}"
+        super().__init__(detail)
+
+
+class Mode(StrEnum):
+    DEPLOYMENT = "deployment"
+    JOB = "job"
+
+
+class SourceKind(StrEnum):
+    SQS = "sqs"
+    RABBITMQ = "rabbitmq"
+
+
+class RabbitProtocol(StrEnum):
+    AMQP = "amqp"
+    HTTP = "http"
+
+
+@dataclass(frozen=True)
+class SqsConfig:
+    queue_url: str
+    region: str
+    endpoint: str | None = None
+    scale_on_in_flight: bool = True
+    scale_on_delayed: bool = False
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    role_arn: str | None = None
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+    def credential_identity(self) -> str:
+        """A stable, non-reversible tag for the credentials (part of the cache key)."""
+        material = "\0".join(
+            x or "" for x in (self.access_key_id, self.secret_access_key, self.session_token, self.role_arn)
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RabbitConfig:
+    # The URL with credentials; repr=False keeps it out of reprs and logs.
+    url: str = field(repr=False)
+    queue_name: str
+    protocol: RabbitProtocol
+    vhost: str | None = None
+    exclude_unacknowledged: bool = False
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without user info, safe for logs and error messages."""
+        return redact_url(self.url)
+
+    def credential_identity(self) -> str:
+        return hashlib.sha256(self.url.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    source: SourceKind | None
+    mode: Mode
+    metric_name: str
+    queue_length: float
+    activation_queue_length: float
+    sqs: SqsConfig | None = None
+    rabbitmq: RabbitConfig | None = None
+    unknown_keys: tuple[str, ...] = ()
+
+    @property
+    def queue_description(self) -> str:
+        if self.sqs is not None:
+            return f"sqs queue {self.sqs.queue_name!r}"
+        if self.rabbitmq is not None:
+            return f"rabbitmq queue {self.rabbitmq.queue_name!r} at {self.rabbitmq.safe_url}"
+        return "no queue"
+
+
+def redact_url(url: str) -> str:
+    """Drop user info (user:password@) from a URL."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+class _Metadata:
+    """Reads keys as `key` or `keyFromEnv`, and records which keys were used."""
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self._raw = dict(raw)
+        self._used: set[str] = set()
+
+    def get(self, key: str) -> str | None:
+        plain = self._raw.get(key)
+        from_env = self._raw.get(key + "FromEnv")
+        self._used.update({key, key + "FromEnv"})
+        if plain is not None and from_env is not None and plain.strip() != from_env.strip():
+            raise ConfigError(key, f"either {key!r} or {key + 'FromEnv'!r}, not both")
+        value = plain if plain is not None else from_env
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def require(self, key: str, accepted: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise ConfigError(key, f"{accepted} (required)")
+        return value
+
+    def float(self, key: str, default: float, *, minimum: float, exclusive: bool) -> float:
+        text = self.get(key)
+        bound = f"a number > {minimum:g}" if exclusive else f"a number >= {minimum:g}"
+        if text is None:
+            return default
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(key, bound, text) from None
+        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
+            raise ConfigError(key, bound, text)
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        text = self.get(key)
+        if text is None:
+            return default
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ConfigError(key, "true or false", text)
+
+    def choice(self, key: str, enum: type[Enum], default: Enum) -> Enum:
+        text = self.get(key)
+        if text is None:
+            return default
+        try:
+            return enum(text.lower())
+        except ValueError:
+            accepted = " or ".join(repr(m.value) for m in enum)
+            raise ConfigError(key, accepted, text) from None
+
+    def unknown(self) -> tuple[str, ...]:
+        return tuple(sorted(k for k in self._raw if k not in self._used and k not in KEDA_OWN_KEYS))
+
+
+def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
+    """Parse and validate one trigger's metadata. Raises ConfigError."""
+    meta = _Metadata(metadata)
+    source = meta.choice("source", SourceKind, _NO_SOURCE)
+    if source is _NO_SOURCE:
+        raise ConfigError("source", "'sqs' or 'rabbitmq' (required)")
+    assert isinstance(source, SourceKind)
+    mode = meta.choice("mode", Mode, Mode.DEPLOYMENT)
+    assert isinstance(mode, Mode)
+    queue_length = meta.float("queueLength", DEFAULT_QUEUE_LENGTH, minimum=0, exclusive=True)
+    activation = meta.float(
+        "activationQueueLength", DEFAULT_ACTIVATION_QUEUE_LENGTH, minimum=0, exclusive=False
+    )
+    sqs = _parse_sqs(meta) if source is SourceKind.SQS else None
+    rabbit = _parse_rabbitmq(meta) if source is SourceKind.RABBITMQ else None
+    queue_name = sqs.queue_name if sqs else rabbit.queue_name if rabbit else "queue"
+    metric_name = meta.get("metricName")
+    if metric_name is None:
+        metric_name = default_metric_name(source.value, queue_name)
+    elif not METRIC_NAME_RE.fullmatch(metric_name) or len(metric_name) > 200:
+        raise ConfigError(
+            "metricName",
+            "lowercase letters, digits and '-', starting and ending with a "
+            "letter or digit, at most 200 characters",
+            metric_name,
+        )
+    return TriggerConfig(
+        source=source,
+        mode=mode,
+        metric_name=metric_name,
+        queue_length=queue_length,
+        activation_queue_length=activation,
+        sqs=sqs,
+        rabbitmq=rabbit,
+        unknown_keys=meta.unknown(),
+    )
+
+
+class _NoSource(Enum):
+    NONE = "none"
+
+
+_NO_SOURCE = _NoSource.NONE
+
+
+def default_metric_name(prefix: str, queue_name: str) -> str:
+    """`<prefix>-<queue>` folded to lowercase letters, digits and '-'."""
+    slug = re.sub(r"[^a-z0-9]+", "-", queue_name.lower()).strip("-") or "queue"
+    return f"{prefix}-{slug}"[:200].rstrip("-")
+
+
+def _parse_sqs(meta: _Metadata) -> SqsConfig:
+    queue_url = meta.require(
+        "queueURL", "the SQS queue URL, https://sqs.<region>.amazonaws.com/<account>/<queue>"
+    )
+    parts = urlsplit(queue_url)
+    path = parts.path.strip("/").split("/")
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(path) < 2 or not path[-1]:
+        raise ConfigError("queueURL", "an http(s) URL ending in /<account>/<queue>", redact_url(queue_url))
+    region = meta.get("awsRegion")
+    if region is None:
+        match = SQS_HOST_RE.match(parts.hostname)
+        if match is None:
+            raise ConfigError(
+                "awsRegion",
+                "an AWS region such as 'us-east-1' (required when queueURL's host does not name one)",
+            )
+        region = match.group(1)
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+|[a-z0-9-]+", region):
+        raise ConfigError("awsRegion", "an AWS region such as 'us-east-1'", region)
+    endpoint = meta.get("awsEndpoint")
+    if endpoint is not None:
+        ep = urlsplit(endpoint)
+        if ep.scheme not in ("http", "https") or not ep.hostname:
+            raise ConfigError("awsEndpoint", "an http(s) URL", redact_url(endpoint))
+    access_key = meta.get("awsAccessKeyID")
+    secret_key = meta.get("awsSecretAccessKey")
+    if (access_key is None) != (secret_key is None):
+        missing = "awsSecretAccessKey" if secret_key is None else "awsAccessKeyID"
+        raise ConfigError(missing, "both awsAccessKeyID and awsSecretAccessKey, or neither")
+    token = meta.get("awsSessionToken")
+    if token is not None and access_key is None:
+        raise ConfigError("awsSessionToken", "only together with awsAccessKeyID and awsSecretAccessKey")
+    role_arn = meta.get("awsRoleArn")
+    if role_arn is not None and not role_arn.startswith("arn:"):
+        raise ConfigError("awsRoleArn", "an IAM role ARN, arn:aws:iam::<account>:role/<name>", role_arn)
+    return SqsConfig(
+        queue_url=queue_url,
+        region=region,
+        endpoint=endpoint,
+        scale_on_in_flight=meta.bool("scaleOnInFlight", True),
+        scale_on_delayed=meta.bool("scaleOnDelayed", False),
+        access_key_id=access_key,
+        secret_access_key=secret_key,
+        session_token=token,
+        role_arn=role_arn,
+    )
+
+
+def _parse_rabbitmq(meta: _Metadata) -> RabbitConfig:
+    url = meta.require("host", "an amqp://, amqps://, http:// or https:// URL")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("amqp", "amqps", "http", "https") or not parts.hostname:
+        # Never echo the value: it usually carries a password.
+        raise ConfigError("host", "an amqp://, amqps://, http:// or https:// URL with a host")
+    queue_name = meta.require("queueName", "the RabbitMQ queue name")
+    protocol_choice = meta.get("protocol")
+    url_protocol = RabbitProtocol.AMQP if scheme.startswith("amqp") else RabbitProtocol.HTTP
+    if protocol_choice is None or protocol_choice.lower() == "auto":
+        protocol = url_protocol
+    elif protocol_choice.lower() in ("amqp", "http"):
+        protocol = RabbitProtocol(protocol_choice.lower())
+        if protocol is not url_protocol:
+            raise ConfigError(
+                "protocol",
+                f"'auto' or {url_protocol.value!r} for a {scheme}:// host",
+                protocol_choice,
+            )
+    else:
+        raise ConfigError("protocol", "'auto', 'amqp' or 'http'", protocol_choice)
+    exclude = meta.bool("excludeUnacknowledged", False)
+    if exclude and protocol is not RabbitProtocol.HTTP:
+        raise ConfigError(
+            "excludeUnacknowledged",
+            "false with the amqp protocol (AMQP cannot see "
+            "unacknowledged messages; use an http:// management URL)",
+        )
+    vhost = meta.get("vhostName")
+    return RabbitConfig(
+        url=url,
+        queue_name=queue_name,
+        protocol=protocol,
+        vhost=vhost,
+        exclude_unacknowledged=exclude,
+    )
+
+
+def rabbit_vhost(cfg: RabbitConfig) -> str:
+    """The vhost: vhostName if set, else the URL path (AMQP default '/')."""
+    if cfg.vhost is not None:
+        return cfg.vhost
+    path = urlsplit(cfg.url).path
+    if cfg.protocol is RabbitProtocol.AMQP:
+        return unquote(path[1:]) if len(path) > 1 else "/"
+    # For the management API the URL path is the API prefix, e.g. http://h:15672/<vhost>
+    # in KEDA's convention; a bare URL means the default vhost.
+    stripped = path.strip("/")
+    return unquote(stripped) if stripped else "/"
+
+
+def quote_vhost(vhost: str) -> str:
+    return quote(vhost, safe="")

@@ -1,0 +1,220 @@
+"""Prometheus metrics, structured logs, and the per-decision record.
+
+Metric labels carry names (namespace, object, metric, source kind), never a URL
+or anything else that may hold a credential. Per-object series are dropped when
+an object has not been asked about for `object_ttl` seconds, so cardinality is
+bounded by the objects that are live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from scaler.clock import Clock
+from scaler.engine import Evaluation, ObjectRef
+from scaler.signals.base import Source, SourceError
+
+log = logging.getLogger("scaler.decision")
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.rpc_total = Counter(
+            "prewarm_rpc_total",
+            "gRPC calls answered, by method and status code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.rpc_seconds = Histogram(
+            "prewarm_rpc_duration_seconds",
+            "gRPC call latency, by method",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.source_reads = Counter(
+            "prewarm_source_reads_total",
+            "Source reads (cache misses), by source kind",
+            ["source"],
+            registry=r,
+        )
+        self.source_errors = Counter(
+            "prewarm_source_errors_total",
+            "Failed source reads, by source kind",
+            ["source"],
+            registry=r,
+        )
+        self.source_seconds = Histogram(
+            "prewarm_source_read_duration_seconds",
+            "Source read latency, by source kind",
+            ["source"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        labels = ["namespace", "name", "metric"]
+        self.counted_work = Gauge(
+            "prewarm_counted_work",
+            "Messages counted as work (job mode: unclaimed backlog)",
+            labels,
+            registry=r,
+        )
+        self.desired = Gauge(
+            "prewarm_desired",
+            "Desired replicas (Jobs in job mode), unrounded: the metric value",
+            labels,
+            registry=r,
+        )
+        self.active = Gauge(
+            "prewarm_active",
+            "1 when the trigger is active",
+            labels,
+            registry=r,
+        )
+        self.term = Gauge(
+            "prewarm_term_replicas",
+            "Replicas each decision term asks for",
+            [*labels, "term"],
+            registry=r,
+        )
+        self.winner = Gauge(
+            "prewarm_term_winner",
+            "1 for the term that set the desired value",
+            [*labels, "term"],
+            registry=r,
+        )
+
+    def observe_read(self, source: Source, seconds: float, error: SourceError | None) -> None:
+        kind = source.key.split("|", 1)[0]
+        self.source_reads.labels(kind).inc()
+        self.source_seconds.labels(kind).observe(seconds)
+        if error is not None:
+            self.source_errors.labels(kind).inc()
+
+
+class DecisionRecorder:
+    """Publishes each evaluation as gauges, logs changed decisions, and drops the
+    series of objects not seen for `object_ttl` seconds."""
+
+    def __init__(self, metrics: Metrics, clock: Clock, object_ttl: float = 900.0) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._object_ttl = object_ttl
+        self._lock = threading.Lock()
+        # (ref, metric) -> (last seen, last decision key, term names)
+        self._seen: dict[tuple[ObjectRef, str], tuple[float, tuple[int, bool, str], tuple[str, ...]]] = {}
+
+    def __call__(self, ev: Evaluation) -> None:
+        m, d = self._metrics, ev.decision
+        labels = (ev.ref.namespace, ev.ref.name, ev.config.metric_name)
+        queue_term = next((t for t in d.terms if t.name == "queue"), None)
+        if queue_term is not None:
+            m.counted_work.labels(*labels).set(queue_term.replicas * ev.config.queue_length)
+        m.desired.labels(*labels).set(d.desired)
+        m.active.labels(*labels).set(1 if d.active else 0)
+        for term in d.terms:
+            m.term.labels(*labels, term.name).set(term.replicas)
+            m.winner.labels(*labels, term.name).set(1 if term.name == d.winner else 0)
+        marker = (ev.ref, ev.config.metric_name)
+        with self._lock:
+            previous = self._seen.get(marker)
+            self._seen[marker] = (self._clock.monotonic(), d.key(), tuple(t.name for t in d.terms))
+        if previous is None or previous[1] != d.key():
+            log.info(
+                "decision changed",
+                extra={
+                    "object": str(ev.ref),
+                    "metric": ev.config.metric_name,
+                    "replicas": d.replicas,
+                    "desired": round(d.desired, 3),
+                    "active": d.active,
+                    "winner": d.winner,
+                    "reason": "; ".join(f"{t.name}: {t.reason}" for t in d.terms),
+                    "previous_replicas": previous[1][0] if previous else None,
+                },
+            )
+
+    def expire(self) -> int:
+        """Remove series of objects not seen for object_ttl. Returns how many."""
+        now = self._clock.monotonic()
+        with self._lock:
+            stale = [k for k, v in self._seen.items() if now - v[0] > self._object_ttl]
+            dropped = [(k, self._seen.pop(k)[2]) for k in stale]
+        m = self._metrics
+        for (ref, metric), terms in dropped:
+            labels = (ref.namespace, ref.name, metric)
+            for gauge in (m.counted_work, m.desired, m.active):
+                _remove(gauge, labels)
+            for term in terms:
+                _remove(m.term, (*labels, term))
+                _remove(m.winner, (*labels, term))
+        return len(dropped)
+
+
+def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)
+
+
+# --- logs -------------------------------------------------------------------
+
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any `extra`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        extras = [
+            f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")
+        ]
+        return base + (" " + " ".join(extras) if extras else "")
+
+
+def setup_logging(fmt: str = "json", level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        formatter: logging.Formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Client libraries are chatty and some log URLs; keep them to warnings.
+    for noisy in ("botocore", "boto3", "urllib3", "prometheus_api_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pika logs every failed connect at ERROR with a traceback; the scaler reports
+    # the failure itself (UNAVAILABLE, source error metrics).
+    logging.getLogger("pika").setLevel(logging.CRITICAL)

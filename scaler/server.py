@@ -1,0 +1,295 @@
+"""The gRPC server: a thin servicer over the engine, health, reflection, metrics.
+
+Each rpc turns the request into an engine call and the Evaluation into KEDA's
+answer; errors map to status codes (bad metadata → INVALID_ARGUMENT, a source
+that cannot be read → UNAVAILABLE), never to a made-up zero or "inactive".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from scaler._proto import externalscaler_pb2 as pb
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.clock import Clock, SystemClock
+from scaler.config import ConfigError
+from scaler.engine import Engine, ObjectRef, SourceFactory
+from scaler.observability import DecisionRecorder, Metrics
+from scaler.signals.base import SourceError
+from scaler.signals.cache import ReadingCache
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name
+TARGET_SIZE = 1.0  # the metric is already in replicas: the HPA's ceil(value / 1)
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "[::]"
+    port: int = 6000
+    metrics_port: int | None = 8080  # None: no /metrics endpoint; 0: any free port
+    cache_ttl: float = 2.0
+    source_timeout: float = 5.0
+    stream_interval: float = 1.0
+    grace_period: float = 10.0
+    housekeeping_interval: float = 30.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+
+
+def _ref(request: pb.ScaledObjectRef) -> ObjectRef:
+    return ObjectRef(namespace=request.namespace, name=request.name)
+
+
+def _matches(requested: str, ours: str) -> bool:
+    """KEDA strips its `s<index>-` prefix before asking; accept it either way,
+    case-insensitively (older KEDA lower-cased names)."""
+    requested = requested.lower()
+    if requested in ("", ours):
+        return True
+    head, _, rest = requested.partition("-")
+    return head[:1] == "s" and head[1:].isdigit() and rest == ours
+
+
+class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: Metrics,
+        stream_interval: float,
+        shutting_down: asyncio.Event,
+    ) -> None:
+        self._engine = engine
+        self._metrics = metrics
+        self._stream_interval = stream_interval
+        self._shutting_down = shutting_down
+
+    async def _answer(
+        self, method: str, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[R]]
+    ) -> R:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return await work()
+        except ConfigError as exc:
+            code = grpc.StatusCode.INVALID_ARGUMENT
+            await context.abort(code, str(exc))
+        except SourceError as exc:
+            code = grpc.StatusCode.UNAVAILABLE
+            await context.abort(code, str(exc))
+        finally:
+            self._metrics.rpc_total.labels(method, code.name).inc()
+            self._metrics.rpc_seconds.labels(method).observe(time.perf_counter() - started)
+        raise AssertionError("unreachable: abort raises")
+
+    async def GetMetricSpec(
+        self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
+    ) -> pb.GetMetricSpecResponse:
+        async def work() -> pb.GetMetricSpecResponse:
+            # From the metadata alone: a source outage must surface in
+            # GetMetrics/IsActive, where KEDA's fallback can act on it.
+            cfg = self._engine.config(_ref(request), request.scalerMetadata)
+            spec = pb.MetricSpec(
+                metricName=cfg.metric_name, targetSize=int(TARGET_SIZE), targetSizeFloat=TARGET_SIZE
+            )
+            return pb.GetMetricSpecResponse(metricSpecs=[spec])
+
+        return await self._answer("GetMetricSpec", context, work)
+
+    async def GetMetrics(
+        self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMetricsResponse:
+        async def work() -> pb.GetMetricsResponse:
+            ref = request.scaledObjectRef
+            cfg = self._engine.config(_ref(ref), ref.scalerMetadata)
+            if not _matches(request.metricName, cfg.metric_name):
+                raise ConfigError("metricName", f"{cfg.metric_name!r}", request.metricName)
+            ev = await self._engine.evaluate(_ref(ref), ref.scalerMetadata)
+            value = pb.MetricValue(
+                metricName=cfg.metric_name,
+                metricValue=ev.decision.metric_value,
+                metricValueFloat=ev.decision.desired,
+            )
+            return pb.GetMetricsResponse(metricValues=[value])
+
+        return await self._answer("GetMetrics", context, work)
+
+    async def IsActive(
+        self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
+    ) -> pb.IsActiveResponse:
+        async def work() -> pb.IsActiveResponse:
+            ev = await self._engine.evaluate(_ref(request), request.scalerMetadata)
+            return pb.IsActiveResponse(result=ev.decision.active)
+
+        return await self._answer("IsActive", context, work)
+
+    async def StreamIsActive(
+        self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.IsActiveResponse]:
+        """The current state at once, then every change. While a source fails,
+        nothing is sent (a failure is never reported as "inactive"). Ends with
+        status OK when the server shuts down, so KEDA reconnects quickly."""
+        ref = _ref(request)
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            self._engine.config(ref, request.scalerMetadata)
+        except ConfigError as exc:
+            code = grpc.StatusCode.INVALID_ARGUMENT
+            self._metrics.rpc_total.labels("StreamIsActive", code.name).inc()
+            await context.abort(code, str(exc))
+        last: bool | None = None
+        try:
+            while not self._shutting_down.is_set():
+                try:
+                    ev = await self._engine.evaluate(ref, request.scalerMetadata)
+                except SourceError as exc:
+                    log.debug("stream %s: source failing, sending nothing: %s", ref, exc)
+                else:
+                    if ev.decision.active != last:
+                        last = ev.decision.active
+                        yield pb.IsActiveResponse(result=last)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._shutting_down.wait(), self._stream_interval)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self._metrics.rpc_total.labels("StreamIsActive", code.name).inc()
+            self._metrics.rpc_seconds.labels("StreamIsActive").observe(time.perf_counter() - started)
+
+
+class ScalerServer:
+    """The whole service: gRPC (scaler, health, reflection), /metrics, housekeeping."""
+
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, sources: SourceFactory | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.cache = ReadingCache(
+            self.clock,
+            ttl=settings.cache_ttl,
+            timeout=settings.source_timeout,
+            on_read=self.metrics.observe_read,
+        )
+        self.recorder = DecisionRecorder(self.metrics, self.clock)
+        self.engine = Engine(
+            self.cache, self.clock, sources or SourceFactory(settings.source_timeout), observer=self.recorder
+        )
+        self.shutting_down = asyncio.Event()
+        self.health = health.aio.HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self._metrics_http: Any = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+
+    async def start(self) -> None:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.max_connection_age_grace_ms", int(self.settings.grace_period * 1000)),
+            ]
+        )
+        servicer = ExternalScalerServicer(
+            self.engine, self.metrics, self.settings.stream_interval, self.shutting_down
+        )
+        pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        address = f"{self.settings.host}:{self.settings.port}"
+        credentials = self._server_credentials()
+        if credentials is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, credentials)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.start()
+        self._server = server
+        if self.settings.metrics_port is not None:
+            host = "::" if self.settings.host in ("[::]", "::") else self.settings.host.strip("[]")
+            http_server, _thread = start_http_server(
+                self.settings.metrics_port, addr=host, registry=self.metrics.registry
+            )
+            self._metrics_http = http_server
+            self.metrics_port = http_server.server_port
+        self._housekeeping = asyncio.create_task(self._housekeep())
+        # Ready only now: KEDA must not be pointed at a scaler that cannot answer.
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving",
+            extra={"grpc_port": self.port, "metrics_port": self.metrics_port, "tls": credentials is not None},
+        )
+
+    def _server_credentials(self) -> grpc.ServerCredentials | None:
+        return None
+
+    async def _housekeep(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.housekeeping_interval)
+            self.cache.evict_idle()
+            self.recorder.expire()
+
+    async def stop(self) -> None:
+        """Graceful: NOT_SERVING first, streams end with OK, calls in flight get
+        the grace period to finish."""
+        if self._server is None:
+            return
+        log.info("shutting down", extra={"grace_period_s": self.settings.grace_period})
+        await self.health.enter_graceful_shutdown()
+        self.shutting_down.set()
+        await self._server.stop(self.settings.grace_period)
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+        self.cache.close()
+        self._server = None
+        log.info("stopped")
+
+    async def wait_for_termination(self) -> None:
+        assert self._server is not None
+        await self._server.wait_for_termination()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = ScalerServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def run(settings: Settings) -> None:
+    asyncio.run(serve(settings))
+
+
+__all__ = ["ScalerServer", "Settings", "run", "serve"]

@@ -1,0 +1,1 @@
+"""Signal sources: one module per source behind the small `Source` interface."""

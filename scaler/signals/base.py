@@ -1,0 +1,48 @@
+"""The interface every signal source implements, and the readings they return.
+
+A source does blocking I/O in `read()`; the engine runs it off the event loop,
+behind the shared cache (see cache.py), with a bounded timeout. A source only
+inspects: it never receives, consumes or acknowledges a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class SourceError(Exception):
+    """A source could not be read. The message names the source and the cause
+    and must never contain a credential."""
+
+
+@dataclass(frozen=True)
+class QueueReading:
+    """Messages in a queue, by state."""
+
+    waiting: float  # visible / ready: nobody has taken them yet
+    in_flight: float | None  # taken but not acknowledged; None where the protocol cannot tell
+    delayed: float = 0.0  # not yet visible (SQS delay queues)
+    publish_rate: float | None = None  # messages/s, where the source reports it
+    deliver_rate: float | None = None
+
+
+class Source(Protocol):
+    """A readable signal source.
+
+    `key` identifies what is read (endpoint + queue + credential identity): all
+    triggers with the same key share one cached reading. `description` names the
+    source for errors and logs, with no credentials in it.
+    """
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def read(self) -> object:
+        """Blocking read. Raises SourceError (or any exception) on failure."""
+        ...
+
+    def close(self) -> None: ...

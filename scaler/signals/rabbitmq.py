@@ -1,0 +1,200 @@
+"""RabbitMQ backlog, over AMQP (passive queue declare) or the management HTTP API.
+
+AMQP sees only the ready count (`in_flight` is None: the protocol cannot tell);
+the management API also reports unacknowledged messages and publish/deliver
+rates. Neither path ever consumes, gets or acknowledges a message.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import pika
+import pika.exceptions
+import requests
+
+from scaler.config import RabbitConfig, RabbitProtocol, quote_vhost, rabbit_vhost
+from scaler.signals.base import QueueReading, SourceError
+
+
+def _description(cfg: RabbitConfig) -> str:
+    return f"rabbitmq queue {cfg.queue_name!r} (vhost {rabbit_vhost(cfg)!r}) at {cfg.safe_url}"
+
+
+def _key(cfg: RabbitConfig) -> str:
+    return f"rabbitmq|{cfg.protocol.value}|{cfg.credential_identity()}|{rabbit_vhost(cfg)}|{cfg.queue_name}"
+
+
+class RabbitAmqpSource:
+    def __init__(self, cfg: RabbitConfig, *, timeout: float = 5.0) -> None:
+        self._cfg = cfg
+        self._timeout = timeout
+        self._connection: Any = None
+        self._channel: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        return _key(self._cfg)
+
+    @property
+    def description(self) -> str:
+        return _description(self._cfg)
+
+    def read(self) -> QueueReading:
+        with self._lock:
+            try:
+                return self._declare_passive()
+            except (
+                pika.exceptions.StreamLostError,
+                pika.exceptions.ConnectionClosed,
+                pika.exceptions.ChannelWrongStateError,
+            ):
+                # The kept connection died between reads (broker restart, idle
+                # timeout): reconnect once, then report.
+                self._drop()
+                try:
+                    return self._declare_passive()
+                except pika.exceptions.AMQPError as exc:
+                    self._drop()
+                    raise self._error(exc) from None
+            except pika.exceptions.AMQPError as exc:
+                self._drop()
+                raise self._error(exc) from None
+            except OSError as exc:
+                self._drop()
+                raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+
+    def _declare_passive(self) -> QueueReading:
+        channel = self._open_channel()
+        # passive=True only checks that the queue exists and returns its counts.
+        frame = channel.queue_declare(queue=self._cfg.queue_name, passive=True)
+        return QueueReading(waiting=float(frame.method.message_count), in_flight=None)
+
+    def _open_channel(self) -> Any:
+        if self._connection is None or not self._connection.is_open:
+            params = pika.URLParameters(self._cfg.url)
+            if self._cfg.vhost is not None:
+                params.virtual_host = self._cfg.vhost
+            params.socket_timeout = self._timeout
+            params.stack_timeout = self._timeout
+            params.blocked_connection_timeout = self._timeout
+            params.connection_attempts = 1
+            params.retry_delay = 0
+            self._connection = pika.BlockingConnection(params)
+            self._channel = None
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self._connection.channel()
+        return self._channel
+
+    def _error(self, exc: Exception) -> SourceError:
+        if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
+            if exc.reply_code == 404:
+                return SourceError(f"{self.description}: queue does not exist")
+            if exc.reply_code == 403:
+                return SourceError(f"{self.description}: access refused")
+            return SourceError(f"{self.description}: channel closed ({exc.reply_code})")
+        if isinstance(exc, pika.exceptions.ProbableAuthenticationError):
+            return SourceError(f"{self.description}: authentication failed")
+        if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+            return SourceError(f"{self.description}: access to the vhost denied")
+        if isinstance(exc, pika.exceptions.AMQPConnectionError):
+            return SourceError(f"{self.description}: cannot connect")
+        return SourceError(f"{self.description}: {type(exc).__name__}")
+
+    def _drop(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                if connection.is_open:
+                    connection.close()
+            except Exception:  # already broken; nothing to salvage
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+class RabbitHttpSource:
+    """The management API: GET /api/queues/<vhost>/<queue>."""
+
+    def __init__(self, cfg: RabbitConfig, *, timeout: float = 5.0) -> None:
+        self._cfg = cfg
+        self._timeout = timeout
+        parts = urlsplit(cfg.url)
+        netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
+        if parts.port:
+            netloc += f":{parts.port}"
+        self._base = f"{parts.scheme}://{netloc}"
+        self._auth = (
+            (requests.utils.unquote(parts.username or ""), requests.utils.unquote(parts.password or ""))
+            if parts.username is not None
+            else None
+        )
+        self._session = requests.Session()
+
+    @property
+    def key(self) -> str:
+        return _key(self._cfg)
+
+    @property
+    def description(self) -> str:
+        return _description(self._cfg)
+
+    def read(self) -> QueueReading:
+        url = (
+            f"{self._base}/api/queues/{quote_vhost(rabbit_vhost(self._cfg))}/"
+            f"{quote_vhost(self._cfg.queue_name)}"
+        )
+        try:
+            response = self._session.get(
+                url,
+                auth=self._auth,
+                timeout=self._timeout,
+                # Only the fields we use: cheaper for the broker on big queues.
+                params={"columns": "messages_ready,messages_unacknowledged,message_stats"},
+            )
+        except requests.Timeout:
+            raise SourceError(f"{self.description}: no answer within {self._timeout:g}s") from None
+        except requests.ConnectionError:
+            raise SourceError(f"{self.description}: cannot connect") from None
+        except requests.RequestException as exc:
+            raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+        if response.status_code == 401:
+            raise SourceError(f"{self.description}: authentication failed (HTTP 401)")
+        if response.status_code == 404:
+            raise SourceError(f"{self.description}: queue or vhost does not exist (HTTP 404)")
+        if response.status_code != 200:
+            raise SourceError(f"{self.description}: HTTP {response.status_code}")
+        try:
+            body = response.json()
+            stats = body.get("message_stats") or {}
+            return QueueReading(
+                waiting=float(body.get("messages_ready", 0) or 0),
+                in_flight=float(body.get("messages_unacknowledged", 0) or 0),
+                publish_rate=_rate(stats, "publish_details"),
+                deliver_rate=_rate(stats, "deliver_get_details"),
+            )
+        except (ValueError, AttributeError, TypeError):
+            raise SourceError(f"{self.description}: unexpected answer from the management API") from None
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _rate(stats: dict[str, Any], field: str) -> float | None:
+    details = stats.get(field)
+    if isinstance(details, dict) and "rate" in details:
+        return float(details["rate"])
+    return None
+
+
+def rabbitmq_source(cfg: RabbitConfig, *, timeout: float) -> RabbitAmqpSource | RabbitHttpSource:
+    if cfg.protocol is RabbitProtocol.AMQP:
+        return RabbitAmqpSource(cfg, timeout=timeout)
+    return RabbitHttpSource(cfg, timeout=timeout)

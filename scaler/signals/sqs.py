@@ -1,0 +1,135 @@
+"""AWS SQS backlog via GetQueueAttributes (never ReceiveMessage).
+
+ApproximateNumberOfMessages = waiting, ...NotVisible = in flight (received, not
+yet deleted), ...Delayed = delayed. Credentials come from the default AWS chain
+(IRSA, environment) unless the trigger gives keys, optionally assuming a role.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from scaler.config import SqsConfig
+from scaler.signals.base import QueueReading, SourceError
+
+ATTRIBUTES = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+# Refresh assumed-role credentials this long before they expire.
+ROLE_REFRESH_MARGIN_S = 300.0
+
+
+class SqsSource:
+    def __init__(self, cfg: SqsConfig, *, timeout: float = 5.0) -> None:
+        self._cfg = cfg
+        self._timeout = timeout
+        self._client: Any = None
+        self._client_expires = float("inf")
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        c = self._cfg
+        return f"sqs|{c.endpoint or ''}|{c.region}|{c.queue_url}|{c.credential_identity()}"
+
+    @property
+    def description(self) -> str:
+        return f"sqs queue {self._cfg.queue_name!r} in {self._cfg.region}"
+
+    def read(self) -> QueueReading:
+        with self._lock:
+            try:
+                attrs = self._sqs().get_queue_attributes(
+                    QueueUrl=self._cfg.queue_url, AttributeNames=ATTRIBUTES
+                )["Attributes"]
+            except ClientError as exc:
+                err = exc.response.get("Error", {})
+                code = err.get("Code", "error")
+                if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
+                    raise SourceError(f"{self.description}: queue does not exist") from None
+                raise SourceError(f"{self.description}: {code}: {err.get('Message', '')}") from None
+            except (EndpointConnectionError, ConnectTimeoutError) as exc:
+                self._client = None
+                raise SourceError(
+                    f"{self.description}: cannot connect to {self._endpoint_name()} ({type(exc).__name__})"
+                ) from None
+            except ReadTimeoutError:
+                self._client = None
+                raise SourceError(
+                    f"{self.description}: no answer from {self._endpoint_name()} within {self._timeout:g}s"
+                ) from None
+            except NoCredentialsError:
+                raise SourceError(
+                    f"{self.description}: no AWS credentials found (IRSA, environment, or "
+                    "awsAccessKeyID/awsSecretAccessKey)"
+                ) from None
+            except BotoCoreError as exc:
+                self._client = None
+                raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+        return QueueReading(
+            waiting=float(attrs.get("ApproximateNumberOfMessages", 0)),
+            in_flight=float(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            delayed=float(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        )
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _endpoint_name(self) -> str:
+        return self._cfg.endpoint or f"SQS in {self._cfg.region}"
+
+    def _boto_config(self) -> BotoConfig:
+        # Bounded: one attempt each with short timeouts; the cache retries next TTL.
+        return BotoConfig(
+            connect_timeout=self._timeout,
+            read_timeout=self._timeout,
+            retries={"max_attempts": 1, "mode": "standard"},
+        )
+
+    def _sqs(self) -> Any:
+        if self._client is not None and time.monotonic() < self._client_expires:
+            return self._client
+        c = self._cfg
+        session = boto3.session.Session(
+            aws_access_key_id=c.access_key_id,
+            aws_secret_access_key=c.secret_access_key,
+            aws_session_token=c.session_token,
+            region_name=c.region,
+        )
+        expires = float("inf")
+        if c.role_arn:
+            try:
+                sts = session.client("sts", endpoint_url=c.endpoint, config=self._boto_config())
+                creds = sts.assume_role(RoleArn=c.role_arn, RoleSessionName="prewarm-scaler")["Credentials"]
+            except (ClientError, BotoCoreError) as exc:
+                raise SourceError(
+                    f"{self.description}: cannot assume role {c.role_arn}: {type(exc).__name__}"
+                ) from None
+            session = boto3.session.Session(
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+                region_name=c.region,
+            )
+            remaining = creds["Expiration"].timestamp() - time.time()
+            expires = time.monotonic() + max(0.0, remaining - ROLE_REFRESH_MARGIN_S)
+        self._client = session.client("sqs", endpoint_url=c.endpoint, config=self._boto_config())
+        self._client_expires = expires
+        return self._client
