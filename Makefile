@@ -1,9 +1,9 @@
-# Prewarm: common tasks. `make test` is what CI runs (after .ci/run sets up the servers).
+# Prewarm: common tasks. `make test` is the test command (CI runs it through .ci/run).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv proto lint test test-unit run bench clean
+.PHONY: venv services proto lint test test-unit run bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -11,6 +11,10 @@ $(PY):
 
 venv: $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
+
+# RabbitMQ (and the prometheus binary) for the integration tests; apt-get when missing.
+services:
+	bash .ci/services.sh
 
 # Regenerate the committed gRPC stubs from protos/ (a test fails when they drift).
 proto: venv
@@ -20,7 +24,7 @@ lint: venv
 	$(PY) -m ruff check scaler tests bench
 	$(PY) -m mypy
 
-test: venv lint
+test: venv services lint
 	$(PY) -m pytest -q
 
 test-unit: venv
