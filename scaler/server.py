@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from scaler import tls
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.clock import Clock, SystemClock
@@ -201,6 +202,7 @@ class ScalerServer:
         self._housekeeping: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.tls_files: tls.CertificateFiles | None = None
 
     async def start(self) -> None:
         server = grpc.aio.server(
@@ -246,7 +248,15 @@ class ScalerServer:
         )
 
     def _server_credentials(self) -> grpc.ServerCredentials | None:
-        return None
+        """TLS when a certificate and key are set (mTLS with a client CA); the files
+        are re-read when they change, so a rotated certificate needs no restart."""
+        s = self.settings
+        if s.tls_cert is None and s.tls_key is None and s.tls_client_ca is None:
+            return None
+        if s.tls_cert is None or s.tls_key is None:
+            raise ValueError("TLS needs both tls_cert and tls_key (tls_client_ca alone is not enough)")
+        self.tls_files = tls.CertificateFiles(s.tls_cert, s.tls_key, s.tls_client_ca)
+        return tls.server_credentials(self.tls_files)
 
     async def _housekeep(self) -> None:
         while True:
