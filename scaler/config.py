@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 DEFAULT_QUEUE_LENGTH = 5.0
 DEFAULT_ACTIVATION_QUEUE_LENGTH = 0.0
@@ -140,6 +140,18 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+def _split_url(key: str, url: str, accepted: str) -> SplitResult:
+    """urlsplit, with a malformed URL (unclosed IPv6 bracket, port not a number
+    in 0-65535) reported as a ConfigError on `key`. Never echoes the value: it
+    may carry a password."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # validates the port; urlsplit alone does not
+    except ValueError:
+        raise ConfigError(key, accepted) from None
+    return parts
+
+
 class _Metadata:
     """Reads keys as `key` or `keyFromEnv`, and records which keys were used."""
 
@@ -258,7 +270,7 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
     queue_url = meta.require(
         "queueURL", "the SQS queue URL, https://sqs.<region>.amazonaws.com/<account>/<queue>"
     )
-    parts = urlsplit(queue_url)
+    parts = _split_url("queueURL", queue_url, "an http(s) URL ending in /<account>/<queue>")
     path = parts.path.strip("/").split("/")
     if parts.scheme not in ("http", "https") or not parts.hostname or len(path) < 2 or not path[-1]:
         raise ConfigError("queueURL", "an http(s) URL ending in /<account>/<queue>", redact_url(queue_url))
@@ -275,7 +287,7 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
         raise ConfigError("awsRegion", "an AWS region such as 'us-east-1'", region)
     endpoint = meta.get("awsEndpoint")
     if endpoint is not None:
-        ep = urlsplit(endpoint)
+        ep = _split_url("awsEndpoint", endpoint, "an http(s) URL")
         if ep.scheme not in ("http", "https") or not ep.hostname:
             raise ConfigError("awsEndpoint", "an http(s) URL", redact_url(endpoint))
     access_key = meta.get("awsAccessKeyID")
@@ -304,7 +316,7 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
 
 def _parse_rabbitmq(meta: _Metadata) -> RabbitConfig:
     url = meta.require("host", "an amqp://, amqps://, http:// or https:// URL")
-    parts = urlsplit(url)
+    parts = _split_url("host", url, "an amqp://, amqps://, http:// or https:// URL with a host")
     scheme = parts.scheme.lower()
     if scheme not in ("amqp", "amqps", "http", "https") or not parts.hostname:
         # Never echo the value: it usually carries a password.
