@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-client-ca",
         help="CA bundle (PEM); when set, clients must present a certificate it signed (mTLS)",
     )
+    _add(
+        serve,
+        "--health-port",
+        type=_port,
+        default=0,
+        help="plaintext port serving only the gRPC health service (for kubelet probes when "
+        "--tls-cert is set, since they cannot speak TLS); 0 disables it",
+    )
     return parser
 
 
@@ -141,6 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
+        health_port=args.health_port or None,
     )
     run(settings)
     return 0

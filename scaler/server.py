@@ -52,6 +52,9 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # A plaintext port serving only the gRPC health service, for the kubelet's
+    # grpc probes, which cannot speak TLS. None: no such port.
+    health_port: int | None = None
 
 
 def _ref(request: pb.ScaledObjectRef) -> ObjectRef:
@@ -198,10 +201,12 @@ class ScalerServer:
         self.shutting_down = asyncio.Event()
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
         self._metrics_http: Any = None
         self._housekeeping: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.health_port: int | None = None
         self.tls_files: tls.CertificateFiles | None = None
 
     async def start(self) -> None:
@@ -231,6 +236,8 @@ class ScalerServer:
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         self._server = server
+        if self.settings.health_port is not None:
+            await self._start_health_server()
         if self.settings.metrics_port is not None:
             host = "::" if self.settings.host in ("[::]", "::") else self.settings.host.strip("[]")
             http_server, _thread = start_http_server(
@@ -246,6 +253,16 @@ class ScalerServer:
             "serving",
             extra={"grpc_port": self.port, "metrics_port": self.metrics_port, "tls": credentials is not None},
         )
+
+    async def _start_health_server(self) -> None:
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, health_server)
+        address = f"{self.settings.host}:{self.settings.health_port}"
+        self.health_port = health_server.add_insecure_port(address)
+        if self.health_port == 0:
+            raise OSError(f"cannot listen on {address}")
+        await health_server.start()
+        self._health_server = health_server
 
     def _server_credentials(self) -> grpc.ServerCredentials | None:
         """TLS when a certificate and key are set (mTLS with a client CA); the files
@@ -273,6 +290,9 @@ class ScalerServer:
         await self.health.enter_graceful_shutdown()
         self.shutting_down.set()
         await self._server.stop(self.settings.grace_period)
+        if self._health_server is not None:
+            await self._health_server.stop(None)
+            self._health_server = None
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self._metrics_http is not None:

@@ -164,6 +164,7 @@ async def start_server(paths: CertPaths, *, mtls: bool) -> ScalerServer:
         host="127.0.0.1",
         port=0,
         metrics_port=None,
+        health_port=0,  # the plaintext health-only port, for kubelet grpc probes
         tls_cert=str(paths.cert),
         tls_key=str(paths.key),
         tls_client_ca=str(paths.client_ca) if mtls else None,
@@ -285,3 +286,18 @@ def test_bad_files_at_start_up_name_the_file(paths: CertPaths, pki_a: Pki) -> No
         CertificateFiles(str(paths.cert), str(paths.client_ca))  # a CA cert is not the server key
     with pytest.raises(TlsConfigError, match=r"missing\.pem"):
         CertificateFiles(str(paths.cert), str(paths.key), str(paths.cert.parent / "missing.pem"))
+
+
+async def test_plaintext_health_port_serves_only_health(mtls_server: ScalerServer) -> None:
+    """The kubelet's grpc probe cannot do TLS: a separate plaintext port answers
+    the health check, and nothing else."""
+    assert mtls_server.health_port not in (None, 0, mtls_server.port)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{mtls_server.health_port}") as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=RPC_TIMEOUT
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        ref = pb.ScaledObjectRef(name="tls", namespace="default", scalerMetadata=RABBIT_METADATA)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await pb_grpc.ExternalScalerStub(channel).GetMetricSpec(ref, timeout=RPC_TIMEOUT)
+        assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
