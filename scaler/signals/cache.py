@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,7 +89,9 @@ class ReadingCache:
             # shield: one caller giving up must not cancel the read others wait on
             await asyncio.shield(entry.pending)
         if entry.error is not None:
-            raise entry.error
+            # A copy per caller: re-raising the one cached instance would chain every
+            # caller's frames onto its traceback for as long as it stays cached.
+            raise copy.copy(entry.error)
         assert entry.reading is not None
         return entry.reading
 

@@ -1,0 +1,290 @@
+"""ReadingCache: TTL reuse, single flight, cached errors, timeouts, isolation, eviction."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from scaler.clock import ManualClock
+from scaler.signals.base import QueueReading, SourceError
+from scaler.signals.cache import ReadingCache
+
+
+class FakeSource:
+    """A source whose read() returns successive values, or raises what it is told to.
+    `gate`, when set, makes read() block until the gate opens (a slow source)."""
+
+    def __init__(self, key: str = "fake|q", *, fail: Exception | None = None) -> None:
+        self._key = key
+        self.fail = fail
+        self.reads = 0
+        self.closed = 0
+        self.gate: threading.Event | None = None
+        self.started = threading.Event()
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def description(self) -> str:
+        return f"fake queue {self._key!r}"
+
+    def read(self) -> QueueReading:
+        self.reads += 1
+        self.started.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.fail is not None:
+            raise self.fail
+        return QueueReading(waiting=float(self.reads), in_flight=0.0)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(start=100.0)
+
+
+@pytest.fixture
+async def make_cache(clock: ManualClock) -> AsyncIterator[Callable[..., ReadingCache]]:
+    caches: list[ReadingCache] = []
+
+    def make(**kwargs: object) -> ReadingCache:
+        kwargs.setdefault("ttl", 2.0)
+        kwargs.setdefault("timeout", 5.0)
+        cache = ReadingCache(clock, **kwargs)  # type: ignore[arg-type]
+        caches.append(cache)
+        return cache
+
+    yield make
+    for cache in caches:
+        cache.close()
+
+
+async def test_reading_reused_within_ttl(clock: ManualClock, make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache(ttl=2.0)
+    source = FakeSource()
+    first = await cache.get(source)
+    clock.advance(1.999)
+    second = await cache.get(source)
+    assert second is first
+    assert source.reads == 1
+    assert cache.reads == 1
+    assert first.value == QueueReading(waiting=1.0, in_flight=0.0)
+    assert first.read_at == 100.0
+    assert first.age(clock.monotonic()) == pytest.approx(1.999)
+
+
+async def test_refreshed_after_ttl(clock: ManualClock, make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache(ttl=2.0)
+    source = FakeSource()
+    await cache.get(source)
+    clock.advance(2.0)
+    fresh = await cache.get(source)
+    assert source.reads == 2
+    assert fresh.value == QueueReading(waiting=2.0, in_flight=0.0)
+    assert fresh.read_at == 102.0
+
+
+async def test_same_key_shares_the_first_source_object(make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache()
+    first, second = FakeSource("k"), FakeSource("k")
+    await cache.get(first)
+    await cache.get(second)
+    assert first.reads == 1
+    assert second.reads == 0
+    assert cache.source("k") is first
+    assert cache.source("other") is None
+
+
+async def test_single_flight(make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache()
+    source = FakeSource()
+    source.gate = threading.Event()
+    waiters = [asyncio.ensure_future(cache.get(source)) for _ in range(50)]
+    await asyncio.to_thread(source.started.wait, 5)
+    await asyncio.sleep(0.01)
+    assert not any(w.done() for w in waiters)  # all of them wait on the one read
+    source.gate.set()
+    readings = await asyncio.gather(*waiters)
+    assert source.reads == 1
+    assert cache.reads == 1
+    assert all(r is readings[0] for r in readings)
+
+
+async def test_one_caller_giving_up_does_not_cancel_the_shared_read(
+    make_cache: Callable[..., ReadingCache],
+) -> None:
+    cache = make_cache()
+    source = FakeSource()
+    source.gate = threading.Event()
+    impatient = asyncio.ensure_future(cache.get(source))
+    patient = asyncio.ensure_future(cache.get(source))
+    await asyncio.to_thread(source.started.wait, 5)
+    impatient.cancel()
+    source.gate.set()
+    reading = await patient
+    assert reading.value == QueueReading(waiting=1.0, in_flight=0.0)
+    assert impatient.cancelled()
+    assert source.reads == 1
+
+
+async def test_error_cached_for_ttl_then_retried(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(ttl=2.0)
+    source = FakeSource(fail=SourceError("fake queue 'fake|q': cannot connect"))
+    for _ in range(3):
+        with pytest.raises(SourceError, match=r"^fake queue 'fake\|q': cannot connect$"):
+            await cache.get(source)
+        clock.advance(0.5)
+    assert source.reads == 1  # a down source is not hammered
+    clock.advance(0.5)  # now 2 s after the failure
+    source.fail = None
+    reading = await cache.get(source)
+    assert source.reads == 2
+    assert reading.value == QueueReading(waiting=2.0, in_flight=0.0)
+
+
+async def test_recovered_source_clears_the_error(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(ttl=1.0)
+    source = FakeSource()
+    await cache.get(source)
+    clock.advance(1.0)
+    source.fail = SourceError("fake: down")
+    with pytest.raises(SourceError):
+        await cache.get(source)
+    clock.advance(1.0)
+    source.fail = None
+    assert (await cache.get(source)).value == QueueReading(waiting=3.0, in_flight=0.0)
+
+
+async def test_repeated_cached_error_does_not_grow_its_traceback(
+    make_cache: Callable[..., ReadingCache],
+) -> None:
+    # The cached exception is raised to every caller within the TTL; its traceback
+    # must not accumulate every caller's frames.
+    class QueueGone(SourceError):
+        pass
+
+    cache = make_cache(ttl=60.0)
+    source = FakeSource(fail=QueueGone("fake: queue does not exist"))
+    depths = []
+    for _ in range(20):
+        with pytest.raises(QueueGone, match="^fake: queue does not exist$") as info:
+            await cache.get(source)
+        depth, tb = 0, info.value.__traceback__
+        while tb is not None:
+            depth, tb = depth + 1, tb.tb_next
+        depths.append(depth)
+    assert depths[-1] == depths[1]
+    assert source.reads == 1
+
+
+async def test_timeout_is_a_source_error(make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache(timeout=0.05)
+    source = FakeSource()
+    source.gate = threading.Event()
+    try:
+        with pytest.raises(SourceError) as info:
+            await cache.get(source)
+        assert str(info.value) == "fake queue 'fake|q': no answer within 0.05s"
+    finally:
+        source.gate.set()
+
+
+async def test_unmapped_exception_names_only_its_type(make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache()
+    source = FakeSource(fail=ConnectionResetError("amqp://user:hunter2@127.0.0.1 reset"))
+    with pytest.raises(SourceError) as info:
+        await cache.get(source)
+    assert str(info.value) == "fake queue 'fake|q': ConnectionResetError"
+    assert "hunter2" not in str(info.value)
+    assert info.value.__cause__ is None
+
+
+async def test_slow_source_does_not_delay_another(make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache(timeout=10.0)
+    slow, fast = FakeSource("slow|q"), FakeSource("fast|q")
+    slow.gate = threading.Event()
+    slow_read = asyncio.ensure_future(cache.get(slow))
+    try:
+        await asyncio.to_thread(slow.started.wait, 5)
+        reading = await asyncio.wait_for(cache.get(fast), 2.0)
+        assert reading.value == QueueReading(waiting=1.0, in_flight=0.0)
+        assert not slow_read.done()
+    finally:
+        slow.gate.set()
+    assert (await slow_read).value == QueueReading(waiting=1.0, in_flight=0.0)
+
+
+async def test_evict_idle_closes_sources(clock: ManualClock, make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache(idle_evict_after=60.0)
+    idle, busy = FakeSource("idle|q"), FakeSource("busy|q")
+    await cache.get(idle)
+    await cache.get(busy)
+    clock.advance(50.0)
+    await cache.get(busy)
+    clock.advance(10.0)
+    assert cache.evict_idle() == 0  # exactly 60 s idle is not yet "more than" 60 s
+    clock.advance(0.5)
+    assert cache.evict_idle() == 1
+    assert idle.closed == 1
+    assert busy.closed == 0
+    assert cache.source("idle|q") is None
+    assert cache.source("busy|q") is busy
+    # Asked for again later: a fresh read through the new object.
+    again = FakeSource("idle|q")
+    await cache.get(again)
+    assert again.reads == 1
+
+
+async def test_evict_idle_survives_a_failing_close(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(idle_evict_after=1.0)
+    source = FakeSource()
+
+    def broken_close() -> None:
+        raise OSError("already closed")
+
+    source.close = broken_close  # type: ignore[method-assign]
+    await cache.get(source)
+    clock.advance(2.0)
+    assert cache.evict_idle() == 1
+    assert cache.source(source.key) is None
+
+
+async def test_close_closes_every_source(clock: ManualClock) -> None:
+    cache = ReadingCache(clock)
+    sources = [FakeSource(f"k{i}") for i in range(3)]
+    for source in sources:
+        await cache.get(source)
+    cache.close()
+    assert [s.closed for s in sources] == [1, 1, 1]
+
+
+async def test_on_read_observer(clock: ManualClock, make_cache: Callable[..., ReadingCache]) -> None:
+    seen: list[tuple[str, float, SourceError | None]] = []
+    cache = make_cache(ttl=1.0, on_read=lambda s, seconds, err: seen.append((s.key, seconds, err)))
+    source = FakeSource()
+    await cache.get(source)
+    await cache.get(source)  # cached: no read, no observation
+    assert seen == [("fake|q", 0.0, None)]
+    clock.advance(1.0)
+    source.fail = SourceError("fake: down")
+    with pytest.raises(SourceError):
+        await cache.get(source)
+    assert len(seen) == 2
+    key, _seconds, error = seen[1]
+    assert key == "fake|q"
+    assert isinstance(error, SourceError)
+    assert str(error) == "fake: down"
