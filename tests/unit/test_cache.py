@@ -179,7 +179,7 @@ async def test_repeated_cached_error_does_not_grow_its_traceback(
     source = FakeSource(fail=QueueGone("fake: queue does not exist"))
     depths = []
     for _ in range(20):
-        with pytest.raises(QueueGone, match="^fake: queue does not exist$") as info:
+        with pytest.raises(QueueGone, match=r"^fake: queue does not exist$") as info:
             await cache.get(source)
         depth, tb = 0, info.value.__traceback__
         while tb is not None:
