@@ -17,6 +17,11 @@ from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 DEFAULT_QUEUE_LENGTH = 5.0
 DEFAULT_ACTIVATION_QUEUE_LENGTH = 0.0
+DEFAULT_GPU_TARGET_UTILIZATION = 75.0
+DEFAULT_GPUS_PER_REPLICA = 1.0
+DEFAULT_GPU_ACTIVATION_UTILIZATION = 5.0
+# dcgm-exporter's per-GPU utilisation gauge, in percent.
+DCGM_GPU_UTIL_METRIC = "DCGM_FI_DEV_GPU_UTIL"
 
 # Keys KEDA itself uses for the connection to the scaler; they reach us too.
 KEDA_OWN_KEYS = frozenset(
@@ -66,6 +71,11 @@ class RabbitProtocol(StrEnum):
     HTTP = "http"
 
 
+class GpuRole(StrEnum):
+    DEMAND = "demand"  # busy GPUs raise the replica count (one request per GPU: diffusion)
+    GUARD = "guard"  # busy GPUs only keep the pool alive and hold a floor (batching LLM servers)
+
+
 @dataclass(frozen=True)
 class SqsConfig:
     queue_url: str
@@ -109,6 +119,40 @@ class RabbitConfig:
 
 
 @dataclass(frozen=True)
+class GpuConfig:
+    """Busy GPUs from Prometheus (DCGM duty cycle) and how they count."""
+
+    # Without user info: credentials given in the URL are moved to username/password.
+    server_address: str
+    query: str  # PromQL returning one number: busy GPUs
+    selector: str | None  # the label matchers the query was built from; None for gpuQuery
+    role: GpuRole
+    target_utilization: float = DEFAULT_GPU_TARGET_UTILIZATION  # percent
+    gpus_per_replica: float = DEFAULT_GPUS_PER_REPLICA
+    activation_utilization: float = DEFAULT_GPU_ACTIVATION_UTILIZATION  # percent
+    bearer_token: str | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    unsafe_ssl: bool = False  # skip certificate verification (https only)
+
+    @property
+    def activation_busy_gpus(self) -> float:
+        """Busy GPUs above which the GPU term is active: the activation level of one replica."""
+        return self.activation_utilization / 100 * self.gpus_per_replica
+
+    @property
+    def busy_gpus_per_replica_at_target(self) -> float:
+        return self.target_utilization / 100 * self.gpus_per_replica
+
+    def credential_identity(self) -> str:
+        """A stable, non-reversible tag for the credentials and TLS choice (part of the cache key)."""
+        material = "\0".join(
+            (self.bearer_token or "", self.username or "", self.password or "", str(self.unsafe_ssl))
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
 class TriggerConfig:
     source: SourceKind | None
     mode: Mode
@@ -118,6 +162,7 @@ class TriggerConfig:
     sqs: SqsConfig | None = None
     rabbitmq: RabbitConfig | None = None
     unknown_keys: tuple[str, ...] = ()
+    gpu: GpuConfig | None = None  # None: no GPU signal for this trigger
 
     @property
     def queue_description(self) -> str:
@@ -216,24 +261,43 @@ class _Metadata:
 
 
 def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
-    """Parse and validate one trigger's metadata. Raises ConfigError."""
+    """Parse and validate one trigger's metadata. Raises ConfigError.
+
+    A trigger reads a queue (`source`), GPUs (`gpuQuery`/`gpuSelector`), or both.
+    """
     meta = _Metadata(metadata)
     source = meta.choice("source", SourceKind, _NO_SOURCE)
-    if source is _NO_SOURCE:
-        raise ConfigError("source", "'sqs' or 'rabbitmq' (required)")
-    assert isinstance(source, SourceKind)
+    has_gpu = _has_gpu_keys(metadata)
+    if source is _NO_SOURCE and not has_gpu:
+        raise ConfigError(
+            "source",
+            "'sqs' or 'rabbitmq' (required unless the trigger reads GPUs with "
+            "prometheusServerAddress and gpuQuery or gpuSelector)",
+        )
+    queue_source = source if isinstance(source, SourceKind) else None
     mode = meta.choice("mode", Mode, Mode.DEPLOYMENT)
     assert isinstance(mode, Mode)
     queue_length = meta.float("queueLength", DEFAULT_QUEUE_LENGTH, minimum=0, exclusive=True)
     activation = meta.float(
         "activationQueueLength", DEFAULT_ACTIVATION_QUEUE_LENGTH, minimum=0, exclusive=False
     )
-    sqs = _parse_sqs(meta) if source is SourceKind.SQS else None
-    rabbit = _parse_rabbitmq(meta) if source is SourceKind.RABBITMQ else None
-    queue_name = sqs.queue_name if sqs else rabbit.queue_name if rabbit else "queue"
+    sqs = _parse_sqs(meta) if queue_source is SourceKind.SQS else None
+    rabbit = _parse_rabbitmq(meta) if queue_source is SourceKind.RABBITMQ else None
+    gpu = _parse_gpu(meta, has_queue=queue_source is not None) if has_gpu else None
+    if gpu is not None and mode is Mode.JOB:
+        # A ScaledJob's metric creates Jobs; busy GPUs are work already running in
+        # Jobs, which finish on their own, so GPU load must never create more.
+        raise ConfigError(
+            "mode", "'deployment' when the trigger reads GPUs (a ScaledJob cannot use the GPU signal)", "job"
+        )
     metric_name = meta.get("metricName")
     if metric_name is None:
-        metric_name = default_metric_name(source.value, queue_name)
+        if queue_source is not None:
+            queue_name = sqs.queue_name if sqs else rabbit.queue_name if rabbit else "queue"
+            metric_name = default_metric_name(queue_source.value, queue_name)
+        else:
+            assert gpu is not None
+            metric_name = default_metric_name("gpu", gpu.selector or "query")
     elif not METRIC_NAME_RE.fullmatch(metric_name) or len(metric_name) > 200:
         raise ConfigError(
             "metricName",
@@ -242,7 +306,7 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
             metric_name,
         )
     return TriggerConfig(
-        source=source,
+        source=queue_source,
         mode=mode,
         metric_name=metric_name,
         queue_length=queue_length,
@@ -250,6 +314,7 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
         sqs=sqs,
         rabbitmq=rabbit,
         unknown_keys=meta.unknown(),
+        gpu=gpu,
     )
 
 
@@ -368,3 +433,140 @@ def rabbit_vhost(cfg: RabbitConfig) -> str:
 
 def quote_vhost(vhost: str) -> str:
     return quote(vhost, safe="")
+
+
+# --- GPU (Prometheus) -----------------------------------------------------------
+
+# Keys that configure the GPU signal; any of them (non-empty) makes the trigger read GPUs.
+GPU_KEYS = (
+    "prometheusServerAddress",
+    "gpuQuery",
+    "gpuSelector",
+    "gpuRole",
+    "gpuTargetUtilization",
+    "gpusPerReplica",
+    "gpuActivationUtilization",
+    "prometheusBearerToken",
+    "prometheusUsername",
+    "prometheusPassword",
+)
+
+# PromQL label matchers: name, operator, quoted value; comma separated.
+_LABEL_MATCHER = (
+    r"\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"
+    r"(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`)\s*"
+)
+SELECTOR_RE = re.compile(rf"{_LABEL_MATCHER}(?:,{_LABEL_MATCHER})*,?\s*")
+
+
+def _has_gpu_keys(metadata: Mapping[str, str]) -> bool:
+    return any(
+        (metadata.get(key) or "").strip() or (metadata.get(key + "FromEnv") or "").strip() for key in GPU_KEYS
+    )
+
+
+def gpu_selector_query(selector: str) -> str:
+    """Busy GPUs from dcgm-exporter's utilisation gauge (percent per GPU)."""
+    return f"sum({DCGM_GPU_UTIL_METRIC}{{{selector}}}) / 100"
+
+
+def _parse_gpu(meta: _Metadata, *, has_queue: bool) -> GpuConfig:
+    query = meta.get("gpuQuery")
+    selector = meta.get("gpuSelector")
+    if query is not None and selector is not None:
+        raise ConfigError("gpuQuery", "either gpuQuery or gpuSelector, not both")
+    if query is None and selector is None:
+        raise ConfigError(
+            "gpuSelector",
+            'label matchers such as \'namespace="ai",pod=~"sd-worker-.*"\', or a gpuQuery '
+            "(required when the trigger reads GPUs)",
+        )
+    if selector is not None:
+        inner = selector[1:-1] if selector.startswith("{") and selector.endswith("}") else selector
+        if not SELECTOR_RE.fullmatch(inner):
+            raise ConfigError(
+                "gpuSelector",
+                'PromQL label matchers, comma separated, such as \'namespace="ai",pod=~"sd-worker-.*"\'',
+                selector,
+            )
+        selector = inner.strip().rstrip(",").strip()
+        query = gpu_selector_query(selector)
+    assert query is not None
+
+    address, url_user, url_password = _prometheus_address(meta)
+    token = meta.get("prometheusBearerToken")
+    username = meta.get("prometheusUsername")
+    password = meta.get("prometheusPassword")
+    if (username is not None or password is not None) and url_user is not None:
+        raise ConfigError(
+            "prometheusUsername",
+            "credentials either in prometheusServerAddress or in prometheusUsername/prometheusPassword, "
+            "not both",
+        )
+    if url_user is not None:
+        username, password = url_user, url_password or ""
+    elif (username is None) != (password is None):
+        missing = "prometheusPassword" if password is None else "prometheusUsername"
+        raise ConfigError(missing, "both prometheusUsername and prometheusPassword, or neither")
+    if token is not None and username is not None:
+        raise ConfigError(
+            "prometheusBearerToken", "either a bearer token or basic auth (username and password), not both"
+        )
+    # unsafeSsl is also KEDA's own key (for its connection to this scaler); it
+    # only means something for an https Prometheus.
+    unsafe_ssl = meta.bool("unsafeSsl", False) if address.startswith("https://") else False
+
+    default_role = GpuRole.GUARD if has_queue else GpuRole.DEMAND
+    role = meta.choice("gpuRole", GpuRole, default_role)
+    assert isinstance(role, GpuRole)
+    return GpuConfig(
+        server_address=address,
+        query=query,
+        selector=selector,
+        role=role,
+        target_utilization=_percent(
+            meta, "gpuTargetUtilization", DEFAULT_GPU_TARGET_UTILIZATION, allow_zero=False
+        ),
+        gpus_per_replica=meta.float("gpusPerReplica", DEFAULT_GPUS_PER_REPLICA, minimum=0, exclusive=True),
+        activation_utilization=_percent(
+            meta, "gpuActivationUtilization", DEFAULT_GPU_ACTIVATION_UTILIZATION, allow_zero=True
+        ),
+        bearer_token=token,
+        username=username,
+        password=password,
+        unsafe_ssl=unsafe_ssl,
+    )
+
+
+def _prometheus_address(meta: _Metadata) -> tuple[str, str | None, str | None]:
+    """The server URL without user info, and the user info it carried (decoded)."""
+    address = meta.require("prometheusServerAddress", "the Prometheus URL, such as http://prometheus:9090")
+    parts = urlsplit(address)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            "prometheusServerAddress",
+            "an http:// or https:// URL, such as http://prometheus:9090",
+            redact_url(address),
+        )
+    try:
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError("prometheusServerAddress", "a URL with a valid port", redact_url(address)) from None
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    safe = redact_url(address).rstrip("/")
+    return parts.scheme.lower() + safe[len(parts.scheme) :], user, password
+
+
+def _percent(meta: _Metadata, key: str, default: float, *, allow_zero: bool) -> float:
+    text = meta.get(key)
+    accepted = "a percentage, 0 to 100" if allow_zero else "a percentage, more than 0 and at most 100"
+    if text is None:
+        return default
+    try:
+        value = float(text.rstrip("%").strip())
+    except ValueError:
+        raise ConfigError(key, accepted, text) from None
+    if not math.isfinite(value) or value > 100 or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(key, accepted, text)
+    return value

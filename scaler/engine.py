@@ -6,6 +6,7 @@ differ only in the sources (real or simulated) and the clock they inject.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from scaler.clock import Clock
 from scaler.config import SourceKind, TriggerConfig, parse_trigger
 from scaler.policy import Decision, Signals, decide
-from scaler.signals.base import QueueReading, Source, SourceError
+from scaler.signals.base import GpuReading, QueueReading, Source, SourceError, SourceRejectedQuery
 from scaler.signals.cache import ReadingCache
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,13 @@ class SourceFactory:
             return rabbitmq_source(cfg.rabbitmq, timeout=self.timeout)
         return None
 
+    def gpu_source(self, cfg: TriggerConfig) -> Source | None:
+        if cfg.gpu is not None:
+            from scaler.signals.prometheus import PrometheusSource
+
+            return PrometheusSource(cfg.gpu, timeout=self.timeout)
+        return None
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -49,6 +57,17 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class SignalRead:
+    """The outcome of reading one of a trigger's signals: a value or an error."""
+
+    name: str  # "queue" or "gpu"
+    description: str  # the source, without credentials
+    value: QueueReading | GpuReading | None = None
+    age: float | None = None  # seconds since the value was read (it may come from the cache)
+    error: SourceError | None = None
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """One answer and everything that went into it (for metrics, logs, explain)."""
 
@@ -57,6 +76,7 @@ class Evaluation:
     signals: Signals
     ages: Mapping[str, float]  # seconds since each signal was read
     decision: Decision
+    reads: tuple[SignalRead, ...] = ()
 
 
 DecisionObserver = Callable[[Evaluation], None]
@@ -103,21 +123,51 @@ class Engine:
         """Read the trigger's signals (shared, cached) and decide.
         Raises ConfigError or SourceError."""
         cfg = self.config(ref, metadata)
-        ages: dict[str, float] = {}
-        queue: QueueReading | None = None
-        source = self.sources.queue_source(cfg)
-        if source is not None:
-            reading = await self.cache.get(source)
-            if not isinstance(reading.value, QueueReading):
-                raise SourceError(f"{source.description}: returned no queue reading")
-            queue = reading.value
-            ages["queue"] = reading.age(self.clock.monotonic())
-        signals = Signals(queue=queue)
-        decision = decide(signals, cfg, self.clock.monotonic())
-        evaluation = Evaluation(ref=ref, config=cfg, signals=signals, ages=ages, decision=decision)
+        reads = await self.read_signals(cfg)
+        raise_failures(reads)
+        evaluation = self.decide(ref, cfg, reads)
         if self._observer is not None:
             self._observer(evaluation)
         return evaluation
+
+    async def read_signals(self, cfg: TriggerConfig) -> tuple[SignalRead, ...]:
+        """Read every signal the trigger uses, concurrently, through the shared
+        cache. Never raises a SourceError: each read carries its own outcome."""
+        wanted: list[tuple[str, Source, type]] = []
+        queue_source = self.sources.queue_source(cfg)
+        if queue_source is not None:
+            wanted.append(("queue", queue_source, QueueReading))
+        # Only asked for when configured, so queue-only factories need no gpu_source.
+        gpu_source = self.sources.gpu_source(cfg) if cfg.gpu is not None else None
+        if gpu_source is not None:
+            wanted.append(("gpu", gpu_source, GpuReading))
+        outcomes = await asyncio.gather(
+            *(self.cache.get(source) for _, source, _ in wanted), return_exceptions=True
+        )
+        now = self.clock.monotonic()
+        reads: list[SignalRead] = []
+        for (name, source, expected), outcome in zip(wanted, outcomes, strict=True):
+            if isinstance(outcome, SourceError):
+                reads.append(SignalRead(name, source.description, error=outcome))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            elif not isinstance(outcome.value, expected):
+                error = SourceError(f"{source.description}: returned no {name} reading")
+                reads.append(SignalRead(name, source.description, error=error))
+            else:
+                value = outcome.value
+                assert isinstance(value, QueueReading | GpuReading)
+                reads.append(SignalRead(name, source.description, value=value, age=outcome.age(now)))
+        return tuple(reads)
+
+    def decide(self, ref: ObjectRef, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> Evaluation:
+        """The decision from successful reads (see raise_failures)."""
+        queue = next((r.value for r in reads if isinstance(r.value, QueueReading)), None)
+        gpu = next((r.value for r in reads if isinstance(r.value, GpuReading)), None)
+        signals = Signals(queue=queue, gpu=gpu)
+        ages = {r.name: r.age for r in reads if r.age is not None}
+        decision = decide(signals, cfg, self.clock.monotonic())
+        return Evaluation(ref=ref, config=cfg, signals=signals, ages=ages, decision=decision, reads=reads)
 
     def _warn_unknown(self, ref: ObjectRef, cfg: TriggerConfig) -> None:
         for key in cfg.unknown_keys:
@@ -131,3 +181,18 @@ class Engine:
                 "unknown metadata key ignored (a typo?)",
                 extra={"object": str(ref), "key": key},
             )
+
+
+def raise_failures(reads: tuple[SignalRead, ...]) -> None:
+    """Raise when any signal failed: a decision from part of the signals could
+    scale a working pool away. A query the source rejects as invalid wins (it is
+    a metadata problem no retry fixes); several failures are reported together."""
+    errors = [r.error for r in reads if r.error is not None]
+    if not errors:
+        return
+    rejected = next((e for e in errors if isinstance(e, SourceRejectedQuery)), None)
+    if rejected is not None:
+        raise rejected
+    if len(errors) == 1:
+        raise errors[0]
+    raise SourceError("; ".join(str(e) for e in errors))

@@ -6,6 +6,16 @@ argument, so the server, `explain` and the simulator all share this code.
 The answer's unit is replicas (or Jobs, in job mode): KEDA gets
 `metricValueFloat = desired` against `targetSizeFloat = 1`, so the HPA's
 `ceil(value / 1)` is the replica count.
+
+The terms, each in replicas, each with its own active flag:
+- "queue": counted work / queueLength (see queue_term);
+- "gpu" (gpuRole demand) or "gpu-guard" (gpuRole guard): from busy GPUs (see gpu_term);
+- "forecast": the forecast floor, when the forecaster provides one.
+desired = the largest term (ties go to the earlier term: queue, then GPU, then
+forecast); active = any term active. In-flight work (counted by the queue term in
+deployment mode unless disabled) and busy GPUs are the keep-alive guards: a pool
+with nothing waiting but work in progress stays active, so KEDA's cooldown never
+scales a working pool to zero.
 """
 
 from __future__ import annotations
@@ -13,8 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scaler.config import Mode, TriggerConfig
-from scaler.signals.base import QueueReading
+from scaler.config import GpuConfig, GpuRole, Mode, TriggerConfig
+from scaler.signals.base import GpuReading, QueueReading
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,10 @@ class Signals:
     """What was read for one trigger. None = not configured for this trigger."""
 
     queue: QueueReading | None = None
+    gpu: GpuReading | None = None
+    # Replicas the forecast says will be needed one cold start from now (filled
+    # by the forecaster); None when there is no forecast.
+    forecast_floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,19 +113,84 @@ def queue_term(queue: QueueReading, cfg: TriggerConfig) -> Term:
     )
 
 
+def gpu_term(gpu: GpuReading, cfg: GpuConfig) -> Term:
+    """The GPU term, from G = busy GPUs (the sum of utilisation in GPU units).
+
+    Active (both roles) while G > gpuActivationUtilization/100 * gpusPerReplica,
+    i.e. while the pool carries more than the activation level of one replica's
+    GPUs. Idle GPUs read 0 %, so the threshold only filters noise; it applies to
+    the sum, so many GPUs each idling at a few percent can add up past it.
+
+    - demand ("gpu"): replicas = G / (gpuTargetUtilization/100 * gpusPerReplica),
+      the replicas that run the measured load at the target utilisation. Reported
+      whether or not it is active, like the queue term.
+    - guard ("gpu-guard"): replicas = G / gpusPerReplica while active, else 0.
+      After the HPA's ceil this is the fewest replicas that can carry the measured
+      GPU load, a lower bound on the replicas whose GPUs are busy; it never
+      exceeds the replicas running (G <= running * gpusPerReplica when the query
+      covers the workload's GPUs), so the guard never adds capacity: it only holds
+      the count from dropping below the busy replicas, and keeps the trigger
+      active, while the queue term asks for more whenever there is a backlog.
+    """
+    busy = gpu.busy_gpus
+    active = busy > cfg.activation_busy_gpus
+    level = (
+        f"{busy:.3g} busy GPUs {'>' if active else '<='} activation "
+        f"{cfg.activation_utilization:g}% of {cfg.gpus_per_replica:g} GPU(s)"
+    )
+    if cfg.role is GpuRole.DEMAND:
+        return Term(
+            name="gpu",
+            replicas=busy / cfg.busy_gpus_per_replica_at_target,
+            active=active,
+            reason=(
+                f"{busy:.3g} busy GPUs / (target {cfg.target_utilization:g}% * "
+                f"{cfg.gpus_per_replica:g} GPU(s) per replica); {level}"
+            ),
+        )
+    if active:
+        reason = f"holds the {busy:.3g} busy GPUs / {cfg.gpus_per_replica:g} GPU(s) per replica; {level}"
+    else:
+        reason = f"no floor: {level}"
+    return Term(
+        name="gpu-guard",
+        replicas=busy / cfg.gpus_per_replica if active else 0.0,
+        active=active,
+        reason=reason,
+    )
+
+
+def forecast_term(floor: float) -> Term:
+    floor = max(0.0, floor)
+    return Term(
+        name="forecast",
+        replicas=floor,
+        active=floor > 0,
+        reason=f"forecast floor {floor:.3g} replicas",
+    )
+
+
 def decide(signals: Signals, cfg: TriggerConfig, now: float) -> Decision:
     """Fuse the terms: desired = the largest ask, active = any term active.
 
-    `now` (monotonic seconds) is an explicit input so that time-dependent terms
-    (forecast freshness) never read a clock.
+    Ties go to the earlier term (queue, then GPU, then forecast), so the winner
+    is the most direct reason. `now` (monotonic seconds) is an explicit input so
+    that time-dependent terms (forecast freshness) never read a clock.
     """
     del now  # no term depends on time yet
     terms: list[Term] = []
     if signals.queue is not None:
         terms.append(queue_term(signals.queue, cfg))
+    if signals.gpu is not None and cfg.gpu is not None:
+        terms.append(gpu_term(signals.gpu, cfg.gpu))
+    if signals.forecast_floor is not None:
+        terms.append(forecast_term(signals.forecast_floor))
     if not terms:
         return Decision(desired=0.0, active=False, winner="none", terms=())
-    winner = max(terms, key=lambda t: t.replicas)
+    winner = terms[0]
+    for term in terms[1:]:
+        if term.replicas > winner.replicas:
+            winner = term
     desired = max(0.0, winner.replicas)
     return Decision(
         desired=desired,

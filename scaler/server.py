@@ -28,7 +28,7 @@ from scaler.clock import Clock, SystemClock
 from scaler.config import ConfigError
 from scaler.engine import Engine, ObjectRef, SourceFactory
 from scaler.observability import DecisionRecorder, Metrics
-from scaler.signals.base import SourceError
+from scaler.signals.base import SourceError, SourceRejectedQuery
 from scaler.signals.cache import ReadingCache
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         code = grpc.StatusCode.OK
         try:
             return await work()
-        except ConfigError as exc:
+        except (ConfigError, SourceRejectedQuery) as exc:
+            # SourceRejectedQuery: the source says the configured query is invalid.
             code = grpc.StatusCode.INVALID_ARGUMENT
             await context.abort(code, str(exc))
         except SourceError as exc:

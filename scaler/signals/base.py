@@ -16,6 +16,12 @@ class SourceError(Exception):
     and must never contain a credential."""
 
 
+class SourceRejectedQuery(SourceError):
+    """The source answered, and said the configured query itself is invalid (a
+    PromQL syntax error): a metadata problem, reported as INVALID_ARGUMENT, that
+    no retry will fix."""
+
+
 @dataclass(frozen=True)
 class QueueReading:
     """Messages in a queue, by state."""
@@ -25,6 +31,14 @@ class QueueReading:
     delayed: float = 0.0  # not yet visible (SQS delay queues)
     publish_rate: float | None = None  # messages/s, where the source reports it
     deliver_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class GpuReading:
+    """Busy GPUs: the sum of GPU utilisation in GPU units (two GPUs at 50 % = 1.0)."""
+
+    busy_gpus: float
+    series: int  # series in the query's answer: 0 (nothing matched, read as 0 busy) or 1
 
 
 class Source(Protocol):

@@ -1,0 +1,153 @@
+"""Busy GPUs from Prometheus: one instant query that must answer one number.
+
+Built on prometheus-api-client's PrometheusConnect. The query is either the
+user's `gpuQuery` or `sum(DCGM_FI_DEV_GPU_UTIL{<gpuSelector>}) / 100`. Only a
+successful query with no series counts as 0 busy GPUs; NaN, infinities, negative
+values, several series or a range vector are errors, never a made-up number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from scaler.config import GpuConfig
+from scaler.signals.base import GpuReading, SourceError, SourceRejectedQuery
+
+
+def _short(query: str, limit: int = 200) -> str:
+    return query if len(query) <= limit else query[: limit - 3] + "..."
+
+
+class PrometheusSource:
+    def __init__(self, cfg: GpuConfig, *, timeout: float = 5.0) -> None:
+        self._cfg = cfg
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._client: PrometheusConnect | None = None
+        self._last_response: requests.Response | None = None
+
+    @property
+    def key(self) -> str:
+        return f"prometheus|{self._cfg.server_address}|{self._cfg.credential_identity()}|{self._cfg.query}"
+
+    @property
+    def description(self) -> str:
+        return f"prometheus at {self._cfg.server_address}, query {_short(self._cfg.query)!r}"
+
+    def read(self) -> GpuReading:
+        with self._lock:
+            client = self._connect()
+            self._last_response = None
+            try:
+                # Prometheus's own `timeout` bounds the evaluation; requests' bounds the wire.
+                result = client.custom_query(self._cfg.query, params={"timeout": f"{self._timeout:g}s"})
+            except PrometheusApiClientException:
+                raise self._http_error() from None
+            except requests.Timeout:
+                raise SourceError(f"{self.description}: no answer within {self._timeout:g}s") from None
+            except requests.ConnectionError:
+                raise SourceError(f"{self.description}: cannot connect") from None
+            except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+                # ValueError/KeyError/TypeError: a 200 answer that is not Prometheus's JSON.
+                raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+        return self._reading(result)
+
+    def _connect(self) -> PrometheusConnect:
+        if self._client is None:
+            cfg = self._cfg
+            session = requests.Session()
+            session.verify = not cfg.unsafe_ssl
+            # Keep the failed answer: the client library reduces it to a string.
+            session.hooks["response"].append(self._remember)
+            headers = {"Authorization": f"Bearer {cfg.bearer_token}"} if cfg.bearer_token else None
+            auth = (cfg.username, cfg.password or "") if cfg.username is not None else None
+            self._client = PrometheusConnect(
+                url=cfg.server_address,
+                headers=headers,
+                auth=auth,
+                session=session,
+                timeout=self._timeout,
+                # No retries: a failed read is reported at once, the cache's TTL paces the next one.
+                retry=Retry(total=0, raise_on_status=False),
+            )
+        return self._client
+
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last_response = response
+
+    def _http_error(self) -> SourceError:
+        response = self._last_response
+        if response is None:
+            return SourceError(f"{self.description}: unexpected answer")
+        status = response.status_code
+        if status in (401, 403):
+            return SourceError(f"{self.description}: access denied (HTTP {status}); check the credentials")
+        message, error_type = _prometheus_error(response)
+        if status == 400 and error_type == "bad_data":
+            # Prometheus rejects the query itself (a PromQL syntax error): a config problem.
+            return SourceRejectedQuery(f"{self.description}: Prometheus rejected the query: {message}")
+        detail = f"{message}" if message else "no error message"
+        return SourceError(f"{self.description}: HTTP {status}: {detail}")
+
+    def _reading(self, result: Any) -> GpuReading:
+        if not isinstance(result, list):
+            raise SourceError(f"{self.description}: unexpected answer (not a list)")
+        if not result:
+            # The query ran and matched nothing: no GPU of the workload is busy.
+            return GpuReading(busy_gpus=0.0, series=0)
+        if len(result) == 2 and not isinstance(result[0], dict):
+            # A scalar answer: [time, "value"].
+            return GpuReading(busy_gpus=self._number(result[1]), series=1)
+        if not all(isinstance(item, dict) for item in result):
+            raise SourceError(f"{self.description}: unexpected answer")
+        if any("values" in item for item in result):
+            raise SourceError(
+                f"{self.description}: the query returns a range vector; it must return one number "
+                "(wrap it, e.g. in avg_over_time(...))"
+            )
+        if len(result) > 1:
+            raise SourceError(
+                f"{self.description}: the query returns {len(result)} series; it must return one "
+                "number (aggregate them, e.g. sum(...))"
+            )
+        value = result[0].get("value")
+        if not isinstance(value, list) or len(value) != 2:
+            raise SourceError(f"{self.description}: unexpected answer (no value)")
+        return GpuReading(busy_gpus=self._number(value[1]), series=1)
+
+    def _number(self, text: Any) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise SourceError(f"{self.description}: the answer {text!r} is not a number") from None
+        if math.isnan(value):
+            raise SourceError(f"{self.description}: the answer is NaN (a division by zero in the query?)")
+        if math.isinf(value):
+            raise SourceError(f"{self.description}: the answer is infinite")
+        if value < 0:
+            raise SourceError(f"{self.description}: the answer {value:g} is negative; expected busy GPUs")
+        return value
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def _prometheus_error(response: requests.Response) -> tuple[str, str]:
+    """Prometheus's own error message and type from an error answer."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return response.text.strip()[:300], ""
+    if not isinstance(body, dict):
+        return "", ""
+    return str(body.get("error", "")), str(body.get("errorType", ""))
