@@ -1,0 +1,207 @@
+"""Engine: metadata → config (memoised) → shared reading → Decision, with a fake source factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from scaler.clock import ManualClock
+from scaler.config import ConfigError, Mode, TriggerConfig
+from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory
+from scaler.signals.base import QueueReading, Source, SourceError
+from scaler.signals.cache import ReadingCache
+
+METADATA = {
+    "source": "sqs",
+    "queueURL": "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
+    "queueLength": "4",
+    "activationQueueLength": "2",
+}
+REF = ObjectRef(namespace="ml", name="llm")
+
+
+class FakeQueue:
+    """A queue source whose reading the test sets; counts reads."""
+
+    def __init__(self, key: str, reading: object) -> None:
+        self._key = key
+        self.reading = reading
+        self.error: SourceError | None = None
+        self.reads = 0
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def description(self) -> str:
+        return f"fake queue {self._key!r}"
+
+    def read(self) -> object:
+        self.reads += 1
+        if self.error is not None:
+            raise self.error
+        return self.reading
+
+    def close(self) -> None:
+        pass
+
+
+class FakeFactory(SourceFactory):
+    """One fake queue per queue URL, so triggers on the same queue share a key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queues: dict[str, FakeQueue] = {}
+        self.built = 0
+
+    def queue(self, url: str) -> FakeQueue:
+        if url not in self.queues:
+            self.queues[url] = FakeQueue(f"fake|{url}", QueueReading(waiting=0, in_flight=0))
+        return self.queues[url]
+
+    def queue_source(self, cfg: TriggerConfig) -> Source | None:
+        self.built += 1
+        assert cfg.sqs is not None
+        return self.queue(cfg.sqs.queue_url)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(start=10.0)
+
+
+@pytest.fixture
+async def cache(clock: ManualClock) -> AsyncIterator[ReadingCache]:
+    cache = ReadingCache(clock, ttl=2.0, timeout=5.0)
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def factory() -> FakeFactory:
+    return FakeFactory()
+
+
+async def test_evaluate_returns_the_decision(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    engine = Engine(cache, clock, factory)
+    factory.queue(METADATA["queueURL"]).reading = QueueReading(waiting=7, in_flight=2)
+    ev = await engine.evaluate(REF, METADATA)
+    assert isinstance(ev, Evaluation)
+    assert ev.ref == REF
+    assert ev.config.queue_length == 4.0
+    assert ev.signals.queue == QueueReading(waiting=7, in_flight=2)
+    assert ev.decision.desired == pytest.approx(9 / 4)
+    assert ev.decision.metric_value == 3
+    assert ev.decision.active is True
+    assert ev.decision.winner == "queue"
+    assert ev.ages == {"queue": 0.0}
+
+
+async def test_evaluate_reports_the_age_of_a_shared_reading(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    engine = Engine(cache, clock, factory)
+    factory.queue(METADATA["queueURL"]).reading = QueueReading(waiting=1, in_flight=0)
+    await engine.evaluate(REF, METADATA)
+    clock.advance(1.5)
+    other = ObjectRef("ml", "other")
+    ev = await engine.evaluate(other, {**METADATA, "mode": "job"})
+    assert ev.ages == {"queue": 1.5}
+    assert ev.config.mode is Mode.JOB
+    assert factory.queues[METADATA["queueURL"]].reads == 1  # two objects, one read
+    assert ev.decision.active is False  # 1 waiting is not above activationQueueLength 2
+
+
+async def test_evaluate_raises_source_errors_and_does_not_observe_them(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    seen: list[Evaluation] = []
+    engine = Engine(cache, clock, factory, observer=seen.append)
+    factory.queue(METADATA["queueURL"]).error = SourceError("fake queue: cannot connect")
+    with pytest.raises(SourceError, match="fake queue: cannot connect"):
+        await engine.evaluate(REF, METADATA)
+    assert seen == []
+
+
+async def test_evaluate_rejects_a_reading_of_the_wrong_kind(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    engine = Engine(cache, clock, factory)
+    factory.queue(METADATA["queueURL"]).reading = {"waiting": 3}
+    with pytest.raises(SourceError, match="returned no queue reading"):
+        await engine.evaluate(REF, METADATA)
+
+
+async def test_bad_metadata_is_a_config_error_before_any_read(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    engine = Engine(cache, clock, factory)
+    with pytest.raises(ConfigError) as info:
+        await engine.evaluate(REF, {**METADATA, "queueLength": "0"})
+    assert info.value.key == "queueLength"
+    assert factory.built == 0
+    assert cache.reads == 0
+
+
+async def test_observer_called_with_each_evaluation(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    seen: list[Evaluation] = []
+    engine = Engine(cache, clock, factory, observer=seen.append)
+    first = await engine.evaluate(REF, METADATA)
+    second = await engine.evaluate(ObjectRef("ml", "b"), METADATA)
+    assert seen == [first, second]
+    assert [e.ref.name for e in seen] == ["llm", "b"]
+
+
+def test_config_is_memoised_by_metadata(cache: ReadingCache, clock: ManualClock) -> None:
+    engine = Engine(cache, clock, FakeFactory())
+    first = engine.config(REF, METADATA)
+    # Same map in another order, for another object: the same parsed config.
+    reordered = dict(reversed(list(METADATA.items())))
+    assert engine.config(ObjectRef("x", "y"), reordered) is first
+    changed = engine.config(REF, {**METADATA, "queueLength": "8"})
+    assert changed is not first
+    assert changed.queue_length == 8.0
+
+
+def test_config_raises_config_error_every_time(cache: ReadingCache, clock: ManualClock) -> None:
+    engine = Engine(cache, clock, FakeFactory())
+    bad = {**METADATA, "mode": "batch"}
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="'mode'"):
+            engine.config(REF, bad)
+
+
+def test_unknown_key_warned_once_per_object(
+    cache: ReadingCache, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(cache, clock, FakeFactory())
+    typo = {**METADATA, "queueLenght": "3"}
+    with caplog.at_level(logging.WARNING, logger="scaler.engine"):
+        for _ in range(3):
+            engine.config(REF, typo)
+        engine.config(ObjectRef("ml", "second"), typo)
+        engine.config(REF, {**typo, "scalerAddress": "prewarm:6000"})  # KEDA's key: no warning
+    warnings = [r for r in caplog.records if r.name == "scaler.engine" and r.levelno == logging.WARNING]
+    assert [(r.__dict__["object"], r.__dict__["key"]) for r in warnings] == [
+        ("ml/llm", "queueLenght"),
+        ("ml/second", "queueLenght"),
+    ]
+    assert all("unknown metadata key" in r.getMessage() for r in warnings)
+
+
+def test_unknown_key_warning_never_carries_the_value(
+    cache: ReadingCache, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(cache, clock, FakeFactory())
+    with caplog.at_level(logging.WARNING, logger="scaler.engine"):
+        engine.config(REF, {**METADATA, "awsSecretKey": "s3cr3t-value"})
+    assert len(caplog.records) == 1
+    assert "s3cr3t-value" not in caplog.text
+    assert "s3cr3t-value" not in repr(caplog.records[0].__dict__)
