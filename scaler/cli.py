@@ -34,7 +34,7 @@ def _add(
     if raw is not None:
         try:
             default = type(raw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             parser.error(f"environment variable {env}={raw!r}: {exc}")
     parser.add_argument(flag, type=type, default=default, help=f"{help} [env {env}]", **kwargs)
 
@@ -59,6 +59,12 @@ def _log_format(text: str) -> str:
     return text
 
 
+def _log_level(text: str) -> str:
+    if text.lower() not in ("debug", "info", "warning", "error"):
+        raise argparse.ArgumentTypeError(f"expected debug, info, warning or error, got {text!r}")
+    return text.lower()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prewarm",
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         serve, "--metrics-port", type=_port, default=8080, help="Prometheus /metrics HTTP port; 0 disables it"
     )
     _add(serve, "--log-format", type=_log_format, default="json", help="json or text")
-    _add(serve, "--log-level", default="info", help="debug, info, warning or error")
+    _add(serve, "--log-level", type=_log_level, default="info", help="debug, info, warning or error")
     _add(
         serve,
         "--cache-ttl",

@@ -1,0 +1,212 @@
+"""`prewarm serve` flags, their PREWARM_* environment variables, and bad values."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import scaler.observability
+import scaler.server
+from scaler import cli
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(cli.ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+
+def parse(*argv: str):  # -> argparse.Namespace
+    return cli.build_parser().parse_args(["serve", *argv])
+
+
+def test_defaults() -> None:
+    args = parse()
+    assert args.command == "serve"
+    assert args.host == "[::]"
+    assert args.port == 6000
+    assert args.metrics_port == 8080
+    assert args.log_format == "json"
+    assert args.log_level == "info"
+    assert args.cache_ttl == 2.0
+    assert args.source_timeout == 5.0
+    assert args.stream_interval == 1.0
+    assert args.grace_period == 10.0
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca) == (None, None, None)
+
+
+def test_flags_parse() -> None:
+    args = parse(
+        "--host", "127.0.0.1",
+        "--port", "7000",
+        "--metrics-port", "0",
+        "--log-format", "text",
+        "--log-level", "DEBUG",
+        "--cache-ttl", "0.5",
+        "--source-timeout", "1.5",
+        "--stream-interval", "0.25",
+        "--grace-period", "3",
+        "--tls-cert", "/certs/tls.crt",
+        "--tls-key", "/certs/tls.key",
+        "--tls-client-ca", "/certs/ca.crt",
+    )  # fmt: skip
+    assert args.host == "127.0.0.1"
+    assert args.port == 7000
+    assert args.metrics_port == 0
+    assert args.log_format == "text"
+    assert args.log_level == "debug"
+    assert args.cache_ttl == 0.5
+    assert args.source_timeout == 1.5
+    assert args.stream_interval == 0.25
+    assert args.grace_period == 3.0
+    assert (args.tls_cert, args.tls_key, args.tls_client_ca) == (
+        "/certs/tls.crt",
+        "/certs/tls.key",
+        "/certs/ca.crt",
+    )
+
+
+ENV_CASES = [
+    ("PREWARM_HOST", "127.0.0.1", "host", "127.0.0.1"),
+    ("PREWARM_PORT", "7001", "port", 7001),
+    ("PREWARM_METRICS_PORT", "9100", "metrics_port", 9100),
+    ("PREWARM_LOG_FORMAT", "text", "log_format", "text"),
+    ("PREWARM_LOG_LEVEL", "warning", "log_level", "warning"),
+    ("PREWARM_CACHE_TTL", "0.75", "cache_ttl", 0.75),
+    ("PREWARM_SOURCE_TIMEOUT", "2", "source_timeout", 2.0),
+    ("PREWARM_STREAM_INTERVAL", "0.5", "stream_interval", 0.5),
+    ("PREWARM_GRACE_PERIOD", "4", "grace_period", 4.0),
+    ("PREWARM_TLS_CERT", "/c/tls.crt", "tls_cert", "/c/tls.crt"),
+    ("PREWARM_TLS_KEY", "/c/tls.key", "tls_key", "/c/tls.key"),
+    ("PREWARM_TLS_CLIENT_CA", "/c/ca.crt", "tls_client_ca", "/c/ca.crt"),
+]
+
+
+@pytest.mark.parametrize(("env", "value", "attr", "expected"), ENV_CASES, ids=[c[0] for c in ENV_CASES])
+def test_env_var_sets_the_default(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, attr: str, expected: object
+) -> None:
+    monkeypatch.setenv(env, value)
+    assert getattr(parse(), attr) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "flag", "flag_value", "attr", "expected"),
+    [
+        ("PREWARM_PORT", "7001", "--port", "7002", "port", 7002),
+        ("PREWARM_LOG_FORMAT", "text", "--log-format", "json", "log_format", "json"),
+        ("PREWARM_CACHE_TTL", "9", "--cache-ttl", "0.1", "cache_ttl", 0.1),
+        ("PREWARM_HOST", "127.0.0.2", "--host", "127.0.0.1", "host", "127.0.0.1"),
+    ],
+)
+def test_flag_wins_over_env(
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    value: str,
+    flag: str,
+    flag_value: str,
+    attr: str,
+    expected: object,
+) -> None:
+    monkeypatch.setenv(env, value)
+    assert getattr(parse(flag, flag_value), attr) == expected
+
+
+def test_help_names_each_flags_env_var(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse("--help")
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    for env, *_ in ENV_CASES:
+        assert f"[env {env}]" in text
+
+
+BAD_FLAGS = [
+    ("--port", "abc"),
+    ("--port", "70000"),
+    ("--port", "-1"),
+    ("--metrics-port", "65536"),
+    ("--log-format", "xml"),
+    ("--log-level", "verbose"),
+    ("--cache-ttl", "0"),
+    ("--cache-ttl", "soon"),
+    ("--source-timeout", "-1"),
+    ("--stream-interval", "nan"),
+    ("--grace-period", "0"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value"), BAD_FLAGS)
+def test_bad_flag_value_exits_naming_the_flag(
+    capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(flag, value)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}:" in err
+    assert repr(value) in err
+
+
+@pytest.mark.parametrize(("flag", "value"), BAD_FLAGS)
+def test_bad_env_value_exits_naming_the_env_var(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    env = "PREWARM_" + flag.removeprefix("--").replace("-", "_").upper()
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SystemExit) as info:
+        parse()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"environment variable {env}={value!r}" in err
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def captured_run(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """main() without starting a server or touching the process's logging."""
+    calls: list[object] = []
+    monkeypatch.setattr(scaler.server, "run", calls.append)
+    monkeypatch.setattr(scaler.observability, "setup_logging", lambda fmt, level: calls.append((fmt, level)))
+    return calls
+
+
+def test_main_serve_builds_settings_from_flags_and_env(
+    monkeypatch: pytest.MonkeyPatch, captured_run: list[object]
+) -> None:
+    monkeypatch.setenv("PREWARM_CACHE_TTL", "0.5")
+    code = cli.main(["serve", "--port", "7003", "--metrics-port", "0", "--log-format", "text"])
+    assert code == 0
+    logging_call, settings = captured_run
+    assert logging_call == ("text", "info")
+    assert isinstance(settings, scaler.server.Settings)
+    assert settings.port == 7003
+    assert settings.metrics_port is None  # 0 disables /metrics
+    assert settings.cache_ttl == 0.5
+    assert settings.source_timeout == 5.0
+    assert settings.tls_cert is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tls-cert", "/c/tls.crt"], "--tls-cert and --tls-key go together"),
+        (["--tls-key", "/c/tls.key"], "--tls-cert and --tls-key go together"),
+        (["--tls-client-ca", "/c/ca.crt"], "--tls-client-ca needs --tls-cert and --tls-key"),
+    ],
+)
+def test_main_rejects_incomplete_tls_flags(
+    capsys: pytest.CaptureFixture[str], captured_run: list[object], argv: list[str], message: str
+) -> None:
+    assert cli.main(["serve", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert captured_run == []  # nothing started
+
+
+def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main([])
+    assert info.value.code == 2
+    assert "serve" in capsys.readouterr().err
