@@ -123,6 +123,8 @@ class DecisionRecorder:
         queue_term = next((t for t in d.terms if t.name == "queue"), None)
         if queue_term is not None:
             m.counted_work.labels(*labels).set(queue_term.replicas * ev.config.queue_length)
+        else:
+            _remove(m.counted_work, labels)
         m.desired.labels(*labels).set(d.desired)
         m.active.labels(*labels).set(1 if d.active else 0)
         for term in d.terms:
@@ -132,6 +134,12 @@ class DecisionRecorder:
         with self._lock:
             previous = self._seen.get(marker)
             self._seen[marker] = (self._clock.monotonic(), d.key(), tuple(t.name for t in d.terms))
+        if previous is not None:
+            # Terms this trigger no longer has (its metadata changed): drop their
+            # series rather than leave their last values standing.
+            for gone in set(previous[2]) - {t.name for t in d.terms}:
+                _remove(m.term, (*labels, gone))
+                _remove(m.winner, (*labels, gone))
         if previous is None or previous[1] != d.key():
             log.info(
                 "decision changed",
@@ -176,6 +184,10 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message"
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any `extra`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.converter = time.gmtime  # the timestamp ends in Z
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {

@@ -1,0 +1,258 @@
+"""JSON logs, the per-decision record (gauges + changed-decision logs) and series expiry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+
+from scaler.clock import ManualClock
+from scaler.config import TriggerConfig, parse_trigger
+from scaler.engine import Evaluation, ObjectRef
+from scaler.observability import DecisionRecorder, JsonFormatter, Metrics, TextFormatter
+from scaler.policy import Decision, Signals, Term
+from scaler.signals.base import QueueReading, SourceError
+
+CFG = parse_trigger(
+    {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/jobs", "queueLength": "5"}
+)
+A = ObjectRef("ml", "a")
+B = ObjectRef("ml", "b")
+
+
+def evaluation(
+    ref: ObjectRef,
+    desired: float,
+    *,
+    active: bool = True,
+    extra_terms: tuple[Term, ...] = (),
+    cfg: TriggerConfig = CFG,
+) -> Evaluation:
+    queue = Term(name="queue", replicas=desired, active=active, reason=f"{desired * 5:g} waiting")
+    terms = (queue, *extra_terms)
+    winner = max(terms, key=lambda t: t.replicas)
+    decision = Decision(desired=winner.replicas, active=active, winner=winner.name, terms=terms)
+    signals = Signals(queue=QueueReading(waiting=desired * 5, in_flight=0))
+    return Evaluation(ref=ref, config=cfg, signals=signals, ages={"queue": 0.0}, decision=decision)
+
+
+def labels(ref: ObjectRef, **extra: str) -> dict[str, str]:
+    return {"namespace": ref.namespace, "name": ref.name, "metric": CFG.metric_name, **extra}
+
+
+# --- JSON logs -----------------------------------------------------------------
+
+
+def _record(**extra: object) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "scaler.decision", logging.INFO, __file__, 1, "decision %s", ("changed",), None
+    )
+    record.__dict__.update(extra)
+    return record
+
+
+def test_json_formatter_emits_one_object_with_extras() -> None:
+    record = _record(object="ml/a", replicas=3, active=True, reason="queue: 12 waiting")
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["level"] == "info"
+    assert entry["logger"] == "scaler.decision"
+    assert entry["message"] == "decision changed"
+    assert entry["object"] == "ml/a"
+    assert entry["replicas"] == 3
+    assert entry["active"] is True
+    assert entry["reason"] == "queue: 12 waiting"
+    # Only the fields and the extras: no LogRecord internals.
+    assert set(entry) == {"time", "level", "logger", "message", "object", "replicas", "active", "reason"}
+
+
+def test_json_formatter_time_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        record = _record()
+        record.created, record.msecs = 0.005, 5.0
+        assert json.loads(JsonFormatter().format(record))["time"] == "1970-01-01T00:00:00.005Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_json_formatter_keeps_odd_values_and_errors() -> None:
+    try:
+        raise SourceError("fake: down")
+    except SourceError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    record.__dict__["ref"] = A  # not JSON-serialisable: written as its str()
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["ref"] == "ml/a"
+    assert entry["level"] == "error"
+    assert "SourceError: fake: down" in entry["error"]
+
+
+def test_text_formatter_appends_extras() -> None:
+    line = TextFormatter("%(levelname)s %(message)s").format(_record(object="ml/a", replicas=2))
+    assert line == "INFO decision changed object=ml/a replicas=2"
+
+
+# --- DecisionRecorder ----------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(start=1000.0)
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+def _decision_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "scaler.decision"]
+
+
+def test_records_gauges(metrics: Metrics, clock: ManualClock) -> None:
+    recorder = DecisionRecorder(metrics, clock)
+    recorder(evaluation(A, 2.4))
+    value = metrics.registry.get_sample_value
+    assert value("prewarm_desired", labels(A)) == pytest.approx(2.4)
+    assert value("prewarm_active", labels(A)) == 1.0
+    assert value("prewarm_counted_work", labels(A)) == pytest.approx(12.0)
+    assert value("prewarm_term_replicas", labels(A, term="queue")) == pytest.approx(2.4)
+    assert value("prewarm_term_winner", labels(A, term="queue")) == 1.0
+    recorder(evaluation(A, 0.0, active=False))
+    assert value("prewarm_desired", labels(A)) == 0.0
+    assert value("prewarm_active", labels(A)) == 0.0
+
+
+def test_logs_only_when_the_decision_key_changes(
+    metrics: Metrics, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = DecisionRecorder(metrics, clock)
+    with caplog.at_level(logging.INFO, logger="scaler.decision"):
+        recorder(evaluation(A, 1.2))  # first sight: logged (2 replicas)
+        recorder(evaluation(A, 1.2))  # same
+        recorder(evaluation(A, 1.9))  # still 2 replicas, active, queue: same key
+        recorder(evaluation(B, 1.9))  # another object: its own first decision
+        recorder(evaluation(A, 2.1))  # 3 replicas: logged
+        recorder(evaluation(A, 2.1, active=False))  # activity changed: logged
+    logs = _decision_logs(caplog)
+    assert [(r.__dict__["object"], r.__dict__["replicas"], r.__dict__["active"]) for r in logs] == [
+        ("ml/a", 2, True),
+        ("ml/b", 2, True),
+        ("ml/a", 3, True),
+        ("ml/a", 3, False),
+    ]
+    assert [r.__dict__["previous_replicas"] for r in logs] == [None, None, 2, 3]
+    first = logs[0].__dict__
+    assert first["metric"] == CFG.metric_name
+    assert first["winner"] == "queue"
+    assert first["desired"] == 1.2
+    assert first["reason"] == "queue: 6 waiting"
+    assert all(r.getMessage() == "decision changed" for r in logs)
+
+
+def test_logs_when_the_winner_changes(
+    metrics: Metrics, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = DecisionRecorder(metrics, clock)
+    gpu = Term(name="gpu", replicas=1.8, active=True, reason="busy")
+    with caplog.at_level(logging.INFO, logger="scaler.decision"):
+        recorder(evaluation(A, 1.5))
+        recorder(evaluation(A, 1.5, extra_terms=(gpu,)))  # 2 replicas either way; winner is now gpu
+    logs = _decision_logs(caplog)
+    assert [r.__dict__["winner"] for r in logs] == ["queue", "gpu"]
+    assert logs[1].__dict__["reason"] == "queue: 7.5 waiting; gpu: busy"
+
+
+def test_expire_drops_series_of_objects_not_seen(metrics: Metrics, clock: ManualClock) -> None:
+    recorder = DecisionRecorder(metrics, clock, object_ttl=60.0)
+    value = metrics.registry.get_sample_value
+    recorder(evaluation(A, 1.0))
+    recorder(evaluation(B, 2.0))
+    clock.advance(40.0)
+    recorder(evaluation(B, 2.0))  # B is still asked about
+    clock.advance(20.0)
+    assert recorder.expire() == 0  # A: exactly 60 s, not yet more
+    clock.advance(0.5)
+    assert recorder.expire() == 1
+    for name in ("prewarm_desired", "prewarm_active", "prewarm_counted_work"):
+        assert value(name, labels(A)) is None
+        assert value(name, labels(B)) is not None
+    for name in ("prewarm_term_replicas", "prewarm_term_winner"):
+        assert value(name, labels(A, term="queue")) is None
+        assert value(name, labels(B, term="queue")) is not None
+    clock.advance(61.0)
+    assert recorder.expire() == 1
+    assert value("prewarm_desired", labels(B)) is None
+    assert recorder.expire() == 0
+
+
+def test_expired_object_seen_again_is_recorded_and_logged_afresh(
+    metrics: Metrics, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = DecisionRecorder(metrics, clock, object_ttl=10.0)
+    with caplog.at_level(logging.INFO, logger="scaler.decision"):
+        recorder(evaluation(A, 1.0))
+        clock.advance(11.0)
+        recorder.expire()
+        recorder(evaluation(A, 1.0))
+    assert len(_decision_logs(caplog)) == 2
+    assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) == 1.0
+
+
+def test_a_term_that_disappears_leaves_no_series(metrics: Metrics, clock: ManualClock) -> None:
+    recorder = DecisionRecorder(metrics, clock, object_ttl=10.0)
+    value = metrics.registry.get_sample_value
+    gpu = Term(name="gpu", replicas=3.0, active=True, reason="busy")
+    recorder(evaluation(A, 1.0, extra_terms=(gpu,)))
+    assert value("prewarm_term_winner", labels(A, term="gpu")) == 1.0
+    recorder(evaluation(A, 1.0))  # the trigger no longer has a GPU term
+    assert value("prewarm_term_replicas", labels(A, term="gpu")) is None
+    assert value("prewarm_term_winner", labels(A, term="gpu")) is None
+    assert value("prewarm_term_winner", labels(A, term="queue")) == 1.0
+    clock.advance(11.0)
+    recorder.expire()
+    assert value("prewarm_term_replicas", labels(A, term="queue")) is None
+
+
+def test_counted_work_dropped_when_the_queue_term_goes(metrics: Metrics, clock: ManualClock) -> None:
+    recorder = DecisionRecorder(metrics, clock)
+    recorder(evaluation(A, 1.0))
+    assert metrics.registry.get_sample_value("prewarm_counted_work", labels(A)) == 5.0
+    gpu = Term(name="gpu", replicas=2.0, active=True, reason="busy")
+    gpu_only = Evaluation(
+        ref=A,
+        config=CFG,
+        signals=Signals(),
+        ages={},
+        decision=Decision(desired=2.0, active=True, winner="gpu", terms=(gpu,)),
+    )
+    recorder(gpu_only)
+    assert metrics.registry.get_sample_value("prewarm_counted_work", labels(A)) is None
+    assert metrics.registry.get_sample_value("prewarm_term_replicas", labels(A, term="queue")) is None
+    assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) == 2.0
+
+
+def test_observe_read_counts_by_source_kind(metrics: Metrics) -> None:
+    class Src:
+        key = "rabbitmq|amqp://127.0.0.1|q|abc"
+        description = "rabbitmq queue 'q'"
+
+    metrics.observe_read(Src(), 0.01, None)  # type: ignore[arg-type]
+    metrics.observe_read(Src(), 0.02, SourceError("down"))  # type: ignore[arg-type]
+    value = metrics.registry.get_sample_value
+    assert value("prewarm_source_reads_total", {"source": "rabbitmq"}) == 2.0
+    assert value("prewarm_source_errors_total", {"source": "rabbitmq"}) == 1.0
+    assert value("prewarm_source_read_duration_seconds_count", {"source": "rabbitmq"}) == 2.0
+    # Only the kind is a label: nothing of the key (URL, credential identity) leaks into metrics.
+    exposition = "\n".join(
+        f"{s.name} {s.labels}" for family in metrics.registry.collect() for s in family.samples
+    )
+    assert "127.0.0.1" not in exposition
