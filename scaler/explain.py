@@ -1,0 +1,581 @@
+"""`prewarm explain`: why does my workload scale the way it does?
+
+Reads a ScaledObject or ScaledJob manifest as the user wrote it, resolves
+`...FromEnv` metadata from the local environment (KEDA resolves it from the
+workload's container), reads the live sources through the same Engine as the
+server, and shows each signal, each term, the winner, the answer KEDA gets, and
+what KEDA and the HPA do with it.
+
+The pieces are separate so they can be tested without sources:
+manifest → `Target` (load_target), a live read → `Report` fields (build_report),
+and `Report` → text or JSON (format_text / to_json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from scaler.clock import SystemClock
+from scaler.config import ConfigError, GpuRole, Mode, TriggerConfig
+from scaler.engine import Engine, ObjectRef, SignalRead
+from scaler.policy import Decision
+from scaler.signals.base import GpuReading, QueueReading, SourceRejectedQuery
+from scaler.signals.cache import ReadingCache
+
+EXIT_OK = 0
+EXIT_SOURCE = 1  # a source could not be read
+EXIT_METADATA = 2  # the manifest, its metadata or the local environment is wrong
+
+EXTERNAL_TYPES = ("external", "external-push")
+KEDA_API_GROUP = "keda.sh/"
+SCALED_OBJECT = "ScaledObject"
+SCALED_JOB = "ScaledJob"
+DEFAULT_MAX_REPLICAS = 100
+DEFAULT_COOLDOWN = 300
+
+
+class ExplainError(Exception):
+    """A problem found before any source was read; the message says what to fix."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_METADATA) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# --- the manifest --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One external trigger of a ScaledObject or ScaledJob, metadata resolved."""
+
+    kind: str  # ScaledObject or ScaledJob
+    name: str
+    namespace: str
+    trigger_index: int
+    trigger_type: str
+    # As KEDA sends it: `xFromEnv` keys carry the resolved value. Holds secrets: never printed.
+    metadata: Mapping[str, str] = field(repr=False)
+    from_env: Mapping[str, str] = field(default_factory=dict)  # metadata key -> env variable name
+    min_replicas: int = 0
+    max_replicas: int = DEFAULT_MAX_REPLICAS
+    idle_replicas: int | None = None
+    cooldown_period: int = DEFAULT_COOLDOWN
+    metric_type: str = "AverageValue"
+    strategy: str = "default"  # ScaledJob scalingStrategy.strategy
+    custom_deduction: float = 0.0  # ScaledJob customScalingQueueLengthDeduction
+    custom_running_percentage: float = 1.0  # ScaledJob customScalingRunningJobPercentage
+    triggers_total: int = 1
+    notes: tuple[str, ...] = ()  # things noticed while reading the manifest
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(namespace=self.namespace, name=self.name)
+
+
+def load_target(text: str, trigger: int | None, environ: Mapping[str, str]) -> Target:
+    """The selected trigger of the first KEDA object in `text`. Raises ExplainError."""
+    obj = _first_keda_object(text)
+    kind = str(obj["kind"])
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        raise ExplainError(f"the {kind} has no spec")
+    triggers = spec.get("triggers")
+    if not isinstance(triggers, list) or not triggers:
+        raise ExplainError(f"the {kind} has no spec.triggers")
+    index = _select_trigger(triggers, trigger)
+    chosen = triggers[index]
+    notes: list[str] = []
+    metadata, from_env = resolve_metadata(chosen.get("metadata") or {}, environ, notes)
+    if chosen.get("authenticationRef"):
+        notes.append(
+            "the trigger has an authenticationRef: KEDA does not forward TriggerAuthentication "
+            "parameters to external scalers (only its own TLS ones); pass credentials with ...FromEnv"
+        )
+    target = Target(
+        kind=kind,
+        name=str(meta.get("name") or "unnamed"),
+        namespace=str(meta.get("namespace") or "default"),
+        trigger_index=index,
+        trigger_type=str(chosen.get("type")),
+        metadata=metadata,
+        from_env=from_env,
+        min_replicas=_int(spec, "minReplicaCount", 0),
+        max_replicas=_int(spec, "maxReplicaCount", DEFAULT_MAX_REPLICAS),
+        idle_replicas=_int(spec, "idleReplicaCount", None) if kind == SCALED_OBJECT else None,
+        cooldown_period=_int(spec, "cooldownPeriod", DEFAULT_COOLDOWN),
+        metric_type=str(chosen.get("metricType") or "AverageValue"),
+        triggers_total=len(triggers),
+        notes=tuple(notes),
+    )
+    if kind == SCALED_JOB:
+        strategy = spec.get("scalingStrategy") or {}
+        target = _with_strategy(target, strategy)
+    return target
+
+
+def _first_keda_object(text: str) -> dict[str, Any]:
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise ExplainError(f"the manifest is not valid YAML: {exc}") from None
+    for doc in documents:
+        if (
+            isinstance(doc, dict)
+            and str(doc.get("apiVersion", "")).startswith(KEDA_API_GROUP)
+            and doc.get("kind") in (SCALED_OBJECT, SCALED_JOB)
+        ):
+            return doc
+    raise ExplainError("the manifest holds no ScaledObject or ScaledJob (apiVersion keda.sh/v1alpha1)")
+
+
+def _select_trigger(triggers: list[Any], wanted: int | None) -> int:
+    if wanted is None:
+        for i, trig in enumerate(triggers):
+            if isinstance(trig, dict) and trig.get("type") in EXTERNAL_TYPES:
+                return i
+        raise ExplainError("no trigger of type external or external-push in spec.triggers")
+    if not 0 <= wanted < len(triggers):
+        raise ExplainError(f"--trigger {wanted}: spec.triggers has {len(triggers)} trigger(s), index 0..")
+    trig = triggers[wanted]
+    if not isinstance(trig, dict) or trig.get("type") not in EXTERNAL_TYPES:
+        got = trig.get("type") if isinstance(trig, dict) else trig
+        raise ExplainError(f"--trigger {wanted}: type {got!r} is not external or external-push")
+    return wanted
+
+
+def resolve_metadata(
+    raw: Any, environ: Mapping[str, str], notes: list[str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Metadata as KEDA would send it: `xFromEnv: VAR` becomes `xFromEnv: <value of VAR>`.
+
+    KEDA reads VAR from the workload container's environment; here it must be
+    set in the local one. Returns (metadata, {key: variable name})."""
+    if not isinstance(raw, dict):
+        raise ExplainError("the trigger's metadata must be a map of strings")
+    metadata: dict[str, str] = {}
+    from_env: dict[str, str] = {}
+    for key, value in raw.items():
+        key = str(key)
+        if not isinstance(value, str):
+            if notes is not None:
+                notes.append(f"metadata {key!r} is not a string: Kubernetes rejects it; quote it")
+            value = str(value).lower() if isinstance(value, bool) else str(value)
+        if key.endswith("FromEnv"):
+            variable = value.strip()
+            if variable not in environ:
+                raise ExplainError(
+                    f"metadata key {key!r} names the environment variable {variable!r}, which is not set "
+                    f"here. KEDA reads it from the workload's container; set it in this shell to the "
+                    f"value the container has (export {variable}=...)"
+                )
+            from_env[key] = variable
+            value = environ[variable]
+        metadata[key] = value
+    return metadata, from_env
+
+
+def _int(spec: Mapping[str, Any], key: str, default: int | None) -> Any:
+    value = spec.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ExplainError(f"spec.{key} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _with_strategy(target: Target, strategy: Mapping[str, Any]) -> Target:
+    name = str(strategy.get("strategy") or "default")
+    if name not in ("default", "accurate", "eager", "custom"):
+        raise ExplainError(
+            f"spec.scalingStrategy.strategy: 'default', 'accurate', 'eager' or 'custom', got {name!r}"
+        )
+    try:
+        deduction = float(strategy.get("customScalingQueueLengthDeduction") or 0)
+        percentage = float(strategy.get("customScalingRunningJobPercentage") or 1)
+    except (TypeError, ValueError):
+        raise ExplainError("spec.scalingStrategy: the custom* values must be numbers") from None
+    return _replace(target, strategy=name, custom_deduction=deduction, custom_running_percentage=percentage)
+
+
+def _replace(target: Target, **changes: Any) -> Target:
+    return dataclasses.replace(target, **changes)
+
+
+# --- what KEDA and the HPA do ----------------------------------------------------
+
+
+def hpa_replicas(value: float) -> int:
+    """The HPA's ceil(value / target 1); KEDA hands the value over in thousandths."""
+    milli = math.floor(max(0.0, value) * 1000 + 1e-6)
+    return math.ceil(milli / 1000)
+
+
+def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[str, Any]:
+    """Replicas for a ScaledObject from this trigger alone."""
+    ceiling = hpa_replicas(desired)
+    low = max(target.min_replicas, 1)  # the HPA's minReplicas is at least 1
+    hpa = min(target.max_replicas, max(ceiling, low))
+    at_rest = target.idle_replicas if target.idle_replicas is not None else target.min_replicas
+    steps = [
+        f"HPA: ceil({desired:.3f} / 1) = {ceiling}, within [{low}, {target.max_replicas}] -> {hpa} replica(s)"
+    ]
+    if active:
+        when = "at once, by the stream" if target.trigger_type == "external-push" else "at the next poll"
+        steps.append(
+            f"KEDA: the trigger is active, so a workload at zero is woken to at least 1 ({when}); "
+            f"the HPA then sets {hpa}"
+        )
+        replicas = hpa
+    else:
+        steps.append(
+            f"KEDA: the trigger is inactive; once every trigger has been inactive for cooldownPeriod "
+            f"({target.cooldown_period}s), KEDA scales to {at_rest}"
+            + ("" if at_rest > 0 else " (zero)")
+            + f"; until then, the HPA keeps {hpa}"
+        )
+        replicas = at_rest
+    if target.triggers_total > 1:
+        steps.append(
+            f"the object has {target.triggers_total} triggers: the HPA takes the largest count of all, "
+            "and any active trigger keeps it awake"
+        )
+    steps.append(
+        "not modelled: the HPA's 10% tolerance and its behavior (stabilization windows, rate policies)"
+    )
+    return {
+        "kind": SCALED_OBJECT,
+        "hpa_ceiling": ceiling,
+        "hpa_replicas": hpa,
+        "replicas": replicas,
+        "active": active,
+        "min_replicas": target.min_replicas,
+        "max_replicas": target.max_replicas,
+        "idle_replicas": target.idle_replicas,
+        "steps": steps,
+    }
+
+
+def scaled_job_outcome(
+    target: Target, desired: float, active: bool, running: int = 0, pending: int = 0
+) -> dict[str, Any]:
+    """Jobs a ScaledJob creates per poll from this trigger, per KEDA's scaling strategy."""
+    limit = target.max_replicas - target.min_replicas  # M, the room above minReplicaCount
+    running_net = max(0, running - target.min_replicas)
+    max_scale = math.ceil(min(max(0.0, desired), float(limit)))
+    scale_to = math.ceil(max(0.0, desired))
+    strategy = target.strategy
+    if strategy == "accurate":
+        if max_scale + running_net - pending > limit:
+            by_strategy = limit - running_net
+            formula = f"maxReplicaCount - running = {limit} - {running_net}"
+        else:
+            by_strategy = max_scale - pending
+            formula = f"maxScale - pending = {max_scale} - {pending}"
+    elif strategy == "eager":
+        by_strategy = min(limit - running_net - pending, max_scale)
+        formula = (
+            "min(maxReplicaCount - running - pending, maxScale) = "
+            f"min({limit - running_net - pending}, {max_scale})"
+        )
+    elif strategy == "custom":
+        by_strategy = int(
+            max_scale - target.custom_deduction - running_net * target.custom_running_percentage
+        )
+        formula = (
+            f"maxScale - deduction - running x percentage = {max_scale} - {target.custom_deduction:g} - "
+            f"{running_net} x {target.custom_running_percentage:g}"
+        )
+    else:
+        by_strategy = max_scale - running_net
+        formula = f"maxScale - running = {max_scale} - {running_net}"
+    creating = active and desired > 0
+    jobs = max(0, min(scale_to, by_strategy)) if creating else 0
+    steps = [
+        f"maxScale = ceil(min({desired:.3f}, {limit})) = {max_scale}; "
+        f"scaleTo = ceil({desired:.3f}) = {scale_to}",
+        f"{strategy} strategy: {formula} = {by_strategy}",
+    ]
+    if creating:
+        steps.append(f"new Jobs this poll = max(0, min(scaleTo, {by_strategy})) = {jobs}")
+    else:
+        steps.append("no new Jobs: KEDA creates Jobs only while the trigger is active and the value is > 0")
+    return {
+        "kind": SCALED_JOB,
+        "strategy": strategy,
+        "running": running,
+        "pending": pending,
+        "max_scale": max_scale,
+        "scale_to": scale_to,
+        "jobs_created": jobs,
+        "active": active,
+        "steps": steps,
+    }
+
+
+# --- the report ------------------------------------------------------------------
+
+
+def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
+    found = list(target.notes)
+    if cfg.gpu is not None and cfg.source is None:
+        found.append(
+            "this trigger reads only GPUs: at zero replicas nothing runs and nothing is measured, so it "
+            "cannot wake the workload from zero"
+            + (
+                "; set minReplicaCount >= 1 or add a queue (source)"
+                if target.kind == SCALED_OBJECT and target.min_replicas == 0
+                else ""
+            )
+        )
+        if cfg.gpu.role is GpuRole.GUARD:
+            found.append(
+                "gpuRole guard without a queue: nothing raises the replica count above the busy replicas"
+            )
+    if target.kind == SCALED_JOB and cfg.mode is not Mode.JOB:
+        found.append(
+            "a ScaledJob should set mode: job (the metric must be the backlog no Job has claimed; "
+            "counting in-flight messages creates duplicate Jobs)"
+        )
+    if target.kind == SCALED_OBJECT and cfg.mode is Mode.JOB:
+        found.append("mode: job is meant for a ScaledJob; a ScaledObject should use mode: deployment")
+    if target.kind == SCALED_JOB and target.strategy != "accurate" and cfg.mode is Mode.JOB:
+        found.append("for one Job per request the recommended scalingStrategy is accurate")
+    if target.metric_type != "AverageValue":
+        found.append(
+            f"metricType {target.metric_type}: the scaler's value is meant for AverageValue (the default); "
+            "the numbers below assume it"
+        )
+    if target.kind == SCALED_JOB and target.trigger_type == "external-push":
+        found.append("ScaledJobs ignore StreamIsActive: external-push acts like external here")
+    for key in cfg.unknown_keys:
+        found.append(f"unknown metadata key {key!r} is ignored (a typo?)")
+    return found
+
+
+def signal_summary(read: SignalRead) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": read.name, "source": read.description}
+    if read.error is not None:
+        entry["error"] = str(read.error)
+        return entry
+    value = read.value
+    if isinstance(value, QueueReading):
+        entry["value"] = {
+            "waiting": value.waiting,
+            "in_flight": value.in_flight,
+            "delayed": value.delayed,
+            "publish_rate": value.publish_rate,
+            "deliver_rate": value.deliver_rate,
+        }
+    elif isinstance(value, GpuReading):
+        entry["value"] = {"busy_gpus": value.busy_gpus, "series": value.series}
+    entry["age_s"] = read.age
+    return entry
+
+
+def build_report(
+    target: Target,
+    cfg: TriggerConfig,
+    reads: Sequence[SignalRead],
+    decision: Decision | None,
+    *,
+    running: int = 0,
+    pending: int = 0,
+) -> dict[str, Any]:
+    """Everything `explain` shows, as one JSON-ready document. `decision` is
+    None when a source failed (the server would answer with an error)."""
+    report: dict[str, Any] = {
+        "object": {"kind": target.kind, "namespace": target.namespace, "name": target.name},
+        "trigger": {
+            "index": target.trigger_index,
+            "type": target.trigger_type,
+            "metric_name": cfg.metric_name,
+            "mode": cfg.mode.value,
+            "gpu_role": cfg.gpu.role.value if cfg.gpu is not None else None,
+            "from_env": dict(target.from_env),
+        },
+        "signals": [signal_summary(r) for r in reads],
+        "warnings": warnings_for(target, cfg),
+    }
+    failed = [r for r in reads if r.error is not None]
+    if decision is None or failed:
+        rejected = any(isinstance(r.error, SourceRejectedQuery) for r in failed)
+        report["ok"] = False
+        report["error"] = {
+            "status": "INVALID_ARGUMENT" if rejected else "UNAVAILABLE",
+            "sources": [
+                {"name": r.name, "source": r.description, "why": str(r.error), "check": what_to_check(r)}
+                for r in failed
+            ],
+        }
+        return report
+    report["ok"] = True
+    report["terms"] = [
+        {"name": t.name, "replicas": t.replicas, "active": t.active, "reason": t.reason}
+        for t in decision.terms
+    ]
+    report["winner"] = decision.winner
+    report["answer"] = {
+        "metricValueFloat": decision.desired,
+        "metricValue": decision.metric_value,
+        "targetSizeFloat": 1.0,
+        "active": decision.active,
+    }
+    if target.kind == SCALED_JOB:
+        report["keda"] = scaled_job_outcome(target, decision.desired, decision.active, running, pending)
+    else:
+        report["keda"] = scaled_object_outcome(target, decision.desired, decision.active)
+    return report
+
+
+def what_to_check(read: SignalRead) -> str:
+    if isinstance(read.error, SourceRejectedQuery):
+        return "the query (gpuQuery or gpuSelector): run it in the Prometheus UI"
+    if read.description.startswith("prometheus"):
+        return (
+            "that prometheusServerAddress answers from here (curl <address>/-/ready), the credentials, "
+            "and that the query returns one number in the Prometheus UI"
+        )
+    if read.description.startswith("rabbitmq"):
+        return "the host URL (address, port, credentials, vhost) and that the queue exists"
+    if read.description.startswith("sqs"):
+        return "queueURL, the region, the AWS credentials, and that the endpoint is reachable from here"
+    return "the source's address and credentials"
+
+
+def exit_code(report: Mapping[str, Any]) -> int:
+    if report.get("ok"):
+        return EXIT_OK
+    return EXIT_METADATA if report["error"]["status"] == "INVALID_ARGUMENT" else EXIT_SOURCE
+
+
+def to_json(report: Mapping[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False)
+
+
+def format_text(report: Mapping[str, Any]) -> str:
+    obj, trig = report["object"], report["trigger"]
+    lines = [
+        f"{obj['kind']} {obj['namespace']}/{obj['name']}, trigger {trig['index']} ({trig['type']}), "
+        f"metric {trig['metric_name']!r}, mode {trig['mode']}"
+        + (f", gpuRole {trig['gpu_role']}" if trig["gpu_role"] else ""),
+    ]
+    for key, variable in trig["from_env"].items():
+        lines.append(f"  {key} from ${variable}")
+    lines.append("")
+    lines.append("Signals")
+    for sig in report["signals"]:
+        lines.append(f"  {sig['name']}: {sig['source']}")
+        if "error" in sig:
+            lines.append(f"    FAILED: {sig['error']}")
+        else:
+            lines.append(f"    {_value_text(sig['value'])}  (read {sig['age_s']:.2f}s ago)")
+    if not report["ok"]:
+        error = report["error"]
+        lines.append("")
+        lines.append(f"The scaler would answer {error['status']} (KEDA's fallback applies), not a number:")
+        for src in error["sources"]:
+            lines.append(f"  {src['name']}: {src['why']}")
+            lines.append(f"    check: {src['check']}")
+        _append_warnings(lines, report)
+        return "\n".join(lines) + "\n"
+    lines.append("")
+    lines.append("Terms (replicas each asks for)")
+    width = max(len(t["name"]) for t in report["terms"])
+    for term in report["terms"]:
+        mark = "*" if term["name"] == report["winner"] else " "
+        state = "active" if term["active"] else "inactive"
+        lines.append(f" {mark}{term['name']:<{width}}  {term['replicas']:8.3f}  {state:<8}  {term['reason']}")
+    answer = report["answer"]
+    lines.append(f"Winner: {report['winner']}")
+    lines.append("")
+    lines.append(
+        f"Answer to KEDA: metricValueFloat {answer['metricValueFloat']:.3f} (metricValue "
+        f"{answer['metricValue']}, target 1), active {'yes' if answer['active'] else 'no'}"
+    )
+    lines.append("")
+    keda = report["keda"]
+    if keda["kind"] == SCALED_JOB:
+        lines.append(
+            f"What KEDA would do: {keda['jobs_created']} new Job(s) this poll "
+            f"(running {keda['running']}, pending {keda['pending']})"
+        )
+    else:
+        lines.append(f"What KEDA and the HPA would do: {keda['replicas']} replica(s)")
+    lines.extend(f"  {step}" for step in keda["steps"])
+    _append_warnings(lines, report)
+    return "\n".join(lines) + "\n"
+
+
+def _value_text(value: Mapping[str, Any]) -> str:
+    if "busy_gpus" in value:
+        if value["series"] == 0:
+            return "0 busy GPUs (the query matched no series)"
+        return f"{value['busy_gpus']:.3g} busy GPUs"
+    parts = [f"{value['waiting']:g} waiting"]
+    parts.append(
+        "in flight unknown (AMQP cannot see it)"
+        if value["in_flight"] is None
+        else f"{value['in_flight']:g} in flight"
+    )
+    if value["delayed"]:
+        parts.append(f"{value['delayed']:g} delayed")
+    if value["publish_rate"] is not None:
+        parts.append(f"publish {value['publish_rate']:g}/s")
+    if value["deliver_rate"] is not None:
+        parts.append(f"deliver {value['deliver_rate']:g}/s")
+    return ", ".join(parts)
+
+
+def _append_warnings(lines: list[str], report: Mapping[str, Any]) -> None:
+    if report["warnings"]:
+        lines.append("")
+        lines.append("Warnings")
+        lines.extend(f"  - {w}" for w in report["warnings"])
+
+
+# --- running it -------------------------------------------------------------------
+
+
+async def evaluate(
+    target: Target, *, timeout: float
+) -> tuple[TriggerConfig, tuple[SignalRead, ...], Decision | None]:
+    """Parse and read live, as the server would (fresh cache, system clock)."""
+    clock = SystemClock()
+    cache = ReadingCache(clock, ttl=0.0, timeout=timeout)
+    try:
+        engine = Engine(cache, clock)
+        try:
+            cfg = engine.config(target.ref, target.metadata)
+        except ConfigError as exc:
+            raise ExplainError(f"bad trigger metadata: {exc}") from None
+        reads = await engine.read_signals(cfg)
+        if any(r.error is not None for r in reads):
+            return cfg, reads, None
+        return cfg, reads, engine.decide(target.ref, cfg, reads).decision
+    finally:
+        cache.close()
+
+
+def run(
+    text: str,
+    *,
+    trigger: int | None,
+    environ: Mapping[str, str],
+    timeout: float,
+    running: int = 0,
+    pending: int = 0,
+) -> dict[str, Any]:
+    """The whole explanation as a report. Raises ExplainError."""
+    target = load_target(text, trigger, environ)
+    cfg, reads, decision = asyncio.run(evaluate(target, timeout=timeout))
+    return build_report(target, cfg, reads, decision, running=running, pending=pending)
