@@ -341,6 +341,11 @@ def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
             found.append(
                 "gpuRole guard without a queue: nothing raises the replica count above the busy replicas"
             )
+    if target.kind == SCALED_JOB and cfg.gpu is not None:
+        found.append(
+            "a ScaledJob cannot use the GPU signal: busy GPUs are Jobs already running, and would "
+            "create more; remove the GPU keys (the scaler refuses them with mode: job)"
+        )
     if target.kind == SCALED_JOB and cfg.mode is not Mode.JOB:
         found.append(
             "a ScaledJob should set mode: job (the metric must be the backlog no Job has claimed; "
@@ -476,7 +481,7 @@ def format_text(report: Mapping[str, Any]) -> str:
     for sig in report["signals"]:
         lines.append(f"  {sig['name']}: {sig['source']}")
         if "error" in sig:
-            lines.append(f"    FAILED: {sig['error']}")
+            lines.append(f"    FAILED: {_without_prefix(sig['error'], sig['source'])}")
         else:
             lines.append(f"    {_value_text(sig['value'])}  (read {sig['age_s']:.2f}s ago)")
     if not report["ok"]:
@@ -484,7 +489,7 @@ def format_text(report: Mapping[str, Any]) -> str:
         lines.append("")
         lines.append(f"The scaler would answer {error['status']} (KEDA's fallback applies), not a number:")
         for src in error["sources"]:
-            lines.append(f"  {src['name']}: {src['why']}")
+            lines.append(f"  {src['name']}: {_without_prefix(src['why'], src['source'])}")
             lines.append(f"    check: {src['check']}")
         _append_warnings(lines, report)
         return "\n".join(lines) + "\n"
@@ -514,6 +519,11 @@ def format_text(report: Mapping[str, Any]) -> str:
     lines.extend(f"  {step}" for step in keda["steps"])
     _append_warnings(lines, report)
     return "\n".join(lines) + "\n"
+
+
+def _without_prefix(message: str, source: str) -> str:
+    """Source errors start with the source's description, shown just above."""
+    return message[len(source) + 2 :] if message.startswith(source + ": ") else message
 
 
 def _value_text(value: Mapping[str, Any]) -> str:

@@ -72,6 +72,12 @@ class Metrics:
             labels,
             registry=r,
         )
+        self.busy_gpus = Gauge(
+            "prewarm_busy_gpus",
+            "Busy GPUs read from Prometheus (sum of utilisation, in GPUs)",
+            labels,
+            registry=r,
+        )
         self.desired = Gauge(
             "prewarm_desired",
             "Desired replicas (Jobs in job mode), unrounded: the metric value",
@@ -123,6 +129,8 @@ class DecisionRecorder:
         queue_term = next((t for t in d.terms if t.name == "queue"), None)
         if queue_term is not None:
             m.counted_work.labels(*labels).set(queue_term.replicas * ev.config.queue_length)
+        if ev.signals.gpu is not None:
+            m.busy_gpus.labels(*labels).set(ev.signals.gpu.busy_gpus)
         else:
             _remove(m.counted_work, labels)
         m.desired.labels(*labels).set(d.desired)
@@ -164,7 +172,7 @@ class DecisionRecorder:
         m = self._metrics
         for (ref, metric), terms in dropped:
             labels = (ref.namespace, ref.name, metric)
-            for gauge in (m.counted_work, m.desired, m.active):
+            for gauge in (m.counted_work, m.busy_gpus, m.desired, m.active):
                 _remove(gauge, labels)
             for term in terms:
                 _remove(m.term, (*labels, term))

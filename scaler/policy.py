@@ -133,30 +133,25 @@ def gpu_term(gpu: GpuReading, cfg: GpuConfig) -> Term:
       active, while the queue term asks for more whenever there is a backlog.
     """
     busy = gpu.busy_gpus
-    active = busy > cfg.activation_busy_gpus
+    threshold = cfg.activation_busy_gpus
+    active = busy > threshold
+    per_replica = f"{cfg.gpus_per_replica:g} GPU{'' if cfg.gpus_per_replica == 1 else 's'} per replica"
     level = (
-        f"{busy:.3g} busy GPUs {'>' if active else '<='} activation "
-        f"{cfg.activation_utilization:g}% of {cfg.gpus_per_replica:g} GPU(s)"
+        f"{'active' if active else 'inactive'}: {busy:.3g} {'>' if active else '<='} {threshold:.3g} "
+        f"busy GPUs (activation {cfg.activation_utilization:g}%)"
     )
     if cfg.role is GpuRole.DEMAND:
         return Term(
             name="gpu",
             replicas=busy / cfg.busy_gpus_per_replica_at_target,
             active=active,
-            reason=(
-                f"{busy:.3g} busy GPUs / (target {cfg.target_utilization:g}% * "
-                f"{cfg.gpus_per_replica:g} GPU(s) per replica); {level}"
-            ),
+            reason=f"{busy:.3g} busy GPUs / ({cfg.target_utilization:g}% target * {per_replica}); {level}",
         )
-    if active:
-        reason = f"holds the {busy:.3g} busy GPUs / {cfg.gpus_per_replica:g} GPU(s) per replica; {level}"
-    else:
-        reason = f"no floor: {level}"
     return Term(
         name="gpu-guard",
         replicas=busy / cfg.gpus_per_replica if active else 0.0,
         active=active,
-        reason=reason,
+        reason=(f"floor {busy:.3g} busy GPUs / {per_replica}; " if active else "no floor; ") + level,
     )
 
 

@@ -47,6 +47,7 @@ async def test_reads_busy_gpus_after_a_scrape(start_scaler, prometheus, gpus):
     )
     assert (await scaler.samples("prewarm_term_replicas"))[labels] == pytest.approx(2.0)
     assert (await scaler.samples("prewarm_term_winner"))[labels] == 1.0
+    assert (await scaler.samples("prewarm_busy_gpus"))[labels[:3]] == pytest.approx(1.2)
 
     # Idle GPUs: 0 busy, inactive (a real zero, from a successful query).
     gpus({"llm-server-0": 100})
