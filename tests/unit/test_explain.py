@@ -1,0 +1,393 @@
+"""`explain`'s pure parts: reading the manifest, what KEDA and the HPA do with an
+answer, and the report (text and JSON) built from fake reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import textwrap
+
+import pytest
+
+from scaler.config import parse_trigger
+from scaler.engine import SignalRead
+from scaler.explain import (
+    EXIT_METADATA,
+    EXIT_OK,
+    EXIT_SOURCE,
+    ExplainError,
+    Target,
+    build_report,
+    exit_code,
+    format_text,
+    hpa_replicas,
+    load_target,
+    resolve_metadata,
+    scaled_job_outcome,
+    scaled_object_outcome,
+    to_json,
+)
+from scaler.policy import Signals, decide
+from scaler.signals.base import GpuReading, QueueReading, SourceError, SourceRejectedQuery
+
+SECRET = "amqp://worker:Sup3r-Secret@rabbit:5672/"
+
+SCALED_OBJECT = textwrap.dedent(
+    """\
+    apiVersion: v1
+    kind: Secret
+    metadata: {name: not-keda}
+    ---
+    apiVersion: keda.sh/v1alpha1
+    kind: ScaledObject
+    metadata:
+      name: sd-worker
+      namespace: ai
+    spec:
+      scaleTargetRef: {name: sd-worker}
+      minReplicaCount: 0
+      maxReplicaCount: 8
+      cooldownPeriod: 600
+      triggers:
+        - type: cpu
+          metadata: {value: "80"}
+        - type: external-push
+          metadata:
+            scalerAddress: prewarm.keda:6000
+            source: rabbitmq
+            hostFromEnv: RABBIT_URL
+            queueName: jobs
+            queueLength: "4"
+        - type: external
+          metadata:
+            scalerAddress: prewarm.keda:6000
+            prometheusServerAddress: http://prometheus:9090
+            gpuSelector: 'namespace="ai"'
+    """
+)
+
+SCALED_JOB = textwrap.dedent(
+    """\
+    apiVersion: keda.sh/v1alpha1
+    kind: ScaledJob
+    metadata: {name: render, namespace: batch}
+    spec:
+      jobTargetRef: {template: {}}
+      maxReplicaCount: 10
+      scalingStrategy:
+        strategy: accurate
+      triggers:
+        - type: external
+          metadata:
+            source: rabbitmq
+            host: amqp://guest:guest@rabbit:5672/
+            queueName: renders
+            queueLength: "1"
+            mode: job
+    """
+)
+
+
+def test_load_scaled_object_picks_the_first_external_trigger_and_resolves_from_env() -> None:
+    target = load_target(SCALED_OBJECT, None, {"RABBIT_URL": SECRET})
+    assert (target.kind, target.namespace, target.name) == ("ScaledObject", "ai", "sd-worker")
+    assert target.trigger_index == 1 and target.trigger_type == "external-push"
+    # As KEDA sends it: the key keeps its name, the value is the variable's value.
+    assert target.metadata["hostFromEnv"] == SECRET
+    assert target.from_env == {"hostFromEnv": "RABBIT_URL"}
+    assert (target.min_replicas, target.max_replicas, target.cooldown_period) == (0, 8, 600)
+    assert target.triggers_total == 3
+    assert SECRET not in repr(target)
+
+
+def test_load_selects_a_trigger_by_index() -> None:
+    target = load_target(SCALED_OBJECT, 2, {})
+    assert target.trigger_index == 2 and target.metadata["gpuSelector"] == 'namespace="ai"'
+
+
+@pytest.mark.parametrize(
+    ("text", "trigger", "says"),
+    [
+        (SCALED_OBJECT, 0, "'cpu' is not external"),
+        (SCALED_OBJECT, 7, "3 trigger(s)"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", None, "no ScaledObject or ScaledJob"),
+        ("kind: [unclosed", None, "not valid YAML"),
+        (
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\n"
+            "spec:\n  triggers:\n    - type: cpu\n      metadata: {value: '1'}\n",
+            None,
+            "no trigger of type external",
+        ),
+        (
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec: {}\n",
+            None,
+            "spec.triggers",
+        ),
+        (
+            SCALED_OBJECT.replace("maxReplicaCount: 8", "maxReplicaCount: many"),
+            2,
+            "spec.maxReplicaCount",
+        ),
+        (SCALED_JOB.replace("strategy: accurate", "strategy: greedy"), None, "scalingStrategy"),
+    ],
+)
+def test_manifest_problems_are_explained(text: str, trigger: int | None, says: str) -> None:
+    with pytest.raises(ExplainError) as info:
+        load_target(text, trigger, {"RABBIT_URL": SECRET})
+    assert says in str(info.value)
+    assert info.value.exit_code == EXIT_METADATA
+
+
+def test_missing_environment_variable_is_named() -> None:
+    with pytest.raises(ExplainError) as info:
+        load_target(SCALED_OBJECT, None, {})
+    message = str(info.value)
+    assert "'RABBIT_URL'" in message and "'hostFromEnv'" in message and "export RABBIT_URL=" in message
+
+
+def test_non_string_metadata_is_converted_and_noted() -> None:
+    notes: list[str] = []
+    metadata, _ = resolve_metadata({"queueLength": 5, "scaleOnDelayed": True}, {}, notes)
+    assert metadata == {"queueLength": "5", "scaleOnDelayed": "true"}
+    assert len(notes) == 2 and "quote it" in notes[0]
+
+
+def test_scaled_job_strategy_is_read() -> None:
+    target = load_target(SCALED_JOB, None, {})
+    assert target.kind == "ScaledJob" and target.strategy == "accurate"
+    assert target.max_replicas == 10 and target.min_replicas == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "replicas"),
+    [(0.0, 0), (0.0004, 0), (0.001, 1), (1.0, 1), (1.2, 2), (2.0000000000000004, 2), (7.9999, 8)],
+)
+def test_hpa_replicas_from_the_value_in_thousandths(value: float, replicas: int) -> None:
+    assert hpa_replicas(value) == replicas
+
+
+def so_target(**changes: object) -> Target:
+    base = Target(
+        kind="ScaledObject",
+        name="w",
+        namespace="ns",
+        trigger_index=0,
+        trigger_type="external",
+        metadata={},
+        min_replicas=0,
+        max_replicas=10,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "desired", "active", "replicas", "hpa"),
+    [
+        ({}, 2.4, True, 3, 3),
+        ({}, 0.2, True, 1, 1),
+        ({}, 0.0, True, 1, 1),  # active wakes to at least 1
+        ({}, 25.0, True, 10, 10),  # clamped at maxReplicaCount
+        ({"min_replicas": 2}, 0.5, True, 2, 2),  # clamped at minReplicaCount
+        ({}, 0.0, False, 0, 1),  # inactive: to zero after the cooldown
+        ({"min_replicas": 3}, 0.0, False, 3, 3),
+        ({"idle_replicas": 0, "min_replicas": 2}, 0.0, False, 0, 2),
+    ],
+)
+def test_scaled_object_outcome(
+    changes: dict[str, object], desired: float, active: bool, replicas: int, hpa: int
+) -> None:
+    outcome = scaled_object_outcome(so_target(**changes), desired, active)
+    assert outcome["replicas"] == replicas
+    assert outcome["hpa_replicas"] == hpa
+    assert outcome["steps"]
+
+
+def sj_target(strategy: str, **changes: object) -> Target:
+    return so_target(kind="ScaledJob", strategy=strategy, **changes)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "changes", "desired", "running", "pending", "jobs"),
+    [
+        # default: maxScale - running
+        ("default", {}, 4.0, 0, 0, 4),
+        ("default", {}, 4.0, 3, 0, 1),
+        ("default", {}, 4.0, 6, 0, 0),
+        # accurate: maxScale - pending, or max - running when that would overshoot
+        ("accurate", {}, 4.0, 3, 1, 3),
+        ("accurate", {}, 8.0, 5, 0, 5),  # 8 + 5 - 0 > 10: 10 - 5
+        ("accurate", {}, 2.3, 0, 0, 3),
+        # eager: min(max - running - pending, maxScale)
+        ("eager", {}, 4.0, 7, 1, 2),
+        ("eager", {}, 4.0, 0, 0, 4),
+        # custom: maxScale - deduction - running * percentage
+        ("custom", {"custom_deduction": 1.0, "custom_running_percentage": 0.5}, 6.0, 4, 0, 3),
+        # minReplicaCount: running is net of it, and M = max - min
+        ("default", {"min_replicas": 2}, 9.0, 2, 0, 8),
+        # value above M: maxScale is capped, scaleTo is not
+        ("default", {}, 30.0, 0, 0, 10),
+        # nothing to do
+        ("accurate", {}, 0.0, 0, 0, 0),
+    ],
+)
+def test_scaled_job_outcome(
+    strategy: str, changes: dict[str, object], desired: float, running: int, pending: int, jobs: int
+) -> None:
+    outcome = scaled_job_outcome(sj_target(strategy, **changes), desired, True, running, pending)
+    assert outcome["jobs_created"] == jobs
+
+
+def test_scaled_job_creates_nothing_while_inactive() -> None:
+    outcome = scaled_job_outcome(sj_target("accurate"), 5.0, False)
+    assert outcome["jobs_created"] == 0
+    assert "only while the trigger is active" in outcome["steps"][-1]
+
+
+# --- the report from fake reads ---------------------------------------------------
+
+QUEUE_GPU = {
+    "source": "rabbitmq",
+    "hostFromEnv": SECRET,
+    "queueName": "jobs",
+    "queueLength": "4",
+    "prometheusServerAddress": "http://prometheus:9090",
+    "gpuSelector": 'namespace="ai"',
+}
+
+
+def reads_ok(waiting: float, gpus: float) -> tuple[SignalRead, ...]:
+    return (
+        SignalRead(
+            "queue", "rabbitmq queue 'jobs' at amqp://rabbit:5672/", QueueReading(waiting, None), 0.01
+        ),
+        SignalRead("gpu", "prometheus at http://prometheus:9090, query 'q'", GpuReading(gpus, 1), 0.02),
+    )
+
+
+def test_report_of_a_working_trigger_text_and_json() -> None:
+    target = so_target(
+        metadata=QUEUE_GPU, from_env={"hostFromEnv": "RABBIT_URL"}, trigger_type="external-push"
+    )
+    cfg = parse_trigger(QUEUE_GPU)
+    reads = reads_ok(waiting=2, gpus=1.7)
+    decision = decide(Signals(queue=QueueReading(2, None), gpu=GpuReading(1.7, 1)), cfg, now=0.0)
+    report = build_report(target, cfg, reads, decision)
+
+    assert report["ok"] is True and exit_code(report) == EXIT_OK
+    assert report["winner"] == "gpu-guard"
+    assert [t["name"] for t in report["terms"]] == ["queue", "gpu-guard"]
+    assert report["answer"] == {
+        "metricValueFloat": 1.7,
+        "metricValue": 2,
+        "targetSizeFloat": 1.0,
+        "active": True,
+    }
+    assert report["keda"]["replicas"] == 2
+
+    text = format_text(report)
+    for expected in (
+        "ScaledObject ns/w",
+        "hostFromEnv from $RABBIT_URL",
+        "2 waiting, in flight unknown",
+        "1.7 busy GPUs",
+        "*gpu-guard",
+        "Winner: gpu-guard",
+        "metricValueFloat 1.700",
+        "active yes",
+        "2 replica(s)",
+        "ceil(1.700 / 1) = 2",
+    ):
+        assert expected in text, expected
+    document = json.loads(to_json(report))
+    assert document["answer"]["metricValueFloat"] == 1.7
+    assert SECRET not in text and SECRET not in to_json(report)
+
+
+def test_report_of_a_failing_source_says_which_why_and_what_to_check() -> None:
+    cfg = parse_trigger(QUEUE_GPU)
+    reads = (
+        reads_ok(0, 0)[0],
+        SignalRead(
+            "gpu",
+            "prometheus at http://prometheus:9090, query 'q'",
+            error=SourceError("prometheus at http://prometheus:9090, query 'q': cannot connect"),
+        ),
+    )
+    report = build_report(so_target(metadata=QUEUE_GPU), cfg, reads, None)
+    assert report["ok"] is False and exit_code(report) == EXIT_SOURCE
+    assert report["error"]["status"] == "UNAVAILABLE"
+    [failed] = report["error"]["sources"]
+    assert failed["name"] == "gpu" and "cannot connect" in failed["why"]
+    text = format_text(report)
+    assert "would answer UNAVAILABLE" in text
+    assert "gpu: cannot connect" in text
+    assert "check: that prometheusServerAddress answers" in text
+    assert "Terms" not in text
+
+
+def test_rejected_query_is_a_metadata_error() -> None:
+    cfg = parse_trigger(QUEUE_GPU)
+    description = "prometheus at http://prometheus:9090, query 'q'"
+    error = SourceRejectedQuery(f"{description}: Prometheus rejected the query: parse error")
+    reads = (reads_ok(0, 0)[0], SignalRead("gpu", description, error=error))
+    report = build_report(so_target(metadata=QUEUE_GPU), cfg, reads, None)
+    assert report["error"]["status"] == "INVALID_ARGUMENT"
+    assert exit_code(report) == EXIT_METADATA
+    assert "run it in the Prometheus UI" in format_text(report)
+
+
+def test_gpu_only_trigger_warns_it_cannot_wake_from_zero() -> None:
+    meta = {"prometheusServerAddress": "http://p:9090", "gpuSelector": 'pod="x"'}
+    cfg = parse_trigger(meta)
+    reads = (SignalRead("gpu", "prometheus at http://p:9090", GpuReading(0.0, 0), 0.0),)
+    decision = decide(Signals(gpu=GpuReading(0.0, 0)), cfg, now=0.0)
+    report = build_report(so_target(metadata=meta), cfg, reads, decision)
+    assert any("cannot wake the workload from zero" in w for w in report["warnings"])
+    text = format_text(report)
+    assert "Warnings" in text and "minReplicaCount >= 1" in text
+    assert "0 busy GPUs (the query matched no series)" in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "meta", "warning"),
+    [
+        (
+            {"kind": "ScaledJob"},
+            {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q"},
+            "mode: job",
+        ),
+        (
+            {},
+            {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "mode": "job"},
+            "meant for a ScaledJob",
+        ),
+        (
+            {"metric_type": "Value"},
+            {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q"},
+            "AverageValue",
+        ),
+        (
+            {},
+            {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "queueLenght": "3"},
+            "typo",
+        ),
+    ],
+)
+def test_warnings(changes: dict[str, object], meta: dict[str, str], warning: str) -> None:
+    cfg = parse_trigger(meta)
+    reads = (SignalRead("queue", "sqs queue 'q'", QueueReading(1, 0), 0.0),)
+    decision = decide(Signals(queue=QueueReading(1, 0)), cfg, now=0.0)
+    report = build_report(so_target(metadata=meta, **changes), cfg, reads, decision)
+    assert any(warning in w for w in report["warnings"]), report["warnings"]
+
+
+def test_scaled_job_report_shows_jobs_created() -> None:
+    target = load_target(SCALED_JOB, None, {})
+    cfg = parse_trigger(target.metadata)
+    reads = (SignalRead("queue", "rabbitmq queue 'renders'", QueueReading(5, None), 0.0),)
+    decision = decide(Signals(queue=QueueReading(5, None)), cfg, now=0.0)
+    report = build_report(target, cfg, reads, decision, running=2, pending=1)
+    assert report["keda"]["jobs_created"] == 4  # accurate: maxScale 5 - pending 1
+    text = format_text(report)
+    assert "4 new Job(s) this poll (running 2, pending 1)" in text
+    assert "accurate strategy" in text
