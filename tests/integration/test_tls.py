@@ -301,3 +301,34 @@ async def test_plaintext_health_port_serves_only_health(mtls_server: ScalerServe
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await pb_grpc.ExternalScalerStub(channel).GetMetricSpec(ref, timeout=RPC_TIMEOUT)
         assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_rotation_through_a_kubelet_style_secret_volume(tmp_path: Path, pki_a: Pki) -> None:
+    """A mounted Secret is `tls.crt -> ..data/tls.crt`, `..data -> ..<timestamp>/`; kubelet
+    rotates it by writing a new timestamped directory and swapping the `..data` link."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+
+    def publish(pki: Pki, version: str) -> None:
+        directory = volume / f"..{version}"
+        directory.mkdir()
+        (directory / "tls.crt").write_bytes(pki.server.cert)
+        (directory / "tls.key").write_bytes(pki.server.key)
+        (directory / "ca.crt").write_bytes(pki.ca.cert)
+        link = volume / "..data_tmp"
+        link.symlink_to(directory.name)
+        os.replace(link, volume / "..data")
+
+    publish(pki_a, "2026_01_01")
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        (volume / name).symlink_to(f"..data/{name}")
+    paths = CertPaths(volume / "tls.crt", volume / "tls.key", volume / "ca.crt")
+    server = await start_server(paths, mtls=True)
+    try:
+        assert await check(server, pki_a.ca, pki_a.client) == "rabbitmq-tls-q"
+        pki_b = make_pki("bravo")
+        publish(pki_b, "2026_03_01")
+        assert await check(server, pki_b.ca, pki_b.client) == "rabbitmq-tls-q"
+        assert (await refused(server, pki_a.ca, pki_a.client)).code() is grpc.StatusCode.UNAVAILABLE
+    finally:
+        await server.stop()
