@@ -1,0 +1,200 @@
+"""`python -m scaler explain` against a real RabbitMQ broker and a real Prometheus:
+the manifest as written, `...FromEnv` from the environment, text and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["prometheus_fixture"]
+pytestmark = pytest.mark.integration
+
+SD_WORKERS = 'namespace="ai",pod=~"sd-worker-.*"'
+# The local broker (see conftest.py's `rabbit` fixture); KEDA would read it from the container.
+RABBIT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def scaled_object(queue: str, prometheus_url: str, selector: str = SD_WORKERS, extra: str = "") -> str:
+    return textwrap.dedent(
+        f"""\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {{name: sd-worker, namespace: ai}}
+        ---
+        apiVersion: keda.sh/v1alpha1
+        kind: ScaledObject
+        metadata:
+          name: sd-worker
+          namespace: ai
+        spec:
+          scaleTargetRef: {{name: sd-worker}}
+          minReplicaCount: 0
+          maxReplicaCount: 6
+          triggers:
+            - type: external-push
+              metadata:
+                scalerAddress: prewarm.keda:6000
+                source: rabbitmq
+                hostFromEnv: RABBIT_URL
+                queueName: {queue}
+                queueLength: "4"
+                prometheusServerAddress: {prometheus_url}
+                gpuSelector: '{selector}'
+        {extra}"""
+    )
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def explain(manifest: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    path = tmp_path / "manifest.yaml"
+    path.write_text(manifest)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PREWARM_") and k != "RABBIT_URL"}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "scaler", "explain", "-f", str(path), "--timeout", "2", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+    )
+
+
+def test_explain_text_with_queue_and_gpu_guard(tmp_path, rabbit, prometheus, gpus):
+    rabbit.publish(12)
+    gpus({"sd-worker-0": 100, "sd-worker-1": 50})
+    result = explain(
+        scaled_object(rabbit.name, prometheus.url), tmp_path, env={"RABBIT_URL": RABBIT_AMQP_URL}
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout
+    for expected in (
+        "ScaledObject ai/sd-worker, trigger 0 (external-push)",
+        "gpuRole guard",
+        "hostFromEnv from $RABBIT_URL",
+        f"rabbitmq queue '{rabbit.name}'",
+        "12 waiting",
+        f"prometheus at {prometheus.url}",
+        "1.5 busy GPUs",
+        "Winner: queue",
+        "metricValueFloat 3.000",
+        "active yes",
+        "What KEDA and the HPA would do: 3 replica(s)",
+    ):
+        assert expected in out, f"{expected!r} missing from:\n{out}"
+    assert "guest:guest" not in out  # the resolved URL's credentials are never shown
+
+
+def test_explain_json_when_the_guard_wins(tmp_path, rabbit, prometheus, gpus):
+    rabbit.publish(2)
+    gpus({"sd-worker-0": 100, "sd-worker-1": 100, "llm-server-0": 100})
+    result = explain(
+        scaled_object(rabbit.name, prometheus.url), tmp_path, "--json", env={"RABBIT_URL": RABBIT_AMQP_URL}
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads(result.stdout)
+    signals = {s["name"]: s for s in report["signals"]}
+    assert signals["queue"]["value"]["waiting"] == 2
+    assert signals["gpu"]["value"]["busy_gpus"] == pytest.approx(2.0)
+    assert signals["gpu"]["age_s"] >= 0
+    terms = {t["name"]: t for t in report["terms"]}
+    assert terms["queue"]["replicas"] == pytest.approx(0.5)
+    assert terms["gpu-guard"]["replicas"] == pytest.approx(2.0) and terms["gpu-guard"]["active"]
+    assert report["winner"] == "gpu-guard"
+    assert report["answer"]["metricValueFloat"] == pytest.approx(2.0)
+    assert report["answer"]["active"] is True
+    assert report["keda"]["replicas"] == 2
+    assert report["trigger"]["from_env"] == {"hostFromEnv": "RABBIT_URL"}
+
+
+def test_explain_scaled_job_jobs_per_poll(tmp_path, rabbit):
+    rabbit.publish(5)
+    manifest = textwrap.dedent(
+        f"""\
+        apiVersion: keda.sh/v1alpha1
+        kind: ScaledJob
+        metadata: {{name: render, namespace: batch}}
+        spec:
+          jobTargetRef: {{template: {{}}}}
+          maxReplicaCount: 10
+          scalingStrategy: {{strategy: accurate}}
+          triggers:
+            - type: external
+              metadata:
+                source: rabbitmq
+                host: {RABBIT_AMQP_URL}
+                queueName: {rabbit.name}
+                queueLength: "1"
+                mode: job
+        """
+    )
+    result = explain(manifest, tmp_path, "--json", "--running", "3", "--pending", "1")
+    assert result.returncode == 0, result.stderr + result.stdout
+    keda = json.loads(result.stdout)["keda"]
+    assert keda["kind"] == "ScaledJob" and keda["strategy"] == "accurate"
+    assert keda["jobs_created"] == 4  # maxScale 5 - pending 1
+    assert rabbit.counts()[0] == 5  # explain only looked
+
+
+def test_explain_gpu_only_warns_it_cannot_wake_from_zero(tmp_path, prometheus, gpus):
+    gpus({"sd-worker-0": 90, "sd-worker-1": 60})
+    manifest = textwrap.dedent(
+        f"""\
+        apiVersion: keda.sh/v1alpha1
+        kind: ScaledObject
+        metadata: {{name: sd-worker, namespace: ai}}
+        spec:
+          scaleTargetRef: {{name: sd-worker}}
+          triggers:
+            - type: external
+              metadata:
+                prometheusServerAddress: {prometheus.url}
+                gpuSelector: '{SD_WORKERS}'
+        """
+    )
+    result = explain(manifest, tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "gpuRole demand" in result.stdout
+    assert "*gpu" in result.stdout and "1.5 busy GPUs / (75% target" in result.stdout
+    assert "What KEDA and the HPA would do: 2 replica(s)" in result.stdout
+    assert "cannot wake the workload from zero" in result.stdout
+
+
+def test_explain_unreachable_prometheus_exits_1_naming_it(tmp_path, rabbit):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    result = explain(scaled_object(rabbit.name, dead), tmp_path, env={"RABBIT_URL": RABBIT_AMQP_URL})
+    assert result.returncode == 1
+    assert "would answer UNAVAILABLE" in result.stdout
+    assert f"prometheus at {dead}" in result.stdout
+    assert "gpu: cannot connect" in result.stdout
+    assert "check: that prometheusServerAddress answers" in result.stdout
+    assert "0 waiting" in result.stdout  # the queue was read and is shown
+
+
+def test_explain_invalid_query_exits_2_with_prometheus_message(tmp_path, rabbit, prometheus):
+    manifest = scaled_object(rabbit.name, prometheus.url).replace(
+        f"gpuSelector: '{SD_WORKERS}'", "gpuQuery: 'sum(DCGM_FI_DEV_GPU_UTIL{'"
+    )
+    result = explain(manifest, tmp_path, "--json", env={"RABBIT_URL": RABBIT_AMQP_URL})
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["error"]["status"] == "INVALID_ARGUMENT"
+    [failed] = report["error"]["sources"]
+    assert prometheus.query("sum(DCGM_FI_DEV_GPU_UTIL{")["error"] in failed["why"]
+
+
+def test_explain_missing_env_variable_exits_2(tmp_path, rabbit, prometheus):
+    result = explain(scaled_object(rabbit.name, prometheus.url), tmp_path, env={})
+    assert result.returncode == 2
+    assert "RABBIT_URL" in result.stderr and "not set here" in result.stderr
