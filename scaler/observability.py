@@ -129,10 +129,12 @@ class DecisionRecorder:
         queue_term = next((t for t in d.terms if t.name == "queue"), None)
         if queue_term is not None:
             m.counted_work.labels(*labels).set(queue_term.replicas * ev.config.queue_length)
+        else:
+            _remove(m.counted_work, labels)
         if ev.signals.gpu is not None:
             m.busy_gpus.labels(*labels).set(ev.signals.gpu.busy_gpus)
         else:
-            _remove(m.counted_work, labels)
+            _remove(m.busy_gpus, labels)
         m.desired.labels(*labels).set(d.desired)
         m.active.labels(*labels).set(1 if d.active else 0)
         for term in d.terms:
