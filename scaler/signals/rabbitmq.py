@@ -173,6 +173,17 @@ class RabbitHttpSource:
             raise SourceError(f"{self.description}: HTTP {response.status_code}")
         try:
             body = response.json()
+        except ValueError:
+            raise SourceError(f"{self.description}: unexpected answer from the management API") from None
+        if not isinstance(body, dict) or "messages_ready" not in body:
+            # A queue the broker has not emitted statistics for yet (new, or just
+            # after a restart): the API has no counts (with `columns`, it answers
+            # `[]`). Reporting 0 would be a made-up zero.
+            raise SourceError(
+                f"{self.description}: the management API has no message counts for the queue yet "
+                "(statistics are collected every few seconds)"
+            )
+        try:
             stats = body.get("message_stats") or {}
             return QueueReading(
                 waiting=float(body.get("messages_ready", 0) or 0),
