@@ -1,0 +1,62 @@
+"""StreamIsActive (KEDA's external-push): the current state at once, `true` within
+2 s of the first message in an empty queue, `false` once the queue drains."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PUSH_WITHIN_S = 2.0
+
+
+async def _next_state(stream, timeout: float) -> bool:
+    return bool((await asyncio.wait_for(stream.read(), timeout)).result)
+
+
+async def _push_cycle(scaler, metadata, publish_one, drain) -> None:
+    stream = scaler.stub.StreamIsActive(scaler.ref(metadata))
+    try:
+        assert await _next_state(stream, PUSH_WITHIN_S) is False  # the current state, at once
+
+        await asyncio.to_thread(publish_one)
+        published = time.monotonic()
+        assert await _next_state(stream, PUSH_WITHIN_S) is True
+        assert time.monotonic() - published < PUSH_WITHIN_S
+
+        await asyncio.to_thread(drain)
+        assert await _next_state(stream, PUSH_WITHIN_S) is False
+    finally:
+        stream.cancel()
+
+
+async def test_rabbitmq_stream_pushes_changes(scaler_server, rabbit):
+    def drain() -> None:
+        assert rabbit.take_one()
+
+    await _push_cycle(scaler_server, rabbit.metadata("amqp"), lambda: rabbit.publish(1), drain)
+
+
+async def test_sqs_stream_pushes_changes(scaler_server, sqs_queue):
+    def drain() -> None:
+        (message,) = sqs_queue.receive(1)
+        sqs_queue.client.delete_message(QueueUrl=sqs_queue.url, ReceiptHandle=message["ReceiptHandle"])
+
+    await _push_cycle(scaler_server, sqs_queue.metadata(), lambda: sqs_queue.send(1), drain)
+
+
+async def test_stream_sends_only_changes(scaler_server, rabbit):
+    """More messages while already active change nothing: no repeated `true`."""
+    rabbit.publish(1)
+    stream = scaler_server.stub.StreamIsActive(scaler_server.ref(rabbit.metadata("amqp")))
+    try:
+        assert await _next_state(stream, PUSH_WITHIN_S) is True
+        await asyncio.to_thread(rabbit.publish, 3)
+        with pytest.raises(TimeoutError):
+            # several stream intervals (0.2 s) and cache TTLs pass without a message
+            await _next_state(stream, 1.0)
+    finally:
+        stream.cancel()
