@@ -420,12 +420,16 @@ class RabbitQueue:
     def hold_unacknowledged(self, count: int) -> pika.BlockingConnection:
         """A consumer that takes `count` messages and never acknowledges them (until
         its connection closes at teardown, which requeues them)."""
+        ready_before = self.counts()[0]
         connection = rabbit_connection()
+        self._holders.append(connection)
         channel = connection.channel()
         channel.basic_qos(prefetch_count=count)
         channel.basic_consume(queue=self.name, on_message_callback=lambda *_: None, auto_ack=False)
-        connection.process_data_events(time_limit=0.2)
-        self._holders.append(connection)
+        deadline = time.monotonic() + 10
+        while self.counts()[0] != ready_before - count:  # deliveries are asynchronous
+            assert time.monotonic() < deadline, f"the consumer did not take {count} messages"
+            connection.process_data_events(time_limit=0.05)
         return connection
 
     def management(self) -> dict[str, Any]:

@@ -18,8 +18,8 @@ async def _call_pairs(scaler, metadata) -> None:
 
 
 async def test_sqs_messages_untouched(start_scaler, sqs_queue):
-    # A tiny TTL: nearly every call reads the queue for real.
-    scaler = await start_scaler(cache_ttl=0.001)
+    # A TTL of a microsecond: every call reads the queue for real.
+    scaler = await start_scaler(cache_ttl=1e-6)
     sqs_queue.send(MESSAGES)
     sqs_queue.send(2, delay_seconds=300)
     before = sqs_queue.counts()
@@ -35,7 +35,7 @@ async def test_sqs_messages_untouched(start_scaler, sqs_queue):
 
 @pytest.mark.parametrize("via", ["amqp", "http"])
 async def test_rabbitmq_messages_untouched(start_scaler, rabbit, via):
-    scaler = await start_scaler(cache_ttl=0.001)
+    scaler = await start_scaler(cache_ttl=1e-6)
     rabbit.publish(MESSAGES)
     if via == "http":
         await rabbit.wait_management(ready=MESSAGES, unacknowledged=0)

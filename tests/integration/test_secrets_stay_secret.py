@@ -79,7 +79,7 @@ async def _outcome(scaler, metadata, name: str) -> dict[str, tuple[str, str]]:
     # A stream on a failing source logs at debug and sends nothing: give it a few intervals.
     stream = scaler.stub.StreamIsActive(ref)
     first = asyncio.ensure_future(stream.read())
-    await asyncio.wait({first}, timeout=0.5)
+    await asyncio.wait({first}, timeout=1.0)
     stream.cancel()
     try:
         seen["StreamIsActive"] = ("OK", str(await first))
