@@ -26,7 +26,7 @@ import yaml
 from scaler.clock import SystemClock
 from scaler.config import ConfigError, GpuRole, Mode, TriggerConfig
 from scaler.engine import Engine, ObjectRef, SignalRead
-from scaler.policy import Decision
+from scaler.policy import Decision, hpa_replicas
 from scaler.signals.base import GpuReading, QueueReading, SourceRejectedQuery
 from scaler.signals.cache import ReadingCache
 
@@ -212,12 +212,6 @@ def _replace(target: Target, **changes: Any) -> Target:
 
 
 # --- what KEDA and the HPA do ----------------------------------------------------
-
-
-def hpa_replicas(value: float) -> int:
-    """The HPA's ceil(value / target 1); KEDA hands the value over in thousandths."""
-    milli = math.floor(max(0.0, value) * 1000 + 1e-6)
-    return math.ceil(milli / 1000)
 
 
 def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[str, Any]:

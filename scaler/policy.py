@@ -12,8 +12,8 @@ The terms, each in replicas, each with its own active flag:
 - "gpu" (gpuRole demand) or "gpu-guard" (gpuRole guard): from busy GPUs (see gpu_term);
 - "forecast": the forecast floor, when the forecaster provides one.
 desired = the largest term (ties go to the earlier term: queue, then GPU, then
-forecast); active = any term active. In-flight work (counted by the queue term in
-deployment mode unless disabled) and busy GPUs are the keep-alive guards: a pool
+forecast); active = any term active. In-flight work (in deployment mode, whether
+or not it is counted in the metric) and busy GPUs are the keep-alive guards: a pool
 with nothing waiting but work in progress stays active, so KEDA's cooldown never
 scales a working pool to zero.
 """
@@ -57,8 +57,9 @@ class Decision:
 
     @property
     def metric_value(self) -> int:
-        """The deprecated int64 metric: the ceiling, so `ceil(value / 1)` agrees."""
-        return math.ceil(self.desired) if self.desired > 0 else 0
+        """The deprecated int64 metric: the replicas the HPA derives from
+        `metricValueFloat`, so a KEDA reading either field gets the same count."""
+        return hpa_replicas(self.desired)
 
     @property
     def replicas(self) -> int:
@@ -67,6 +68,13 @@ class Decision:
     def key(self) -> tuple[int, bool, str]:
         """What must change for the decision to count as changed (for logs)."""
         return (self.replicas, self.active, self.winner)
+
+
+def hpa_replicas(value: float) -> int:
+    """The HPA's ceil(value / target 1). KEDA hands the value over in thousandths
+    (a milli-quantity), so float noise such as 2.0000000000000004 is 2, not 3."""
+    milli = math.floor(max(0.0, value) * 1000 + 1e-6)
+    return math.ceil(milli / 1000)
 
 
 def counted_work(queue: QueueReading, cfg: TriggerConfig) -> float:
@@ -105,11 +113,18 @@ def queue_term(queue: QueueReading, cfg: TriggerConfig) -> Term:
         parts.append(f"{queue.in_flight:g} in flight")
     if cfg.sqs is not None and cfg.sqs.scale_on_delayed:
         parts.append(f"{queue.delayed:g} delayed")
+    reason = f"({' + '.join(parts)}) / queueLength {cfg.queue_length:g}"
+    # Keep-alive guard: messages in flight are being worked on by running pods.
+    # Whatever activationQueueLength or scaleOnInFlight say about the metric,
+    # an inactive answer here would let KEDA's cooldown scale busy pods to zero.
+    keep_alive = bool(queue.in_flight) and work <= cfg.activation_queue_length
+    if keep_alive:
+        reason += f"; kept active: {queue.in_flight:g} in flight"
     return Term(
         name="queue",
         replicas=work / cfg.queue_length,
-        active=work > cfg.activation_queue_length,
-        reason=f"({' + '.join(parts)}) / queueLength {cfg.queue_length:g}",
+        active=work > cfg.activation_queue_length or keep_alive,
+        reason=reason,
     )
 
 

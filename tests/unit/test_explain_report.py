@@ -20,14 +20,13 @@ from scaler.explain import (
     build_report,
     exit_code,
     format_text,
-    hpa_replicas,
     load_target,
     resolve_metadata,
     scaled_job_outcome,
     scaled_object_outcome,
     to_json,
 )
-from scaler.policy import Signals, decide
+from scaler.policy import Signals, decide, hpa_replicas
 from scaler.signals.base import GpuReading, QueueReading, SourceError, SourceRejectedQuery
 
 SECRET = "amqp://worker:Sup3r-Secret@rabbit:5672/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -129,7 +130,8 @@ def test_desired_is_unrounded_and_metric_value_is_its_ceiling(
         ("deployment", "0", 1, 0, True),
         ("deployment", "0", 0, 1, True),  # in-flight work alone keeps it active
         ("deployment", "10", 10, 0, False),  # equal to the threshold: inactive
-        ("deployment", "10", 6, 4, False),
+        ("deployment", "10", 6, 4, True),  # in flight keeps it active below the threshold
+        ("deployment", "10", 6, 0, False),
         ("deployment", "10", 11, 0, True),  # above: active
         ("deployment", "10", 6, 5, True),
         ("deployment", "2.5", 2.5, 0, False),
@@ -184,7 +186,26 @@ def test_decide_does_not_depend_on_now() -> None:
 def test_metric_value_agrees_with_the_hpa_ceiling(waiting: int, in_flight: int, queue_length: str) -> None:
     cfg = sqs_cfg(queueLength=queue_length)
     decision = decide(Signals(queue=QueueReading(waiting=waiting, in_flight=in_flight)), cfg, now=0.0)
-    # KEDA sends metricValueFloat against targetSizeFloat = 1: the HPA asks for ceil(desired / 1).
-    assert decision.metric_value == math.ceil(decision.desired)
+    # KEDA sends metricValueFloat against targetSizeFloat = 1: the HPA asks for ceil(desired / 1),
+    # computed here exactly (no float noise) from the counted work.
+    exact = Fraction(waiting + in_flight) / Fraction(queue_length)
+    assert decision.metric_value == math.ceil(exact)
     assert decision.desired >= 0
     assert decision.active is (waiting + in_flight > 0)
+
+
+@pytest.mark.parametrize(
+    ("desired", "replicas"),
+    [(0.0, 0), (-1.0, 0), (0.001, 1), (0.0004, 0), (2.0, 2), (2.0000000000000004, 2), (2.001, 3), (7 / 3, 3)],
+)
+def test_metric_value_is_what_the_hpa_sees_in_thousandths(desired: float, replicas: int) -> None:
+    decision = Decision(desired=desired, active=True, winner="queue", terms=())
+    assert decision.metric_value == replicas
+
+
+def test_in_flight_keeps_alive_even_when_not_counted() -> None:
+    cfg = sqs_cfg(scaleOnInFlight="false")
+    decision = decide(Signals(queue=QueueReading(waiting=0, in_flight=3)), cfg, now=0.0)
+    assert decision.desired == 0
+    assert decision.active is True
+    assert "kept active: 3 in flight" in decision.terms[0].reason
