@@ -22,29 +22,48 @@ log = logging.getLogger(__name__)
 
 
 class SourceFactory:
-    """Builds the real source objects for a trigger config. Cheap: clients are
-    created lazily on first read, and the cache keeps one source per key."""
+    """Builds the real source objects for a trigger config.
 
-    def __init__(self, timeout: float = 5.0) -> None:
+    Sources are kept per source config (bounded), so the hot path (GetMetrics,
+    IsActive, stream ticks) reuses one object and its client instead of
+    building a source per call. A source closed by the cache's idle eviction
+    reopens its client lazily if it is asked for again.
+    """
+
+    def __init__(self, timeout: float = 5.0, limit: int = 4096) -> None:
         self.timeout = timeout
+        self._limit = limit
+        self._made: OrderedDict[object, Source] = OrderedDict()
 
     def queue_source(self, cfg: TriggerConfig) -> Source | None:
-        if cfg.source is SourceKind.SQS and cfg.sqs is not None:
+        sqs, rabbitmq = cfg.sqs, cfg.rabbitmq
+        if cfg.source is SourceKind.SQS and sqs is not None:
             from scaler.signals.sqs import SqsSource
 
-            return SqsSource(cfg.sqs, timeout=self.timeout)
-        if cfg.source is SourceKind.RABBITMQ and cfg.rabbitmq is not None:
+            return self._kept(sqs, lambda: SqsSource(sqs, timeout=self.timeout))
+        if cfg.source is SourceKind.RABBITMQ and rabbitmq is not None:
             from scaler.signals.rabbitmq import rabbitmq_source
 
-            return rabbitmq_source(cfg.rabbitmq, timeout=self.timeout)
+            return self._kept(rabbitmq, lambda: rabbitmq_source(rabbitmq, timeout=self.timeout))
         return None
 
     def gpu_source(self, cfg: TriggerConfig) -> Source | None:
-        if cfg.gpu is not None:
+        gpu = cfg.gpu
+        if gpu is not None:
             from scaler.signals.prometheus import PrometheusSource
 
-            return PrometheusSource(cfg.gpu, timeout=self.timeout)
+            return self._kept(gpu, lambda: PrometheusSource(gpu, timeout=self.timeout))
         return None
+
+    def _kept(self, source_config: object, make: Callable[[], Source]) -> Source:
+        source = self._made.get(source_config)
+        if source is None:
+            source = self._made[source_config] = make()
+            if len(self._made) > self._limit:
+                self._made.popitem(last=False)
+        else:
+            self._made.move_to_end(source_config)
+        return source
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from functools import cached_property
 from typing import Any
 
 import requests
@@ -33,7 +34,7 @@ class PrometheusSource:
         self._client: PrometheusConnect | None = None
         self._last_response: requests.Response | None = None
 
-    @property
+    @cached_property  # hashed once; read on every call
     def key(self) -> str:
         return f"prometheus|{self._cfg.server_address}|{self._cfg.credential_identity()}|{self._cfg.query}"
 

@@ -8,6 +8,7 @@ rates. Neither path ever consumes, gets or acknowledges a message.
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +36,7 @@ class RabbitAmqpSource:
         self._channel: Any = None
         self._lock = threading.Lock()
 
-    @property
+    @cached_property  # hashed once; read on every call
     def key(self) -> str:
         return _key(self._cfg)
 
@@ -138,7 +139,7 @@ class RabbitHttpSource:
         )
         self._session = requests.Session()
 
-    @property
+    @cached_property  # hashed once; read on every call
     def key(self) -> str:
         return _key(self._cfg)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -42,7 +43,7 @@ class SqsSource:
         self._client_expires = float("inf")
         self._lock = threading.Lock()
 
-    @property
+    @cached_property  # hashed once; read on every call
     def key(self) -> str:
         c = self._cfg
         return f"sqs|{c.endpoint or ''}|{c.region}|{c.queue_url}|{c.credential_identity()}"

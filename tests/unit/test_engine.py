@@ -205,3 +205,19 @@ def test_unknown_key_warning_never_carries_the_value(
     assert len(caplog.records) == 1
     assert "s3cr3t-value" not in caplog.text
     assert "s3cr3t-value" not in repr(caplog.records[0].__dict__)
+
+
+def test_real_factory_keeps_one_source_per_source_config() -> None:
+    # The hot path must not build a source (and its client) per call.
+    from scaler.config import parse_trigger
+
+    factory = SourceFactory(timeout=1.0, limit=2)
+    rabbit = {"source": "rabbitmq", "host": "http://u:p@127.0.0.1:15672/", "queueName": "q"}
+    first = factory.queue_source(parse_trigger(rabbit))
+    again = factory.queue_source(parse_trigger({**rabbit, "queueLength": "9"}))  # same queue
+    other = factory.queue_source(parse_trigger({**rabbit, "queueName": "other"}))
+    assert first is not None and first is again
+    assert other is not first and other is not None and other.key != first.key
+    # Bounded: past the limit the oldest is forgotten (and rebuilt when asked again).
+    factory.queue_source(parse_trigger({**rabbit, "queueName": "third"}))
+    assert factory.queue_source(parse_trigger(rabbit)) is not first
