@@ -48,13 +48,17 @@ async def test_counts_over_amqp_and_http_in_both_modes(scaler_server, rabbit_bac
         assert await scaler_server.active(meta) is True, case
 
     # Active when counted work exceeds activationQueueLength (not when it equals it).
-    counted = READY + UNACKED
-    http = rabbit_backlog.metadata
-    assert await scaler_server.active(http("http", activationQueueLength=str(counted - 1)))
-    assert not await scaler_server.active(http("http", activationQueueLength=str(counted)))
-    assert not await scaler_server.active(
-        http("http", activationQueueLength=str(READY), excludeUnacknowledged="true")
-    )
+    # AMQP cannot see unacknowledged messages: only the ready ones count.
+    meta = rabbit_backlog.metadata
+    assert await scaler_server.active(meta("amqp", activationQueueLength=str(READY - 1)))
+    assert not await scaler_server.active(meta("amqp", activationQueueLength=str(READY)))
+    assert await scaler_server.active(meta("http", activationQueueLength=str(READY + UNACKED - 1)))
+    # Over HTTP, unacknowledged messages (pods at work) keep a deployment active below
+    # the threshold, counted in the metric or not, so KEDA never cools busy pods down.
+    assert await scaler_server.active(meta("http", activationQueueLength="100"))
+    assert await scaler_server.active(meta("http", activationQueueLength="100", excludeUnacknowledged="true"))
+    # Job mode: the unclaimed backlog only.
+    assert not await scaler_server.active(meta("http", mode="job", activationQueueLength=str(READY)))
 
 
 async def test_empty_queue_is_zero_and_inactive(scaler_server, rabbit):

@@ -62,15 +62,30 @@ async def test_job_mode_counts_only_waiting(scaler_server, sqs_backlog):
     ("extra", "active"),
     [
         ({"activationQueueLength": str(VISIBLE + IN_FLIGHT - 1)}, True),
-        ({"activationQueueLength": str(VISIBLE + IN_FLIGHT)}, False),  # must exceed, not equal
+        # Below the threshold, messages in flight keep a deployment active (busy
+        # pods must not be cooled down to zero), counted in the metric or not.
+        ({"activationQueueLength": "100"}, True),
+        ({"activationQueueLength": "100", "scaleOnInFlight": "false"}, True),
+        # Job mode: the unclaimed backlog only.
         ({"mode": "job", "activationQueueLength": str(VISIBLE - 1)}, True),
-        ({"mode": "job", "activationQueueLength": str(VISIBLE)}, False),
+        ({"mode": "job", "activationQueueLength": str(VISIBLE)}, False),  # must exceed, not equal
     ],
+    ids=["above", "kept-by-in-flight", "kept-by-uncounted-in-flight", "job-above", "job-equal"],
 )
 async def test_activation_threshold(scaler_server, sqs_backlog, extra, active):
     meta = sqs_backlog.metadata(**extra)
 
     assert await scaler_server.active(meta) is active
+
+
+async def test_activation_threshold_without_in_flight(scaler_server, sqs_queue):
+    sqs_queue.send(5)
+    sqs_queue.send(2, delay_seconds=300)
+
+    assert await scaler_server.active(sqs_queue.metadata(activationQueueLength="4")) is True
+    assert await scaler_server.active(sqs_queue.metadata(activationQueueLength="5")) is False  # not equal
+    both = sqs_queue.metadata(activationQueueLength="6", scaleOnDelayed="true")
+    assert await scaler_server.active(both) is True
 
 
 async def test_empty_queue_is_zero_and_inactive(scaler_server, sqs_queue):
