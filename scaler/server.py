@@ -297,7 +297,11 @@ class ScalerServer:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self._metrics_http is not None:
-            self._metrics_http.shutdown()
+            # shutdown() waits for the serving thread's next poll (up to 0.5 s):
+            # not on the event loop.
+            await asyncio.to_thread(self._metrics_http.shutdown)
+            self._metrics_http.server_close()
+            self._metrics_http = None
         self.cache.close()
         self._server = None
         log.info("stopped")
