@@ -141,7 +141,10 @@ class Engine:
     async def evaluate(self, ref: ObjectRef, metadata: Mapping[str, str]) -> Evaluation:
         """Read the trigger's signals (shared, cached) and decide.
         Raises ConfigError or SourceError."""
-        cfg = self.config(ref, metadata)
+        return await self.evaluate_config(ref, self.config(ref, metadata))
+
+    async def evaluate_config(self, ref: ObjectRef, cfg: TriggerConfig) -> Evaluation:
+        """evaluate() for a config already parsed with config(). Raises SourceError."""
         reads = await self.read_signals(cfg)
         raise_failures(reads)
         evaluation = self.decide(ref, cfg, reads)

@@ -125,7 +125,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             cfg = self._engine.config(_ref(ref), ref.scalerMetadata)
             if not _matches(request.metricName, cfg.metric_name):
                 raise ConfigError("metricName", f"{cfg.metric_name!r}", request.metricName)
-            ev = await self._engine.evaluate(_ref(ref), ref.scalerMetadata)
+            ev = await self._engine.evaluate_config(_ref(ref), cfg)
             value = pb.MetricValue(
                 metricName=cfg.metric_name,
                 metricValue=ev.decision.metric_value,
@@ -213,9 +213,10 @@ class ScalerServer:
     async def start(self) -> None:
         server = grpc.aio.server(
             options=[
+                # KEDA keeps its connection open between polls; let its keepalive
+                # pings through instead of answering them with GOAWAY.
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                ("grpc.max_connection_age_grace_ms", int(self.settings.grace_period * 1000)),
             ]
         )
         servicer = ExternalScalerServicer(
