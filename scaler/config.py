@@ -36,11 +36,6 @@ KEDA_OWN_KEYS = frozenset(
     }
 )
 
-# Keys whose values are credentials (or URLs that may embed them): never echoed.
-SECRET_KEYS = frozenset(
-    {"host", "awsSecretAccessKey", "awsSessionToken", "prometheusBearerToken", "prometheusPassword"}
-)
-
 METRIC_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 SQS_HOST_RE = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
