@@ -170,13 +170,17 @@ class TriggerConfig:
 
 def redact_url(url: str) -> str:
     """Drop user info (user:password@) from a URL."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # malformed: show nothing of it rather than risk a password
+        return "<malformed URL>"
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    netloc = host + (f":{port}" if port else "")
     return parts._replace(netloc=netloc).geturl()
 
 
@@ -189,6 +193,14 @@ def _split_url(key: str, url: str, accepted: str) -> SplitResult:
         _ = parts.port  # validates the port; urlsplit alone does not
     except ValueError:
         raise ConfigError(key, accepted) from None
+    _, sep, rest = url.partition("://")
+    if sep and "@" in rest and "@" not in parts.netloc:
+        # A password with a raw '/', '?' or '#' ends the host part early, so the
+        # password would be taken for a path and shown in every message.
+        raise ConfigError(
+            key, f"{accepted}, with '/', '?', '#' and '@' in the user name and password "
+            "percent-encoded (%2F, %3F, %23, %40)"
+        )
     return parts
 
 
@@ -536,17 +548,13 @@ def _parse_gpu(meta: _Metadata, *, has_queue: bool) -> GpuConfig:
 def _prometheus_address(meta: _Metadata) -> tuple[str, str | None, str | None]:
     """The server URL without user info, and the user info it carried (decoded)."""
     address = meta.require("prometheusServerAddress", "the Prometheus URL, such as http://prometheus:9090")
-    parts = urlsplit(address)
+    parts = _split_url("prometheusServerAddress", address, "an http:// or https:// URL with a valid port")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise ConfigError(
             "prometheusServerAddress",
             "an http:// or https:// URL, such as http://prometheus:9090",
             redact_url(address),
         )
-    try:
-        parts.port  # noqa: B018 -- raises ValueError on a bad port
-    except ValueError:
-        raise ConfigError("prometheusServerAddress", "a URL with a valid port", redact_url(address)) from None
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     safe = redact_url(address).rstrip("/")

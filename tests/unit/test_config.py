@@ -15,6 +15,7 @@ from scaler.config import (
     TriggerConfig,
     parse_trigger,
     rabbit_vhost,
+    redact_url,
 )
 
 SECRET = "s3cr3t-P4ss"  # planted in every credential-bearing key; must never be echoed
@@ -552,3 +553,37 @@ def test_vhost_from_url_or_vhost_name(host: str, vhost_name: str | None, vhost: 
     cfg = parse_trigger(rabbit(host=host, **extra))
     assert cfg.rabbitmq is not None
     assert rabbit_vhost(cfg.rabbitmq) == vhost
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"source": "rabbitmq", "host": "amqp://user:12/S3cretX@127.0.0.1:5672/", "queueName": "q"},
+        {"source": "rabbitmq", "host": "http://user:99?S3cretX@127.0.0.1:15672/", "queueName": "q"},
+        {"source": "rabbitmq", "host": "amqp://user:pa#S3cretX@127.0.0.1/", "queueName": "q"},
+        {"prometheusServerAddress": "http://user:x/S3cretX@127.0.0.1:9090", "gpuSelector": 'pod="a"'},
+        {"prometheusServerAddress": "http://[::1", "gpuSelector": 'pod="a"'},
+    ],
+    ids=["slash", "question-mark", "hash", "prometheus-slash", "prometheus-bad-ipv6"],
+)
+def test_a_password_that_would_end_the_host_early_is_rejected_unechoed(metadata: dict[str, str]) -> None:
+    # urlsplit would read "user:12" as the host and the rest as a path: the password
+    # would then show in every error message. It must be percent-encoded instead.
+    key = "host" if "host" in metadata else "prometheusServerAddress"
+    with pytest.raises(ConfigError) as caught:
+        parse_trigger(metadata)
+    assert caught.value.key == key
+    assert "S3cret" not in str(caught.value)
+
+
+def test_a_percent_encoded_password_is_accepted_and_redacted() -> None:
+    cfg = parse_trigger(
+        {"source": "rabbitmq", "host": "amqp://user:12%2FS3cretX@127.0.0.1:5672/v", "queueName": "q"}
+    )
+    assert cfg.rabbitmq is not None
+    assert cfg.rabbitmq.safe_url == "amqp://127.0.0.1:5672/v"
+    assert "S3cret" not in repr(cfg)
+
+
+def test_redact_url_never_raises_on_a_malformed_url() -> None:
+    assert redact_url("http://u:p@[::1") == "<malformed URL>"
