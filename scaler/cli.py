@@ -53,6 +53,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"expected a whole number 1-1024, got {text!r}")
+    return value
+
+
 def _log_format(text: str) -> str:
     if text not in ("json", "text"):
         raise argparse.ArgumentTypeError(f"expected 'json' or 'text', got {text!r}")
@@ -100,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=1.0,
         help="seconds between StreamIsActive re-evaluations",
+    )
+    _add(
+        serve,
+        "--read-threads",
+        type=_threads,
+        default=64,
+        help="threads for blocking source reads: the most distinct sources read at once "
+        "(a hung source holds one until its read returns)",
     )
     _add(
         serve,
@@ -229,6 +244,7 @@ def _serve(args: argparse.Namespace) -> int:
         source_timeout=args.source_timeout,
         stream_interval=args.stream_interval,
         grace_period=args.grace_period,
+        read_threads=args.read_threads,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,

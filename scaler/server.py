@@ -48,6 +48,7 @@ class Settings:
     source_timeout: float = 5.0
     stream_interval: float = 1.0
     grace_period: float = 10.0
+    read_threads: int = 64
     housekeeping_interval: float = 30.0
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -98,6 +99,14 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         except SourceError as exc:
             code = grpc.StatusCode.UNAVAILABLE
             await context.abort(code, str(exc))
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            # A bug: grpc answers UNKNOWN; count it as what it is, not as OK.
+            code = grpc.StatusCode.INTERNAL
+            log.exception("%s failed unexpectedly", method)
+            raise
         finally:
             self._metrics.rpc_total.labels(method, code.name).inc()
             self._metrics.rpc_seconds.labels(method).observe(time.perf_counter() - started)
@@ -193,6 +202,7 @@ class ScalerServer:
             self.clock,
             ttl=settings.cache_ttl,
             timeout=settings.source_timeout,
+            max_workers=settings.read_threads,
             on_read=self.metrics.observe_read,
         )
         self.recorder = DecisionRecorder(self.metrics, self.clock)
@@ -280,7 +290,7 @@ class ScalerServer:
     async def _housekeep(self) -> None:
         while True:
             await asyncio.sleep(self.settings.housekeeping_interval)
-            self.cache.evict_idle()
+            await self.cache.evict_idle()
             self.recorder.expire()
 
     async def stop(self) -> None:
@@ -303,7 +313,7 @@ class ScalerServer:
             await asyncio.to_thread(self._metrics_http.shutdown)
             self._metrics_http.server_close()
             self._metrics_http = None
-        self.cache.close()
+        await asyncio.to_thread(self.cache.close)
         self._server = None
         log.info("stopped")
 

@@ -43,6 +43,10 @@ class _Entry:
     finished_at: float = float("-inf")
     pending: asyncio.Future[None] | None = None
     last_used: float = 0.0
+    # The pool thread of the last read. It can outlive the read's timeout (a
+    # client stuck past its own timeouts); no new thread starts for the key
+    # until it returns, so a hung source holds at most one thread.
+    thread: concurrent.futures.Future[object] | None = None
 
 
 ReadObserver = Callable[[Source, float, "SourceError | None"], None]
@@ -55,7 +59,7 @@ class ReadingCache:
         *,
         ttl: float = 2.0,
         timeout: float = 5.0,
-        max_workers: int = 32,
+        max_workers: int = 64,
         idle_evict_after: float = 600.0,
         on_read: ReadObserver | None = None,
     ) -> None:
@@ -102,7 +106,13 @@ class ReadingCache:
         self.reads += 1
         error: SourceError | None = None
         try:
-            value = await asyncio.wait_for(loop.run_in_executor(self._executor, source.read), self.timeout)
+            if entry.thread is not None and not entry.thread.done():
+                raise SourceError(
+                    f"{source.description}: the previous read has still not returned "
+                    f"(no answer within {self.timeout:g}s)"
+                )
+            entry.thread = self._executor.submit(source.read)
+            value = await asyncio.wait_for(asyncio.wrap_future(entry.thread, loop=loop), self.timeout)
             entry.reading = Reading(value, self._clock.monotonic())
             entry.error = None
         except TimeoutError:
@@ -120,24 +130,30 @@ class ReadingCache:
         if self._on_read is not None:
             self._on_read(source, entry.finished_at - started, error)
 
-    def evict_idle(self) -> int:
-        """Drop sources nobody asked for in a while (closing their clients)."""
+    async def evict_idle(self) -> int:
+        """Drop sources nobody asked for in a while, closing their clients in the
+        pool (an AMQP close talks to the broker: never on the event loop)."""
         now = self._clock.monotonic()
         stale = [
             k
             for k, e in self._entries.items()
             if e.pending is None and now - e.last_used > self._idle_evict_after
         ]
+        loop = asyncio.get_running_loop()
+        closing = []
         for key in stale:
             del self._entries[key]
-            self._close(self._sources.pop(key))
+            closing.append(loop.run_in_executor(self._executor, self._close, self._sources.pop(key)))
+        await asyncio.gather(*closing)
         return len(stale)
 
     def source(self, key: str) -> Source | None:
-        """The live source object for a key, so clients are reused across calls."""
+        """The source object reads go through for a key (None once evicted)."""
         return self._sources.get(key)
 
     def close(self) -> None:
+        """Close every source and stop the pool. Blocking: call it off the event
+        loop (the server does) or when nothing else runs on it (explain)."""
         for source in self._sources.values():
             self._close(source)
         self._sources.clear()

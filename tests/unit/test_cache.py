@@ -234,9 +234,9 @@ async def test_evict_idle_closes_sources(clock: ManualClock, make_cache: Callabl
     clock.advance(50.0)
     await cache.get(busy)
     clock.advance(10.0)
-    assert cache.evict_idle() == 0  # exactly 60 s idle is not yet "more than" 60 s
+    assert await cache.evict_idle() == 0  # exactly 60 s idle is not yet "more than" 60 s
     clock.advance(0.5)
-    assert cache.evict_idle() == 1
+    assert await cache.evict_idle() == 1
     assert idle.closed == 1
     assert busy.closed == 0
     assert cache.source("idle|q") is None
@@ -259,7 +259,7 @@ async def test_evict_idle_survives_a_failing_close(
     source.close = broken_close  # type: ignore[method-assign]
     await cache.get(source)
     clock.advance(2.0)
-    assert cache.evict_idle() == 1
+    assert await cache.evict_idle() == 1
     assert cache.source(source.key) is None
 
 
@@ -288,3 +288,28 @@ async def test_on_read_observer(clock: ManualClock, make_cache: Callable[..., Re
     assert key == "fake|q"
     assert isinstance(error, SourceError)
     assert str(error) == "fake: down"
+
+
+async def test_a_hung_source_holds_at_most_one_thread(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    # A read stuck past the timeout keeps its pool thread; the next TTL must not
+    # start another one for the same key (hung sources would drain the pool and
+    # starve healthy ones), and it still answers an error at once.
+    cache = make_cache(ttl=1.0, timeout=0.1)
+    hung = FakeSource("hung|q")
+    hung.gate = threading.Event()
+    try:
+        with pytest.raises(SourceError, match="no answer within"):
+            await cache.get(hung)
+        clock.advance(5)
+        with pytest.raises(SourceError, match="previous read has still not returned"):
+            await cache.get(hung)
+        assert hung.reads == 1
+    finally:
+        hung.gate.set()
+    await asyncio.sleep(0.05)  # the stuck thread returns
+    clock.advance(5)
+    reading = await cache.get(hung)
+    assert hung.reads == 2
+    assert reading.value == QueueReading(waiting=2.0, in_flight=0.0)
