@@ -219,7 +219,10 @@ def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[
     ceiling = hpa_replicas(desired)
     low = max(target.min_replicas, 1)  # the HPA's minReplicas is at least 1
     hpa = min(target.max_replicas, max(ceiling, low))
-    at_rest = target.idle_replicas if target.idle_replicas is not None else target.min_replicas
+    # KEDA itself scales an inactive workload only to idleReplicaCount, or to zero
+    # when minReplicaCount is 0; otherwise it leaves the count to the HPA.
+    scales_at_rest = target.idle_replicas is not None or target.min_replicas == 0
+    at_rest = target.idle_replicas if target.idle_replicas is not None else 0
     steps = [
         f"HPA: ceil({desired:.3f} / 1) = {ceiling}, within [{low}, {target.max_replicas}] -> {hpa} replica(s)"
     ]
@@ -230,7 +233,7 @@ def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[
             f"the HPA then sets {hpa}"
         )
         replicas = hpa
-    else:
+    elif scales_at_rest:
         steps.append(
             f"KEDA: the trigger is inactive; once every trigger has been inactive for cooldownPeriod "
             f"({target.cooldown_period}s), KEDA scales to {at_rest}"
@@ -238,6 +241,12 @@ def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[
             + f"; until then, the HPA keeps {hpa}"
         )
         replicas = at_rest
+    else:
+        steps.append(
+            f"KEDA: the trigger is inactive, but minReplicaCount is {target.min_replicas} and no "
+            f"idleReplicaCount is set, so KEDA leaves the count to the HPA: {hpa}"
+        )
+        replicas = hpa
     if target.triggers_total > 1:
         steps.append(
             f"the object has {target.triggers_total} triggers: the HPA takes the largest count of all, "

@@ -190,6 +190,9 @@ def so_target(**changes: object) -> Target:
         ({}, 0.0, False, 0, 1),  # inactive: to zero after the cooldown
         ({"min_replicas": 3}, 0.0, False, 3, 3),
         ({"idle_replicas": 0, "min_replicas": 2}, 0.0, False, 0, 2),
+        # inactive with minReplicaCount > 0 and no idleReplicaCount: KEDA leaves it to the HPA
+        ({"min_replicas": 2}, 3.0, False, 3, 3),
+        ({"idle_replicas": 1, "min_replicas": 2}, 3.0, False, 1, 3),
     ],
 )
 def test_scaled_object_outcome(
