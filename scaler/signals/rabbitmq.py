@@ -100,7 +100,8 @@ class RabbitAmqpSource:
         if isinstance(exc, pika.exceptions.ProbableAuthenticationError):
             return SourceError(f"{self.description}: authentication failed")
         if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
-            return SourceError(f"{self.description}: access to the vhost denied")
+            # The broker closes the handshake alike for a missing vhost and a denied one.
+            return SourceError(f"{self.description}: the vhost does not exist or access to it is denied")
         if isinstance(exc, pika.exceptions.AMQPConnectionError):
             return SourceError(f"{self.description}: cannot connect")
         return SourceError(f"{self.description}: {type(exc).__name__}")

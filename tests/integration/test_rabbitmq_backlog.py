@@ -1,18 +1,31 @@
 """RabbitMQ backlog against the real broker, over AMQP (passive declare) and the
 management HTTP API: waiting messages, and unacknowledged ones held by a test
-consumer, in both modes."""
+consumer, in both modes; vhosts (vhostName, the URL path, which wins) and missing
+queues and vhosts."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import uuid
+from urllib.parse import quote
 
+import grpc
+import pika
 import pytest
+import requests
 
 pytestmark = pytest.mark.integration
 
 PUBLISHED, UNACKED = 10, 3
 READY = PUBLISHED - UNACKED
 QUEUE_LENGTH = 4.0
+
+# The local broker, as conftest.py's `rabbit` fixture uses it.
+RABBIT_USER = RABBIT_PASSWORD = "guest"
+RABBIT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+RABBIT_HTTP_URL = "http://guest:guest@127.0.0.1:15672"
+RABBIT_API = "http://127.0.0.1:15672/api"
 
 
 @pytest.fixture
@@ -70,3 +83,117 @@ async def test_empty_queue_is_zero_and_inactive(scaler_server, rabbit):
 
         assert (value.metricValueFloat, value.metricValue) == (0.0, 0), protocol
         assert await scaler_server.active(meta) is False, protocol
+
+
+# --- vhosts and missing queues ----------------------------------------------------
+
+IN_DEFAULT_VHOST, IN_TENANT_VHOST = 2, 5
+
+
+async def _unavailable(call) -> str:
+    """The rpc fails with UNAVAILABLE; returns its details."""
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await call
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE, failure.value.details()
+    return str(failure.value.details())
+
+
+def _management(path: str, method: str = "GET", **kwargs) -> requests.Response:
+    response = requests.request(
+        method, f"{RABBIT_API}/{path}", auth=(RABBIT_USER, RABBIT_PASSWORD), timeout=5, **kwargs
+    )
+    response.raise_for_status()
+    return response
+
+
+@pytest.fixture
+async def tenant_vhost(rabbit, wait_until):
+    """A vhost of this test's own (with a `/` in its name, so it must be quoted in
+    URLs), holding a queue named like `rabbit`'s: 2 messages in the default vhost,
+    5 in the tenant's, so a count tells which vhost was read. Deleted afterwards."""
+    vhost = f"prewarm-it/{uuid.uuid4().hex[:8]}"
+    quoted = quote(vhost, safe="")
+    _management(f"vhosts/{quoted}", "PUT", json={"description": "prewarm integration test"})
+    try:
+        _management(
+            f"permissions/{quoted}/{RABBIT_USER}",
+            "PUT",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        )
+        connection = pika.BlockingConnection(
+            pika.URLParameters(f"amqp://guest:guest@127.0.0.1:5672/{quoted}")
+        )
+        try:
+            channel = connection.channel()
+            channel.queue_declare(queue=rabbit.name, durable=False, auto_delete=False)
+            for i in range(IN_TENANT_VHOST):
+                channel.basic_publish(exchange="", routing_key=rabbit.name, body=f"job {i}".encode())
+        finally:
+            connection.close()
+        rabbit.publish(IN_DEFAULT_VHOST)
+
+        def tenant_counts_shown() -> bool:
+            body = _management(f"queues/{quoted}/{rabbit.name}").json()
+            return body.get("messages_ready") == IN_TENANT_VHOST
+
+        # The management API's counts lag the broker by its stats interval.
+        await wait_until(
+            lambda: asyncio.to_thread(tenant_counts_shown),
+            timeout=20,
+            interval=0.25,
+            what=f"management API to show {IN_TENANT_VHOST} ready in vhost {vhost!r}",
+        )
+        await rabbit.wait_management(ready=IN_DEFAULT_VHOST, unacknowledged=0)
+        yield vhost
+    finally:
+        requests.delete(f"{RABBIT_API}/vhosts/{quoted}", auth=(RABBIT_USER, RABBIT_PASSWORD), timeout=10)
+
+
+async def test_vhost_from_vhost_name_or_url(scaler_server, rabbit, tenant_vhost):
+    quoted = quote(tenant_vhost, safe="")
+    amqp_in_tenant = f"amqp://guest:guest@127.0.0.1:5672/{quoted}"
+    http_in_tenant = f"{RABBIT_HTTP_URL}/{quoted}"  # KEDA's convention: the vhost as the URL path
+    cases = [
+        # (case, host, extra metadata, messages expected)
+        ("amqp vhostName", RABBIT_AMQP_URL, {"vhostName": tenant_vhost}, IN_TENANT_VHOST),
+        ("http vhostName", RABBIT_HTTP_URL, {"vhostName": tenant_vhost}, IN_TENANT_VHOST),
+        ("amqp url vhost", amqp_in_tenant, {}, IN_TENANT_VHOST),
+        ("http url vhost", http_in_tenant, {}, IN_TENANT_VHOST),
+        # vhostName wins over the URL's vhost, both ways round.
+        ("amqp override to default", amqp_in_tenant, {"vhostName": "/"}, IN_DEFAULT_VHOST),
+        ("http override to default", http_in_tenant, {"vhostName": "/"}, IN_DEFAULT_VHOST),
+        ("amqp override to tenant", RABBIT_AMQP_URL, {"vhostName": tenant_vhost}, IN_TENANT_VHOST),
+        ("http override to tenant", f"{RABBIT_HTTP_URL}/%2F", {"vhostName": tenant_vhost}, IN_TENANT_VHOST),
+        # the FromEnv form KEDA sends resolved
+        ("amqp vhostNameFromEnv", RABBIT_AMQP_URL, {"vhostNameFromEnv": tenant_vhost}, IN_TENANT_VHOST),
+    ]
+    for case, host, extra, expected in cases:
+        meta = {"source": "rabbitmq", "host": host, "queueName": rabbit.name, "queueLength": "1", **extra}
+
+        value = await scaler_server.metric(meta)
+
+        assert value.metricValueFloat == pytest.approx(expected), case
+
+
+@pytest.mark.parametrize("protocol", ["amqp", "http"])
+async def test_missing_vhost_is_unavailable_naming_it(scaler_server, rabbit, protocol):
+    vhost = f"prewarm-it-missing-{uuid.uuid4().hex[:8]}"
+    meta = rabbit.metadata(protocol, vhostName=vhost)
+
+    for call in (scaler_server.metric(meta), scaler_server.active(meta)):
+        details = await _unavailable(call)
+
+        assert "does not exist" in details, details
+        assert repr(vhost) in details and repr(rabbit.name) in details, details
+        assert "guest:guest@" not in details  # the URL is shown without its credentials
+
+
+@pytest.mark.parametrize("protocol", ["amqp", "http"])
+async def test_missing_queue_is_unavailable(scaler_server, rabbit, protocol):
+    missing = f"prewarm-it-missing-{uuid.uuid4().hex[:8]}"
+    meta = rabbit.metadata(protocol, queueName=missing)
+
+    for call in (scaler_server.metric(meta), scaler_server.active(meta)):
+        details = await _unavailable(call)
+
+        assert "does not exist" in details and repr(missing) in details, details
