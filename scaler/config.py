@@ -472,8 +472,16 @@ def _has_gpu_keys(metadata: Mapping[str, str]) -> bool:
     )
 
 
-def gpu_selector_query(selector: str) -> str:
-    """Busy GPUs from dcgm-exporter's utilisation gauge (percent per GPU)."""
+def gpu_selector_query(selector: str, role: GpuRole, activation_utilization: float) -> str:
+    """The busy-GPU query built from dcgm-exporter's utilisation gauge (percent per GPU).
+
+    demand: the summed duty cycle in GPU units (two GPUs at 50 % = 1 busy GPU): the
+    load to carry. guard: the number of GPUs busier than the activation level (two
+    GPUs at 50 % = 2): the guard holds the replicas whose GPUs are working, and a
+    sum would let it hold too few (four replicas at 50 % would hold two).
+    """
+    if role is GpuRole.GUARD:
+        return f"count({DCGM_GPU_UTIL_METRIC}{{{selector}}} > {activation_utilization:g})"
     return f"sum({DCGM_GPU_UTIL_METRIC}{{{selector}}}) / 100"
 
 
@@ -497,8 +505,6 @@ def _parse_gpu(meta: _Metadata, *, has_queue: bool) -> GpuConfig:
                 selector,
             )
         selector = inner.strip().rstrip(",").strip()
-        query = gpu_selector_query(selector)
-    assert query is not None
 
     address, url_user, url_password = _prometheus_address(meta)
     token = meta.get("prometheusBearerToken")
@@ -526,6 +532,12 @@ def _parse_gpu(meta: _Metadata, *, has_queue: bool) -> GpuConfig:
     default_role = GpuRole.GUARD if has_queue else GpuRole.DEMAND
     role = meta.choice("gpuRole", GpuRole, default_role)
     assert isinstance(role, GpuRole)
+    activation = _percent(
+        meta, "gpuActivationUtilization", DEFAULT_GPU_ACTIVATION_UTILIZATION, allow_zero=True
+    )
+    if selector is not None:
+        query = gpu_selector_query(selector, role, activation)
+    assert query is not None
     return GpuConfig(
         server_address=address,
         query=query,
@@ -535,9 +547,7 @@ def _parse_gpu(meta: _Metadata, *, has_queue: bool) -> GpuConfig:
             meta, "gpuTargetUtilization", DEFAULT_GPU_TARGET_UTILIZATION, allow_zero=False
         ),
         gpus_per_replica=meta.float("gpusPerReplica", DEFAULT_GPUS_PER_REPLICA, minimum=0, exclusive=True),
-        activation_utilization=_percent(
-            meta, "gpuActivationUtilization", DEFAULT_GPU_ACTIVATION_UTILIZATION, allow_zero=True
-        ),
+        activation_utilization=activation,
         bearer_token=token,
         username=username,
         password=password,

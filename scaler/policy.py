@@ -140,12 +140,13 @@ def gpu_term(gpu: GpuReading, cfg: GpuConfig) -> Term:
       the replicas that run the measured load at the target utilisation. Reported
       whether or not it is active, like the queue term.
     - guard ("gpu-guard"): replicas = G / gpusPerReplica while active, else 0.
-      After the HPA's ceil this is the fewest replicas that can carry the measured
-      GPU load, a lower bound on the replicas whose GPUs are busy; it never
-      exceeds the replicas running (G <= running * gpusPerReplica when the query
-      covers the workload's GPUs), so the guard never adds capacity: it only holds
-      the count from dropping below the busy replicas, and keeps the trigger
-      active, while the queue term asks for more whenever there is a backlog.
+      For the guard, G counts the GPUs busier than the activation level (the
+      query built from gpuSelector does; see config.gpu_selector_query), so after
+      the HPA's ceil this is the replicas whose GPUs are working. It never
+      exceeds the replicas running (the query covers only the workload's GPUs),
+      so the guard never adds capacity: it only holds the count from dropping
+      below the busy replicas, and keeps the trigger active, while the queue
+      term asks for more whenever there is a backlog.
     """
     busy = gpu.busy_gpus
     threshold = cfg.activation_busy_gpus

@@ -86,7 +86,7 @@ def test_explain_text_with_queue_and_gpu_guard(tmp_path, rabbit, prometheus, gpu
         f"rabbitmq queue '{rabbit.name}'",
         "12 waiting",
         f"prometheus at {prometheus.url}",
-        "1.5 busy GPUs",
+        "2 busy GPUs",  # the guard counts working GPUs (100 % and 50 %), not their sum
         "Winner: queue",
         "metricValueFloat 3.000",
         "active yes",

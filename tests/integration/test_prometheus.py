@@ -159,9 +159,11 @@ async def test_queue_and_gpu_guard_against_real_rabbitmq(start_scaler, prometheu
     )
     # Nothing waiting, but both workers' GPUs are busy: the guard holds 2 replicas
     # (the queue alone would let the pool go to zero).
-    gpus({"sd-worker-0": 100, "sd-worker-1": 95})
+    gpus({"sd-worker-0": 100, "sd-worker-1": 40})
     value = await scaler.metric(meta)
-    assert value.metricValueFloat == pytest.approx(1.95)
+    # The guard counts working GPUs (above the 5 % activation level): 2, where the
+    # summed duty cycle (1.4) would hold too few.
+    assert value.metricValueFloat == pytest.approx(2.0)
     assert value.metricValue == 2
     assert await scaler.active(meta) is True
 

@@ -47,6 +47,19 @@ def test_queue_and_gpu_defaults_to_guard_and_the_queue_metric_name() -> None:
     assert cfg.metric_name == "rabbitmq-jobs"
 
 
+def test_the_guard_counts_busy_gpus_the_demand_sums_their_duty_cycle() -> None:
+    # The guard holds the replicas whose GPUs work: four at 50 % are four, not two.
+    guard = parse_trigger({**RABBIT, **gpu_only(gpuActivationUtilization="12.5")}).gpu
+    assert guard is not None
+    assert guard.query == 'count(DCGM_FI_DEV_GPU_UTIL{namespace="ai",pod=~"sd-worker-.*"} > 12.5)'
+    demand = parse_trigger({**RABBIT, **gpu_only(gpuRole="demand")}).gpu
+    assert demand is not None
+    assert demand.query == 'sum(DCGM_FI_DEV_GPU_UTIL{namespace="ai",pod=~"sd-worker-.*"}) / 100'
+    # A user's own gpuQuery is used as written, whatever the role.
+    own = parse_trigger({**RABBIT, **gpu_only(gpuSelector="", gpuQuery="vector(3)")}).gpu
+    assert own is not None and own.query == "vector(3)"
+
+
 @pytest.mark.parametrize(
     ("extra", "field", "expected"),
     [
@@ -91,7 +104,7 @@ def test_selector_syntax_accepted(selector: str, normalised: str) -> None:
     gpu = parse_trigger(gpu_only(gpuSelector=selector)).gpu
     assert gpu is not None
     assert gpu.selector == normalised
-    assert gpu.query == gpu_selector_query(normalised)
+    assert gpu.query == gpu_selector_query(normalised, GpuRole.DEMAND, 5)
 
 
 @pytest.mark.parametrize(
