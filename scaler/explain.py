@@ -204,11 +204,9 @@ def _with_strategy(target: Target, strategy: Mapping[str, Any]) -> Target:
         percentage = float(strategy.get("customScalingRunningJobPercentage") or 1)
     except (TypeError, ValueError):
         raise ExplainError("spec.scalingStrategy: the custom* values must be numbers") from None
-    return _replace(target, strategy=name, custom_deduction=deduction, custom_running_percentage=percentage)
-
-
-def _replace(target: Target, **changes: Any) -> Target:
-    return dataclasses.replace(target, **changes)
+    return dataclasses.replace(
+        target, strategy=name, custom_deduction=deduction, custom_running_percentage=percentage
+    )
 
 
 # --- what KEDA and the HPA do ----------------------------------------------------

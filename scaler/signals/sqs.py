@@ -89,7 +89,8 @@ class SqsSource:
         )
 
     def close(self) -> None:
-        client, self._client = self._client, None
+        with self._lock:  # not under a read in progress
+            client, self._client = self._client, None
         if client is not None:
             client.close()
 
@@ -119,7 +120,12 @@ class SqsSource:
             try:
                 sts = session.client("sts", endpoint_url=c.endpoint, config=self._boto_config())
                 creds = sts.assume_role(RoleArn=c.role_arn, RoleSessionName="prewarm-scaler")["Credentials"]
-            except (ClientError, BotoCoreError) as exc:
+            except ClientError as exc:
+                # The error code (AccessDenied, InvalidClientTokenId, ...) is the cause;
+                # STS's message may quote the caller's identity, so it is left out.
+                code = exc.response.get("Error", {}).get("Code", "error")
+                raise SourceError(f"{self.description}: cannot assume role {c.role_arn}: {code}") from None
+            except BotoCoreError as exc:
                 raise SourceError(
                     f"{self.description}: cannot assume role {c.role_arn}: {type(exc).__name__}"
                 ) from None
