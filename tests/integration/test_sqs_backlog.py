@@ -2,14 +2,28 @@
 messages, counted per scaleOnInFlight / scaleOnDelayed, in both modes.
 
 The test itself plays the worker (it receives messages with a visibility
-timeout); the scaler only ever reads queue attributes.
+timeout); the scaler only ever reads queue attributes. Credentials (static keys,
+a session token, an assumed role) are checked against a moto server with IAM
+authentication on.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
+import boto3
+import grpc
 import pytest
+import requests
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +109,214 @@ async def test_empty_queue_is_zero_and_inactive(scaler_server, sqs_queue):
 
     assert (value.metricValueFloat, value.metricValue) == (0.0, 0)
     assert await scaler_server.active(meta) is False
+
+
+# --- credentials: static keys, session token, an assumed role ----------------------
+#
+# moto accepts any keys unless IAM authentication is on; with it on, every request
+# must be signed by a key moto issued, with a policy allowing the action, and STS
+# checks the caller's policy and the role's trust policy on AssumeRole. So these
+# tests run their own moto server (a subprocess: the switch is process-wide) with
+# IAM on, and a key that may not read the queue shows which credentials a read used.
+
+IAM_QUEUED = 6
+IAM_REGION = "us-east-1"
+OTHER_ACCOUNT = "210987654321"
+
+
+@dataclass(frozen=True)
+class IamMoto:
+    endpoint: str
+    queue_url: str
+    reader_key: tuple[str, str]  # a user whose policy allows sqs:GetQueueAttributes
+    assumer_key: tuple[str, str]  # a user who may only call sts:AssumeRole on this account's roles
+    role_arn: str  # trusts the assumer, may read queues
+    untrusting_role_arn: str  # may read queues, trusts only the reader
+
+    def client(self, service: str, key: tuple[str, str], token: str | None = None) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=IAM_REGION,
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
+            aws_session_token=token,
+        )
+
+    def metadata(self, **extra: str) -> dict[str, str]:
+        meta = {
+            "source": "sqs",
+            "queueURL": self.queue_url,
+            "awsRegion": IAM_REGION,
+            "awsEndpoint": self.endpoint,
+            "queueLength": "1",
+        }
+        meta.update(extra)
+        return meta
+
+
+def _policy(statement: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **statement}]})
+
+
+@pytest.fixture(scope="module")
+def moto_iam() -> Iterator[IamMoto]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None and time.monotonic() < deadline, "moto server did not start"
+                time.sleep(0.1)
+        # Set up while authentication is still off (moto's default).
+        setup_key = ("AKIDPREWARMSETUP", "setup")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name=IAM_REGION,
+            aws_access_key_id=setup_key[0],
+            aws_secret_access_key=setup_key[1],
+        )
+
+        def user(name: str, statement: dict[str, Any]) -> tuple[str, tuple[str, str]]:
+            arn = iam.create_user(UserName=name)["User"]["Arn"]
+            iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=_policy(statement))
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            return arn, (key["AccessKeyId"], key["SecretAccessKey"])
+
+        reader_arn, reader_key = user("reader", {"Action": "sqs:GetQueueAttributes", "Resource": "*"})
+        account = reader_arn.split(":")[4]
+        assumer_arn, assumer_key = user(
+            "assumer", {"Action": "sts:AssumeRole", "Resource": f"arn:aws:iam::{account}:role/*"}
+        )
+
+        def role(name: str, trusted: str) -> str:
+            trust = _policy({"Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"})
+            arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+            read = _policy({"Action": "sqs:GetQueueAttributes", "Resource": "*"})
+            iam.put_role_policy(RoleName=name, PolicyName="read", PolicyDocument=read)
+            return str(arn)
+
+        moto = IamMoto(
+            endpoint=endpoint,
+            queue_url="",
+            reader_key=reader_key,
+            assumer_key=assumer_key,
+            role_arn=role("queue-reader", trusted=assumer_arn),
+            untrusting_role_arn=role("reader-only", trusted=reader_arn),
+        )
+        sqs = moto.client("sqs", setup_key)
+        queue_url = sqs.create_queue(QueueName="prewarm-it-iam")["QueueUrl"]
+        for i in range(IAM_QUEUED):
+            sqs.send_message(QueueUrl=queue_url, MessageBody=f"job {i}")
+        # From here on every request is authenticated and authorized.
+        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=5).raise_for_status()
+        yield dataclasses.replace(moto, queue_url=queue_url)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+async def _unavailable(call) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await call
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE, failure.value.details()
+    return str(failure.value.details())
+
+
+async def _assert_no_secret(scaler, answers: list[str], *secrets: str) -> None:
+    page = await scaler.scrape()
+    for secret in secrets:
+        for answer in answers:
+            assert secret not in answer, answer
+        assert secret not in page
+
+
+async def test_static_keys_from_env_read_the_queue(scaler_server, moto_iam):
+    key_id, secret = moto_iam.reader_key
+    meta = moto_iam.metadata(awsAccessKeyIDFromEnv=key_id, awsSecretAccessKeyFromEnv=secret)
+
+    value = await scaler_server.metric(meta)
+
+    assert value.metricValueFloat == IAM_QUEUED
+    assert await scaler_server.active(meta) is True
+    # The keys given are the keys used: a wrong secret fails the signature check,
+    # and another user's keys (which may not read queues) are refused.
+    wrong = moto_iam.metadata(awsAccessKeyIDFromEnv=key_id, awsSecretAccessKeyFromEnv=secret + "x")
+    signature = await _unavailable(scaler_server.metric(wrong))
+    assert "SignatureDoesNotMatch" in signature and "prewarm-it-iam" in signature, signature
+    other = moto_iam.metadata(
+        awsAccessKeyIDFromEnv=moto_iam.assumer_key[0], awsSecretAccessKeyFromEnv=moto_iam.assumer_key[1]
+    )
+    denied = await _unavailable(scaler_server.metric(other))
+    assert "not authorized to perform: sqs:GetQueueAttributes" in denied, denied
+    await _assert_no_secret(scaler_server, [signature, denied], secret, moto_iam.assumer_key[1])
+
+
+async def test_session_token_from_env_reads_the_queue(scaler_server, moto_iam):
+    # Temporary credentials, as a user would paste from `aws sts assume-role`.
+    sts = moto_iam.client("sts", moto_iam.assumer_key)
+    creds = sts.assume_role(RoleArn=moto_iam.role_arn, RoleSessionName="pasted")["Credentials"]
+    keys = {
+        "awsAccessKeyIDFromEnv": creds["AccessKeyId"],
+        "awsSecretAccessKeyFromEnv": creds["SecretAccessKey"],
+    }
+
+    value = await scaler_server.metric(
+        moto_iam.metadata(awsSessionTokenFromEnv=creds["SessionToken"], **keys)
+    )
+
+    assert value.metricValueFloat == IAM_QUEUED
+    # Without its token the temporary key is refused: the token was sent.
+    refused = await _unavailable(scaler_server.metric(moto_iam.metadata(**keys)))
+    await _assert_no_secret(scaler_server, [refused], creds["SecretAccessKey"], creds["SessionToken"])
+
+
+async def test_role_arn_reads_through_assume_role(scaler_server, moto_iam):
+    key_id, secret = moto_iam.assumer_key
+    keys = {"awsAccessKeyID": key_id, "awsSecretAccessKey": secret}
+    # The assumer's own key may not read queues...
+    denied = await _unavailable(scaler_server.metric(moto_iam.metadata(**keys)))
+    assert "not authorized" in denied, denied
+
+    # ...so a read that works went through STS AssumeRole (on moto's endpoint, the
+    # awsEndpoint) and the role's temporary credentials.
+    meta = moto_iam.metadata(awsRoleArn=moto_iam.role_arn, **keys)
+    value = await scaler_server.metric(meta)
+
+    assert value.metricValueFloat == IAM_QUEUED
+    assert await scaler_server.active(meta) is True
+    await _assert_no_secret(scaler_server, [denied], secret)
+
+
+@pytest.mark.parametrize(
+    "which",
+    ["untrusting", "other-account"],
+    ids=["role-does-not-trust-caller", "caller-may-not-assume"],
+)
+async def test_role_sts_rejects_is_unavailable_naming_the_role(scaler_server, moto_iam, which):
+    role_arn = (
+        moto_iam.untrusting_role_arn
+        if which == "untrusting"
+        else f"arn:aws:iam::{OTHER_ACCOUNT}:role/queue-reader"  # outside the assumer's policy
+    )
+    key_id, secret = moto_iam.assumer_key
+    meta = moto_iam.metadata(awsRoleArn=role_arn, awsAccessKeyID=key_id, awsSecretAccessKey=secret)
+
+    answers = [await _unavailable(scaler_server.metric(meta)), await _unavailable(scaler_server.active(meta))]
+
+    for details in answers:
+        assert f"cannot assume role {role_arn}: AccessDenied" in details, details
+        assert "prewarm-it-iam" in details, details  # and the source
+    await _assert_no_secret(scaler_server, answers, secret)
