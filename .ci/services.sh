@@ -17,10 +17,27 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     exit 1
   fi
   echo "services: apt-get install ${need_apt[*]}"
+  # Packages' postinst scripts start their services through invoke-rc.d or
+  # deb-systemd-invoke, which ask /usr/sbin/policy-rc.d first; exit status 101
+  # means "not allowed", so nothing starts: no system Prometheus on :9090 (the
+  # tests start their own) and no RabbitMQ started twice (it is started below).
+  # A policy already there (container images often have one) is put back after.
+  policy=/usr/sbin/policy-rc.d
+  saved_policy=""
+  if [ -e "$policy" ]; then
+    saved_policy=$(mktemp)
+    cp -p "$policy" "$saved_policy"
+  fi
+  restore_policy() {
+    if [ -n "$saved_policy" ]; then mv -f "$saved_policy" "$policy"; else rm -f "$policy"; fi
+  }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\n# .ci/services.sh: start no services while it installs packages\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  # Debian's postinst may start a system Prometheus on :9090; the tests start their own.
-  pkill -x prometheus 2>/dev/null || true
+  restore_policy
+  trap - EXIT
 fi
 
 # RabbitMQ: AMQP on 127.0.0.1:5672, management HTTP API on 127.0.0.1:15672, guest/guest.
