@@ -146,7 +146,7 @@ async def tenant_vhost(rabbit, wait_until):
         await rabbit.wait_management(ready=IN_DEFAULT_VHOST, unacknowledged=0)
         yield vhost
     finally:
-        requests.delete(f"{RABBIT_API}/vhosts/{quoted}", auth=(RABBIT_USER, RABBIT_PASSWORD), timeout=10)
+        _management(f"vhosts/{quoted}", "DELETE")  # fails the test if the vhost would be left behind
 
 
 async def test_vhost_from_vhost_name_or_url(scaler_server, rabbit, tenant_vhost):
