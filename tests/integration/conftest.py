@@ -7,6 +7,8 @@
 - `rabbit`: the RabbitMQ broker at 127.0.0.1:5672 (AMQP) / 15672 (management), a
   fresh queue per test, deleted afterwards. The broker is started outside the tests
   (`make services`, which `.ci/run` calls); the fixture fails clearly when it is down.
+- `silent_server`: a loopback TCP server that accepts and never answers (a hung
+  source), with metadata pointing a RabbitMQ management-API trigger at it.
 
 Fixture objects carry small helpers (publish, counts, metadata builders) so test
 files stay about behaviour. Everything waits with bounded polls, never fixed sleeps.
@@ -54,6 +56,10 @@ FAST_SETTINGS = Settings(
     grace_period=2,
 )
 
+# Deadline of the helpers' rpcs: far above any source timeout a test sets, so it only
+# turns a hung server into a clear DEADLINE_EXCEEDED instead of a hung test.
+CALL_TIMEOUT = 30.0
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Everything under tests/integration talks to real servers.
@@ -80,6 +86,52 @@ def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts connections, reads what is sent, and
+    never answers: a source that hangs (an overloaded or wedged host) rather than
+    one that refuses connections."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._hold, LOOPBACK, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    def rabbit_http_metadata(self, queue: str = "slow-queue") -> dict[str, str]:
+        """Trigger metadata pointing a RabbitMQ management-API read at this server."""
+        return {
+            "source": "rabbitmq",
+            "host": f"http://guest:guest@{LOOPBACK}:{self.port}",
+            "queueName": queue,
+        }
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[SilentServer]:
+    server = SilentServer()
+    await server.start()
+    yield server
+    await server.close()
 
 
 async def eventually(
@@ -139,16 +191,16 @@ class ScalerHandle:
     async def metric(self, metadata: dict[str, str], name: str = "worker") -> pb.MetricValue:
         """GetMetricSpec then GetMetrics, as KEDA does (with its `s0-` prefix)."""
         ref = self.ref(metadata, name)
-        spec = await self.stub.GetMetricSpec(ref)
+        spec = await self.stub.GetMetricSpec(ref, timeout=CALL_TIMEOUT)
         assert len(spec.metricSpecs) == 1
         assert spec.metricSpecs[0].targetSizeFloat == 1.0
         request = pb.GetMetricsRequest(scaledObjectRef=ref, metricName="s0-" + spec.metricSpecs[0].metricName)
-        response = await self.stub.GetMetrics(request)
+        response = await self.stub.GetMetrics(request, timeout=CALL_TIMEOUT)
         assert len(response.metricValues) == 1
         return response.metricValues[0]
 
     async def active(self, metadata: dict[str, str], name: str = "worker") -> bool:
-        return bool((await self.stub.IsActive(self.ref(metadata, name))).result)
+        return bool((await self.stub.IsActive(self.ref(metadata, name), timeout=CALL_TIMEOUT)).result)
 
     async def scrape(self) -> str:
         """The /metrics page, as Prometheus would fetch it."""
