@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
@@ -189,20 +188,22 @@ class Server:
 
 @contextlib.contextmanager
 def scaler_server(ttl: float) -> Iterator[Server]:
-    grpc_port, metrics_port = free_port(), free_port()
+    # The gRPC port is the OS's choice (--port 0), read back from the "serving" log
+    # line; /metrics needs one picked here (its --metrics-port 0 means "off").
+    metrics_port = free_port()
     command = [
         sys.executable, "-m", "scaler", "serve",
         "--host", "127.0.0.1",
-        "--port", str(grpc_port),
+        "--port", "0",
         "--metrics-port", str(metrics_port),
         "--cache-ttl", f"{ttl:g}",
         "--log-format", "json",
     ]  # fmt: skip
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        server = Server(process, f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{metrics_port}/metrics", log)
+        server = Server(process, "", f"http://127.0.0.1:{metrics_port}/metrics", log)
         try:
-            wait_until_serving(server)
+            server.grpc_target = f"127.0.0.1:{wait_until_serving(server)}"
             yield server
         finally:
             process.send_signal(signal.SIGTERM)
@@ -213,21 +214,26 @@ def scaler_server(ttl: float) -> Iterator[Server]:
                 process.wait()
 
 
-def wait_until_serving(server: Server) -> None:
+def wait_until_serving(server: Server) -> int:
+    """The gRPC port, once the server logs "serving" (it does so only when its
+    health says SERVING)."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    with grpc.insecure_channel(server.grpc_target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise RuntimeError(f"the scaler exited ({server.process.returncode}):\n{server.log_tail()}")
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"the scaler did not become SERVING in {SERVER_START_TIMEOUT_S:g}s")
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the scaler exited ({server.process.returncode}):\n{server.log_tail()}")
+        server.log.flush()
+        server.log.seek(0)
+        for line in server.log.read().decode(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError):  # a line still being written
+                entry = json.loads(line)
+                if entry.get("message") == "serving":
+                    return int(entry["grpc_port"])
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"the scaler did not log 'serving' in {SERVER_START_TIMEOUT_S:g}s:\n{server.log_tail()}"
+    )
 
 
 # --- the load ------------------------------------------------------------------
