@@ -118,7 +118,10 @@ class SqsSource:
         expires = float("inf")
         if c.role_arn:
             try:
-                sts = session.client("sts", endpoint_url=c.endpoint, config=self._boto_config())
+                # awsEndpoint is the SQS endpoint (often a VPC endpoint for SQS only);
+                # STS goes where the AWS SDK sends it: its regional endpoint, or
+                # AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL in the scaler's environment.
+                sts = session.client("sts", config=self._boto_config())
                 creds = sts.assume_role(RoleArn=c.role_arn, RoleSessionName="prewarm-scaler")["Credentials"]
             except ClientError as exc:
                 # The error code (AccessDenied, InvalidClientTokenId, ...) is the cause;

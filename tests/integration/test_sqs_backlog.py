@@ -283,15 +283,22 @@ async def test_session_token_from_env_reads_the_queue(scaler_server, moto_iam):
     await _assert_no_secret(scaler_server, [refused], creds["SecretAccessKey"], creds["SessionToken"])
 
 
-async def test_role_arn_reads_through_assume_role(scaler_server, moto_iam):
+@pytest.fixture
+def sts_at_moto(moto_iam: IamMoto, monkeypatch: pytest.MonkeyPatch) -> None:
+    # awsEndpoint is for SQS only; STS is found the AWS SDK's way, here through the
+    # standard service-specific variable (the in-process server reads it per session).
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", moto_iam.endpoint)
+
+
+async def test_role_arn_reads_through_assume_role(scaler_server, moto_iam, sts_at_moto):
     key_id, secret = moto_iam.assumer_key
     keys = {"awsAccessKeyID": key_id, "awsSecretAccessKey": secret}
     # The assumer's own key may not read queues...
     denied = await _unavailable(scaler_server.metric(moto_iam.metadata(**keys)))
     assert "not authorized" in denied, denied
 
-    # ...so a read that works went through STS AssumeRole (on moto's endpoint, the
-    # awsEndpoint) and the role's temporary credentials.
+    # ...so a read that works went through STS AssumeRole (at AWS_ENDPOINT_URL_STS,
+    # moto) and the role's temporary credentials.
     meta = moto_iam.metadata(awsRoleArn=moto_iam.role_arn, **keys)
     value = await scaler_server.metric(meta)
 
@@ -305,7 +312,7 @@ async def test_role_arn_reads_through_assume_role(scaler_server, moto_iam):
     ["untrusting", "other-account"],
     ids=["role-does-not-trust-caller", "caller-may-not-assume"],
 )
-async def test_role_sts_rejects_is_unavailable_naming_the_role(scaler_server, moto_iam, which):
+async def test_role_sts_rejects_is_unavailable_naming_the_role(scaler_server, moto_iam, sts_at_moto, which):
     role_arn = (
         moto_iam.untrusting_role_arn
         if which == "untrusting"
@@ -320,3 +327,17 @@ async def test_role_sts_rejects_is_unavailable_naming_the_role(scaler_server, mo
         assert f"cannot assume role {role_arn}: AccessDenied" in details, details
         assert "prewarm-it-iam" in details, details  # and the source
     await _assert_no_secret(scaler_server, answers, secret)
+
+
+async def test_sts_does_not_use_the_sqs_endpoint(scaler_server, moto_iam, monkeypatch):
+    # awsEndpoint names an SQS endpoint (a VPC endpoint serves SQS only): AssumeRole
+    # must not be sent there. With STS pointed at a closed loopback port, the read
+    # fails on STS even though awsEndpoint (moto) would have answered AssumeRole.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{closed}")
+    key_id, secret = moto_iam.assumer_key
+    meta = moto_iam.metadata(awsRoleArn=moto_iam.role_arn, awsAccessKeyID=key_id, awsSecretAccessKey=secret)
+    details = await _unavailable(scaler_server.metric(meta))
+    assert f"cannot assume role {moto_iam.role_arn}" in details, details
