@@ -34,6 +34,10 @@ class SourceFactory:
         self.timeout = timeout
         self._limit = limit
         self._made: OrderedDict[object, Source] = OrderedDict()
+        from scaler.signals.rabbitmq import AmqpConnections
+
+        # One AMQP connection per broker, vhost and credentials, for all their queues.
+        self.amqp_connections = AmqpConnections()
 
     def queue_source(self, cfg: TriggerConfig) -> Source | None:
         sqs, rabbitmq = cfg.sqs, cfg.rabbitmq
@@ -44,7 +48,10 @@ class SourceFactory:
         if cfg.source is SourceKind.RABBITMQ and rabbitmq is not None:
             from scaler.signals.rabbitmq import rabbitmq_source
 
-            return self._kept(rabbitmq, lambda: rabbitmq_source(rabbitmq, timeout=self.timeout))
+            return self._kept(
+                rabbitmq,
+                lambda: rabbitmq_source(rabbitmq, timeout=self.timeout, connections=self.amqp_connections),
+            )
         return None
 
     def gpu_source(self, cfg: TriggerConfig) -> Source | None:

@@ -28,26 +28,61 @@ def _key(cfg: RabbitConfig) -> str:
     return f"rabbitmq|{cfg.protocol.value}|{cfg.credential_identity()}|{rabbit_vhost(cfg)}|{cfg.queue_name}"
 
 
-class RabbitAmqpSource:
-    def __init__(self, cfg: RabbitConfig, *, timeout: float = 5.0) -> None:
+class AmqpConnections:
+    """AMQP connections shared by every queue read on the same broker, vhost and
+    credentials: a hundred queues on one broker cost one connection per scaler
+    replica, not a hundred. A connection closes when the last source using it
+    closes (the cache closes idle sources)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shared: dict[str, _SharedConnection] = {}
+
+    @staticmethod
+    def _key(cfg: RabbitConfig) -> str:
+        # credential_identity hashes the whole URL: host, port, user, password, vhost path.
+        return f"{cfg.credential_identity()}|{rabbit_vhost(cfg)}"
+
+    def acquire(self, cfg: RabbitConfig, user: object, timeout: float) -> _SharedConnection:
+        with self._lock:
+            shared = self._shared.get(self._key(cfg))
+            if shared is None:
+                shared = self._shared[self._key(cfg)] = _SharedConnection(cfg, timeout)
+            shared.users.add(id(user))
+            return shared
+
+    def release(self, cfg: RabbitConfig, user: object) -> None:
+        with self._lock:
+            shared = self._shared.get(self._key(cfg))
+            if shared is None:
+                return
+            shared.users.discard(id(user))
+            if shared.users:
+                return
+            del self._shared[self._key(cfg)]
+        shared.close()
+
+    def __len__(self) -> int:
+        return len(self._shared)
+
+
+class _SharedConnection:
+    """One BlockingConnection and channel; pika is not thread-safe, so reads of
+    the queues sharing it take turns (a passive declare takes about a millisecond)."""
+
+    def __init__(self, cfg: RabbitConfig, timeout: float) -> None:
         self._cfg = cfg
         self._timeout = timeout
+        self._lock = threading.Lock()
         self._connection: Any = None
         self._channel: Any = None
-        self._lock = threading.Lock()
+        self.users: set[int] = set()
 
-    @cached_property  # hashed once; read on every call
-    def key(self) -> str:
-        return _key(self._cfg)
-
-    @property
-    def description(self) -> str:
-        return _description(self._cfg)
-
-    def read(self) -> QueueReading:
+    def message_count(self, queue: str) -> int:
+        """Ready messages in `queue`, by passive declare. Raises pika's errors."""
         with self._lock:
             try:
-                return self._declare_passive()
+                return self._declare_passive(queue)
             except (
                 pika.exceptions.StreamLostError,
                 pika.exceptions.ConnectionClosed,
@@ -57,22 +92,24 @@ class RabbitAmqpSource:
                 # timeout): reconnect once, then report.
                 self._drop()
                 try:
-                    return self._declare_passive()
-                except pika.exceptions.AMQPError as exc:
+                    return self._declare_passive(queue)
+                except (pika.exceptions.AMQPError, OSError):
                     self._drop()
-                    raise self._error(exc) from None
-            except pika.exceptions.AMQPError as exc:
+                    raise
+            except pika.exceptions.ChannelClosedByBroker:
+                # The queue (404) or the permission (403) is the problem, not the
+                # connection: keep it for the other queues, open a new channel next time.
+                self._channel = None
+                raise
+            except (pika.exceptions.AMQPError, OSError):
                 self._drop()
-                raise self._error(exc) from None
-            except OSError as exc:
-                self._drop()
-                raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+                raise
 
-    def _declare_passive(self) -> QueueReading:
+    def _declare_passive(self, queue: str) -> int:
         channel = self._open_channel()
         # passive=True only checks that the queue exists and returns its counts.
-        frame = channel.queue_declare(queue=self._cfg.queue_name, passive=True)
-        return QueueReading(waiting=float(frame.method.message_count), in_flight=None)
+        frame = channel.queue_declare(queue=queue, passive=True)
+        return int(frame.method.message_count)
 
     def _open_channel(self) -> Any:
         if self._connection is None or not self._connection.is_open:
@@ -90,6 +127,46 @@ class RabbitAmqpSource:
             self._channel = self._connection.channel()
         return self._channel
 
+    def _drop(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                if connection.is_open:
+                    connection.close()
+            except Exception:  # already broken; nothing to salvage
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+class RabbitAmqpSource:
+    def __init__(
+        self, cfg: RabbitConfig, *, timeout: float = 5.0, connections: AmqpConnections | None = None
+    ) -> None:
+        self._cfg = cfg
+        self._timeout = timeout
+        self._connections = connections if connections is not None else AmqpConnections()
+
+    @cached_property  # hashed once; read on every call
+    def key(self) -> str:
+        return _key(self._cfg)
+
+    @property
+    def description(self) -> str:
+        return _description(self._cfg)
+
+    def read(self) -> QueueReading:
+        shared = self._connections.acquire(self._cfg, self, self._timeout)
+        try:
+            waiting = shared.message_count(self._cfg.queue_name)
+        except pika.exceptions.AMQPError as exc:
+            raise self._error(exc) from None
+        except OSError as exc:
+            raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+        return QueueReading(waiting=float(waiting), in_flight=None)
+
     def _error(self, exc: Exception) -> SourceError:
         if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
             if exc.reply_code == 404:
@@ -106,18 +183,8 @@ class RabbitAmqpSource:
             return SourceError(f"{self.description}: cannot connect")
         return SourceError(f"{self.description}: {type(exc).__name__}")
 
-    def _drop(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None:
-            try:
-                if connection.is_open:
-                    connection.close()
-            except Exception:  # already broken; nothing to salvage
-                pass
-
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self._connections.release(self._cfg, self)
 
 
 class RabbitHttpSource:
@@ -207,7 +274,9 @@ def _rate(stats: dict[str, Any], field: str) -> float | None:
     return None
 
 
-def rabbitmq_source(cfg: RabbitConfig, *, timeout: float) -> RabbitAmqpSource | RabbitHttpSource:
+def rabbitmq_source(
+    cfg: RabbitConfig, *, timeout: float, connections: AmqpConnections | None = None
+) -> RabbitAmqpSource | RabbitHttpSource:
     if cfg.protocol is RabbitProtocol.AMQP:
-        return RabbitAmqpSource(cfg, timeout=timeout)
+        return RabbitAmqpSource(cfg, timeout=timeout, connections=connections)
     return RabbitHttpSource(cfg, timeout=timeout)

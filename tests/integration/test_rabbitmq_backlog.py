@@ -15,6 +15,8 @@ import pika
 import pytest
 import requests
 
+from scaler.engine import ObjectRef
+
 pytestmark = pytest.mark.integration
 
 PUBLISHED, UNACKED = 10, 3
@@ -197,3 +199,39 @@ async def test_missing_queue_is_unavailable(scaler_server, rabbit, protocol):
         details = await _unavailable(call)
 
         assert "does not exist" in details and repr(missing) in details, details
+
+
+async def test_queues_on_one_broker_share_one_amqp_connection(scaler_server, rabbit):
+    # Two queues on the same broker and vhost: one connection, not two. A missing
+    # queue (the broker closes the channel) must not cost the others their connection.
+    other = f"{rabbit.name}-b"
+    rabbit.channel().queue_declare(queue=other, durable=False, auto_delete=True)
+    try:
+        rabbit.publish(3)
+        engine = scaler_server.server.engine
+        connections = engine.sources.amqp_connections
+        metas = [
+            rabbit.metadata("amqp", queueLength="1"),
+            rabbit.metadata("amqp", queueName=other, queueLength="1"),
+        ]
+        assert (await scaler_server.metric(metas[0])).metricValueFloat == 3
+        assert (await scaler_server.metric(metas[1])).metricValueFloat == 0
+        assert len(connections) == 1
+        rabbit_cfg = engine.config(ObjectRef("default", "worker"), metas[0]).rabbitmq
+        probe = object()
+        shared = connections.acquire(rabbit_cfg, probe, 1.0)
+        connection = shared._connection
+        assert connection is not None and connection.is_open
+
+        missing = rabbit.metadata("amqp", queueName=f"{rabbit.name}-missing")
+        details = await _unavailable(scaler_server.metric(missing))
+        assert "does not exist" in details, details
+
+        rabbit.publish(2)
+        await asyncio.sleep(scaler_server.server.settings.cache_ttl + 0.05)
+        assert (await scaler_server.metric(metas[0])).metricValueFloat == 5
+        assert shared._connection is connection and connection.is_open  # kept, not rebuilt
+        assert len(connections) == 1
+        connections.release(rabbit_cfg, probe)
+    finally:
+        rabbit.channel().queue_delete(queue=other)
