@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 import threading
 from functools import cached_property
 from typing import Any
@@ -53,6 +54,12 @@ class PrometheusSource:
                 raise self._http_error() from None
             except requests.Timeout:
                 raise SourceError(f"{self.description}: no answer within {self._timeout:g}s") from None
+            except requests.exceptions.SSLError as exc:
+                # A subclass of ConnectionError: "cannot connect" would hide an untrusted certificate.
+                raise SourceError(
+                    f"{self.description}: TLS failed ({_tls_reason(exc)}); check the certificate "
+                    '(unsafeSsl: "true" skips verification)'
+                ) from None
             except requests.ConnectionError:
                 raise SourceError(f"{self.description}: cannot connect") from None
             except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
@@ -141,6 +148,23 @@ class PrometheusSource:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _tls_reason(exc: requests.exceptions.SSLError) -> str:
+    """OpenSSL's reason (e.g. certificate verify failed: self-signed certificate), not
+    the whole exception text, which repeats the request's URL."""
+    cause: BaseException | None = exc
+    seen = 0
+    while cause is not None and seen < 8:  # requests → urllib3 MaxRetryError → urllib3 SSLError → ssl
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError):
+            return str(cause.reason or "TLS error")
+        reason = getattr(cause, "reason", None)  # urllib3's MaxRetryError and SSLError wrap the cause
+        nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+        cause = reason if isinstance(reason, BaseException) else nested
+        seen += 1
+    return "TLS error"
 
 
 def _prometheus_error(response: requests.Response) -> tuple[str, str]:

@@ -5,7 +5,8 @@
   labels; tests set each GPU's utilisation.
 - `prometheus` (session): Prometheus on a free loopback port, temporary config and
   data dir, scraping the exporter every second; ready once the first scrape landed.
-- `start_prometheus`: a Prometheus of the test's own (so the test may stop it).
+- `start_prometheus`: a Prometheus of the test's own (so the test may stop it),
+  optionally with a `--web.config.file` (basic auth users, TLS).
 
 Test modules import these fixtures directly (`from prometheus_fixture import ...`).
 """
@@ -115,15 +116,21 @@ class PrometheusServer:
     port: int
     process: subprocess.Popen[bytes]
     workdir: Path
+    scheme: str = "http"
+    # How the test's own requests authenticate and verify TLS (a web config may demand both).
+    auth: tuple[str, str] | None = None
+    verify: bool | str = True
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.port}"
+
+    def get(self, path: str, **params: str) -> requests.Response:
+        return requests.get(f"{self.url}{path}", params=params, auth=self.auth, verify=self.verify, timeout=5)
 
     def query(self, promql: str) -> dict[str, Any]:
         """Prometheus's own JSON answer to an instant query (whatever its status)."""
-        response = requests.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5)
-        return dict(response.json())
+        return dict(self.get("/api/v1/query", query=promql).json())
 
     def value(self, promql: str) -> float | None:
         """The single value of an instant query, None when it has no series."""
@@ -167,12 +174,26 @@ class PrometheusServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_prometheus(exporter: GpuExporter, attempts: int = 3) -> PrometheusServer:
+def start_prometheus(
+    exporter: GpuExporter,
+    attempts: int = 3,
+    *,
+    web_config: str | None = None,
+    scheme: str = "http",
+    auth: tuple[str, str] | None = None,
+    verify: bool | str = True,
+) -> PrometheusServer:
     """Prometheus on a free loopback port, scraping `exporter`; returns once ready
-    and the first scrape is stored."""
+    and the first scrape is stored. `web_config` is the text of a --web.config.file
+    (basic_auth_users, tls_server_config with absolute paths); `scheme`, `auth` and
+    `verify` are what the test's own requests then need."""
     last_error = ""
     for _ in range(attempts):
         workdir = Path(tempfile.mkdtemp(prefix="prewarm-prometheus-"))
+        web_flags: list[str] = []
+        if web_config is not None:
+            (workdir / "web.yml").write_text(web_config)
+            web_flags.append(f"--web.config.file={workdir / 'web.yml'}")
         config = workdir / "prometheus.yml"
         config.write_text(
             "global:\n"
@@ -193,12 +214,15 @@ def start_prometheus(exporter: GpuExporter, attempts: int = 3) -> PrometheusServ
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address={LOOPBACK}:{port}",
                 "--log.level=warn",
+                *web_flags,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
-        server = PrometheusServer(port=port, process=process, workdir=workdir)
+        server = PrometheusServer(
+            port=port, process=process, workdir=workdir, scheme=scheme, auth=auth, verify=verify
+        )
         if _wait_ready(server, timeout=30):
             server.wait_value('up{job="dcgm"}', 1.0, timeout=30)
             return server
@@ -213,7 +237,7 @@ def _wait_ready(server: PrometheusServer, timeout: float) -> bool:
         if server.process.poll() is not None:
             return False  # exited: most likely the port was taken meanwhile
         with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
+            if server.get("/-/ready").status_code == 200:
                 return True
         time.sleep(0.1)
     return False
