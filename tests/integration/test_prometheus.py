@@ -217,3 +217,22 @@ async def _eventually_metric(scaler, meta, expected: float, timeout: float = 5.0
             return
         assert time.monotonic() < deadline, f"metric stayed {value}, expected {expected}"
         await asyncio.sleep(0.1)
+
+
+async def test_promql_execution_error_is_unavailable_with_prometheus_message(start_scaler, prometheus):
+    # Valid PromQL that fails when evaluated (HTTP 422): matching on Hostname alone pairs
+    # several GPUs of one node with several, which PromQL refuses (many-to-many).
+    query = "sum(DCGM_FI_DEV_GPU_UTIL * on(Hostname) DCGM_FI_DEV_GPU_UTIL)"
+    direct = prometheus.get("/api/v1/query", query=query)
+    assert direct.status_code == 422 and direct.json()["errorType"] == "execution"
+    scaler = await start_scaler()
+    meta = {"prometheusServerAddress": prometheus.url, "gpuQuery": query}
+    for call in (scaler.metric, scaler.active):  # an error, never a zero or inactive
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(meta)
+        assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+        details = info.value.details()
+        assert prometheus.url in details and "HTTP 422" in details
+        # Prometheus's own words; which node's duplicates it names first may vary per query.
+        assert "many-to-many matching not allowed" in details
+        assert "found duplicate series for the match group" in details
