@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,11 @@ pytestmark = pytest.mark.integration
 SD_WORKERS = 'namespace="ai",pod=~"sd-worker-.*"'
 # The local broker (see conftest.py's `rabbit` fixture); KEDA would read it from the container.
 RABBIT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+RABBIT_HTTP_URL = "http://guest:guest@127.0.0.1:15672"
+# explain reads every source afresh (no cache TTL), each read bounded by --timeout: a
+# signal's age is at most that.
+EXPLAIN_TIMEOUT_S = 2.0
+AGE_RE = re.compile(r"\(read (\d+\.\d+)s ago\)")
 
 
 def scaled_object(queue: str, prometheus_url: str, selector: str = SD_WORKERS, extra: str = "") -> str:
@@ -62,8 +69,9 @@ def explain(manifest: str, tmp_path: Path, *args: str, env: dict[str, str] | Non
     path.write_text(manifest)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PREWARM_") and k != "RABBIT_URL"}
     environ.update(env or {})
+    timeout = f"{EXPLAIN_TIMEOUT_S:g}"
     return subprocess.run(
-        [sys.executable, "-m", "scaler", "explain", "-f", str(path), "--timeout", "2", *args],
+        [sys.executable, "-m", "scaler", "explain", "-f", str(path), "--timeout", timeout, *args],
         capture_output=True,
         text=True,
         env=environ,
@@ -94,6 +102,10 @@ def test_explain_text_with_queue_and_gpu_guard(tmp_path, rabbit, prometheus, gpu
     ):
         assert expected in out, f"{expected!r} missing from:\n{out}"
     assert "guest:guest" not in out  # the resolved URL's credentials are never shown
+    # Each signal's age is shown, and it is the age of this run's read.
+    ages = [float(age) for age in AGE_RE.findall(out)]
+    assert len(ages) == 2, out
+    assert all(0.0 <= age <= EXPLAIN_TIMEOUT_S for age in ages), ages
 
 
 def test_explain_json_when_the_guard_wins(tmp_path, rabbit, prometheus, gpus):
@@ -107,7 +119,8 @@ def test_explain_json_when_the_guard_wins(tmp_path, rabbit, prometheus, gpus):
     signals = {s["name"]: s for s in report["signals"]}
     assert signals["queue"]["value"]["waiting"] == 2
     assert signals["gpu"]["value"]["busy_gpus"] == pytest.approx(2.0)
-    assert signals["gpu"]["age_s"] >= 0
+    for name in ("queue", "gpu"):
+        assert 0.0 <= signals[name]["age_s"] <= EXPLAIN_TIMEOUT_S  # read by this run, not a stale value
     terms = {t["name"]: t for t in report["terms"]}
     assert terms["queue"]["replicas"] == pytest.approx(0.5)
     assert terms["gpu-guard"]["replicas"] == pytest.approx(2.0) and terms["gpu-guard"]["active"]
@@ -198,3 +211,48 @@ def test_explain_missing_env_variable_exits_2(tmp_path, rabbit, prometheus):
     result = explain(scaled_object(rabbit.name, prometheus.url), tmp_path, env={})
     assert result.returncode == 2
     assert "RABBIT_URL" in result.stderr and "not set here" in result.stderr
+
+
+def test_explain_reports_management_api_rates(tmp_path, rabbit):
+    rabbit.publish(10)
+    assert rabbit.take_one()  # a basic.get (the test as a worker): the deliver/get rate exists
+    # The management API has rates once the broker emitted statistics (every 5 s by
+    # default): wait, bounded, until it shows both, and the counts they go with.
+    deadline = time.monotonic() + 20
+    while True:
+        body = rabbit.management()
+        stats = body.get("message_stats") or {}
+        if "publish_details" in stats and "deliver_get_details" in stats and body.get("messages_ready") == 9:
+            break
+        assert time.monotonic() < deadline, f"no rates from the management API: {body}"
+        time.sleep(0.25)
+    manifest = textwrap.dedent(
+        f"""\
+        apiVersion: keda.sh/v1alpha1
+        kind: ScaledObject
+        metadata: {{name: worker, namespace: ai}}
+        spec:
+          scaleTargetRef: {{name: worker}}
+          triggers:
+            - type: external
+              metadata:
+                source: rabbitmq
+                hostFromEnv: RABBIT_URL
+                queueName: {rabbit.name}
+        """
+    )
+    env = {"RABBIT_URL": RABBIT_HTTP_URL}
+    result = explain(manifest, tmp_path, "--json", env=env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    [queue] = json.loads(result.stdout)["signals"]
+    value = queue["value"]
+    assert value["waiting"] == 9 and value["in_flight"] == 0
+    for rate in ("publish_rate", "deliver_rate"):
+        assert isinstance(value[rate], float) and value[rate] >= 0.0, value  # a number, not None
+
+    text = explain(manifest, tmp_path, env=env)
+    assert text.returncode == 0, text.stderr + text.stdout
+    assert re.search(r"9 waiting, 0 in flight, publish [\d.e+-]+/s, deliver [\d.e+-]+/s", text.stdout), (
+        text.stdout
+    )
+    assert rabbit.counts()[0] == 9  # explain only looked
