@@ -46,7 +46,18 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   echo "services: starting rabbitmq-server"
   rabbitmq-server -detached
 fi
-rabbitmqctl -q await_startup --timeout 120
+# await_startup fails at once while the node has not yet registered with epmd
+# (just after -detached): retry until it answers, within a bound.
+for attempt in $(seq 1 60); do
+  if rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1; then
+    break
+  fi
+  if [ "$attempt" -eq 60 ]; then
+    echo "services: rabbitmq did not start; its log is under /var/log/rabbitmq" >&2
+    exit 1
+  fi
+  sleep 2
+done
 for _ in $(seq 1 60); do
   if curl -fsS -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1; then
     echo "services: rabbitmq ready (amqp 5672, management 15672)"
