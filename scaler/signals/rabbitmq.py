@@ -20,12 +20,20 @@ from scaler.config import RabbitConfig, RabbitProtocol, quote_vhost, rabbit_vhos
 from scaler.signals.base import QueueReading, SourceError
 
 
-def _description(cfg: RabbitConfig) -> str:
-    return f"rabbitmq queue {cfg.queue_name!r} (vhost {rabbit_vhost(cfg)!r}) at {cfg.safe_url}"
+class _RabbitQueueSource:
+    """What both protocols share: the cache key and the description of one queue."""
 
+    _cfg: RabbitConfig
 
-def _key(cfg: RabbitConfig) -> str:
-    return f"rabbitmq|{cfg.protocol.value}|{cfg.credential_identity()}|{rabbit_vhost(cfg)}|{cfg.queue_name}"
+    @cached_property  # hashed once; read on every call
+    def key(self) -> str:
+        c = self._cfg
+        return f"rabbitmq|{c.protocol.value}|{c.credential_identity()}|{rabbit_vhost(c)}|{c.queue_name}"
+
+    @property
+    def description(self) -> str:
+        c = self._cfg
+        return f"rabbitmq queue {c.queue_name!r} (vhost {rabbit_vhost(c)!r}) at {c.safe_url}"
 
 
 class AmqpConnections:
@@ -141,21 +149,13 @@ class _SharedConnection:
             self._drop()
 
 
-class RabbitAmqpSource:
+class RabbitAmqpSource(_RabbitQueueSource):
     def __init__(
         self, cfg: RabbitConfig, *, timeout: float = 5.0, connections: AmqpConnections | None = None
     ) -> None:
         self._cfg = cfg
         self._timeout = timeout
         self._connections = connections if connections is not None else AmqpConnections()
-
-    @cached_property  # hashed once; read on every call
-    def key(self) -> str:
-        return _key(self._cfg)
-
-    @property
-    def description(self) -> str:
-        return _description(self._cfg)
 
     def read(self) -> QueueReading:
         shared = self._connections.acquire(self._cfg, self, self._timeout)
@@ -187,7 +187,7 @@ class RabbitAmqpSource:
         self._connections.release(self._cfg, self)
 
 
-class RabbitHttpSource:
+class RabbitHttpSource(_RabbitQueueSource):
     """The management API: GET /api/queues/<vhost>/<queue>."""
 
     def __init__(self, cfg: RabbitConfig, *, timeout: float = 5.0) -> None:
@@ -206,14 +206,6 @@ class RabbitHttpSource:
             else None
         )
         self._session = requests.Session()
-
-    @cached_property  # hashed once; read on every call
-    def key(self) -> str:
-        return _key(self._cfg)
-
-    @property
-    def description(self) -> str:
-        return _description(self._cfg)
 
     def read(self) -> QueueReading:
         url = (
