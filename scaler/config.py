@@ -426,16 +426,26 @@ def _parse_rabbitmq(meta: _Metadata) -> RabbitConfig:
 
 
 def rabbit_vhost(cfg: RabbitConfig) -> str:
-    """The vhost: vhostName if set, else the URL path (AMQP default '/')."""
+    """The vhost: vhostName if set, else from the URL path (default '/').
+
+    AMQP: the whole path is the vhost. Management API (KEDA's convention): the
+    last path segment is the vhost and anything before it is the API's path
+    prefix (see rabbit_http_prefix), so https://h/rabbitmq/ is the default vhost
+    of a management API served under /rabbitmq.
+    """
     if cfg.vhost is not None:
         return cfg.vhost
     path = urlsplit(cfg.url).path
     if cfg.protocol is RabbitProtocol.AMQP:
         return unquote(path[1:]) if len(path) > 1 else "/"
-    # For the management API the URL path is the API prefix, e.g. http://h:15672/<vhost>
-    # in KEDA's convention; a bare URL means the default vhost.
-    stripped = path.strip("/")
-    return unquote(stripped) if stripped else "/"
+    return unquote(path.rsplit("/", 1)[-1]) or "/"
+
+
+def rabbit_http_prefix(cfg: RabbitConfig) -> str:
+    """The management API's path prefix: the URL path before its last segment
+    (which names the vhost), without a trailing '/'; '' when served at the root."""
+    path = urlsplit(cfg.url).path
+    return path.rsplit("/", 1)[0].rstrip("/") if "/" in path else ""
 
 
 def quote_vhost(vhost: str) -> str:

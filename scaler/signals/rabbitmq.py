@@ -16,7 +16,7 @@ import pika
 import pika.exceptions
 import requests
 
-from scaler.config import RabbitConfig, RabbitProtocol, quote_vhost, rabbit_vhost
+from scaler.config import RabbitConfig, RabbitProtocol, quote_vhost, rabbit_http_prefix, rabbit_vhost
 from scaler.signals.base import QueueReading, SourceError
 
 
@@ -199,7 +199,7 @@ class RabbitHttpSource(_RabbitQueueSource):
             netloc = f"[{netloc}]"
         if parts.port:
             netloc += f":{parts.port}"
-        self._base = f"{parts.scheme}://{netloc}"
+        self._base = f"{parts.scheme}://{netloc}{rabbit_http_prefix(cfg)}"
         self._auth = (
             (requests.utils.unquote(parts.username or ""), requests.utils.unquote(parts.password or ""))
             if parts.username is not None

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import grpc
@@ -235,3 +238,51 @@ async def test_queues_on_one_broker_share_one_amqp_connection(scaler_server, rab
         connections.release(rabbit_cfg, probe)
     finally:
         rabbit.channel().queue_delete(queue=other)
+
+
+LOOPBACK, RABBIT_HTTP_PORT = "127.0.0.1", 15672  # the broker .ci/services.sh starts (guest/guest)
+
+
+@pytest.fixture
+def management_under_prefix() -> Iterator[str]:
+    """The real management API served under /rabbitmq/ (as behind an ingress), by a
+    loopback proxy that forwards only paths under that prefix."""
+    prefix = "/rabbitmq"
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if not self.path.startswith(prefix + "/"):
+                self.send_error(404, "outside the prefix")
+                return
+            upstream = requests.get(
+                f"http://{LOOPBACK}:{RABBIT_HTTP_PORT}{self.path[len(prefix) :]}",
+                headers={"Authorization": self.headers.get("Authorization", "")},
+                timeout=5,
+            )
+            self.send_response(upstream.status_code)
+            self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(upstream.content)))
+            self.end_headers()
+            self.wfile.write(upstream.content)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://guest:guest@{LOOPBACK}:{server.server_port}{prefix}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_management_api_behind_a_path_prefix(scaler_server, rabbit, management_under_prefix):
+    # KEDA's convention: the URL's last path segment is the vhost, the rest the API's prefix.
+    rabbit.publish(4)
+    await rabbit.wait_management(ready=4, unacknowledged=0)
+    for host in (f"{management_under_prefix}/", f"{management_under_prefix}/%2F"):
+        meta = {"source": "rabbitmq", "host": host, "queueName": rabbit.name, "queueLength": "1"}
+        value = await scaler_server.metric(meta)
+        assert value.metricValueFloat == 4, host

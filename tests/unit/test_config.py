@@ -14,6 +14,7 @@ from scaler.config import (
     SourceKind,
     TriggerConfig,
     parse_trigger,
+    rabbit_http_prefix,
     rabbit_vhost,
     redact_url,
 )
@@ -546,6 +547,11 @@ def test_unknown_keys_are_reported(metadata: dict[str, str], unknown: tuple[str,
         ("http://u:p@127.0.0.1:15672/", None, "/"),
         ("http://u:p@127.0.0.1:15672/tenant", None, "tenant"),
         ("http://u:p@127.0.0.1:15672/", "tenant", "tenant"),
+        # behind a path prefix: the last segment is the vhost (KEDA's convention)
+        ("https://u:p@example.test/rabbitmq/", None, "/"),
+        ("https://u:p@example.test/rabbitmq/tenant", None, "tenant"),
+        ("https://u:p@example.test/ops/rabbitmq/a%2Fb", None, "a/b"),
+        ("https://u:p@example.test/rabbitmq/tenant", "other", "other"),
     ],
 )
 def test_vhost_from_url_or_vhost_name(host: str, vhost_name: str | None, vhost: str) -> None:
@@ -553,6 +559,23 @@ def test_vhost_from_url_or_vhost_name(host: str, vhost_name: str | None, vhost: 
     cfg = parse_trigger(rabbit(host=host, **extra))
     assert cfg.rabbitmq is not None
     assert rabbit_vhost(cfg.rabbitmq) == vhost
+
+
+@pytest.mark.parametrize(
+    ("host", "prefix"),
+    [
+        ("http://u:p@127.0.0.1:15672", ""),
+        ("http://u:p@127.0.0.1:15672/", ""),
+        ("http://u:p@127.0.0.1:15672/tenant", ""),
+        ("https://u:p@example.test/rabbitmq/", "/rabbitmq"),
+        ("https://u:p@example.test/rabbitmq/tenant", "/rabbitmq"),
+        ("https://u:p@example.test/ops/rabbitmq/%2F", "/ops/rabbitmq"),
+    ],
+)
+def test_management_api_path_prefix(host: str, prefix: str) -> None:
+    cfg = parse_trigger(rabbit(host=host))
+    assert cfg.rabbitmq is not None
+    assert rabbit_http_prefix(cfg.rabbitmq) == prefix
 
 
 @pytest.mark.parametrize(
