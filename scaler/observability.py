@@ -129,27 +129,23 @@ class DecisionRecorder:
         queue_term = next((t for t in d.terms if t.name == "queue"), None)
         if queue_term is not None:
             m.counted_work.labels(*labels).set(queue_term.replicas * ev.config.queue_length)
-        else:
-            _remove(m.counted_work, labels)
         if ev.signals.gpu is not None:
             m.busy_gpus.labels(*labels).set(ev.signals.gpu.busy_gpus)
-        else:
-            _remove(m.busy_gpus, labels)
         m.desired.labels(*labels).set(d.desired)
         m.active.labels(*labels).set(1 if d.active else 0)
         for term in d.terms:
             m.term.labels(*labels, term.name).set(term.replicas)
             m.winner.labels(*labels, term.name).set(1 if term.name == d.winner else 0)
         marker = (ev.ref, ev.config.metric_name)
+        marker_terms = tuple(t.name for t in d.terms)
         with self._lock:
             previous = self._seen.get(marker)
-            self._seen[marker] = (self._clock.monotonic(), d.key(), tuple(t.name for t in d.terms))
-        if previous is not None:
+            self._seen[marker] = (self._clock.monotonic(), d.key(), marker_terms)
+        if previous is not None and previous[2] != marker_terms:
             # Terms this trigger no longer has (its metadata changed): drop their
-            # series rather than leave their last values standing.
-            for gone in set(previous[2]) - {t.name for t in d.terms}:
-                _remove(m.term, (*labels, gone))
-                _remove(m.winner, (*labels, gone))
+            # series rather than leave their last values standing. Only on a
+            # change: the hot path never tries to remove what is not there.
+            _remove_term_series(m, labels, set(previous[2]) - set(marker_terms))
         if previous is None or previous[1] != d.key():
             log.info(
                 "decision changed",
@@ -174,12 +170,22 @@ class DecisionRecorder:
         m = self._metrics
         for (ref, metric), terms in dropped:
             labels = (ref.namespace, ref.name, metric)
-            for gauge in (m.counted_work, m.busy_gpus, m.desired, m.active):
-                _remove(gauge, labels)
-            for term in terms:
-                _remove(m.term, (*labels, term))
-                _remove(m.winner, (*labels, term))
+            _remove(m.desired, labels)
+            _remove(m.active, labels)
+            _remove_term_series(m, labels, set(terms))
         return len(dropped)
+
+
+def _remove_term_series(m: Metrics, labels: tuple[str, ...], terms: set[str]) -> None:
+    """Drop the series that exist because of these terms: each term's own, and the
+    signal gauges behind them (counted work for the queue, busy GPUs for a GPU term)."""
+    for term in terms:
+        _remove(m.term, (*labels, term))
+        _remove(m.winner, (*labels, term))
+    if "queue" in terms:
+        _remove(m.counted_work, labels)
+    if terms & {"gpu", "gpu-guard"}:
+        _remove(m.busy_gpus, labels)
 
 
 def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:
