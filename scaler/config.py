@@ -159,14 +159,6 @@ class TriggerConfig:
     unknown_keys: tuple[str, ...] = ()
     gpu: GpuConfig | None = None  # None: no GPU signal for this trigger
 
-    @property
-    def queue_description(self) -> str:
-        if self.sqs is not None:
-            return f"sqs queue {self.sqs.queue_name!r}"
-        if self.rabbitmq is not None:
-            return f"rabbitmq queue {self.rabbitmq.queue_name!r} at {self.rabbitmq.safe_url}"
-        return "no queue"
-
 
 def redact_url(url: str) -> str:
     """Drop user info (user:password@) from a URL."""
@@ -198,8 +190,9 @@ def _split_url(key: str, url: str, accepted: str) -> SplitResult:
         # A password with a raw '/', '?' or '#' ends the host part early, so the
         # password would be taken for a path and shown in every message.
         raise ConfigError(
-            key, f"{accepted}, with '/', '?', '#' and '@' in the user name and password "
-            "percent-encoded (%2F, %3F, %23, %40)"
+            key,
+            f"{accepted}, with '/', '?', '#' and '@' in the user name and password "
+            "percent-encoded (%2F, %3F, %23, %40)",
         )
     return parts
 

@@ -317,10 +317,6 @@ class ScalerServer:
         self._server = None
         log.info("stopped")
 
-    async def wait_for_termination(self) -> None:
-        assert self._server is not None
-        await self._server.wait_for_termination()
-
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""

@@ -18,6 +18,7 @@ from scaler.config import (
     rabbit_vhost,
     redact_url,
 )
+from scaler.engine import SourceFactory
 
 SECRET = "s3cr3t-P4ss"  # planted in every credential-bearing key; must never be echoed
 SQS_URL = "https://sqs.eu-west-2.amazonaws.com/123456789012/jobs"
@@ -474,14 +475,18 @@ def test_no_secret_in_config_repr_or_description(metadata: dict[str, str]) -> No
     cfg = parse_trigger(metadata)
     assert SECRET not in repr(cfg)
     assert SECRET not in str(cfg)
-    assert SECRET not in cfg.queue_description
+    # The source's description is what every error message and log line names.
+    source = SourceFactory(timeout=1.0).queue_source(cfg)
+    assert source is not None
+    assert SECRET not in source.description
     if cfg.rabbitmq is not None:
         assert SECRET not in cfg.rabbitmq.safe_url
         assert cfg.rabbitmq.safe_url.startswith(("amqp://127.0.0.1", "http://127.0.0.1"))
-        assert cfg.queue_description == f"rabbitmq queue 'orders' at {cfg.rabbitmq.safe_url}"
+        assert source.description.startswith("rabbitmq queue 'orders' (vhost ")
+        assert source.description.endswith(f" at {cfg.rabbitmq.safe_url}")
     if cfg.sqs is not None:
-        assert "AKIDEXAMPLE" not in repr(cfg)
-        assert cfg.queue_description == "sqs queue 'jobs'"
+        assert "AKIDEXAMPLE" not in repr(cfg) and "AKIDEXAMPLE" not in source.description
+        assert source.description.startswith("sqs queue 'jobs'")
 
 
 def test_credential_identity_differs_by_credentials_without_holding_them() -> None:
