@@ -70,11 +70,21 @@ class Decision:
         return (self.replicas, self.active, self.winner)
 
 
+def keda_milli(value: float) -> int:
+    """The value as KEDA hands it to the HPA, in thousandths: KEDA formats it with
+    `%.3f` (rounded to nearest, pkg/scalers/scaler.go: quantityFromFloat64) and
+    treats NaN, infinities and negatives as 0. Python's `%.3f` rounds exactly as
+    Go's does (correctly rounded from the binary value, ties to even)."""
+    if not math.isfinite(value) or value < 0:
+        return 0
+    return int(f"{value:.3f}".replace(".", ""))
+
+
 def hpa_replicas(value: float) -> int:
-    """The HPA's ceil(value / target 1). KEDA hands the value over in thousandths
-    (a milli-quantity), so float noise such as 2.0000000000000004 is 2, not 3."""
-    milli = math.floor(max(0.0, value) * 1000 + 1e-6)
-    return math.ceil(milli / 1000)
+    """The HPA's ceil(value / target 1) on the value it really sees (keda_milli):
+    1.0007 reaches it as 1.001, so 2 replicas; float noise such as
+    2.0000000000000004 reaches it as 2.000, so 2, not 3."""
+    return -(-keda_milli(value) // 1000)
 
 
 def counted_work(queue: QueueReading, cfg: TriggerConfig) -> float:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scaler.config import TriggerConfig, parse_trigger
-from scaler.policy import Decision, Signals, Term, counted_work, decide, queue_term
+from scaler.policy import Decision, Signals, Term, counted_work, decide, keda_milli, queue_term
 from scaler.signals.base import QueueReading
 
 SQS_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobs"
@@ -196,11 +196,43 @@ def test_metric_value_agrees_with_the_hpa_ceiling(waiting: int, in_flight: int, 
 
 @pytest.mark.parametrize(
     ("desired", "replicas"),
-    [(0.0, 0), (-1.0, 0), (0.001, 1), (0.0004, 0), (2.0, 2), (2.0000000000000004, 2), (2.001, 3), (7 / 3, 3)],
+    [
+        (0.0, 0),
+        (-1.0, 0),
+        (0.001, 1),
+        (0.0004, 0),
+        (2.0, 2),
+        (2.0000000000000004, 2),
+        (2.001, 3),
+        (7 / 3, 3),
+        # KEDA rounds to the nearest thousandth (%.3f), it does not truncate:
+        (1.0007, 2),  # the HPA sees 1.001
+        (1.0004, 1),  # 1.000
+        (1.0005, 1),  # 1.000499999... in binary: 1.000
+        (2.0005, 3),  # 2.000500000...1 in binary: 2.001
+        (0.0005, 1),  # 0.001: a wake-up-sized value is not lost
+        (0.00049, 0),
+        (4.9996, 5),
+        (5.0004, 5),
+        (float("nan"), 0),  # KEDA sends NaN, infinities and negatives as 0
+        (float("inf"), 0),
+        (float("-inf"), 0),
+    ],
 )
 def test_metric_value_is_what_the_hpa_sees_in_thousandths(desired: float, replicas: int) -> None:
     decision = Decision(desired=desired, active=True, winner="queue", terms=())
     assert decision.metric_value == replicas
+    assert decision.replicas == replicas
+
+
+@pytest.mark.parametrize(
+    ("value", "milli"),
+    [(1.0007, 1001), (1.0005, 1000), (0.0625, 62), (0.0635, 64), (123.4565, 123457), (1e6, 10**9)],
+)
+def test_keda_milli_is_the_value_formatted_as_keda_formats_it(value: float, milli: int) -> None:
+    # Go's fmt.Sprintf("%.3f", v), as in pkg/scalers/scaler.go: correctly rounded
+    # from the binary value, exact ties (0.0625) to even.
+    assert keda_milli(value) == milli
 
 
 def test_in_flight_keeps_alive_even_when_not_counted() -> None:
