@@ -3,8 +3,9 @@ schema a real API server would apply, the base is secure by default, and every
 example's trigger metadata passes the scaler's own parser with no unknown key.
 
 Rendering uses `kubectl kustomize` (offline). KEDA objects are checked against
-KEDA's CRD schemas in ../shared/keda-crds/ (made strict: an unknown field fails,
-as `kubectl apply`'s default strict field validation would); core objects against
+KEDA's CRD schemas, copied into tests/data/keda-crds/ with their source and licence
+(made strict: an unknown field fails, as `kubectl apply`'s default strict field
+validation would); core objects against
 the Kubernetes OpenAPI schemas shipped by `kubernetes-validate`, strict too.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import hashlib
 import importlib.metadata as md
 import re
 import shutil
@@ -34,7 +36,7 @@ from scaler.config import parse_trigger
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
-KEDA_CRDS = REPO.parent / "shared" / "keda-crds"
+KEDA_CRDS = REPO / "tests" / "data" / "keda-crds"
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")  # the oldest API docs/deploy.md supports, and the newest
 
 Obj = dict[str, Any]
@@ -119,11 +121,6 @@ def _strict(schema: Any) -> Any:
 
 @functools.cache
 def keda_validators() -> dict[str, jsonschema.protocols.Validator]:
-    if not KEDA_CRDS.is_dir():
-        pytest.fail(
-            f"KEDA CRD schemas not found at {KEDA_CRDS}: the project expects shared/ beside the checkout "
-            "(../shared/keda-crds/, as CI lays it out)"
-        )
     validators: dict[str, jsonschema.protocols.Validator] = {}
     for path in sorted(KEDA_CRDS.glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
@@ -150,6 +147,59 @@ def test_strict_keda_schema_rejects_a_misspelled_field() -> None:
     }
     errors = [e.message for e in validator.iter_errors(job)]
     assert any("pendingPodCondition" in m for m in errors), errors
+
+
+def _scaled_object() -> Obj:
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "sd-workers", "namespace": "ai"},
+        "spec": {
+            "scaleTargetRef": {"name": "sd-worker"},
+            "minReplicaCount": 0,
+            "maxReplicaCount": 20,
+            "fallback": {"failureThreshold": 3, "replicas": 4},
+            "triggers": [
+                {"type": "external-push", "metadata": {"scalerAddress": SCALER_ADDRESS, "source": "sqs"}}
+            ],
+        },
+    }
+
+
+def _paths_with_errors(obj: Obj) -> dict[str, str]:
+    """Each path with an error → its messages, joined."""
+    validator = keda_validators()["keda.sh/v1alpha1/ScaledObject"]
+    found: dict[str, str] = {}
+    for error in validator.iter_errors(obj):
+        path = ".".join(map(str, error.path))
+        found[path] = f"{found[path]}; {error.message}" if path in found else error.message
+    return found
+
+
+def test_strict_keda_schema_rejects_a_broken_scaledobject() -> None:
+    assert _paths_with_errors(_scaled_object()) == {}
+    unknown = _scaled_object()
+    unknown["spec"]["scaleTargetref"] = unknown["spec"].pop("scaleTargetRef")  # a typo in a field name
+    errors = _paths_with_errors(unknown)
+    assert "'scaleTargetref' was unexpected" in errors["spec"], errors  # unknown field
+    assert "'scaleTargetRef' is a required property" in errors["spec"], errors
+    mistyped = _scaled_object()
+    mistyped["spec"]["maxReplicaCount"] = "20"  # a string where the schema wants an integer
+    mistyped["spec"]["triggers"][0]["metadata"]["queueLength"] = 2  # metadata values are strings
+    errors = _paths_with_errors(mistyped)
+    assert set(errors) == {"spec.maxReplicaCount", "spec.triggers.0.metadata.queueLength"}, errors
+    assert "is not of type 'integer'" in errors["spec.maxReplicaCount"]
+    assert "is not of type 'string'" in errors["spec.triggers.0.metadata.queueLength"]
+
+
+def test_keda_crds_are_the_copied_files() -> None:
+    """The copied CRDs are byte for byte the ones their README names (an update
+    changes both)."""
+    sums = re.findall(r"^([0-9a-f]{64})  (\S+)$", (KEDA_CRDS / "README.md").read_text(), re.M)
+    assert {name for _, name in sums} == {p.name for p in KEDA_CRDS.glob("*.yaml")}
+    for digest, name in sums:
+        assert hashlib.sha256((KEDA_CRDS / name).read_bytes()).hexdigest() == digest, name
+    assert "Apache License" in (KEDA_CRDS / "LICENSE").read_text()
 
 
 # --- every kustomization ------------------------------------------------------------
