@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scaler.clock import Clock
 from scaler.config import SourceKind, TriggerConfig, parse_trigger
 from scaler.policy import Decision, Signals, decide
 from scaler.signals.base import GpuReading, QueueReading, Source, SourceError, SourceRejectedQuery
-from scaler.signals.cache import ReadingCache
+from scaler.signals.cache import Reading, ReadingCache
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,35 @@ class Engine:
     async def read_signals(self, cfg: TriggerConfig) -> tuple[SignalRead, ...]:
         """Read every signal the trigger uses, concurrently, through the shared
         cache. Never raises a SourceError: each read carries its own outcome."""
+        wanted = self._wanted_signals(cfg)
+        outcomes = await asyncio.gather(
+            *(self.cache.get(source) for _, source, _ in wanted), return_exceptions=True
+        )
+        return self._signal_reads(wanted, outcomes)
+
+    def evaluate_config_sync(self, ref: ObjectRef, cfg: TriggerConfig) -> Evaluation:
+        """evaluate_config() with no event loop and no thread pool: for drivers whose
+        sources are in memory (the simulator). Same cache, decision and observer."""
+        reads = self.read_signals_sync(cfg)
+        raise_failures(reads)
+        evaluation = self.decide(ref, cfg, reads)
+        if self._observer is not None:
+            self._observer(evaluation)
+        return evaluation
+
+    def read_signals_sync(self, cfg: TriggerConfig) -> tuple[SignalRead, ...]:
+        """read_signals(), each read in the caller's thread (ReadingCache.get_sync)."""
+        wanted = self._wanted_signals(cfg)
+        outcomes: list[object] = []
+        for _, source, _ in wanted:
+            try:
+                outcomes.append(self.cache.get_sync(source))
+            except SourceError as exc:
+                outcomes.append(exc)
+        return self._signal_reads(wanted, outcomes)
+
+    def _wanted_signals(self, cfg: TriggerConfig) -> list[tuple[str, Source, type]]:
+        """(signal name, source, expected reading type) for each signal the trigger uses."""
         wanted: list[tuple[str, Source, type]] = []
         queue_source = self.sources.queue_source(cfg)
         if queue_source is not None:
@@ -170,9 +199,12 @@ class Engine:
         gpu_source = self.sources.gpu_source(cfg) if cfg.gpu is not None else None
         if gpu_source is not None:
             wanted.append(("gpu", gpu_source, GpuReading))
-        outcomes = await asyncio.gather(
-            *(self.cache.get(source) for _, source, _ in wanted), return_exceptions=True
-        )
+        return wanted
+
+    def _signal_reads(
+        self, wanted: list[tuple[str, Source, type]], outcomes: Sequence[object]
+    ) -> tuple[SignalRead, ...]:
+        """Each read's outcome (a Reading or an exception) as a SignalRead."""
         now = self.clock.monotonic()
         reads: list[SignalRead] = []
         for (name, source, expected), outcome in zip(wanted, outcomes, strict=True):
@@ -180,7 +212,7 @@ class Engine:
                 reads.append(SignalRead(name, source.description, error=outcome))
             elif isinstance(outcome, BaseException):
                 raise outcome
-            elif not isinstance(outcome.value, expected):
+            elif not isinstance(outcome, Reading) or not isinstance(outcome.value, expected):
                 error = SourceError(f"{source.description}: returned no {name} reading")
                 reads.append(SignalRead(name, source.description, error=error))
             else:

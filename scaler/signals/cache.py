@@ -99,6 +99,32 @@ class ReadingCache:
         assert entry.reading is not None
         return entry.reading
 
+    def get_sync(self, source: Source) -> Reading[object]:
+        """get() without the event loop and the thread pool: the read runs in the
+        caller's thread, with no timeout. For drivers whose sources are in memory
+        and never block (the simulator); same key sharing, TTL and error caching.
+        Raises SourceError."""
+        now = self._clock.monotonic()
+        key = source.key
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry()
+            self._sources[key] = source
+        source = self._sources[key]
+        entry.last_used = now
+        if now - entry.finished_at >= self.ttl:
+            self.reads += 1
+            try:
+                entry.reading = Reading(source.read(), now)
+                entry.error = None
+            except SourceError as exc:
+                entry.error = exc
+            entry.finished_at = self._clock.monotonic()
+        if entry.error is not None:
+            raise copy.copy(entry.error)
+        assert entry.reading is not None
+        return entry.reading
+
     async def _read(self, source: Source, entry: _Entry) -> None:
         """Read once and store the outcome in the entry; never raises."""
         loop = asyncio.get_running_loop()
