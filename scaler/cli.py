@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from scaler.access import AccessPolicy, Patterns
+
 ENV_PREFIX = "PREWARM_"
 
 
@@ -28,15 +30,28 @@ def _add(
     help: str,
     **kwargs: Any,
 ) -> None:
-    """A flag whose default comes from PREWARM_<FLAG> when that is set."""
+    """A flag whose default comes from PREWARM_<FLAG> when that is set. Its help
+    shows the built-in default (unless the help already says it) and the variable."""
     env = _env_name(flag)
+    if "default" not in help.lower():
+        help += f" (default: {_shown(default)})"
     raw = os.environ.get(env)
     if raw is not None:
         try:
             default = type(raw)
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             parser.error(f"environment variable {env}={raw!r}: {exc}")
-    parser.add_argument(flag, type=type, default=default, help=f"{help} [env {env}]", **kwargs)
+        help += f" [env {env}, set to {raw!r}]"
+    else:
+        help += f" [env {env}]"
+    # argparse %-formats help: a % in a value must not break --help.
+    parser.add_argument(flag, type=type, default=default, help=help.replace("%", "%%"), **kwargs)
+
+
+def _shown(default: Any) -> str:
+    if default is None:
+        return "none"
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
 def _positive(text: str) -> float:
@@ -70,6 +85,24 @@ def _log_level(text: str) -> str:
     if text.lower() not in ("debug", "info", "warning", "error"):
         raise argparse.ArgumentTypeError(f"expected debug, info, warning or error, got {text!r}")
     return text.lower()
+
+
+def _host_patterns(text: str) -> Patterns:
+    try:
+        patterns = Patterns.parse(text, what="host pattern")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not patterns.patterns:
+        # An empty list would refuse every trigger; unset the flag to allow any host.
+        raise argparse.ArgumentTypeError("expected at least one host pattern (leave unset to allow any)")
+    return patterns
+
+
+def _namespace_patterns(text: str) -> Patterns:
+    try:
+        return Patterns.parse(text, what="namespace pattern")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +172,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert is set, since they cannot speak TLS); 0 disables it",
     )
 
+    _add(
+        serve,
+        "--allowed-hosts",
+        type=_host_patterns,
+        help="comma-separated hosts a trigger may name (host, queueURL, awsEndpoint, "
+        "prometheusServerAddress), '*' matching any characters, e.g. '*.svc.cluster.local,"
+        "sqs.*.amazonaws.com'; any other host is INVALID_ARGUMENT without a connection. "
+        "Default: any host",
+    )
+    _add(
+        serve,
+        "--ambient-identity-namespaces",
+        type=_namespace_patterns,
+        help="comma-separated namespaces ('*' wildcard) whose triggers may use the scaler's own "
+        "AWS identity (IRSA, Pod Identity, its environment) and assume awsRoleArn with it; "
+        "others must bring keys. Empty: no namespace. Default: every namespace",
+    )
+
     explain = sub.add_parser(
         "explain",
         help="read a ScaledObject/ScaledJob manifest, query its sources live, and show the decision",
@@ -148,7 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         "could not be read, 2 bad manifest, metadata or query.",
     )
     explain.add_argument(
-        "-f", "--file", required=True, help="the manifest (YAML, multi-document ok); - for stdin"
+        "-f",
+        "--file",
+        required=True,
+        help="the manifest (YAML, multi-document ok: its first ScaledObject or ScaledJob), - for "
+        "stdin, or a folder: every ScaledObject and ScaledJob in its .yaml, .yml and .json files "
+        "(as kubectl apply -f reads a folder; sub-folders are not read)",
     )
     explain.add_argument(
         "--trigger",
@@ -158,10 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--json", action="store_true", help="print one JSON document")
     explain.add_argument(
-        "--running", type=_non_negative_int, default=0, help="ScaledJob: Jobs running now (default 0)"
+        "--running",
+        type=_non_negative_int,
+        default=0,
+        help="ScaledJob: unfinished Jobs now, pending ones included, as KEDA counts them (default 0)",
     )
     explain.add_argument(
-        "--pending", type=_non_negative_int, default=0, help="ScaledJob: Jobs pending now (default 0)"
+        "--pending",
+        type=_non_negative_int,
+        default=0,
+        help="ScaledJob: of those, Jobs whose pods have not started (or not met pendingPodConditions) "
+        "(default 0)",
     )
     explain.add_argument(
         "--timeout", type=_positive, default=5.0, help="seconds each source read may take (default 5)"
@@ -192,6 +255,8 @@ def _explain(args: argparse.Namespace) -> int:
 
     # The report says everything; keep library and engine log lines off the terminal.
     logging.getLogger().addHandler(logging.NullHandler())
+    if args.file != "-" and os.path.isdir(args.file):
+        return _explain_directory(args)
     try:
         if args.file == "-":
             text = sys.stdin.read()
@@ -225,6 +290,54 @@ def _explain(args: argparse.Namespace) -> int:
     return explain.exit_code(report)
 
 
+def _explain_directory(args: argparse.Namespace) -> int:
+    """Each KEDA object in the folder explained in turn; the exit status is the worst."""
+    from pathlib import Path
+
+    from scaler import explain
+
+    if args.trigger is not None:
+        print(
+            "prewarm explain: --trigger picks a trigger of one object; give the object's file, "
+            "not a folder",
+            file=sys.stderr,
+        )
+        return explain.EXIT_METADATA
+    try:
+        objects = explain.objects_in_directory(Path(args.file))
+    except explain.ExplainError as exc:
+        print(f"prewarm explain: {exc}", file=sys.stderr)
+        return exc.exit_code
+    reports: list[dict[str, Any]] = []
+    worst = explain.EXIT_OK
+    for index, (path, obj) in enumerate(objects):
+        meta = obj.get("metadata") or {}
+        title = f"{path}: {obj['kind']} {meta.get('namespace') or 'default'}/{meta.get('name') or 'unnamed'}"
+        try:
+            report = explain.run(
+                obj,
+                trigger=None,
+                environ=os.environ,
+                timeout=args.timeout,
+                running=args.running,
+                pending=args.pending,
+            )
+            code = explain.exit_code(report)
+        except explain.ExplainError as exc:
+            report = {"ok": False, "error": {"status": "INVALID_ARGUMENT", "message": str(exc)}}
+            code = exc.exit_code
+            if not args.json:
+                print(f"prewarm explain: {title}: {exc}", file=sys.stderr)
+        worst = max(worst, code)
+        if args.json:
+            reports.append({"file": str(path), **report})
+        elif "object" in report:
+            print(("\n" if index else "") + f"== {path}\n" + explain.format_text(report), end="")
+    if args.json:
+        print(explain.to_json({"ok": worst == explain.EXIT_OK, "reports": reports}))
+    return worst
+
+
 def _serve(args: argparse.Namespace) -> int:
     from scaler.observability import setup_logging
     from scaler.server import Settings, run
@@ -249,6 +362,9 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         health_port=args.health_port or None,
+        access=AccessPolicy(
+            allowed_hosts=args.allowed_hosts, ambient_identity_namespaces=args.ambient_identity_namespaces
+        ),
     )
     run(settings)
     return 0

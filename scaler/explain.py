@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -66,13 +66,15 @@ class Target:
     metadata: Mapping[str, str] = field(repr=False)
     from_env: Mapping[str, str] = field(default_factory=dict)  # metadata key -> env variable name
     min_replicas: int = 0
-    max_replicas: int = DEFAULT_MAX_REPLICAS
+    max_replicas: int | None = None  # None: not set (KEDA's default, 100, for both kinds)
     idle_replicas: int | None = None
     cooldown_period: int = DEFAULT_COOLDOWN
     metric_type: str = "AverageValue"
     strategy: str = "default"  # ScaledJob scalingStrategy.strategy
-    custom_deduction: float = 0.0  # ScaledJob customScalingQueueLengthDeduction
-    custom_running_percentage: float = 1.0  # ScaledJob customScalingRunningJobPercentage
+    custom_deduction: int = 0  # ScaledJob customScalingQueueLengthDeduction (an int32 in KEDA)
+    # ScaledJob customScalingRunningJobPercentage; None when unset or not a number,
+    # in which case KEDA runs the default strategy instead of custom.
+    custom_running_percentage: float | None = None
     triggers_total: int = 1
     notes: tuple[str, ...] = ()  # things noticed while reading the manifest
 
@@ -81,9 +83,12 @@ class Target:
         return ObjectRef(namespace=self.namespace, name=self.name)
 
 
-def load_target(text: str, trigger: int | None, environ: Mapping[str, str]) -> Target:
-    """The selected trigger of the first KEDA object in `text`. Raises ExplainError."""
-    obj = _first_keda_object(text)
+def load_target(
+    manifest: str | Mapping[str, Any], trigger: int | None, environ: Mapping[str, str]
+) -> Target:
+    """The selected trigger of a KEDA object, or of the first one in a YAML text.
+    Raises ExplainError."""
+    obj = _first_keda_object(manifest) if isinstance(manifest, str) else manifest
     kind = str(obj["kind"])
     meta = obj.get("metadata") or {}
     spec = obj.get("spec")
@@ -110,7 +115,7 @@ def load_target(text: str, trigger: int | None, environ: Mapping[str, str]) -> T
         metadata=metadata,
         from_env=from_env,
         min_replicas=_int(spec, "minReplicaCount", 0),
-        max_replicas=_int(spec, "maxReplicaCount", DEFAULT_MAX_REPLICAS),
+        max_replicas=_int(spec, "maxReplicaCount", None),
         idle_replicas=_int(spec, "idleReplicaCount", None) if kind == SCALED_OBJECT else None,
         cooldown_period=_int(spec, "cooldownPeriod", DEFAULT_COOLDOWN),
         metric_type=str(chosen.get("metricType") or "AverageValue"),
@@ -123,19 +128,52 @@ def load_target(text: str, trigger: int | None, environ: Mapping[str, str]) -> T
     return target
 
 
-def _first_keda_object(text: str) -> dict[str, Any]:
+def keda_objects(text: str) -> list[dict[str, Any]]:
+    """Every ScaledObject and ScaledJob in a YAML text (multi-document), in order."""
     try:
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         raise ExplainError(f"the manifest is not valid YAML: {exc}") from None
-    for doc in documents:
-        if (
-            isinstance(doc, dict)
-            and str(doc.get("apiVersion", "")).startswith(KEDA_API_GROUP)
-            and doc.get("kind") in (SCALED_OBJECT, SCALED_JOB)
-        ):
-            return doc
-    raise ExplainError("the manifest holds no ScaledObject or ScaledJob (apiVersion keda.sh/v1alpha1)")
+    return [
+        doc
+        for doc in documents
+        if isinstance(doc, dict)
+        and str(doc.get("apiVersion", "")).startswith(KEDA_API_GROUP)
+        and doc.get("kind") in (SCALED_OBJECT, SCALED_JOB)
+    ]
+
+
+def _first_keda_object(text: str) -> dict[str, Any]:
+    found = keda_objects(text)
+    if not found:
+        raise ExplainError("the manifest holds no ScaledObject or ScaledJob (apiVersion keda.sh/v1alpha1)")
+    return found[0]
+
+
+# What `kubectl apply -f DIR` reads: these files in the folder itself, not its sub-folders.
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def objects_in_directory(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, object) for every ScaledObject and ScaledJob in the folder's manifest
+    files, by file name. Raises ExplainError naming the file that cannot be read."""
+    files = sorted(p for p in directory.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+    found: list[tuple[Path, dict[str, Any]]] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ExplainError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        try:
+            found.extend((path, obj) for obj in keda_objects(text))
+        except ExplainError as exc:
+            raise ExplainError(f"{path}: {exc}") from None
+    if not found:
+        raise ExplainError(
+            f"{directory} holds no ScaledObject or ScaledJob (apiVersion keda.sh/v1alpha1) in its "
+            f"{', '.join(MANIFEST_SUFFIXES)} files (sub-folders are not read)"
+        )
+    return found
 
 
 def _select_trigger(triggers: list[Any], wanted: int | None) -> int:
@@ -199,13 +237,35 @@ def _with_strategy(target: Target, strategy: Mapping[str, Any]) -> Target:
         raise ExplainError(
             f"spec.scalingStrategy.strategy: 'default', 'accurate', 'eager' or 'custom', got {name!r}"
         )
+    deduction = strategy.get("customScalingQueueLengthDeduction")
+    if deduction is None:
+        deduction = 0
+    if isinstance(deduction, bool) or not isinstance(deduction, int):
+        raise ExplainError(
+            "spec.scalingStrategy.customScalingQueueLengthDeduction must be a whole number, "
+            f"got {deduction!r}"
+        )
+    # A string in KEDA's CRD, parsed when the strategy is chosen; unset or not a
+    # number, KEDA silently runs the default strategy instead of custom.
+    raw = strategy.get("customScalingRunningJobPercentage")
+    percentage: float | None = None
+    notes = list(target.notes)
     try:
-        deduction = float(strategy.get("customScalingQueueLengthDeduction") or 0)
-        percentage = float(strategy.get("customScalingRunningJobPercentage") or 1)
-    except (TypeError, ValueError):
-        raise ExplainError("spec.scalingStrategy: the custom* values must be numbers") from None
+        percentage = float(str(raw).strip()) if raw is not None else None
+    except ValueError:
+        percentage = None
+    if name == "custom" and percentage is None:
+        given = "is not set" if raw is None else f"{raw!r} is not a number"
+        notes.append(
+            f"scalingStrategy custom: customScalingRunningJobPercentage {given}, so KEDA runs the "
+            "default strategy (maxScale - running) instead"
+        )
     return dataclasses.replace(
-        target, strategy=name, custom_deduction=deduction, custom_running_percentage=percentage
+        target,
+        strategy=name,
+        custom_deduction=deduction,
+        custom_running_percentage=percentage,
+        notes=tuple(notes),
     )
 
 
@@ -213,36 +273,51 @@ def _with_strategy(target: Target, strategy: Mapping[str, Any]) -> Target:
 
 
 def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[str, Any]:
-    """Replicas for a ScaledObject from this trigger alone."""
+    """Replicas for a ScaledObject from this trigger alone.
+
+    KEDA's side follows pkg/scaling/executor/scale_scaledobjects.go (RequestScale);
+    the HPA's, pkg/controller/podautoscaler/horizontal.go: a target at 0 replicas
+    is left alone, and one below minReplicas is raised to minReplicas.
+    """
     ceiling = hpa_replicas(desired)
+    maximum = target.max_replicas if target.max_replicas is not None else DEFAULT_MAX_REPLICAS
     low = max(target.min_replicas, 1)  # the HPA's minReplicas is at least 1
-    hpa = min(target.max_replicas, max(ceiling, low))
-    # KEDA itself scales an inactive workload only to idleReplicaCount, or to zero
-    # when minReplicaCount is 0; otherwise it leaves the count to the HPA.
-    scales_at_rest = target.idle_replicas is not None or target.min_replicas == 0
-    at_rest = target.idle_replicas if target.idle_replicas is not None else 0
-    steps = [
-        f"HPA: ceil({desired:.3f} / 1) = {ceiling}, within [{low}, {target.max_replicas}] -> {hpa} replica(s)"
-    ]
+    hpa = min(maximum, max(ceiling, low))
+    idle = target.idle_replicas
+    steps = [f"HPA: ceil({desired:.3f} / 1) = {ceiling}, within [{low}, {maximum}] -> {hpa} replica(s)"]
+    settles = True
     if active:
         when = "at once, by the stream" if target.trigger_type == "external-push" else "at the next poll"
         steps.append(
-            f"KEDA: the trigger is active, so a workload at zero is woken to at least 1 ({when}); "
-            f"the HPA then sets {hpa}"
+            "KEDA: the trigger is active, so a workload at zero"
+            + (" or at idleReplicaCount" if idle is not None else "")
+            + f" is woken to {low} ({when}); the HPA then sets {hpa}"
         )
         replicas = hpa
-    elif scales_at_rest:
-        steps.append(
-            f"KEDA: the trigger is inactive; once every trigger has been inactive for cooldownPeriod "
-            f"({target.cooldown_period}s), KEDA scales to {at_rest}"
-            + ("" if at_rest > 0 else " (zero)")
-            + f"; until then, the HPA keeps {hpa}"
-        )
-        replicas = at_rest
-    else:
+    elif idle is None and target.min_replicas > 0:
         steps.append(
             f"KEDA: the trigger is inactive, but minReplicaCount is {target.min_replicas} and no "
             f"idleReplicaCount is set, so KEDA leaves the count to the HPA: {hpa}"
+        )
+        replicas = hpa
+    elif not idle:  # idleReplicaCount 0, or minReplicaCount 0: KEDA scales to zero
+        steps.append(
+            f"KEDA: the trigger is inactive; once every trigger has been inactive for cooldownPeriod "
+            f"({target.cooldown_period}s), KEDA scales to zero and the HPA leaves a target at zero "
+            f"alone; until then, the HPA keeps {hpa}"
+        )
+        replicas = 0
+    else:
+        # KEDA scales to idleReplicaCount, but the HPA raises any count below its
+        # minReplicas (minReplicaCount) back to it at its next sync, and KEDA cuts
+        # it again at its next poll: it never rests at idleReplicaCount.
+        settles = False
+        steps.append(
+            f"KEDA: the trigger is inactive; after cooldownPeriod ({target.cooldown_period}s) KEDA scales "
+            f"to idleReplicaCount {idle}, but the HPA raises any count below its minimum back to "
+            f"minReplicaCount {low} (then {hpa}) at its next sync, and KEDA cuts it to {idle} again at "
+            f"its next poll: the workload flaps between {idle} and {hpa} and mostly runs {hpa}. "
+            "KEDA supports only idleReplicaCount 0"
         )
         replicas = hpa
     if target.triggers_total > 1:
@@ -258,67 +333,140 @@ def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[
         "hpa_ceiling": ceiling,
         "hpa_replicas": hpa,
         "replicas": replicas,
+        "settles": settles,
         "active": active,
         "min_replicas": target.min_replicas,
-        "max_replicas": target.max_replicas,
-        "idle_replicas": target.idle_replicas,
+        "max_replicas": maximum,
+        "idle_replicas": idle,
         "steps": steps,
     }
+
+
+def job_replica_bounds(target: Target) -> tuple[int, int]:
+    """KEDA's (MinReplicaCount(), MaxReplicaCount()) for a ScaledJob
+    (apis/keda/v1alpha1/scaledjob_types.go): the maximum is the room above the
+    minimum, max - min, or 100 when maxReplicaCount is not set (not 100 - min);
+    a minimum above the maximum is taken as the maximum."""
+    low, high = target.min_replicas, target.max_replicas
+    if high is None:
+        return low, DEFAULT_MAX_REPLICAS
+    if low > high:
+        return high, high
+    return low, high - low
+
+
+def job_strategy(
+    strategy: str,
+    *,
+    max_scale: int,
+    running: int,
+    pending: int,
+    limit: int,
+    scale_to: int,
+    deduction: int = 0,
+    percentage: float | None = None,
+) -> tuple[int, int, str]:
+    """KEDA's GetEffectiveMaxScale for one scaling strategy: (effective maximum,
+    scaleTo, the formula as text). `running` is the running Jobs above
+    minReplicaCount, `limit` KEDA's MaxReplicaCount() (see job_replica_bounds).
+    custom without a percentage is the default strategy, as in KEDA."""
+    if strategy == "accurate":
+        if max_scale + running - pending > limit:
+            return limit - running, scale_to, f"maxReplicaCount - running = {limit} - {running}"
+        return max_scale - pending, scale_to, f"maxScale - pending = {max_scale} - {pending}"
+    if strategy == "eager":
+        # eager's scaleTo is maxReplicaCount: all of the effective maximum is created.
+        formula = (
+            "min(maxReplicaCount - running - pending, maxScale) = "
+            f"min({limit - running - pending}, {max_scale})"
+        )
+        return min(limit - running - pending, max_scale), limit, formula
+    if strategy == "custom" and percentage is not None:
+        # int() of the running share alone: Go's int64() truncates it toward zero,
+        # before the subtraction.
+        formula = (
+            "min(maxScale - deduction - int(running x percentage), maxReplicaCount) = "
+            f"min({max_scale} - {deduction} - int({running} x {percentage:g}), {limit})"
+        )
+        return min(max_scale - deduction - int(running * percentage), limit), scale_to, formula
+    return max_scale - running, scale_to, f"maxScale - running = {max_scale} - {running}"
 
 
 def scaled_job_outcome(
     target: Target, desired: float, active: bool, running: int = 0, pending: int = 0
 ) -> dict[str, Any]:
-    """Jobs a ScaledJob creates per poll from this trigger, per KEDA's scaling strategy."""
-    limit = target.max_replicas - target.min_replicas  # M, the room above minReplicaCount
-    running_net = max(0, running - target.min_replicas)
-    max_scale = math.ceil(min(max(0.0, desired), float(limit)))
-    scale_to = math.ceil(max(0.0, desired))
+    """Jobs a ScaledJob creates per poll from this trigger, as KEDA computes them.
+
+    `running` is every unfinished Job (KEDA counts pending ones among them),
+    `pending` those whose pods have not started (or not met pendingPodConditions).
+    Follows pkg/scaling/scaledjob/metrics.go (maxScale, scaleTo) and
+    pkg/scaling/executor/scale_jobs.go (getScalingDecision, the strategies, createJobs).
+    """
+    min_count, limit = job_replica_bounds(target)
+    # KEDA reads the value as the HPA does (in thousandths), and uses it only
+    # while the trigger is active and the value is above zero.
+    value = hpa_replicas(desired) if active else 0
+    scale_to = value
+    max_scale = min(value, limit)
+    # With minReplicaCount > 0 the ScaledJob always counts as active.
+    keda_active = active or min_count > 0
     strategy = target.strategy
-    if strategy == "accurate":
-        if max_scale + running_net - pending > limit:
-            by_strategy = limit - running_net
-            formula = f"maxReplicaCount - running = {limit} - {running_net}"
-        else:
-            by_strategy = max_scale - pending
-            formula = f"maxScale - pending = {max_scale} - {pending}"
-    elif strategy == "eager":
-        by_strategy = min(limit - running_net - pending, max_scale)
-        formula = (
-            "min(maxReplicaCount - running - pending, maxScale) = "
-            f"min({limit - running_net - pending}, {max_scale})"
-        )
-    elif strategy == "custom":
-        by_strategy = int(
-            max_scale - target.custom_deduction - running_net * target.custom_running_percentage
-        )
-        formula = (
-            f"maxScale - deduction - running x percentage = {max_scale} - {target.custom_deduction:g} - "
-            f"{running_net} x {target.custom_running_percentage:g}"
-        )
-    else:
-        by_strategy = max_scale - running_net
-        formula = f"maxScale - running = {max_scale} - {running_net}"
-    creating = active and desired > 0
-    jobs = max(0, min(scale_to, by_strategy)) if creating else 0
+    if strategy == "custom" and target.custom_running_percentage is None:
+        strategy = "default"  # what KEDA does with no usable percentage
     steps = [
-        f"maxScale = ceil(min({desired:.3f}, {limit})) = {max_scale}; "
-        f"scaleTo = ceil({desired:.3f}) = {scale_to}",
-        f"{strategy} strategy: {formula} = {by_strategy}",
+        f"maxScale = min(ceil({desired:.3f}), maxReplicaCount - minReplicaCount = {limit}) = {max_scale}; "
+        f"scaleTo = ceil({desired:.3f}) = {scale_to}"
+        + ("" if active else " (0: the trigger is inactive)")
     ]
-    if creating:
-        steps.append(f"new Jobs this poll = max(0, min(scaleTo, {by_strategy})) = {jobs}")
+    if running < min_count:
+        # Fewer unfinished Jobs than minReplicaCount: KEDA tops them up and
+        # skips the scaling strategy altogether for this poll.
+        effective = scale_to = min_count - running
+        steps.append(
+            f"running {running} < minReplicaCount {min_count}: KEDA creates minReplicaCount - running = "
+            f"{effective} Job(s) and skips the {strategy} strategy this poll"
+        )
+        used = "minReplicaCount"
     else:
-        steps.append("no new Jobs: KEDA creates Jobs only while the trigger is active and the value is > 0")
+        extra = running - min_count  # the running Jobs above minReplicaCount
+        effective, scale_to, formula = job_strategy(
+            strategy,
+            max_scale=max_scale,
+            running=extra,
+            pending=pending,
+            limit=limit,
+            scale_to=scale_to,
+            deduction=target.custom_deduction,
+            percentage=target.custom_running_percentage,
+        )
+        running_note = f" (running = {running} - minReplicaCount {min_count})" if min_count else ""
+        steps.append(f"{strategy} strategy{running_note}: {formula} = {effective}")
+        used = strategy
+    effective = max(0, effective)
+    jobs = min(scale_to, effective) if keda_active and effective > 0 else 0
+    if not keda_active:
+        steps.append(
+            "no new Jobs: KEDA creates Jobs only while the trigger is active (or minReplicaCount > 0)"
+        )
+    else:
+        steps.append(f"new Jobs this poll = min(scaleTo {scale_to}, {effective}) = {jobs}")
+    if pending > running:
+        steps.append(
+            f"note: KEDA counts pending Jobs among the running ones; --running {running} should include "
+            f"the {pending} pending"
+        )
     return {
         "kind": SCALED_JOB,
-        "strategy": strategy,
+        "strategy": target.strategy,
+        "used": used,
         "running": running,
         "pending": pending,
+        "min_replicas": min_count,
+        "max_replicas": limit,
         "max_scale": max_scale,
         "scale_to": scale_to,
         "jobs_created": jobs,
-        "active": active,
+        "active": keda_active,
         "steps": steps,
     }
 
@@ -354,8 +502,27 @@ def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
         )
     if target.kind == SCALED_OBJECT and cfg.mode is Mode.JOB:
         found.append("mode: job is meant for a ScaledJob; a ScaledObject should use mode: deployment")
-    if target.kind == SCALED_JOB and target.strategy != "accurate" and cfg.mode is Mode.JOB:
-        found.append("for one Job per request the recommended scalingStrategy is accurate")
+    if target.kind == SCALED_JOB and cfg.mode is Mode.JOB and target.strategy == "eager":
+        found.append(
+            "scalingStrategy eager duplicates Jobs with mode: job: a pending Job's message is still "
+            "waiting, and eager does not subtract pending Jobs from it; use accurate"
+        )
+    elif target.kind == SCALED_JOB and cfg.mode is Mode.JOB and target.strategy != "accurate":
+        found.append(
+            f"scalingStrategy {target.strategy} subtracts running Jobs from the backlog, but with mode: job "
+            "the backlog already excludes their messages, so new messages wait for Jobs to finish; "
+            "for one Job per request use accurate"
+        )
+    if target.idle_replicas is not None and target.idle_replicas > 0:
+        found.append(
+            f"idleReplicaCount {target.idle_replicas}: KEDA supports only 0 (the HPA raises any count "
+            "below minReplicaCount back to it, so the workload flaps instead of idling)"
+        )
+    if target.idle_replicas is not None and target.idle_replicas >= max(target.min_replicas, 1):
+        found.append(
+            f"idleReplicaCount {target.idle_replicas} must be less than minReplicaCount "
+            f"{target.min_replicas}: KEDA rejects this ScaledObject"
+        )
     if target.metric_type != "AverageValue":
         found.append(
             f"metricType {target.metric_type}: the scaler's value is meant for AverageValue (the default); "
@@ -578,7 +745,7 @@ async def evaluate(
 
 
 def run(
-    text: str,
+    manifest: str | Mapping[str, Any],
     *,
     trigger: int | None,
     environ: Mapping[str, str],
@@ -586,7 +753,8 @@ def run(
     running: int = 0,
     pending: int = 0,
 ) -> dict[str, Any]:
-    """The whole explanation as a report. Raises ExplainError."""
-    target = load_target(text, trigger, environ)
+    """The whole explanation of one KEDA object (or of the first in a YAML text) as a
+    report. Raises ExplainError."""
+    target = load_target(manifest, trigger, environ)
     cfg, reads, decision = asyncio.run(evaluate(target, timeout=timeout))
     return build_report(target, cfg, reads, decision, running=running, pending=pending)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from scaler.explain import (
     build_report,
     exit_code,
     format_text,
+    job_strategy,
     load_target,
     resolve_metadata,
     scaled_job_outcome,
@@ -29,6 +32,7 @@ from scaler.explain import (
 from scaler.policy import Signals, decide, hpa_replicas
 from scaler.signals.base import GpuReading, QueueReading, SourceError, SourceRejectedQuery
 
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "amqp://worker:Sup3r-Secret@rabbit:5672/"
 
 SCALED_OBJECT = textwrap.dedent(
@@ -192,7 +196,17 @@ def so_target(**changes: object) -> Target:
         ({"idle_replicas": 0, "min_replicas": 2}, 0.0, False, 0, 2),
         # inactive with minReplicaCount > 0 and no idleReplicaCount: KEDA leaves it to the HPA
         ({"min_replicas": 2}, 3.0, False, 3, 3),
-        ({"idle_replicas": 1, "min_replicas": 2}, 3.0, False, 1, 3),
+        # idleReplicaCount above 0: KEDA scales to 1, the HPA raises it back to its
+        # minimum (then to its own count): the workload runs the HPA's count
+        ({"idle_replicas": 1, "min_replicas": 2}, 3.0, False, 3, 3),
+        ({"idle_replicas": 1, "min_replicas": 3}, 0.0, False, 3, 3),
+        # active with idleReplicaCount: woken to minReplicaCount, then the HPA
+        ({"idle_replicas": 0, "min_replicas": 2}, 0.5, True, 2, 2),
+        # maxReplicaCount unset: KEDA's default, 100
+        ({"max_replicas": None}, 250.0, True, 100, 100),
+        # the HPA sees the value rounded to the nearest thousandth
+        ({}, 1.0007, True, 2, 2),
+        ({}, 1.0004, True, 1, 1),
     ],
 )
 def test_scaled_object_outcome(
@@ -202,6 +216,17 @@ def test_scaled_object_outcome(
     assert outcome["replicas"] == replicas
     assert outcome["hpa_replicas"] == hpa
     assert outcome["steps"]
+
+
+def test_idle_replica_count_above_zero_says_the_workload_does_not_rest_there() -> None:
+    outcome = scaled_object_outcome(so_target(idle_replicas=1, min_replicas=2), 0.0, False)
+    assert outcome["settles"] is False
+    assert outcome["replicas"] == 2
+    text = " ".join(outcome["steps"])
+    assert "flaps between 1 and 2" in text and "only idleReplicaCount 0" in text
+    at_zero = scaled_object_outcome(so_target(idle_replicas=0, min_replicas=2), 0.0, False)
+    assert at_zero["settles"] is True and at_zero["replicas"] == 0
+    assert "leaves a target at zero alone" in " ".join(at_zero["steps"])
 
 
 def sj_target(strategy: str, **changes: object) -> Target:
@@ -243,6 +268,139 @@ def test_scaled_job_creates_nothing_while_inactive() -> None:
     outcome = scaled_job_outcome(sj_target("accurate"), 5.0, False)
     assert outcome["jobs_created"] == 0
     assert "only while the trigger is active" in outcome["steps"][-1]
+
+
+# KEDA's own cases, from pkg/scaling/executor/scale_jobs_test.go (KEDA at 8b4f083):
+# GetEffectiveMaxScale(maxScale, runningJobCount, pendingJobCount, maxReplicaCount,
+# scaleTo) -> effective maximum (and scaleTo, for eager).
+KEDA_STRATEGY_CASES = [
+    # TestDefaultScalingStrategy
+    ("default", {}, (3, 2, 0, 5, 1), 1, 1),
+    ("default", {}, (2, 0, 0, 5, 1), 2, 1),
+    # TestCustomScalingStrategy: deduction 1, percentage "0.5"
+    ("custom", {"deduction": 1, "percentage": 0.5}, (3, 2, 0, 5, 1), 1, 1),
+    ("custom", {"deduction": 1, "percentage": 0.5}, (10, 0, 0, 10, 1), 9, 1),
+    # ... neither parameter set, or the percentage "": the default strategy
+    ("custom", {}, (3, 2, 0, 5, 1), 1, 1),
+    ("custom", {}, (2, 0, 0, 5, 1), 2, 1),
+    ("custom", {"deduction": 1}, (2, 0, 0, 5, 1), 2, 1),
+    # ... deduction 2, percentage "0"
+    ("custom", {"deduction": 2, "percentage": 0.0}, (3, 2, 0, 5, 1), 1, 1),
+    # ... deduction -2, percentage "0": capped at maxReplicaCount
+    ("custom", {"deduction": -2, "percentage": 0.0}, (3, 2, 0, 4, 1), 4, 1),
+    # TestCustomScalingStrategyNilQueueLengthDeduction: percentage "0.5", no deduction
+    ("custom", {"percentage": 0.5}, (10, 2, 0, 100, 1), 9, 1),
+    ("custom", {"percentage": 0.5}, (10, 0, 0, 100, 1), 10, 1),
+    # TestAccurateScalingStrategy
+    ("accurate", {}, (3, 2, 0, 5, 1), 3, 1),
+    ("accurate", {}, (5, 2, 0, 5, 1), 3, 1),
+    ("accurate", {}, (3, 4, 2, 10, 1), 1, 1),
+    ("accurate", {}, (5, 4, 2, 5, 1), 1, 1),
+    ("accurate", {}, (3, 3, 3, 5, 1), 0, 1),
+    ("accurate", {}, (15, 15, 15, 20, 1), 0, 1),
+    ("accurate", {}, (10, 10, 10, 15, 1), 0, 1),
+    ("accurate", {}, (20, 15, 10, 20, 1), 5, 1),
+    # TestEagerScalingStrategy: scaleTo becomes maxReplicaCount
+    ("eager", {}, (4, 3, 0, 10, 1), 4, 10),
+    ("eager", {}, (4, 0, 3, 10, 1), 4, 10),
+    ("eager", {}, (4, 7, 0, 10, 1), 3, 10),
+    ("eager", {}, (4, 1, 6, 10, 1), 3, 10),
+    ("eager", {}, (15, 0, 0, 10, 1), 10, 10),
+]
+
+
+@pytest.mark.parametrize(("strategy", "custom", "args", "effective", "scale_to"), KEDA_STRATEGY_CASES)
+def test_job_strategy_matches_kedas_own_cases(
+    strategy: str,
+    custom: dict[str, Any],
+    args: tuple[int, int, int, int, int],
+    effective: int,
+    scale_to: int,
+) -> None:
+    max_scale, running, pending, limit, to = args
+    got = job_strategy(
+        strategy, max_scale=max_scale, running=running, pending=pending, limit=limit, scale_to=to, **custom
+    )
+    assert got[:2] == (effective, scale_to)
+
+
+@pytest.mark.parametrize(
+    ("min_replicas", "running", "desired", "active", "jobs"),
+    [
+        # TestRunningJobCountSmallerMinReplicaCount / ...IsDeductedFromMinReplicaCount /
+        # ...GreaterOrEqualMinReplicaCountExecutesScalingStrategy (maxReplicaCount 100);
+        # minReplicaCount > 0 makes the ScaledJob active whatever the trigger says
+        (2, 0, 0.0, False, 2),
+        (2, 1, 0.0, False, 1),
+        (1, 1, 2.0, True, 2),
+        # ... but an inactive trigger's value is not used: nothing above the minimum
+        (1, 1, 2.0, False, 0),
+        # below the minimum the strategy is skipped: only min - running, whatever the backlog
+        (1, 0, 5.0, True, 1),
+        (3, 1, 40.0, True, 2),
+    ],
+)
+def test_running_jobs_below_min_replica_count_are_topped_up_and_nothing_more(
+    min_replicas: int, running: int, desired: float, active: bool, jobs: int
+) -> None:
+    target = sj_target("accurate", min_replicas=min_replicas, max_replicas=100)
+    outcome = scaled_job_outcome(target, desired, active, running, 0)
+    assert outcome["jobs_created"] == jobs
+    assert outcome["active"] is True
+
+
+def test_the_rabbitmq_jobs_example_with_five_waiting_and_none_running_creates_one_job() -> None:
+    text = (REPO / "manifests" / "examples" / "rabbitmq-jobs" / "scaledjob.yaml").read_text()
+    target = load_target(text, None, {"RABBITMQ_URL": "amqp://u:p@rabbit:5672/"})
+    cfg = parse_trigger(target.metadata)
+    decision = decide(Signals(queue=QueueReading(waiting=5, in_flight=0)), cfg, now=0.0)
+    first = scaled_job_outcome(target, decision.desired, decision.active, running=0, pending=0)
+    assert first["jobs_created"] == 1 and first["used"] == "minReplicaCount"
+    assert "skips the accurate strategy" in " ".join(first["steps"])
+    # next poll: that Job is running (and pending until Ready): accurate takes over
+    second = scaled_job_outcome(target, decision.desired, decision.active, running=1, pending=1)
+    assert second["jobs_created"] == 4 and second["used"] == "accurate"
+
+
+def test_custom_strategy_truncates_only_the_running_share() -> None:
+    # maxScale 5, 3 running, percentage 0.5: 5 - 0 - int(1.5) = 4 (not int(3.5) = 3)
+    target = sj_target("custom", custom_deduction=0, custom_running_percentage=0.5)
+    assert scaled_job_outcome(target, 5.0, True, running=3)["jobs_created"] == 4
+
+
+def test_custom_strategy_without_a_percentage_is_the_default_strategy_and_says_so() -> None:
+    manifest = SCALED_JOB.replace(
+        "strategy: accurate", "strategy: custom\n    customScalingQueueLengthDeduction: 1"
+    )
+    target = load_target(manifest, None, {})
+    assert target.custom_running_percentage is None and target.custom_deduction == 1
+    assert any("runs the default strategy" in note for note in target.notes)
+    outcome = scaled_job_outcome(target, 6.0, True, running=2)
+    assert outcome["used"] == "default" and outcome["jobs_created"] == 4  # 6 - 2, no deduction
+    with_percentage = load_target(
+        manifest.replace("Deduction: 1", "Deduction: 1\n    customScalingRunningJobPercentage: '0.5'"),
+        None,
+        {},
+    )
+    assert with_percentage.custom_running_percentage == 0.5 and not with_percentage.notes
+    assert scaled_job_outcome(with_percentage, 6.0, True, running=2)["jobs_created"] == 4  # 6 - 1 - 1
+
+
+def test_max_replica_count_unset_is_100_not_100_minus_min() -> None:
+    target = sj_target("default", min_replicas=5, max_replicas=None)
+    outcome = scaled_job_outcome(target, 250.0, True, running=5)
+    assert outcome["max_replicas"] == 100 and outcome["max_scale"] == 100
+    assert outcome["jobs_created"] == 100
+    # set: the room above the minimum (KEDA's MaxReplicaCount() = max - min)
+    assert scaled_job_outcome(sj_target("default", min_replicas=5, max_replicas=100), 250.0, True, 5)[
+        "max_scale"
+    ] == 95
+
+
+def test_scaled_job_reads_the_value_as_keda_does() -> None:
+    # 1.0007 reaches KEDA as 1.001: scaleTo 2
+    assert scaled_job_outcome(sj_target("default"), 1.0007, True)["jobs_created"] == 2
+    assert scaled_job_outcome(sj_target("default"), 1.0004, True)["jobs_created"] == 1
 
 
 # --- the report from fake reads ---------------------------------------------------
@@ -372,6 +530,26 @@ def test_gpu_only_trigger_warns_it_cannot_wake_from_zero() -> None:
             {},
             {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "queueLenght": "3"},
             "typo",
+        ),
+        (
+            {"kind": "ScaledJob", "strategy": "eager"},
+            {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "mode": "job"},
+            "eager duplicates Jobs",
+        ),
+        (
+            {"kind": "ScaledJob", "strategy": "default"},
+            {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "mode": "job"},
+            "wait for Jobs to finish",
+        ),
+        (
+            {"idle_replicas": 1, "min_replicas": 3},
+            {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q"},
+            "KEDA supports only 0",
+        ),
+        (
+            {"idle_replicas": 2, "min_replicas": 2},
+            {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q"},
+            "KEDA rejects",
         ),
     ],
 )
