@@ -67,6 +67,11 @@ def closed_port() -> int:
 def explain(manifest: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None):
     path = tmp_path / "manifest.yaml"
     path.write_text(manifest)
+    return explain_path(path, *args, env=env)
+
+
+def explain_path(path: Path, *args: str, env: dict[str, str] | None = None):
+    """`python -m scaler explain -f PATH` (a file or a folder), in a clean environment."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PREWARM_") and k != "RABBIT_URL"}
     environ.update(env or {})
     timeout = f"{EXPLAIN_TIMEOUT_S:g}"
@@ -256,3 +261,67 @@ def test_explain_reports_management_api_rates(tmp_path, rabbit):
         text.stdout
     )
     assert rabbit.counts()[0] == 9  # explain only looked
+
+
+def keda_object(kind: str, name: str, queue: str, queue_length: int) -> str:
+    """A ScaledObject (deployment mode) or ScaledJob (job mode) on a local RabbitMQ queue."""
+    if kind == "ScaledJob":
+        namespace, target, mode = "batch", "jobTargetRef: {template: {}}", "job"
+        more = "scalingStrategy: {strategy: accurate}"
+    else:
+        namespace, target, mode = "ai", "scaleTargetRef: {name: worker}", "deployment"
+        more = "minReplicaCount: 0"
+    return textwrap.dedent(
+        f"""\
+        apiVersion: keda.sh/v1alpha1
+        kind: {kind}
+        metadata: {{name: {name}, namespace: {namespace}}}
+        spec:
+          {target}
+          {more}
+          maxReplicaCount: 6
+          triggers:
+            - type: external
+              metadata:
+                source: rabbitmq
+                host: {RABBIT_AMQP_URL}
+                queueName: {queue}
+                queueLength: "{queue_length}"
+                mode: {mode}
+        """
+    )
+
+
+def test_explain_a_folder_explains_each_object_in_it(tmp_path, rabbit):
+    rabbit.publish(5)
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "kustomization.yaml").write_text("resources: [worker.yaml, render.yaml]\n")
+    (folder / "worker.yaml").write_text(keda_object("ScaledObject", "worker", rabbit.name, 4))
+    (folder / "render.yaml").write_text(keda_object("ScaledJob", "render", rabbit.name, 1))
+
+    result = explain_path(folder)
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout
+    assert out.index(f"== {folder / 'render.yaml'}") < out.index(f"== {folder / 'worker.yaml'}")
+    assert "ScaledJob batch/render" in result.stdout and "5 new Job(s) this poll" in result.stdout
+    assert "ScaledObject ai/worker" in result.stdout
+    assert "What KEDA and the HPA would do: 2 replica(s)" in result.stdout  # 5 waiting / 4 per replica
+
+    # One bad object: the others are still explained; the exit status is the worst (2).
+    (folder / "typo.yaml").write_text(keda_object("ScaledObject", "typo", rabbit.name, -1))
+    result = explain_path(folder, "--json")
+    assert result.returncode == 2, result.stderr + result.stdout
+    body = json.loads(result.stdout)
+    assert body["ok"] is False
+    by_file = {Path(r["file"]).name: r for r in body["reports"]}
+    assert set(by_file) == {"render.yaml", "typo.yaml", "worker.yaml"}
+    assert by_file["worker.yaml"]["ok"] and by_file["worker.yaml"]["keda"]["replicas"] == 2
+    assert by_file["render.yaml"]["ok"]
+    assert by_file["typo.yaml"]["error"]["status"] == "INVALID_ARGUMENT"
+    assert "queueLength" in by_file["typo.yaml"]["error"]["message"]
+    text = explain_path(folder)
+    assert text.returncode == 2
+    assert f"{folder / 'typo.yaml'}: ScaledObject ai/typo: bad trigger metadata" in text.stderr
+    assert "ScaledObject ai/worker" in text.stdout
+    assert rabbit.counts()[0] == 5  # explain only looked

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(cli.ENV_PREFIX):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "100")  # --help wraps at this width whatever the terminal
 
 
 def parse(*argv: str):  # -> argparse.Namespace
@@ -123,6 +127,47 @@ def test_help_names_each_flags_env_var(capsys: pytest.CaptureFixture[str]) -> No
         assert f"[env {env}]" in text
 
 
+def serve_help_entries(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """`prewarm serve --help` as printed: each flag -> its help text, unwrapped."""
+    with pytest.raises(SystemExit) as info:
+        parse("--help")
+    assert info.value.code == 0
+    entries: dict[str, str] = {}
+    flag = ""
+    for line in capsys.readouterr().out.split("\n"):
+        found = re.match(r"^  (--[a-z-]+)(?: [A-Z_]+)?(?:\s{2,}(.*))?$", line)
+        if found:
+            flag = found.group(1)
+            entries[flag] = found.group(2) or ""
+        elif flag and line.startswith(" " * 10):
+            entries[flag] += " " + line.strip()
+    return entries
+
+
+def test_help_shows_each_flags_default(capsys: pytest.CaptureFixture[str]) -> None:
+    (serve,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    flags = {a.option_strings[-1]: a.default for a in serve.choices["serve"]._actions if a.dest != "help"}
+    entries = serve_help_entries(capsys)
+    assert set(entries) == set(flags)
+    for flag, default in flags.items():
+        if default is None and "Default:" in entries[flag]:
+            continue  # the help says what unset means, in words
+        shown = "none" if default is None else f"{default:g}" if isinstance(default, float) else default
+        assert f"(default: {shown})" in entries[flag], f"{flag}: {entries[flag]}"
+    assert "(default: 6000)" in entries["--port"] and "(default: 2)" in entries["--cache-ttl"]
+    assert "(default: [::])" in entries["--host"] and "(default: 64)" in entries["--read-threads"]
+
+
+def test_help_shows_a_value_set_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PREWARM_PORT", "7001")
+    monkeypatch.setenv("PREWARM_HOST", "10%.example")  # argparse %-formats help text
+    entries = serve_help_entries(capsys)
+    assert "(default: 6000) [env PREWARM_PORT, set to '7001']" in entries["--port"]
+    assert "[env PREWARM_HOST, set to '10%.example']" in entries["--host"]
+
+
 BAD_FLAGS = [
     ("--port", "abc"),
     ("--port", "70000"),
@@ -210,3 +255,13 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main([])
     assert info.value.code == 2
     assert "serve" in capsys.readouterr().err
+
+
+def test_explain_a_folder_without_keda_objects_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["explain", "-f", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds no ScaledObject or ScaledJob" in err and "Is a directory" not in err
+    assert cli.main(["explain", "-f", str(tmp_path), "--trigger", "1"]) == 2
+    assert "--trigger picks a trigger of one object; give the object's file" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from scaler.config import parse_trigger
 from scaler.engine import SignalRead
@@ -24,6 +25,7 @@ from scaler.explain import (
     format_text,
     job_strategy,
     load_target,
+    objects_in_directory,
     resolve_metadata,
     scaled_job_outcome,
     scaled_object_outcome,
@@ -571,3 +573,34 @@ def test_scaled_job_report_shows_jobs_created() -> None:
     text = format_text(report)
     assert "4 new Job(s) this poll (running 2, pending 1)" in text
     assert "accurate strategy" in text
+
+
+def test_a_folder_is_read_as_kubectl_apply_reads_one(tmp_path: Path) -> None:
+    (tmp_path / "b-scaledjob.yml").write_text(SCALED_JOB)
+    (tmp_path / "a-scaledobject.yaml").write_text(SCALED_OBJECT)  # a Secret, then the ScaledObject
+    (tmp_path / "kustomization.yaml").write_text("resources: [a-scaledobject.yaml]\n")
+    as_json = yaml.safe_load(SCALED_JOB)
+    as_json["metadata"]["name"] = "from-json"
+    (tmp_path / "c.json").write_text(json.dumps(as_json))
+    (tmp_path / "notes.txt").write_text(SCALED_JOB)  # not a manifest file
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "other.yaml").write_text(SCALED_JOB)  # sub-folders are not read
+    found = objects_in_directory(tmp_path)
+    assert [(path.name, obj["kind"], obj["metadata"]["name"]) for path, obj in found] == [
+        ("a-scaledobject.yaml", "ScaledObject", "sd-worker"),
+        ("b-scaledjob.yml", "ScaledJob", "render"),
+        ("c.json", "ScaledJob", "from-json"),
+    ]
+    # Each object loads as its own file would.
+    assert load_target(found[0][1], None, {"RABBIT_URL": SECRET}) == load_target(
+        SCALED_OBJECT, None, {"RABBIT_URL": SECRET}
+    )
+
+
+def test_a_folder_without_keda_objects_or_with_bad_yaml_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n")
+    with pytest.raises(ExplainError, match=r"holds no ScaledObject or ScaledJob .*\(sub-folders are not"):
+        objects_in_directory(tmp_path)
+    (tmp_path / "broken.yaml").write_text("kind: [unclosed\n")
+    with pytest.raises(ExplainError, match=r"broken\.yaml: the manifest is not valid YAML"):
+        objects_in_directory(tmp_path)
