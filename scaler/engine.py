@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from scaler.access import AccessPolicy, check_access
 from scaler.clock import Clock
 from scaler.config import SourceKind, TriggerConfig, parse_trigger
 from scaler.policy import Decision, Signals, decide
@@ -123,16 +124,20 @@ class Engine:
         clock: Clock,
         sources: SourceFactory | None = None,
         observer: DecisionObserver | None = None,
+        access: AccessPolicy | None = None,
     ) -> None:
         self.cache = cache
         self.clock = clock
         self.sources = sources or SourceFactory(timeout=cache.timeout)
         self._observer = observer
+        # The operator's limits on hosts and on the scaler's own cloud identity.
+        self.access = access or AccessPolicy()
         self._memo = _ConfigMemo()
         self._warned_unknown: OrderedDict[tuple[ObjectRef, str], None] = OrderedDict()
 
     def config(self, ref: ObjectRef, metadata: Mapping[str, str]) -> TriggerConfig:
-        """Parse (memoised) and validate. Raises ConfigError."""
+        """Parse (memoised), validate, and check against the access policy (before
+        any source exists, so a refused host is never connected to). Raises ConfigError."""
         memo_key = tuple(sorted(metadata.items()))
         cfg = self._memo.items.get(memo_key)
         if cfg is None:
@@ -142,6 +147,7 @@ class Engine:
                 self._memo.items.popitem(last=False)
         else:
             self._memo.items.move_to_end(memo_key)
+        check_access(cfg, ref.namespace, self.access)
         self._warn_unknown(ref, cfg)
         return cfg
 

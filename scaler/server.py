@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
@@ -24,6 +24,7 @@ from prometheus_client import start_http_server
 from scaler import tls
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.access import AccessPolicy
 from scaler.clock import Clock, SystemClock
 from scaler.config import ConfigError
 from scaler.engine import Engine, ObjectRef, SourceFactory
@@ -56,6 +57,9 @@ class Settings:
     # A plaintext port serving only the gRPC health service, for the kubelet's
     # grpc probes, which cannot speak TLS. None: no such port.
     health_port: int | None = None
+    # Which hosts triggers may name and which namespaces may use the scaler's own
+    # cloud identity (docs/deploy.md, "Multi-tenant safety"). Open by default.
+    access: AccessPolicy = field(default_factory=AccessPolicy)
 
 
 def _ref(request: pb.ScaledObjectRef) -> ObjectRef:
@@ -207,7 +211,11 @@ class ScalerServer:
         )
         self.recorder = DecisionRecorder(self.metrics, self.clock)
         self.engine = Engine(
-            self.cache, self.clock, sources or SourceFactory(settings.source_timeout), observer=self.recorder
+            self.cache,
+            self.clock,
+            sources or SourceFactory(settings.source_timeout),
+            observer=self.recorder,
+            access=settings.access,
         )
         self.shutting_down = asyncio.Event()
         self.health = health.aio.HealthServicer()

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from scaler._proto import externalscaler_pb2 as pb
+from scaler.access import AccessPolicy, Patterns
 from scaler.observability import setup_logging
 
 pytestmark = pytest.mark.integration
@@ -160,3 +161,47 @@ async def test_secrets_never_leak(
         assert secret not in metrics_page
         leaked = [line for line in logs.splitlines() if secret in line]
         assert leaked == []
+
+
+async def test_refused_hosts_leak_no_secret(
+    start_scaler, json_debug_logs, rabbit, rabbit_secret_user, sqs_queue
+):
+    """A trigger the access policy refuses (host outside --allowed-hosts, the
+    scaler's own identity from an unlisted namespace) is INVALID_ARGUMENT on every
+    rpc, and its secrets show in no answer, log line or metric."""
+    access = AccessPolicy(
+        allowed_hosts=Patterns.parse("*.svc.cluster.local", what="host"),
+        ambient_identity_namespaces=Patterns.parse("", what="namespace"),
+    )
+    scaler = await start_scaler(access=access)
+    user, password = rabbit_secret_user
+    aws_secret = "aws" + secrets.token_hex(16)
+    prometheus_password = "pp" + secrets.token_hex(12)
+    ambient = sqs_queue.metadata()
+    del ambient["awsAccessKeyID"], ambient["awsSecretAccessKey"]
+    cases = {
+        "amqp": rabbit.metadata("amqp", host=f"amqp://{user}:{password}@127.0.0.1:5672/%2F"),
+        "http": rabbit.metadata("http", host=f"http://{user}:{password}@127.0.0.1:15672"),
+        "sqs": sqs_queue.metadata(awsSecretAccessKey=aws_secret),
+        "prometheus": {
+            "prometheusServerAddress": f"http://admin:{prometheus_password}@127.0.0.1:9",
+            "gpuSelector": 'pod="x"',
+        },
+        "ambient": {
+            **ambient,
+            "queueURL": "https://sqs.svc.cluster.local/1/q",
+            "awsEndpoint": "http://sqs.svc.cluster.local",
+        },
+    }
+    outcomes = await asyncio.gather(*(_outcome(scaler, meta, name) for name, meta in cases.items()))
+    seen = dict(zip(cases, outcomes, strict=True))
+    for name, outcome in seen.items():
+        assert [code for code, _ in outcome.values()] == ["INVALID_ARGUMENT"] * 4, (name, outcome)
+    assert "--allowed-hosts" in seen["amqp"]["GetMetrics"][1]
+    assert "--ambient-identity-namespaces" in seen["ambient"]["IsActive"][1]
+    metrics_page = await scaler.scrape()
+    logs = json_debug_logs.getvalue()
+    for secret in (password, aws_secret, prometheus_password):
+        assert secret not in repr(seen)
+        assert secret not in metrics_page
+        assert [line for line in logs.splitlines() if secret in line] == []

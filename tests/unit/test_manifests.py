@@ -31,6 +31,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from scaler.access import AccessPolicy, Patterns, check_access
 from scaler.cli import build_parser
 from scaler.config import parse_trigger
 
@@ -442,6 +443,30 @@ def _resolve(objs: tuple[Obj, ...], namespace: str, key: str, env: Obj) -> str:
     return PLAUSIBLE_FROM_ENV[key]
 
 
+def _access_policy(objs: tuple[Obj, ...]) -> AccessPolicy:
+    """The access policy the rendered scaler runs with (its PREWARM_* variables)."""
+    (container,) = scaler_deployment(objs)["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    hosts = env.get("PREWARM_ALLOWED_HOSTS")
+    namespaces = env.get("PREWARM_AMBIENT_IDENTITY_NAMESPACES")
+    return AccessPolicy(
+        allowed_hosts=None if hosts is None else Patterns.parse(hosts, what="host"),
+        ambient_identity_namespaces=None if namespaces is None else Patterns.parse(namespaces, what="ns"),
+    )
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=IDS)
+def test_multi_tenant_limits_are_on(directory: Path) -> None:
+    """Every rendered scaler limits hosts; only the IRSA example lends its identity, to its own namespace."""
+    if directory.name == "cert-manager":
+        return
+    policy = _access_policy(render(directory))
+    assert policy.allowed_hosts is not None and policy.ambient_identity_namespaces is not None
+    assert not policy.allowed_hosts.allows("169.254.169.254")  # the cloud metadata service
+    lent = set(policy.ambient_identity_namespaces.patterns)
+    assert lent == ({"diffusion"} if directory.name == "sqs-diffusion" else set()), lent
+
+
 def test_there_are_external_triggers_in_every_scaling_example() -> None:
     names = {name.split("/")[0] for name, *_ in TRIGGERS}
     assert names == {"sqs-diffusion", "rabbitmq-jobs", "vllm-guard", "tls"}
@@ -465,6 +490,9 @@ def test_trigger_metadata_passes_the_scaler_parser(
             metadata[key] = _resolve(objs, namespace, key.removesuffix("FromEnv"), env[variable])
     cfg = parse_trigger(metadata)
     assert cfg.unknown_keys == (), f"keys the scaler does not know: {cfg.unknown_keys}"
+    # The example's own scaler settings admit it: its hosts, and the scaler's
+    # identity only where the example means it to be used.
+    check_access(cfg, namespace, _access_policy(objs))
     if scaled["kind"] == "ScaledJob":
         assert cfg.mode.value == "job"
         assert scaled["spec"]["scalingStrategy"]["strategy"] == "accurate"

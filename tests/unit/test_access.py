@@ -1,0 +1,175 @@
+"""scaler.access: host patterns, the hosts a trigger names, and the access check."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaler.access import (
+    AccessPolicy,
+    Patterns,
+    ambient_identity_key,
+    check_access,
+    trigger_hosts,
+)
+from scaler.config import ConfigError, parse_trigger
+
+SQS = {
+    "source": "sqs",
+    "queueURL": "https://sqs.us-east-1.amazonaws.com/123456789012/prompts",
+}
+SQS_KEYS = {**SQS, "awsAccessKeyID": "AKIDEXAMPLE", "awsSecretAccessKey": "s3cr3t-value"}
+RABBIT = {
+    "source": "rabbitmq",
+    "host": "amqp://user:pw@rabbit.queues.svc.cluster.local:5672/",
+    "queueName": "q",
+}
+GPU = {
+    "prometheusServerAddress": "http://prometheus.monitoring.svc.cluster.local:9090",
+    "gpuSelector": 'namespace="ai"',
+}
+
+
+def hosts_policy(text: str) -> AccessPolicy:
+    return AccessPolicy(allowed_hosts=Patterns.parse(text, what="host pattern"))
+
+
+def identity_policy(text: str) -> AccessPolicy:
+    return AccessPolicy(ambient_identity_namespaces=Patterns.parse(text, what="namespace pattern"))
+
+
+@pytest.mark.parametrize(
+    ("patterns", "host", "allowed"),
+    [
+        ("*.svc.cluster.local", "rabbit.queues.svc.cluster.local", True),
+        ("*.svc.cluster.local", "svc.cluster.local.evil.example", False),
+        ("sqs.*.amazonaws.com", "sqs.eu-west-1.amazonaws.com", True),
+        ("sqs.*.amazonaws.com", "sqs.us-east-1.amazonaws.com.evil.example", False),
+        ("rabbit.example.com", "RABBIT.example.com.", True),  # case, trailing dot
+        ("rabbit.example.com", "xrabbit.example.com", False),  # a whole-name match, not a suffix
+        ("a.example, b.example", "b.example", True),
+        ("[fd00::1]", "fd00::1", True),
+        ("127.0.0.*", "127.0.0.1", True),
+        ("127.0.0.1", "127.0.0.10", False),
+        ("*", "anything.at.all", True),
+    ],
+)
+def test_patterns(patterns: str, host: str, allowed: bool) -> None:
+    assert Patterns.parse(patterns, what="host pattern").allows(host) is allowed
+
+
+@pytest.mark.parametrize("bad", ["http://rabbit", "rabbit/vhost", "rabbit.example.com:5672/x", "a b"])
+def test_pattern_rejects_urls_and_junk(bad: str) -> None:
+    with pytest.raises(ValueError, match="host pattern"):
+        Patterns.parse(bad, what="host pattern")
+
+
+def test_empty_patterns_allow_nothing() -> None:
+    assert not Patterns.parse("", what="namespace pattern").allows("default")
+    assert not Patterns.parse(" , ", what="namespace pattern").allows("")
+
+
+def test_trigger_hosts_name_every_host_the_scaler_would_reach() -> None:
+    with_endpoint = parse_trigger(
+        {**SQS_KEYS, "awsEndpoint": "https://vpce-1.sqs.us-east-1.vpce.amazonaws.com"}
+    )
+    assert trigger_hosts(with_endpoint) == [
+        ("queueURL", "sqs.us-east-1.amazonaws.com"),
+        ("awsEndpoint", "vpce-1.sqs.us-east-1.vpce.amazonaws.com"),
+    ]
+    regional = parse_trigger({**SQS_KEYS, "awsRegion": "eu-west-1"})
+    assert ("awsRegion", "sqs.eu-west-1.amazonaws.com") in trigger_hosts(regional)
+    both = parse_trigger({**RABBIT, **GPU})
+    assert trigger_hosts(both) == [
+        ("host", "rabbit.queues.svc.cluster.local"),  # no user info
+        ("prometheusServerAddress", "prometheus.monitoring.svc.cluster.local"),
+    ]
+
+
+def test_open_policy_refuses_nothing() -> None:
+    for metadata in (SQS, SQS_KEYS, RABBIT, GPU):
+        check_access(parse_trigger(metadata), "any", AccessPolicy())
+
+
+@pytest.mark.parametrize(
+    ("metadata", "key", "host"),
+    [
+        ({**RABBIT, "host": "http://u:pw@10.0.0.1:15672"}, "host", "10.0.0.1"),
+        ({**SQS_KEYS, "awsEndpoint": "http://169.254.169.254"}, "awsEndpoint", "169.254.169.254"),
+        (
+            {**SQS_KEYS, "queueURL": "https://evil.example/1/q", "awsRegion": "us-east-1"},
+            "queueURL",
+            "evil.example",
+        ),
+        (
+            {**GPU, "prometheusServerAddress": "http://u:pw@metadata.google.internal"},
+            "prometheusServerAddress",
+            "metadata.google.internal",
+        ),
+    ],
+)
+def test_a_host_outside_the_list_is_refused_naming_key_host_and_flag(
+    metadata: dict[str, str], key: str, host: str
+) -> None:
+    policy = hosts_policy("*.svc.cluster.local,sqs.*.amazonaws.com")
+    with pytest.raises(ConfigError) as refused:
+        check_access(parse_trigger(metadata), "default", policy)
+    message = str(refused.value)
+    assert refused.value.key == key
+    assert repr(host) in message
+    assert "--allowed-hosts" in message and "PREWARM_ALLOWED_HOSTS" in message
+    assert "pw" not in message.replace(host, "")  # the URL's password is never quoted
+
+
+def test_hosts_inside_the_list_pass() -> None:
+    policy = hosts_policy("*.svc.cluster.local,sqs.*.amazonaws.com")
+    for metadata in (SQS_KEYS, RABBIT, GPU, {**RABBIT, **GPU}):
+        check_access(parse_trigger(metadata), "default", policy)
+
+
+def test_a_long_host_is_cut_in_the_message() -> None:
+    host = "a" * 60 + "." + "b" * 60 + ".example"
+    cfg = parse_trigger({**RABBIT, "host": f"amqp://{host}/"})
+    with pytest.raises(ConfigError) as refused:
+        check_access(cfg, "default", hosts_policy("*.svc.cluster.local"))
+    assert host not in str(refused.value)
+    assert host[:100] + "..." in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "key"),
+    [
+        (SQS, "awsAccessKeyID"),  # IRSA / the scaler's environment
+        ({**SQS, "awsRoleArn": "arn:aws:iam::123456789012:role/team-a-queue"}, "awsRoleArn"),
+        (SQS_KEYS, None),  # the tenant's own keys
+        ({**SQS_KEYS, "awsRoleArn": "arn:aws:iam::123456789012:role/x"}, None),  # assumed as the tenant
+        (RABBIT, None),
+        (GPU, None),
+    ],
+)
+def test_ambient_identity_key(metadata: dict[str, str], key: str | None) -> None:
+    assert ambient_identity_key(parse_trigger(metadata)) == key
+
+
+def test_ambient_identity_only_for_listed_namespaces() -> None:
+    policy = identity_policy("diffusion,team-a-*")
+    ambient = parse_trigger(SQS)
+    role = parse_trigger({**SQS, "awsRoleArn": "arn:aws:iam::123456789012:role/team-a-queue"})
+    for namespace in ("diffusion", "team-a-prod"):
+        check_access(ambient, namespace, policy)
+        check_access(role, namespace, policy)
+    with pytest.raises(ConfigError) as refused:
+        check_access(ambient, "team-b", policy)
+    assert refused.value.key == "awsAccessKeyID"
+    assert "'team-b'" in str(refused.value) and "--ambient-identity-namespaces" in str(refused.value)
+    with pytest.raises(ConfigError) as refused_role:
+        check_access(role, "team-b", policy)
+    assert refused_role.value.key == "awsRoleArn"
+    assert "assume awsRoleArn" in str(refused_role.value)
+    # Keys of its own: any namespace; so are sources with no cloud identity.
+    check_access(parse_trigger(SQS_KEYS), "team-b", policy)
+    check_access(parse_trigger(RABBIT), "team-b", policy)
+
+
+def test_empty_namespace_list_refuses_ambient_identity_everywhere() -> None:
+    with pytest.raises(ConfigError):
+        check_access(parse_trigger(SQS), "diffusion", identity_policy(""))
