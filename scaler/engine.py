@@ -31,14 +31,15 @@ class SourceFactory:
     reopens its client lazily if it is asked for again.
     """
 
-    def __init__(self, timeout: float = 5.0, limit: int = 4096) -> None:
+    def __init__(self, timeout: float = 5.0, limit: int = 4096, failure_ttl: float = 2.0) -> None:
         self.timeout = timeout
         self._limit = limit
         self._made: OrderedDict[object, Source] = OrderedDict()
         from scaler.signals.rabbitmq import AmqpConnections
 
-        # One AMQP connection per broker, vhost and credentials, for all their queues.
-        self.amqp_connections = AmqpConnections()
+        # One AMQP connection per broker, vhost and credentials, for all their queues;
+        # a broker's connection failure is remembered for failure_ttl (the cache TTL).
+        self.amqp_connections = AmqpConnections(failure_ttl)
 
     def queue_source(self, cfg: TriggerConfig) -> Source | None:
         sqs, rabbitmq = cfg.sqs, cfg.rabbitmq
@@ -128,7 +129,7 @@ class Engine:
     ) -> None:
         self.cache = cache
         self.clock = clock
-        self.sources = sources or SourceFactory(timeout=cache.timeout)
+        self.sources = sources or SourceFactory(timeout=cache.timeout, failure_ttl=cache.ttl)
         self._observer = observer
         # The operator's limits on hosts and on the scaler's own cloud identity.
         self.access = access or AccessPolicy()

@@ -213,7 +213,7 @@ class ScalerServer:
         self.engine = Engine(
             self.cache,
             self.clock,
-            sources or SourceFactory(settings.source_timeout),
+            sources or SourceFactory(settings.source_timeout, failure_ttl=settings.cache_ttl),
             observer=self.recorder,
             access=settings.access,
         )

@@ -47,6 +47,10 @@ class Source(Protocol):
     `key` identifies what is read (endpoint + queue + credential identity): all
     triggers with the same key share one cached reading. `description` names the
     source for errors and logs, with no credentials in it.
+
+    A source may also have a `connection_key` (str): sources with the same one
+    read over one shared client that is not thread-safe (an AMQP connection),
+    and the cache makes their reads take turns on the event loop.
     """
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Generic, TypeVar
 
 from scaler.clock import Clock
 from scaler.signals.base import Source, SourceError
+from scaler.signals.errors import unexpected
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,17 @@ class _Entry:
     # client stuck past its own timeouts); no new thread starts for the key
     # until it returns, so a hung source holds at most one thread.
     thread: concurrent.futures.Future[object] | None = None
+    # Since when (monotonic) reads have been failing; None while they succeed. The
+    # change either way is logged once, not every failed read.
+    failing_since: float | None = None
+
+
+@dataclass
+class _Turn:
+    """The read thread now using a shared connection (see Source.connection_key)."""
+
+    thread: concurrent.futures.Future[object]
+    done: asyncio.Event
 
 
 ReadObserver = Callable[[Source, float, "SourceError | None"], None]
@@ -73,6 +86,7 @@ class ReadingCache:
         )
         self._idle_evict_after = idle_evict_after
         self._on_read = on_read
+        self._turns: dict[str, _Turn] = {}
         self.reads = 0  # total source reads started (for tests and the benchmark)
 
     async def get(self, source: Source) -> Reading[object]:
@@ -120,6 +134,7 @@ class ReadingCache:
             except SourceError as exc:
                 entry.error = exc
             entry.finished_at = self._clock.monotonic()
+            self._log_change(source, entry, entry.error)
         if entry.error is not None:
             raise copy.copy(entry.error)
         assert entry.reading is not None
@@ -129,6 +144,7 @@ class ReadingCache:
         """Read once and store the outcome in the entry; never raises."""
         loop = asyncio.get_running_loop()
         started = self._clock.monotonic()
+        deadline = loop.time() + self.timeout
         self.reads += 1
         error: SourceError | None = None
         try:
@@ -137,8 +153,14 @@ class ReadingCache:
                     f"{source.description}: the previous read has still not returned "
                     f"(no answer within {self.timeout:g}s)"
                 )
+            connection = getattr(source, "connection_key", None)
+            if connection is not None:
+                await self._wait_turn(source, connection, deadline)
             entry.thread = self._executor.submit(source.read)
-            value = await asyncio.wait_for(asyncio.wrap_future(entry.thread, loop=loop), self.timeout)
+            if connection is not None:
+                self._take_turn(connection, entry.thread, loop)
+            remaining = max(deadline - loop.time(), 0.0)
+            value = await asyncio.wait_for(asyncio.wrap_future(entry.thread, loop=loop), remaining)
             entry.reading = Reading(value, self._clock.monotonic())
             entry.error = None
         except TimeoutError:
@@ -147,14 +169,61 @@ class ReadingCache:
             error = exc
         except Exception as exc:  # a client library failure we did not map
             log.debug("unmapped error reading %s", source.description, exc_info=True)
-            error = SourceError(f"{source.description}: {type(exc).__name__}")
+            error = SourceError(f"{source.description}: {unexpected(exc)}")
         finally:
             entry.finished_at = self._clock.monotonic()
             entry.pending = None
         if error is not None:
             entry.error = error
+        self._log_change(source, entry, error)
         if self._on_read is not None:
             self._on_read(source, entry.finished_at - started, error)
+
+    async def _wait_turn(self, source: Source, connection: str, deadline: float) -> None:
+        """Wait, on the event loop, until no read thread uses the connection.
+
+        Reads over one shared, non-thread-safe connection take turns anyway; doing
+        the waiting here rather than on a lock in the pool means a broker that
+        stops answering holds one read thread, not one per queue, so it cannot
+        starve the pool of the reads of healthy sources."""
+        loop = asyncio.get_running_loop()
+        while (turn := self._turns.get(connection)) is not None and not turn.thread.done():
+            try:
+                await asyncio.wait_for(turn.done.wait(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise SourceError(
+                    f"{source.description}: another read on the same connection has not returned "
+                    f"within {self.timeout:g}s"
+                ) from None
+
+    def _take_turn(
+        self, connection: str, thread: concurrent.futures.Future[object], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        turn = self._turns[connection] = _Turn(thread, asyncio.Event())
+
+        def finished(_: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed first (shutdown)
+                loop.call_soon_threadsafe(turn.done.set)
+
+        thread.add_done_callback(finished)
+
+    def _log_change(self, source: Source, entry: _Entry, error: SourceError | None) -> None:
+        """Log when a source starts failing and when it recovers: once each, so a
+        down source does not log every read. Messages name the source without
+        credentials (SourceError's contract)."""
+        now = self._clock.monotonic()
+        if error is not None and entry.failing_since is None:
+            entry.failing_since = now
+            log.warning("source failing: %s", error, extra={"source": source.description})
+        elif error is None and entry.failing_since is not None:
+            failed_for = now - entry.failing_since
+            entry.failing_since = None
+            log.info(
+                "source recovered: %s (failed for %.0fs)",
+                source.description,
+                failed_for,
+                extra={"source": source.description, "failed_for_s": round(failed_for, 1)},
+            )
 
     async def evict_idle(self) -> int:
         """Drop sources nobody asked for in a while, closing their clients in the
@@ -177,14 +246,22 @@ class ReadingCache:
         """The source object reads go through for a key (None once evicted)."""
         return self._sources.get(key)
 
-    def close(self) -> None:
-        """Close every source and stop the pool. Blocking: call it off the event
-        loop (the server does) or when nothing else runs on it (explain)."""
-        for source in self._sources.values():
-            self._close(source)
+    def close(self, timeout: float | None = None) -> bool:
+        """Close every source and stop the pool, waiting at most `timeout` seconds
+        (None: until done). Blocking: call it off the event loop (the server does)
+        or when nothing else runs on it (explain).
+
+        Returns False when a close or a read is still stuck in a client library
+        after the wait (a frozen connection): its thread cannot be interrupted, and
+        the caller decides whether to wait for it (the server exits without)."""
+        closing = [self._executor.submit(self._close, source) for source in self._sources.values()]
+        _, not_done = concurrent.futures.wait(closing, timeout=timeout)
+        reading = [e.thread for e in self._entries.values() if e.thread is not None and not e.thread.done()]
         self._sources.clear()
         self._entries.clear()
+        self._turns.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        return not not_done and all(thread.done() for thread in reading)
 
     @staticmethod
     def _close(source: Source) -> None:

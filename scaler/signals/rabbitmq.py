@@ -8,6 +8,9 @@ rates. Neither path ever consumes, gets or acknowledges a message.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +21,7 @@ import requests
 
 from scaler.config import RabbitConfig, RabbitProtocol, quote_vhost, rabbit_http_prefix, rabbit_vhost
 from scaler.signals.base import QueueReading, SourceError
+from scaler.signals.errors import connection_failure, endpoint
 
 
 class _RabbitQueueSource:
@@ -40,113 +44,241 @@ class AmqpConnections:
     """AMQP connections shared by every queue read on the same broker, vhost and
     credentials: a hundred queues on one broker cost one connection per scaler
     replica, not a hundred. A connection closes when the last source using it
-    closes (the cache closes idle sources)."""
+    closes (the cache closes idle sources).
 
-    def __init__(self) -> None:
+    `failure_ttl`: how long a broker's connection failure is remembered, so its
+    other queues fail at once instead of each trying (and waiting) again; the
+    server passes the cache TTL, after which a read tries the broker again.
+    """
+
+    def __init__(self, failure_ttl: float = 2.0) -> None:
         self._lock = threading.Lock()
         self._shared: dict[str, _SharedConnection] = {}
+        self.failure_ttl = failure_ttl
 
     @staticmethod
-    def _key(cfg: RabbitConfig) -> str:
+    def key(cfg: RabbitConfig) -> str:
         # credential_identity hashes the whole URL: host, port, user, password, vhost path.
         return f"{cfg.credential_identity()}|{rabbit_vhost(cfg)}"
 
     def acquire(self, cfg: RabbitConfig, user: object, timeout: float) -> _SharedConnection:
         with self._lock:
-            shared = self._shared.get(self._key(cfg))
+            shared = self._shared.get(self.key(cfg))
             if shared is None:
-                shared = self._shared[self._key(cfg)] = _SharedConnection(cfg, timeout)
+                shared = self._shared[self.key(cfg)] = _SharedConnection(cfg, timeout, self.failure_ttl)
             shared.users.add(id(user))
             return shared
 
     def release(self, cfg: RabbitConfig, user: object) -> None:
         with self._lock:
-            shared = self._shared.get(self._key(cfg))
+            shared = self._shared.get(self.key(cfg))
             if shared is None:
                 return
             shared.users.discard(id(user))
             if shared.users:
                 return
-            del self._shared[self._key(cfg)]
+            del self._shared[self.key(cfg)]
         shared.close()
 
     def __len__(self) -> int:
         return len(self._shared)
 
 
+class BrokerError(Exception):
+    """A read through a shared connection failed. The message is the cause, with
+    the broker's host:port and no queue and no credential: each queue's source
+    puts its own description in front."""
+
+
+class _ReadDeadline(pika.exceptions.AMQPConnectionError):
+    """The broker did not answer an operation on an open connection in time."""
+
+
 class _SharedConnection:
     """One BlockingConnection and channel; pika is not thread-safe, so reads of
-    the queues sharing it take turns (a passive declare takes about a millisecond)."""
+    the queues sharing it take turns (a passive declare takes about a millisecond).
 
-    def __init__(self, cfg: RabbitConfig, timeout: float) -> None:
+    Every step has a deadline, so a broker that stops answering costs one read
+    the source timeout and no more: the connect (pika's stack timeout), the wait
+    for the lock, and each operation on an open connection (pika has no deadline
+    there; without one a read waits for the broker's heartbeat, minutes). A
+    connection failure is remembered for `failure_ttl`: the broker's other queues
+    fail at once with the same cause instead of queueing behind it.
+    """
+
+    def __init__(self, cfg: RabbitConfig, timeout: float, failure_ttl: float = 2.0) -> None:
         self._cfg = cfg
         self._timeout = timeout
+        self._failure_ttl = failure_ttl
         self._lock = threading.Lock()
         self._connection: Any = None
         self._channel: Any = None
+        self._failed: tuple[float, str] | None = None  # (until, cause): the last connection failure
         self.users: set[int] = set()
+        parts = urlsplit(cfg.url)
+        default_port = 5671 if parts.scheme.lower() == "amqps" else 5672
+        self.host = parts.hostname
+        self.port = parts.port or default_port
+        self.where = endpoint(self.host, self.port)
 
     def message_count(self, queue: str) -> int:
-        """Ready messages in `queue`, by passive declare. Raises pika's errors."""
-        with self._lock:
+        """Ready messages in `queue`, by passive declare. Raises BrokerError
+        (QueueMissing/QueueDenied for the queue itself)."""
+        deadline = time.monotonic() + self._timeout
+        self._raise_remembered()
+        if not self._lock.acquire(timeout=self._timeout):
+            raise BrokerError(
+                f"another read on the connection to {self.where} has not returned within "
+                f"{self._timeout:g}s; check that RabbitMQ answers"
+            )
+        try:
+            self._raise_remembered()  # the read we waited for may just have failed
+            kept = self._connection is not None and self._connection.is_open
             try:
-                return self._declare_passive(queue)
+                return self._declare_passive(queue, deadline)
             except (
                 pika.exceptions.StreamLostError,
                 pika.exceptions.ConnectionClosed,
                 pika.exceptions.ChannelWrongStateError,
-            ):
+            ) as exc:
+                self._drop()
+                if not kept or time.monotonic() >= deadline:
+                    raise self._connection_failed(exc) from None
                 # The kept connection died between reads (broker restart, idle
                 # timeout): reconnect once, then report.
-                self._drop()
                 try:
-                    return self._declare_passive(queue)
-                except (pika.exceptions.AMQPError, OSError):
+                    return self._declare_passive(queue, deadline)
+                except pika.exceptions.ChannelClosedByBroker as retry_exc:
+                    self._channel = None
+                    raise _queue_error(retry_exc) from None
+                except Exception as retry_exc:
                     self._drop()
-                    raise
-            except pika.exceptions.ChannelClosedByBroker:
+                    raise self._connection_failed(retry_exc) from None
+            except pika.exceptions.ChannelClosedByBroker as exc:
                 # The queue (404) or the permission (403) is the problem, not the
                 # connection: keep it for the other queues, open a new channel next time.
                 self._channel = None
-                raise
-            except (pika.exceptions.AMQPError, OSError):
+                raise _queue_error(exc) from None
+            except Exception as exc:  # pika's, the socket's, the TLS layer's, the stack timeout
                 self._drop()
-                raise
+                raise self._connection_failed(exc) from None
+        finally:
+            self._lock.release()
 
-    def _declare_passive(self, queue: str) -> int:
-        channel = self._open_channel()
-        # passive=True only checks that the queue exists and returns its counts.
-        frame = channel.queue_declare(queue=queue, passive=True)
+    def _raise_remembered(self) -> None:
+        failed = self._failed
+        if failed is not None and time.monotonic() < failed[0]:
+            raise BrokerError(failed[1])
+
+    def _connection_failed(self, exc: BaseException) -> BrokerError:
+        """The cause, remembered for the broker's other queues."""
+        cause = self._cause(exc)
+        self._failed = (time.monotonic() + self._failure_ttl, cause)
+        return BrokerError(cause)
+
+    def _cause(self, exc: BaseException) -> str:
+        if isinstance(exc, _ReadDeadline):
+            return (
+                f"no answer from {self.where} within {self._timeout:g}s on an open connection; check that "
+                "RabbitMQ is not overloaded or blocked (memory or disk alarm) and still reachable"
+            )
+        if isinstance(exc, pika.exceptions.ProbableAuthenticationError):
+            return f"authentication failed at {self.where}; check the user name and password in the host URL"
+        if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+            # The broker closes the handshake alike for a missing vhost and a denied one.
+            return (
+                f"the vhost {rabbit_vhost(self._cfg)!r} does not exist at {self.where} or access to it is "
+                "denied; check vhostName (or the URL's path) and the user's permissions"
+            )
+        if isinstance(exc, pika.exceptions.ConnectionClosedByBroker):
+            return (
+                f"{self.where} closed the connection ({exc.reply_code} {exc.reply_text}); "
+                "check the broker's log"
+            )
+        described = connection_failure(
+            exc,
+            host=self.host,
+            port=self.port,
+            timeout=self._timeout,
+            host_key="host",
+            server="RabbitMQ",
+        )
+        if described is not None:
+            return described
+        return f"cannot connect to {self.where}: unexpected AMQP error ({type(exc).__name__})"
+
+    def _declare_passive(self, queue: str, deadline: float) -> int:
+        if self._connection is None or not self._connection.is_open:
+            self._connect(max(deadline - time.monotonic(), 0.001))
+        with self._deadline(deadline):
+            if self._channel is None or not self._channel.is_open:
+                self._channel = self._connection.channel()
+            # passive=True only checks that the queue exists and returns its counts.
+            frame = self._channel.queue_declare(queue=queue, passive=True)
         return int(frame.method.message_count)
 
-    def _open_channel(self) -> Any:
-        if self._connection is None or not self._connection.is_open:
-            params = pika.URLParameters(self._cfg.url)
-            if self._cfg.vhost is not None:
-                params.virtual_host = self._cfg.vhost
-            params.socket_timeout = self._timeout
-            params.stack_timeout = self._timeout
-            params.blocked_connection_timeout = self._timeout
-            params.connection_attempts = 1
-            params.retry_delay = 0
-            self._connection = pika.BlockingConnection(params)
-            self._channel = None
-        if self._channel is None or not self._channel.is_open:
-            self._channel = self._connection.channel()
-        return self._channel
+    def _connect(self, timeout: float) -> None:
+        params = pika.URLParameters(self._cfg.url)
+        if self._cfg.vhost is not None:
+            params.virtual_host = self._cfg.vhost
+        params.socket_timeout = timeout
+        params.stack_timeout = timeout  # TCP, TLS and the AMQP handshake together
+        params.blocked_connection_timeout = self._timeout
+        params.connection_attempts = 1
+        params.retry_delay = 0
+        self._connection = pika.BlockingConnection(params)
+        self._channel = None
+
+    @contextmanager
+    def _deadline(self, deadline: float) -> Iterator[None]:
+        """End the blocking call in the block at `deadline` by ending the stream,
+        as pika's own heartbeat check does: the call then raises _ReadDeadline.
+        (pika's blocking calls take no timeout; its I/O loop runs this timer while
+        the call waits. Private pika API, pinned by the frozen-broker test.)"""
+        impl = self._connection._impl
+        remaining = max(deadline - time.monotonic(), 0.001)
+
+        def expire() -> None:
+            impl._terminate_stream(_ReadDeadline(f"no answer within {self._timeout:g}s"))
+
+        timer = impl._adapter_call_later(remaining, expire)
+        try:
+            yield
+        finally:
+            with suppress(Exception):  # the connection may be gone already
+                impl._adapter_remove_timeout(timer)
 
     def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             try:
                 if connection.is_open:
-                    connection.close()
+                    # A polite close waits for the broker's CloseOk: bounded too.
+                    self._connection = connection
+                    try:
+                        with self._deadline(time.monotonic() + min(self._timeout, 2.0)):
+                            connection.close()
+                    finally:
+                        self._connection = None
             except Exception:  # already broken; nothing to salvage
                 pass
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        # A read stuck past its deadline holds the lock: leave the connection to
+        # the process's exit rather than wait for it.
+        if self._lock.acquire(timeout=self._timeout):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
+
+
+def _queue_error(exc: pika.exceptions.ChannelClosedByBroker) -> BrokerError:
+    if exc.reply_code == 404:
+        return BrokerError("queue does not exist")
+    if exc.reply_code == 403:
+        return BrokerError("access refused; check the user's permissions on the queue")
+    return BrokerError(f"channel closed by the broker ({exc.reply_code} {exc.reply_text})")
 
 
 class RabbitAmqpSource(_RabbitQueueSource):
@@ -157,31 +289,19 @@ class RabbitAmqpSource(_RabbitQueueSource):
         self._timeout = timeout
         self._connections = connections if connections is not None else AmqpConnections()
 
+    @cached_property
+    def connection_key(self) -> str:
+        """Sources with the same key share one connection: the cache lets their
+        reads take turns on the event loop, so waiting costs no read thread."""
+        return "amqp|" + AmqpConnections.key(self._cfg)
+
     def read(self) -> QueueReading:
         shared = self._connections.acquire(self._cfg, self, self._timeout)
         try:
             waiting = shared.message_count(self._cfg.queue_name)
-        except pika.exceptions.AMQPError as exc:
-            raise self._error(exc) from None
-        except OSError as exc:
-            raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+        except BrokerError as exc:
+            raise SourceError(f"{self.description}: {exc}") from None
         return QueueReading(waiting=float(waiting), in_flight=None)
-
-    def _error(self, exc: Exception) -> SourceError:
-        if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
-            if exc.reply_code == 404:
-                return SourceError(f"{self.description}: queue does not exist")
-            if exc.reply_code == 403:
-                return SourceError(f"{self.description}: access refused")
-            return SourceError(f"{self.description}: channel closed ({exc.reply_code})")
-        if isinstance(exc, pika.exceptions.ProbableAuthenticationError):
-            return SourceError(f"{self.description}: authentication failed")
-        if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
-            # The broker closes the handshake alike for a missing vhost and a denied one.
-            return SourceError(f"{self.description}: the vhost does not exist or access to it is denied")
-        if isinstance(exc, pika.exceptions.AMQPConnectionError):
-            return SourceError(f"{self.description}: cannot connect")
-        return SourceError(f"{self.description}: {type(exc).__name__}")
 
     def close(self) -> None:
         self._connections.release(self._cfg, self)
@@ -220,18 +340,25 @@ class RabbitHttpSource(_RabbitQueueSource):
                 # Only the fields we use: cheaper for the broker on big queues.
                 params={"columns": "messages_ready,messages_unacknowledged,message_stats"},
             )
-        except requests.Timeout:
-            raise SourceError(f"{self.description}: no answer within {self._timeout:g}s") from None
-        except requests.ConnectionError:
-            raise SourceError(f"{self.description}: cannot connect") from None
         except requests.RequestException as exc:
-            raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+            raise SourceError(f"{self.description}: {self._request_failed(exc)}") from None
         if response.status_code == 401:
-            raise SourceError(f"{self.description}: authentication failed (HTTP 401)")
+            raise SourceError(
+                f"{self.description}: authentication failed (HTTP 401); check the user name and "
+                "password in the host URL"
+            )
+        if response.status_code == 403:
+            raise SourceError(
+                f"{self.description}: access denied (HTTP 403); the user needs the 'monitoring' "
+                "(or 'management') tag and permissions on the vhost"
+            )
         if response.status_code == 404:
             raise SourceError(f"{self.description}: queue or vhost does not exist (HTTP 404)")
         if response.status_code != 200:
-            raise SourceError(f"{self.description}: HTTP {response.status_code}")
+            raise SourceError(
+                f"{self.description}: HTTP {response.status_code} from the management API; check that the "
+                "host URL points at RabbitMQ's management API (port 15672 by default), and the broker's log"
+            )
         try:
             body = response.json()
         except ValueError:
@@ -254,6 +381,18 @@ class RabbitHttpSource(_RabbitQueueSource):
             )
         except (ValueError, AttributeError, TypeError):
             raise SourceError(f"{self.description}: unexpected answer from the management API") from None
+
+    def _request_failed(self, exc: requests.RequestException) -> str:
+        parts = urlsplit(self._base)
+        described = connection_failure(
+            exc,
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 80),
+            timeout=self._timeout,
+            host_key="host",
+            server="RabbitMQ's management API",
+        )
+        return described or f"request failed ({type(exc).__name__})"
 
     def close(self) -> None:
         self._session.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -201,12 +203,30 @@ async def test_timeout_is_a_source_error(make_cache: Callable[..., ReadingCache]
         source.gate.set()
 
 
-async def test_unmapped_exception_names_only_its_type(make_cache: Callable[..., ReadingCache]) -> None:
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (
+            ConnectionResetError("amqp://user:hunter2@127.0.0.1 reset"),
+            "cannot read the source: the server closed the connection",
+        ),
+        (
+            KeyError("amqp://user:hunter2@127.0.0.1"),
+            "unexpected error while reading (KeyError); the scaler's debug log has the details",
+        ),
+    ],
+)
+async def test_unmapped_exception_reads_plainly_without_its_text(
+    make_cache: Callable[..., ReadingCache], failure: Exception, message: str
+) -> None:
+    """A failure no source mapped: the kind of failure in words when it is a
+    connection failure, else the error's type; never its text (it may hold a URL
+    with a password)."""
     cache = make_cache()
-    source = FakeSource(fail=ConnectionResetError("amqp://user:hunter2@127.0.0.1 reset"))
+    source = FakeSource(fail=failure)
     with pytest.raises(SourceError) as info:
         await cache.get(source)
-    assert str(info.value) == "fake queue 'fake|q': ConnectionResetError"
+    assert str(info.value) == f"fake queue 'fake|q': {message}"
     assert "hunter2" not in str(info.value)
     assert info.value.__cause__ is None
 
@@ -313,3 +333,90 @@ async def test_a_hung_source_holds_at_most_one_thread(
     reading = await cache.get(hung)
     assert hung.reads == 2
     assert reading.value == QueueReading(waiting=2.0, in_flight=0.0)
+
+
+class SharedConnectionSource(FakeSource):
+    """A FakeSource whose reads go over a connection shared with other sources."""
+
+    def __init__(self, key: str, connection: str) -> None:
+        super().__init__(key)
+        self.connection_key = connection
+
+
+async def test_reads_on_one_connection_take_turns_without_holding_threads(
+    make_cache: Callable[..., ReadingCache],
+) -> None:
+    # A broker that stopped answering: its first read hangs. Its other queues wait
+    # for their turn on the event loop (no pool thread each), and fail at the
+    # timeout naming the wait; a source elsewhere still gets a thread of the two.
+    cache = make_cache(timeout=0.3, max_workers=2)
+    gate = threading.Event()
+    stalled = [SharedConnectionSource(f"stalled|q{i}", "amqp|broker-a") for i in range(6)]
+    for source in stalled:
+        source.gate = gate
+    healthy = SharedConnectionSource("healthy|q", "amqp|broker-b")
+    try:
+        reads = [asyncio.ensure_future(cache.get(s)) for s in stalled]
+        await asyncio.to_thread(stalled[0].started.wait, 5)
+        assert (await asyncio.wait_for(cache.get(healthy), 1.0)).value.waiting == 1.0
+        outcomes = await asyncio.gather(*reads, return_exceptions=True)
+    finally:
+        gate.set()
+    assert [s.reads for s in stalled] == [1, 0, 0, 0, 0, 0]  # one thread for the broker
+    assert str(outcomes[0]) == "fake queue 'stalled|q0': no answer within 0.3s"
+    for outcome in outcomes[1:]:
+        assert isinstance(outcome, SourceError)
+        assert "another read on the same connection has not returned within 0.3s" in str(outcome)
+
+
+async def test_reads_on_one_connection_follow_each_other(make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache(timeout=2.0)
+    sources = [SharedConnectionSource(f"q{i}", "amqp|broker") for i in range(5)]
+    readings = await asyncio.gather(*(cache.get(s) for s in sources))
+    assert [r.value.waiting for r in readings] == [1.0] * 5  # type: ignore[attr-defined]
+
+
+async def test_failing_and_recovery_are_logged_once_each(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache], caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = make_cache(ttl=1.0)
+    source = FakeSource()
+    caplog.set_level(logging.INFO, logger="scaler.signals.cache")
+    await cache.get(source)
+    assert not caplog.records  # healthy: nothing logged per read
+
+    source.fail = SourceError("fake queue 'fake|q': cannot connect to 127.0.0.1:1: connection refused")
+    for _ in range(3):  # three failed reads, one warning
+        clock.advance(1.0)
+        with pytest.raises(SourceError):
+            await cache.get(source)
+    (failing,) = caplog.records
+    assert failing.levelno == logging.WARNING
+    assert failing.getMessage() == (
+        "source failing: fake queue 'fake|q': cannot connect to 127.0.0.1:1: connection refused"
+    )
+    assert failing.source == "fake queue 'fake|q'"  # type: ignore[attr-defined]
+
+    source.fail = None
+    for _ in range(2):  # recovered: one line, then quiet again
+        clock.advance(1.0)
+        await cache.get(source)
+    assert len(caplog.records) == 2
+    recovered = caplog.records[1]
+    assert recovered.levelno == logging.INFO
+    assert recovered.getMessage() == "source recovered: fake queue 'fake|q' (failed for 3s)"
+
+
+async def test_close_is_bounded_by_a_hung_read(make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache(timeout=0.1)
+    hung = FakeSource("hung|q")
+    hung.gate = threading.Event()
+    try:
+        with pytest.raises(SourceError):
+            await cache.get(hung)
+        started = time.monotonic()
+        assert await asyncio.to_thread(cache.close, 0.2) is False  # the read is still stuck
+        assert time.monotonic() - started < 2.0
+        assert hung.closed == 1
+    finally:
+        hung.gate.set()
