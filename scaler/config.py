@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-DEFAULT_QUEUE_LENGTH = 5.0
+DEFAULT_QUEUE_LENGTH = 5.0  # SQS: KEDA's aws-sqs-queue default
+# RabbitMQ: KEDA's rabbitmq default (defaultRabbitMQQueueLength), so a trigger
+# moved from KEDA's built-in scaler gets the same replicas.
+DEFAULT_RABBITMQ_QUEUE_LENGTH = 20.0
 DEFAULT_ACTIVATION_QUEUE_LENGTH = 0.0
 DEFAULT_GPU_TARGET_UTILIZATION = 75.0
 DEFAULT_GPUS_PER_REPLICA = 1.0
@@ -66,6 +69,22 @@ class RabbitProtocol(StrEnum):
     HTTP = "http"
 
 
+class RabbitMeasure(StrEnum):
+    """What a RabbitMQ trigger scales on. The values are KEDA's rabbitmq `mode`
+    values, spelled (case-sensitively) as KEDA spells them."""
+
+    QUEUE_LENGTH = "QueueLength"  # messages (the default)
+    MESSAGE_RATE = "MessageRate"  # the publish rate, messages/s (management API only)
+
+
+# KEDA's other rabbitmq modes, named in the error that refuses them.
+KEDA_RABBIT_MODES_UNSUPPORTED = (
+    "DeliverGetRate",
+    "PublishedToDeliveredRatio",
+    "ExpectedQueueConsumptionTime",
+)
+
+
 class GpuRole(StrEnum):
     DEMAND = "demand"  # busy GPUs raise the replica count (one request per GPU: diffusion)
     GUARD = "guard"  # busy GPUs only keep the pool alive and hold a floor (batching LLM servers)
@@ -103,6 +122,7 @@ class RabbitConfig:
     protocol: RabbitProtocol
     vhost: str | None = None
     exclude_unacknowledged: bool = False
+    measure: RabbitMeasure = RabbitMeasure.QUEUE_LENGTH
 
     @property
     def safe_url(self) -> str:
@@ -266,23 +286,23 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
     A trigger reads a queue (`source`), GPUs (`gpuQuery`/`gpuSelector`), or both.
     """
     meta = _Metadata(metadata)
-    source = meta.choice("source", SourceKind, _NO_SOURCE)
+    source = meta.choice("source", SourceKind, _inferred_source(metadata))
     has_gpu = _has_gpu_keys(metadata)
     if source is _NO_SOURCE and not has_gpu:
         raise ConfigError(
             "source",
-            "'sqs' or 'rabbitmq' (required unless the trigger reads GPUs with "
-            "prometheusServerAddress and gpuQuery or gpuSelector)",
+            "'sqs' or 'rabbitmq' (required unless queueURL names an SQS queue, queueName a RabbitMQ "
+            "queue, or the trigger reads GPUs with prometheusServerAddress and gpuQuery or gpuSelector)",
         )
     queue_source = source if isinstance(source, SourceKind) else None
-    mode = meta.choice("mode", Mode, Mode.DEPLOYMENT)
-    assert isinstance(mode, Mode)
-    queue_length = meta.float("queueLength", DEFAULT_QUEUE_LENGTH, minimum=0, exclusive=True)
-    activation = meta.float(
-        "activationQueueLength", DEFAULT_ACTIVATION_QUEUE_LENGTH, minimum=0, exclusive=False
-    )
+    mode, keda_mode = _parse_mode(meta, queue_source)
+    queue_length, activation = _queue_target(meta, queue_source, keda_mode)
     sqs = _parse_sqs(meta) if queue_source is SourceKind.SQS else None
-    rabbit = _parse_rabbitmq(meta) if queue_source is SourceKind.RABBITMQ else None
+    rabbit = (
+        _parse_rabbitmq(meta, keda_mode or RabbitMeasure.QUEUE_LENGTH)
+        if queue_source is SourceKind.RABBITMQ
+        else None
+    )
     gpu = _parse_gpu(meta, has_queue=queue_source is not None) if has_gpu else None
     if gpu is not None and mode is Mode.JOB:
         # A ScaledJob's metric creates Jobs; busy GPUs are work already running in
@@ -323,6 +343,90 @@ class _NoSource(Enum):
 
 
 _NO_SOURCE = _NoSource.NONE
+
+
+def _inferred_source(metadata: Mapping[str, str]) -> SourceKind | _NoSource:
+    """The source named by the keys themselves, as in KEDA's built-in triggers
+    (aws-sqs-queue has queueURL, rabbitmq has queueName), so a trigger moved from
+    KEDA needs no `source`; none when neither or both are given."""
+
+    def given(key: str) -> bool:
+        return bool((metadata.get(key) or "").strip() or (metadata.get(key + "FromEnv") or "").strip())
+
+    sqs, rabbit = given("queueURL"), given("queueName")
+    if sqs != rabbit:
+        return SourceKind.SQS if sqs else SourceKind.RABBITMQ
+    return _NO_SOURCE
+
+
+_MODE_ACCEPTED = (
+    "'deployment' or 'job', or for RabbitMQ KEDA's modes 'QueueLength' or 'MessageRate' "
+    "(spelled as KEDA spells them)"
+)
+
+
+def _parse_mode(meta: _Metadata, source: SourceKind | None) -> tuple[Mode, RabbitMeasure | None]:
+    """`mode`: ours (deployment or job, any case) or KEDA's rabbitmq mode (the
+    measure; None when not given).
+
+    The two sets never overlap, so one key carries both: a trigger moved from
+    KEDA keeps its `mode: QueueLength` (or MessageRate), which is deployment
+    mode scaling on that measure. KEDA's values are matched case-sensitively,
+    as KEDA matches them.
+    """
+    text = meta.get("mode")
+    if text is None:
+        return Mode.DEPLOYMENT, None
+    if text in (m.value for m in RabbitMeasure):
+        if source is not SourceKind.RABBITMQ:
+            raise ConfigError(
+                "mode", "'deployment' or 'job' (QueueLength and MessageRate are KEDA's rabbitmq modes)", text
+            )
+        return Mode.DEPLOYMENT, RabbitMeasure(text)
+    if text in KEDA_RABBIT_MODES_UNSUPPORTED:
+        raise ConfigError("mode", f"{_MODE_ACCEPTED}; KEDA's {text} is not supported", text)
+    try:
+        return Mode(text.lower()), None
+    except ValueError:
+        raise ConfigError("mode", _MODE_ACCEPTED, text) from None
+
+
+def _queue_target(
+    meta: _Metadata, source: SourceKind | None, keda_mode: RabbitMeasure | None
+) -> tuple[float, float]:
+    """(target per replica, activation threshold) for the queue term.
+
+    Ours: queueLength and activationQueueLength. RabbitMQ also takes KEDA's keys:
+    with KEDA's mode (QueueLength or MessageRate) the target is `value`
+    (required, and queueLength refused, as in KEDA), and `activationValue` is
+    the activation threshold in any mode. Defaults are KEDA's for each source:
+    5 messages for SQS, 20 for RabbitMQ.
+    """
+    rabbit = source is SourceKind.RABBITMQ
+    if keda_mode is not None:
+        if meta.get("queueLength") is not None:
+            raise ConfigError(
+                "queueLength", f"not together with mode {keda_mode.value}: use value, as in KEDA"
+            )
+        if meta.get("value") is None:
+            raise ConfigError("value", f"a number > 0 (required with mode {keda_mode.value}, as in KEDA)")
+        target = meta.float("value", 0.0, minimum=0, exclusive=True)
+    else:
+        if rabbit and meta.get("value") is not None:
+            raise ConfigError(
+                "value", "only with mode 'QueueLength' or 'MessageRate' (KEDA's keys); otherwise queueLength"
+            )
+        default = DEFAULT_RABBITMQ_QUEUE_LENGTH if rabbit else DEFAULT_QUEUE_LENGTH
+        target = meta.float("queueLength", default, minimum=0, exclusive=True)
+    if rabbit and meta.get("activationValue") is not None:
+        if meta.get("activationQueueLength") is not None:
+            raise ConfigError("activationValue", "either activationValue (KEDA's) or activationQueueLength")
+        activation = meta.float("activationValue", 0.0, minimum=0, exclusive=False)
+    else:
+        activation = meta.float(
+            "activationQueueLength", DEFAULT_ACTIVATION_QUEUE_LENGTH, minimum=0, exclusive=False
+        )
+    return target, activation
 
 
 def default_metric_name(prefix: str, queue_name: str) -> str:
@@ -366,6 +470,17 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
     role_arn = meta.get("awsRoleArn")
     if role_arn is not None and not role_arn.startswith("arn:"):
         raise ConfigError("awsRoleArn", "an IAM role ARN, arn:aws:iam::<account>:role/<name>", role_arn)
+    # KEDA's (deprecated) identityOwner: 'operator' reads with the operator's own
+    # identity, which here is the scaler's (the default chain: IRSA, environment).
+    owner = meta.get("identityOwner")
+    if owner is not None and owner not in ("pod", "operator"):
+        raise ConfigError("identityOwner", "'pod' or 'operator' (KEDA's values)", owner)
+    if owner == "operator" and (access_key is not None or role_arn is not None):
+        raise ConfigError(
+            "identityOwner",
+            "'pod' (or unset) when the trigger gives awsAccessKeyID or awsRoleArn; 'operator' means the "
+            "scaler's own AWS identity",
+        )
     return SqsConfig(
         queue_url=queue_url,
         region=region,
@@ -379,7 +494,7 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
     )
 
 
-def _parse_rabbitmq(meta: _Metadata) -> RabbitConfig:
+def _parse_rabbitmq(meta: _Metadata, measure: RabbitMeasure = RabbitMeasure.QUEUE_LENGTH) -> RabbitConfig:
     url = meta.require("host", "an amqp://, amqps://, http:// or https:// URL")
     parts = _split_url("host", url, "an amqp://, amqps://, http:// or https:// URL with a host")
     scheme = parts.scheme.lower()
@@ -408,14 +523,49 @@ def _parse_rabbitmq(meta: _Metadata) -> RabbitConfig:
             "false with the amqp protocol (AMQP cannot see "
             "unacknowledged messages; use an http:// management URL)",
         )
+    if measure is RabbitMeasure.MESSAGE_RATE and protocol is not RabbitProtocol.HTTP:
+        raise ConfigError(
+            "mode",
+            "'QueueLength' with the amqp protocol (MessageRate needs the management API's publish "
+            "rate: use an http:// management URL, as in KEDA)",
+            measure.value,
+        )
+    if meta.bool("useRegex", False):
+        raise ConfigError(
+            "useRegex", "false (one trigger reads one queue; give each queue its own trigger)", "true"
+        )
     vhost = meta.get("vhostName")
     return RabbitConfig(
-        url=url,
+        url=_with_credentials(meta, url),
         queue_name=queue_name,
         protocol=protocol,
         vhost=vhost,
         exclude_unacknowledged=exclude,
+        measure=measure,
     )
+
+
+def _with_credentials(meta: _Metadata, url: str) -> str:
+    """The host URL with `username`/`password` (KEDA's usernameFromEnv and
+    passwordFromEnv) in place of any it carries, percent-encoded, as KEDA lets
+    them override the host's."""
+    username = meta.get("username")
+    password = meta.get("password")
+    if username is None and password is None:
+        return url
+    if username is None or password is None:
+        missing = "password" if password is None else "username"
+        raise ConfigError(
+            missing, "both username and password (or usernameFromEnv and passwordFromEnv), or neither"
+        )
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def rabbit_vhost(cfg: RabbitConfig) -> str:

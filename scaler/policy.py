@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scaler.config import GpuConfig, GpuRole, Mode, TriggerConfig
+from scaler.config import GpuConfig, GpuRole, Mode, RabbitMeasure, TriggerConfig
 from scaler.signals.base import GpuReading, QueueReading
 
 
@@ -118,6 +118,8 @@ def queue_term(queue: QueueReading, cfg: TriggerConfig) -> Term:
             reason=f"{unclaimed:g} unclaimed / queueLength {cfg.queue_length:g}",
         )
     work = counted_work(queue, cfg)
+    if cfg.rabbitmq is not None and cfg.rabbitmq.measure is RabbitMeasure.MESSAGE_RATE:
+        return _message_rate_term(queue, cfg, work)
     parts = [f"{queue.waiting:g} waiting"]
     if _counts_in_flight(cfg) and queue.in_flight is not None:
         parts.append(f"{queue.in_flight:g} in flight")
@@ -136,6 +138,23 @@ def queue_term(queue: QueueReading, cfg: TriggerConfig) -> Term:
         active=work > cfg.activation_queue_length or keep_alive,
         reason=reason,
     )
+
+
+def _message_rate_term(queue: QueueReading, cfg: TriggerConfig, messages: float) -> Term:
+    """KEDA's rabbitmq `mode: MessageRate`: replicas = publish rate / value;
+    active while the rate or the messages exceed the activation value (as KEDA
+    decides it), or while messages are in flight (the keep-alive guard)."""
+    # A queue with no publish recorded has no publish_details: KEDA reads 0.
+    rate = queue.publish_rate if queue.publish_rate is not None else 0.0
+    threshold = cfg.activation_queue_length
+    reason = f"publish {rate:g}/s / value {cfg.queue_length:g}"
+    if queue.publish_rate is None:
+        reason += " (no publish recorded)"
+    active = rate > threshold or messages > threshold
+    if not active and queue.in_flight:
+        active = True
+        reason += f"; kept active: {queue.in_flight:g} in flight"
+    return Term(name="queue", replicas=rate / cfg.queue_length, active=active, reason=reason)
 
 
 def gpu_term(gpu: GpuReading, cfg: GpuConfig) -> Term:

@@ -49,6 +49,9 @@ VALID: list[tuple[str, dict[str, str], Check, object]] = [
     ("source case-insensitive", sqs(source="SQS"), lambda c: c.source, SourceKind.SQS),
     ("default mode", sqs(), lambda c: c.mode, Mode.DEPLOYMENT),
     ("default queueLength", sqs(), lambda c: c.queue_length, 5.0),
+    # each source's default is KEDA's: aws-sqs-queue 5, rabbitmq 20
+    ("rabbitmq default queueLength", rabbit(), lambda c: c.queue_length, 20.0),
+    ("rabbitmq job default queueLength", rabbit(mode="job"), lambda c: c.queue_length, 20.0),
     ("default activationQueueLength", sqs(), lambda c: c.activation_queue_length, 0.0),
     ("default metricName sqs", sqs(), lambda c: c.metric_name, "sqs-jobs"),
     ("default metricName rabbitmq", rabbit(), lambda c: c.metric_name, "rabbitmq-orders"),
@@ -322,8 +325,11 @@ def test_whitespace_around_a_value_is_not_a_conflict() -> None:
 
 BAD: list[tuple[str, dict[str, str], str, list[str]]] = [
     # (name, metadata, key named in the error, fragments of what is accepted)
-    ("source missing", {"queueURL": SQS_URL}, "source", ["'sqs'", "'rabbitmq'", "required"]),
-    ("source empty", sqs(source=" "), "source", ["'sqs'", "'rabbitmq'", "required"]),
+    # without source, queueURL means SQS and queueName RabbitMQ (as in KEDA's own
+    # triggers); with both, or neither, the source must be named
+    ("source missing", {"queueURL": SQS_URL, "queueName": "jobs"}, "source", ["'sqs'", "'rabbitmq'", "required"]),
+    ("source empty", sqs(source=" ", queueName="jobs"), "source", ["'sqs'", "'rabbitmq'", "required"]),
+    ("source missing, no queue", {"host": AMQP_URL}, "source", ["'sqs'", "'rabbitmq'", "required"]),
     ("source unknown", sqs(source="kafka"), "source", ["'sqs'", "'rabbitmq'"]),
     ("mode unknown", sqs(mode="batch"), "mode", ["'deployment'", "'job'"]),
     ("queueLength zero", sqs(queueLength="0"), "queueLength", ["a number > 0"]),

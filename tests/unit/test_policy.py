@@ -71,7 +71,7 @@ def test_deployment_reason_names_what_was_counted() -> None:
     term = queue_term(QueueReading(waiting=7, in_flight=3, delayed=2), sqs_cfg(scaleOnDelayed="true"))
     assert term.reason == "(7 waiting + 3 in flight + 2 delayed) / queueLength 5"
     amqp = queue_term(QueueReading(waiting=7, in_flight=None), rabbit_cfg())
-    assert amqp.reason == "(7 waiting) / queueLength 5"
+    assert amqp.reason == "(7 waiting) / queueLength 20"  # RabbitMQ's default is KEDA's, 20
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_deployment_reason_names_what_was_counted() -> None:
 def test_job_mode_counts_only_waiting_never_in_flight(cfg: TriggerConfig) -> None:
     reading = QueueReading(waiting=12, in_flight=40, delayed=30)
     term = queue_term(reading, cfg)
-    assert term.replicas == pytest.approx(12 / 5)
+    assert term.replicas == pytest.approx(12 / cfg.queue_length)  # 5 for SQS, 20 for RabbitMQ
     assert term.active
     assert "12 unclaimed" in term.reason
     # In-flight messages already have a Job: with nothing waiting, no new Job is asked for.
@@ -241,3 +241,38 @@ def test_in_flight_keeps_alive_even_when_not_counted() -> None:
     assert decision.desired == 0
     assert decision.active is True
     assert "kept active: 3 in flight" in decision.terms[0].reason
+
+
+@pytest.mark.parametrize(
+    ("reading", "activation", "replicas", "active"),
+    [
+        # KEDA's rabbitmq mode MessageRate: replicas = publish rate / value
+        (QueueReading(waiting=0, in_flight=0, publish_rate=25.0), "0", 2.5, True),
+        (QueueReading(waiting=3, in_flight=0, publish_rate=0.0), "0", 0.0, True),  # messages activate
+        # active when the rate or the messages exceed activationValue, as KEDA decides
+        (QueueReading(waiting=2, in_flight=0, publish_rate=4.0), "5", 0.4, False),
+        (QueueReading(waiting=6, in_flight=0, publish_rate=4.0), "5", 0.4, True),
+        (QueueReading(waiting=0, in_flight=0, publish_rate=6.0), "5", 0.6, True),
+        # in-flight work keeps it alive whatever the threshold (our guard)
+        (QueueReading(waiting=0, in_flight=2, publish_rate=0.0), "5", 0.0, True),
+        # no publish recorded yet: the management API has no publish_details; KEDA reads 0
+        (QueueReading(waiting=0, in_flight=0, publish_rate=None), "0", 0.0, False),
+    ],
+)
+def test_message_rate_scales_on_the_publish_rate(
+    reading: QueueReading, activation: str, replicas: float, active: bool
+) -> None:
+    cfg = rabbit_cfg(HTTP, mode="MessageRate", value="10", activationValue=activation)
+    term = queue_term(reading, cfg)
+    assert term.replicas == pytest.approx(replicas)
+    assert term.active is active
+    assert term.reason.startswith(f"publish {reading.publish_rate or 0:g}/s / value 10")
+    assert ("no publish recorded" in term.reason) is (reading.publish_rate is None)
+
+
+def test_kedas_queue_length_mode_is_deployment_mode_with_value_as_the_target() -> None:
+    keda = rabbit_cfg(HTTP, mode="QueueLength", value="4")
+    ours = rabbit_cfg(HTTP, queueLength="4")
+    reading = QueueReading(waiting=9, in_flight=3)
+    assert queue_term(reading, keda) == queue_term(reading, ours)
+    assert queue_term(reading, keda).replicas == pytest.approx(3.0)
