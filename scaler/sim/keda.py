@@ -1,0 +1,213 @@
+"""KEDA and the HPA, emulated as control loops over simulated time.
+
+Follows /docs of KEDA and Kubernetes as the project's KEDA notes describe them:
+- the HPA (pkg/controller/podautoscaler: horizontal.go, replica_calculator.go):
+  every `sync_s` (15 s) it asks each metric for a replica count,
+  `ceil(value / target)` for an AverageValue target unless
+  `|value / (target x current) - 1| <= tolerance` (0.1), takes the largest, then
+  stabilises it (scale-up window, default 0 s: the lowest recommendation in the
+  window; scale-down window, default 300 s: the highest) and limits the rate
+  (default: up by max(100 %, 4 pods) per 15 s, down by 100 % per 15 s), within
+  [minReplicas, maxReplicas]. A target at 0 replicas is left alone.
+- KEDA (pkg/scaling/executor/scale_scaledobjects.go): every `polling_s` (30 s) it
+  asks every trigger whether it is active; an active trigger wakes a target at 0
+  to max(minReplicaCount, 1); when every trigger has been inactive for
+  `cooldown_s` (300 s) since the last active poll, a target with
+  minReplicaCount 0 is scaled to 0.
+- ScaledJob (scale_jobs.go): every poll, new Jobs by the scaling strategy
+  (scaler.explain.job_strategy, shared with `prewarm explain`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scaler.policy import hpa_replicas
+
+HPA_SYNC_S = 15.0
+HPA_TOLERANCE = 0.1
+KEDA_POLLING_S = 30.0
+KEDA_COOLDOWN_S = 300.0
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    kind: Literal["Pods", "Percent"]
+    value: int
+    period_s: float
+
+
+@dataclass(frozen=True)
+class ScalingRules:
+    stabilization_s: float
+    policies: tuple[ScalingPolicy, ...]
+    select: Literal["Max", "Min", "Disabled"] = "Max"
+
+
+# Kubernetes' defaults (pkg/apis/autoscaling/v2/defaults.go).
+DEFAULT_SCALE_UP = ScalingRules(
+    0.0, (ScalingPolicy("Percent", 100, 15.0), ScalingPolicy("Pods", 4, 15.0)), "Max"
+)
+DEFAULT_SCALE_DOWN = ScalingRules(300.0, (ScalingPolicy("Percent", 100, 15.0),), "Max")
+
+
+@dataclass(frozen=True)
+class Behavior:
+    scale_up: ScalingRules = DEFAULT_SCALE_UP
+    scale_down: ScalingRules = DEFAULT_SCALE_DOWN
+
+
+def metric_replicas(value: float, target: float, current: int, tolerance: float = HPA_TOLERANCE) -> int:
+    """The HPA's replica count for one AverageValue external metric
+    (GetExternalPerPodMetricReplicas): unchanged within the tolerance, else
+    ceil(value / target). Values travel as milli-quantities (hpa_replicas)."""
+    value = max(0.0, value)
+    if current > 0:
+        ratio = value / (target * current)
+        if abs(ratio - 1.0) <= tolerance:
+            return current
+    return hpa_replicas(value / target)
+
+
+@dataclass
+class Hpa:
+    """One HorizontalPodAutoscaler with its recommendation and scale-event history."""
+
+    min_replicas: int
+    max_replicas: int
+    behavior: Behavior = field(default_factory=Behavior)
+    tolerance: float = HPA_TOLERANCE
+    _recommendations: list[tuple[float, int]] = field(default_factory=list)
+    _up_events: list[tuple[float, int]] = field(default_factory=list)
+    _down_events: list[tuple[float, int]] = field(default_factory=list)
+
+    def sync(self, now: float, current: int, metrics: Sequence[tuple[float, float]]) -> int:
+        """The replica count after one sync; `metrics` are (value, target) pairs.
+        A target at 0 replicas is left alone (KEDA owns 0 <-> 1)."""
+        if current == 0:
+            return 0
+        if current > self.max_replicas:
+            desired = self.max_replicas
+        elif current < self.min_replicas:
+            desired = self.min_replicas
+        else:
+            asks = (metric_replicas(v, t, current, self.tolerance) for v, t in metrics)
+            proposed = max(asks, default=current)
+            desired = self._normalize(now, current, proposed)
+        if desired != current:
+            self._record_event(now, current, desired)
+        return desired
+
+    def _normalize(self, now: float, current: int, proposed: int) -> int:
+        stabilized = self._stabilize(now, current, proposed)
+        return self._rate_limited(now, current, stabilized)
+
+    def _stabilize(self, now: float, current: int, proposed: int) -> int:
+        """stabilizeRecommendationWithBehaviors."""
+        up_cutoff = now - self.behavior.scale_up.stabilization_s
+        down_cutoff = now - self.behavior.scale_down.stabilization_s
+        up = down = proposed
+        for stamp, rec in self._recommendations:
+            if stamp > up_cutoff:
+                up = min(up, rec)
+            if stamp > down_cutoff:
+                down = max(down, rec)
+        recommendation = current
+        if recommendation < up:
+            recommendation = up
+        if recommendation > down:
+            recommendation = down
+        keep_after = min(up_cutoff, down_cutoff)
+        self._recommendations = [(s, r) for s, r in self._recommendations if s > keep_after]
+        self._recommendations.append((now, proposed))
+        return recommendation
+
+    def _rate_limited(self, now: float, current: int, desired: int) -> int:
+        """convertDesiredReplicasWithBehaviorRate."""
+        if desired > current:
+            limit = max(current, self._up_limit(now, current))
+            allowed = min(self.max_replicas, limit)
+            return min(desired, allowed)
+        if desired < current:
+            limit = min(current, self._down_limit(now, current))
+            allowed = max(self.min_replicas, limit)
+            return max(desired, allowed)
+        return desired
+
+    def _changed_in(self, events: list[tuple[float, int]], now: float, period: float) -> int:
+        return sum(n for stamp, n in events if stamp > now - period)
+
+    def _up_limit(self, now: float, current: int) -> int:
+        rules = self.behavior.scale_up
+        if rules.select == "Disabled":
+            return current
+        results = []
+        for policy in rules.policies:
+            start = (
+                current
+                - self._changed_in(self._up_events, now, policy.period_s)
+                + self._changed_in(self._down_events, now, policy.period_s)
+            )
+            if policy.kind == "Pods":
+                results.append(start + policy.value)
+            else:
+                results.append(math.ceil(start * (1 + policy.value / 100)))
+        return min(results) if rules.select == "Min" else max(results)
+
+    def _down_limit(self, now: float, current: int) -> int:
+        rules = self.behavior.scale_down
+        if rules.select == "Disabled":
+            return current
+        results = []
+        for policy in rules.policies:
+            start = (
+                current
+                - self._changed_in(self._up_events, now, policy.period_s)
+                + self._changed_in(self._down_events, now, policy.period_s)
+            )
+            if policy.kind == "Pods":
+                results.append(start - policy.value)
+            else:
+                results.append(int(start * (1 - policy.value / 100)))
+        # Min selects the policy allowing the smallest change (the highest floor).
+        return max(results) if rules.select == "Min" else min(results)
+
+    def _record_event(self, now: float, current: int, desired: int) -> None:
+        longest = max(
+            [p.period_s for p in self.behavior.scale_up.policies + self.behavior.scale_down.policies],
+            default=0.0,
+        )
+        if desired > current:
+            self._up_events.append((now, desired - current))
+        else:
+            self._down_events.append((now, current - desired))
+        self._up_events = [(s, n) for s, n in self._up_events if s > now - longest]
+        self._down_events = [(s, n) for s, n in self._down_events if s > now - longest]
+
+    def note_external_change(self, now: float, current: int, desired: int) -> None:
+        """KEDA's own 0 <-> 1 moves are not HPA scale events; nothing to record.
+        (Kept explicit so the driver documents that it considered them.)"""
+        del now, current, desired
+
+
+@dataclass
+class ScaledObjectLoop:
+    """KEDA's part of a ScaledObject: activation and cooldown (0 <-> N)."""
+
+    min_replicas: int = 0
+    cooldown_s: float = KEDA_COOLDOWN_S
+    last_active: float = -math.inf
+
+    def poll(self, now: float, current: int, any_active: bool) -> int:
+        """The replica count KEDA sets after one poll (unchanged when it leaves it to the HPA)."""
+        if any_active:
+            self.last_active = now
+            if current == 0:
+                return max(self.min_replicas, 1)
+            return current
+        if current > 0 and self.min_replicas == 0 and now - self.last_active >= self.cooldown_s:
+            return 0
+        return current

@@ -1,0 +1,283 @@
+"""The policies compared, each as KEDA would run it: a ScaledObject (triggers,
+min/max, cooldown, HPA behavior) over the simulated world.
+
+Prewarm is the production path: its trigger metadata goes through
+`parse_trigger` and the `Engine` decides, with a ManualClock and simulated
+sources behind the `Source` interface (SimSourceFactory), through the same
+cache. The baselines are KEDA's own scalers, whose metrics are simple enough to
+state here (each says which KEDA scaler and settings it stands for).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from scaler.clock import ManualClock
+from scaler.config import TriggerConfig
+from scaler.engine import Engine, ObjectRef, SourceFactory
+from scaler.signals.base import GpuReading, QueueReading, Source
+from scaler.signals.cache import ReadingCache
+from scaler.sim.keda import Behavior
+from scaler.sim.world import World
+
+# The utilisation users size replicas for (rate thresholds, static provisioning,
+# --peak-replicas); the same as the GPU HPA's target and Prewarm's default.
+TARGET_UTILIZATION = 0.75
+# RabbitMQ's management API reports rates over its last 5 s sample.
+PUBLISH_RATE_WINDOW_S = 5
+
+
+class Trigger(Protocol):
+    name: str
+
+    def read(self, t: int) -> tuple[float, float, bool]:
+        """(metric value, AverageValue target, active) at time t."""
+        ...
+
+
+@dataclass
+class PolicySpec:
+    """One ScaledObject (or static provisioning when `static` is set)."""
+
+    name: str
+    description: str
+    make_triggers: Callable[[World, ManualClock], list[Trigger]]
+    min_replicas: int = 0
+    max_replicas: int = 100
+    cooldown_s: float = 300.0
+    polling_s: float = 30.0
+    behavior: Behavior = field(default_factory=Behavior)
+    static: int | None = None
+    knob: str = ""  # the swept knob and its value, for frontiers
+    knob_value: float = 0.0
+    family: str = ""
+
+
+# --- simulated sources behind the production Source interface --------------------------
+
+
+class SimQueueSource:
+    """The simulated queue as RabbitMQ's management API reports it: ready
+    (waiting), unacknowledged (in flight) and the publish rate."""
+
+    def __init__(self, world: World, clock: ManualClock, key: str = "sim/queue") -> None:
+        self._world = world
+        self._clock = clock
+        self._key = key
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def description(self) -> str:
+        return "simulated queue"
+
+    def read(self) -> QueueReading:
+        world = self._world
+        t = int(self._clock.now)
+        return QueueReading(
+            waiting=world.waiting,
+            in_flight=world.in_flight,
+            publish_rate=world.arrival_rate(t, PUBLISH_RATE_WINDOW_S),
+        )
+
+    def close(self) -> None:
+        pass
+
+
+class SimGpuSource:
+    """The simulated GPUs as the trigger's PromQL would see them (dcgm-exporter
+    scraped every 15 s): summed duty cycle (demand) or working GPUs (guard)."""
+
+    def __init__(self, world: World, clock: ManualClock, cfg: TriggerConfig) -> None:
+        self._world = world
+        self._clock = clock
+        assert cfg.gpu is not None
+        self._gpu = cfg.gpu
+
+    @property
+    def key(self) -> str:
+        return f"sim/gpu/{self._gpu.role.value}"
+
+    @property
+    def description(self) -> str:
+        return "simulated GPUs"
+
+    def read(self) -> GpuReading:
+        from scaler.config import GpuRole
+
+        t = int(self._clock.now)
+        if self._gpu.role is GpuRole.GUARD:
+            busy = self._world.working_gpus(t, self._gpu.activation_utilization / 100)
+        else:
+            busy = self._world.busy_gpus(t)
+        return GpuReading(busy_gpus=busy, series=1)
+
+    def close(self) -> None:
+        pass
+
+
+class SimSourceFactory(SourceFactory):
+    """The engine's SourceFactory with every source reading the simulated world."""
+
+    def __init__(self, world: World, clock: ManualClock) -> None:
+        super().__init__()
+        self.world = world
+        self.clock = clock
+
+    def queue_source(self, cfg: TriggerConfig) -> Source | None:
+        if cfg.source is None:
+            return None
+        return self._kept(("queue",), lambda: SimQueueSource(self.world, self.clock))
+
+    def gpu_source(self, cfg: TriggerConfig) -> Source | None:
+        if cfg.gpu is None:
+            return None
+        return self._kept(("gpu", cfg.gpu.role), lambda: SimGpuSource(self.world, self.clock, cfg))
+
+
+# --- triggers ---------------------------------------------------------------------------
+
+
+def prewarm_metadata(queue_length: float, gpu_guard: bool = False) -> dict[str, str]:
+    """Prewarm's trigger for a RabbitMQ work queue read through the management
+    API (which sees in-flight messages), every other key at its default; with
+    `gpu_guard`, plus the GPU guard (gpuSelector, the default role with a queue)."""
+    metadata = {
+        "scalerAddress": "prewarm.keda:6000",
+        "source": "rabbitmq",
+        "host": "http://guest:guest@rabbitmq.sim:15672/",
+        "queueName": "work",
+        "queueLength": f"{queue_length:g}",
+    }
+    if gpu_guard:
+        metadata["prometheusServerAddress"] = "http://prometheus.sim:9090"
+        metadata["gpuSelector"] = 'namespace="sim",pod=~"worker-.*"'
+    return metadata
+
+
+class PrewarmTrigger:
+    """Prewarm's external trigger: the production Engine deciding on simulated
+    sources; KEDA gets metricValueFloat = desired against targetSizeFloat = 1."""
+
+    name = "prewarm"
+
+    def __init__(self, world: World, clock: ManualClock, metadata: Mapping[str, str]) -> None:
+        cache = ReadingCache(clock, ttl=2.0, max_workers=1)
+        self.engine = Engine(cache, clock, SimSourceFactory(world, clock))
+        self.ref = ObjectRef("sim", "workers")
+        self.cfg = self.engine.config(self.ref, metadata)
+        self.winners: dict[str, int] = {}
+
+    def read(self, t: int) -> tuple[float, float, bool]:
+        evaluation = self.engine.evaluate_config_sync(self.ref, self.cfg)
+        decision = evaluation.decision
+        self.winners[decision.winner] = self.winners.get(decision.winner, 0) + 1
+        return decision.desired, 1.0, decision.active
+
+
+class QueueLengthTrigger:
+    """KEDA's rabbitmq scaler, mode QueueLength over the management API (ready +
+    unacknowledged messages; SQS's default counts in-flight too), activation on
+    backlog (activationValue 0)."""
+
+    name = "keda-queue"
+
+    def __init__(self, world: World, queue_length: float, activation: float = 0.0) -> None:
+        self.world = world
+        self.queue_length = queue_length
+        self.activation = activation
+
+    def read(self, t: int) -> tuple[float, float, bool]:
+        messages = self.world.waiting + self.world.in_flight
+        return messages, self.queue_length, messages > self.activation
+
+
+class GpuUtilizationTrigger:
+    """KEDA's prometheus scaler on `sum(DCGM_FI_DEV_GPU_UTIL{...})`, AverageValue
+    target `target_percent` per replica (the HPA on GPU utilisation)."""
+
+    name = "gpu-utilization"
+
+    def __init__(self, world: World, target_percent: float) -> None:
+        self.world = world
+        self.target = target_percent
+
+    def read(self, t: int) -> tuple[float, float, bool]:
+        value = self.world.busy_gpus(t) / self.world.cfg.gpus_per_replica * 100
+        return value, self.target, value > 0
+
+
+class LastWeekTrigger:
+    """KEDA's prometheus scaler on `sum(rate(requests_total[5m] offset 6d23h30m))`
+    (Grafana Mimir's predictive recipe: last week's traffic, 30 min ahead), with
+    threshold = one replica's rate at the target utilisation, activationThreshold 0.
+    Before a week of history the query is empty and KEDA reads 0."""
+
+    name = "last-week"
+    OFFSET_S = 6 * 86400 + 23 * 3600 + 30 * 60
+    WINDOW_S = 300
+
+    def __init__(self, world: World, rate_per_replica: float) -> None:
+        self.world = world
+        self.rate_per_replica = rate_per_replica
+        self.cumulative = np.concatenate(([0.0], np.cumsum(world.arrivals)))
+
+    def read(self, t: int) -> tuple[float, float, bool]:
+        end = t - self.OFFSET_S
+        if end <= 0:
+            return 0.0, self.rate_per_replica, False
+        start = max(0, end - self.WINDOW_S)
+        rate = float(self.cumulative[end] - self.cumulative[start]) / (end - start)
+        return rate, self.rate_per_replica, rate > 0
+
+
+class KedastralTrigger:
+    """A Kedastral-like predictive scaler: a seasonal forecast of the arrival
+    rate (the mean of the same minute on up to 7 previous days; the last 5
+    minutes' mean before a day of history), converted to replicas at the target
+    utilisation, holding the maximum over the lead time. It answers IsActive
+    false, so it never wakes a workload from zero (KEDA's queue trigger does)."""
+
+    name = "kedastral"
+
+    def __init__(self, world: World, rate_per_replica: float, lead_s: float) -> None:
+        self.world = world
+        self.rate_per_replica = rate_per_replica
+        minutes = math.ceil(world.steps / 60)
+        padded = np.zeros(minutes * 60)
+        padded[: world.steps] = world.arrivals
+        per_minute = padded.reshape(minutes, 60).mean(axis=1)
+        lead = max(1, math.ceil(lead_s / 60))
+        seasonal = np.full(minutes + lead + 1, np.nan)
+        sums = np.zeros(minutes + lead + 1)
+        days = np.zeros(minutes + lead + 1)
+        for day in range(1, 8):
+            shift = day * 1440
+            if shift >= len(sums):
+                break
+            src = per_minute[: len(sums) - shift]
+            sums[shift : shift + len(src)] += src
+            days[shift : shift + len(src)] += 1
+        has = days > 0
+        seasonal[has] = sums[has] / days[has]
+        self.per_minute = per_minute
+        self.seasonal = seasonal
+        self.lead = lead
+
+    def read(self, t: int) -> tuple[float, float, bool]:
+        minute = t // 60
+        window = self.seasonal[minute + 1 : minute + 1 + self.lead]
+        recent = self.per_minute[max(0, minute - 5) : minute]
+        fallback = float(recent.mean()) if len(recent) else 0.0
+        known = window[~np.isnan(window)]
+        predicted = float(known.max()) if len(known) == len(window) and len(window) else max(
+            fallback, float(known.max()) if len(known) else 0.0
+        )
+        return predicted / self.rate_per_replica, 1.0, False

@@ -1,0 +1,347 @@
+"""Run policies over a trace: the control loop (KEDA polls, HPA syncs) around
+the world's one-second steps, and the results each policy is judged by."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from scaler.clock import ManualClock
+from scaler.sim.keda import HPA_SYNC_S, Hpa, ScaledObjectLoop
+from scaler.sim.policies import (
+    TARGET_UTILIZATION,
+    GpuUtilizationTrigger,
+    KedastralTrigger,
+    LastWeekTrigger,
+    PolicySpec,
+    PrewarmTrigger,
+    QueueLengthTrigger,
+    Trigger,
+    prewarm_metadata,
+)
+from scaler.sim.traces import Trace
+from scaler.sim.world import World, WorldConfig
+
+# KEDA and the HPA are not in phase in a real cluster: the HPA syncs 5 s after KEDA's poll.
+HPA_PHASE_S = 5
+FLAP_WINDOW_S = 300.0
+# After a collection gap, arrivals are not scored for this long (the policies
+# saw a fake idle period and are still recovering from it).
+GAP_MASK_AFTER_S = 1800.0
+WAIT_SAMPLES = 400_000
+
+
+@dataclass
+class Scenario:
+    """What every policy in a run shares."""
+
+    trace: Trace
+    world: WorldConfig
+    slo_s: float = 60.0
+    max_replicas: int = 100
+    peak_replicas: int = 0  # replicas that carry the trace's peak at the target utilisation
+
+    @property
+    def rate_per_replica(self) -> float:
+        """Requests per second one replica carries at the target utilisation."""
+        mean = self.world.service.mean(self.trace)
+        return self.world.concurrency / mean * TARGET_UTILIZATION
+
+
+@dataclass
+class PolicyRun:
+    spec: PolicySpec
+    world: World
+    triggers: list[Trigger]
+    evaluations: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def simulate(
+    scenario: Scenario, spec: PolicySpec, progress: Callable[[int], None] | None = None
+) -> PolicyRun:
+    """One policy over the whole trace (plus the drain tail)."""
+    world = World(scenario.trace, scenario.world)
+    clock = ManualClock(start=0.0, wall_offset=0.0)
+    triggers = spec.make_triggers(world, clock)
+    run = PolicyRun(spec, world, triggers)
+    if spec.static is not None:
+        # Provisioned before the trace starts: Ready at t = 0, never changed.
+        world.set_replicas(spec.static, -math.ceil(scenario.world.cold_start.typical_s) - 1)
+        world.replica_changes.clear()
+        _run_plain(world, progress)
+        return run
+    start = spec.min_replicas
+    if start:
+        world.set_replicas(start, -math.ceil(scenario.world.cold_start.typical_s) - 1)
+        world.replica_changes.clear()
+    keda = ScaledObjectLoop(min_replicas=spec.min_replicas, cooldown_s=spec.cooldown_s)
+    hpa = Hpa(max(1, spec.min_replicas), spec.max_replicas, spec.behavior)
+    polling = int(spec.polling_s)
+    sync = int(HPA_SYNC_S)
+    chunk = 3600
+    for t in range(world.steps):
+        poll = t % polling == 0
+        syncing = t % sync == HPA_PHASE_S
+        if poll or syncing:
+            clock.now = float(t)
+            readings = [trigger.read(t) for trigger in triggers]
+            run.evaluations += 1
+            if poll:
+                current = world.pods
+                wanted = keda.poll(t, current, any(active for _, _, active in readings))
+                world.set_replicas(wanted, t)
+            if syncing and world.pods > 0:
+                current = world.pods
+                wanted = hpa.sync(t, current, [(value, target) for value, target, _ in readings])
+                world.set_replicas(wanted, t)
+        world.step(t)
+        if progress is not None and t % chunk == chunk - 1:
+            progress(chunk)
+    return run
+
+
+def _run_plain(world: World, progress: Callable[[int], None] | None) -> None:
+    chunk = 3600
+    for t in range(world.steps):
+        world.step(t)
+        if progress is not None and t % chunk == chunk - 1:
+            progress(chunk)
+
+
+# --- the policies -------------------------------------------------------------------------
+
+
+def standard_policies(scenario: Scenario, queue_length: float | None = None) -> list[PolicySpec]:
+    """Prewarm's defaults and the baselines, as users run them."""
+    c = scenario.world.concurrency
+    ql = queue_length if queue_length is not None else float(c)
+    rate = scenario.rate_per_replica
+    lead = scenario.world.cold_start.typical_s
+    top = scenario.max_replicas
+    peak = max(1, scenario.peak_replicas)
+    return [
+        prewarm_policy(ql, top),
+        prewarm_policy(ql, top, gpu_guard=True),
+        keda_queue_policy(ql, 0, top),
+        keda_queue_policy(ql, 1, top),
+        gpu_hpa_policy(75.0, top),
+        static_policy(peak),
+        last_week_policy(ql, rate, top),
+        kedastral_policy(ql, rate, lead, top),
+    ]
+
+
+def prewarm_policy(queue_length: float, top: int, gpu_guard: bool = False) -> PolicySpec:
+    metadata = prewarm_metadata(queue_length, gpu_guard)
+    name = "prewarm-guard" if gpu_guard else "prewarm"
+    guard = ", GPU guard" if gpu_guard else ""
+    return PolicySpec(
+        name=name,
+        description=f"Prewarm (the production Engine), queueLength {queue_length:g}{guard}, min 0",
+        make_triggers=lambda world, clock: [PrewarmTrigger(world, clock, metadata)],
+        max_replicas=top,
+        knob="queueLength",
+        knob_value=queue_length,
+        family=name,
+    )
+
+
+def keda_queue_policy(queue_length: float, minimum: int, top: int) -> PolicySpec:
+    return PolicySpec(
+        name=f"keda-min{minimum}",
+        description=f"stock KEDA queue scaling, queueLength {queue_length:g}, activation on backlog, "
+        f"minReplicaCount {minimum}",
+        make_triggers=lambda world, clock: [QueueLengthTrigger(world, queue_length)],
+        min_replicas=minimum,
+        max_replicas=top,
+        knob="queueLength",
+        knob_value=queue_length,
+        family=f"keda-min{minimum}",
+    )
+
+
+def gpu_hpa_policy(target_percent: float, top: int) -> PolicySpec:
+    return PolicySpec(
+        name="hpa-gpu75" if target_percent == 75 else f"hpa-gpu{target_percent:g}",
+        description=f"HPA on GPU utilisation, target {target_percent:g} % per replica, min 1",
+        make_triggers=lambda world, clock: [GpuUtilizationTrigger(world, target_percent)],
+        min_replicas=1,
+        max_replicas=top,
+        knob="gpuTarget%",
+        knob_value=target_percent,
+        family="hpa-gpu",
+    )
+
+
+def static_policy(replicas: int) -> PolicySpec:
+    return PolicySpec(
+        name="static-peak",
+        description=f"static provisioning for the peak: {replicas} replicas",
+        make_triggers=lambda world, clock: [],
+        static=replicas,
+        knob="replicas",
+        knob_value=replicas,
+        family="static",
+    )
+
+
+def last_week_policy(queue_length: float, rate: float, top: int) -> PolicySpec:
+    return PolicySpec(
+        name="keda-lastweek",
+        description=f"KEDA queue trigger (queueLength {queue_length:g}) + Prometheus trigger on "
+        f"last week's rate (offset 6d23h30m, threshold {rate:.3g}/s per replica), min 0",
+        make_triggers=lambda world, clock: [
+            QueueLengthTrigger(world, queue_length),
+            LastWeekTrigger(world, rate),
+        ],
+        max_replicas=top,
+        knob="queueLength",
+        knob_value=queue_length,
+        family="keda-lastweek",
+    )
+
+
+def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) -> PolicySpec:
+    return PolicySpec(
+        name="kedastral",
+        description=f"KEDA queue trigger (queueLength {queue_length:g}) + a Kedastral-like forecast "
+        f"(max predicted replicas over {lead_s:g} s, never wakes from zero), min 0",
+        make_triggers=lambda world, clock: [
+            QueueLengthTrigger(world, queue_length),
+            KedastralTrigger(world, rate, lead_s),
+        ],
+        max_replicas=top,
+        knob="queueLength",
+        knob_value=queue_length,
+        family="kedastral",
+    )
+
+
+def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
+    """Each policy's main knob varied: queueLength (queue policies), the GPU
+    target (HPA), the replica count (static)."""
+    c = scenario.world.concurrency
+    top = scenario.max_replicas
+    rate = scenario.rate_per_replica
+    lead = scenario.world.cold_start.typical_s
+    peak = max(1, scenario.peak_replicas)
+    specs: list[PolicySpec] = []
+    for factor in (0.25, 0.5, 1.0, 2.0, 4.0):
+        ql = c * factor
+        specs.append(_named(prewarm_policy(ql, top), f"prewarm@ql={ql:g}"))
+        specs.append(_named(keda_queue_policy(ql, 0, top), f"keda-min0@ql={ql:g}"))
+        specs.append(_named(keda_queue_policy(ql, 1, top), f"keda-min1@ql={ql:g}"))
+        specs.append(_named(last_week_policy(ql, rate, top), f"keda-lastweek@ql={ql:g}"))
+        specs.append(_named(kedastral_policy(ql, rate, lead, top), f"kedastral@ql={ql:g}"))
+    for target in (40.0, 60.0, 75.0, 90.0):
+        specs.append(_named(gpu_hpa_policy(target, top), f"hpa-gpu@{target:g}%"))
+    for factor in (0.5, 0.75, 1.0, 1.25):
+        n = max(1, round(peak * factor))
+        specs.append(_named(static_policy(n), f"static@{n}"))
+    return specs
+
+
+def _named(spec: PolicySpec, name: str) -> PolicySpec:
+    return replace(spec, name=name)
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def masked_spans(trace: Trace) -> list[tuple[float, float]]:
+    return [(a, b + GAP_MASK_AFTER_S) for a, b in trace.gaps]
+
+
+def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
+    """The figures a policy is judged by (see docs/evaluation.md for definitions)."""
+    world = run.world
+    trace = scenario.trace
+    total = float(world.arrivals.sum())
+    started = world.rec_starts
+    # Cumulative arrivals and starts at the start of each second; both spread
+    # evenly within the second, so request k waits D^-1(k) - A^-1(k) (FIFO).
+    a_cum = np.concatenate(([0.0], np.cumsum(world.arrivals)))
+    d_cum = np.concatenate(([0.0], np.cumsum(started)))
+    knots = np.arange(len(a_cum), dtype=float)
+    n = int(min(WAIT_SAMPLES, max(1, math.ceil(total))))
+    k = (np.arange(n) + 0.5) * (total / n)
+    arrive = np.interp(k, a_cum, knots)
+    served = k < d_cum[-1]
+    start = np.where(served, np.interp(np.minimum(k, d_cum[-1]), d_cum, knots), float(world.steps))
+    # A plateau in D (nothing started) must map to its end, not its start: take
+    # the last knot where D is still below k.
+    idx = np.searchsorted(d_cum, k, side="left")
+    idx = np.clip(idx, 1, len(d_cum) - 1)
+    lo, hi = d_cum[idx - 1], d_cum[idx]
+    frac = np.where(hi > lo, (k - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
+    start = np.where(served, idx - 1 + frac, float(world.steps))
+    wait = np.maximum(0.0, start - arrive)
+    scored = np.ones(n, dtype=bool)
+    for a, b in masked_spans(trace):
+        scored &= ~((arrive >= a) & (arrive < b))
+    w = wait[scored] if scored.any() else wait
+    per_sample = total / n
+    starting = world.rec_pods - world.rec_ready
+    arrive_second = np.minimum(arrive.astype(np.int64), world.steps - 1)
+    cold = scored & (wait >= 1.0) & (starting[arrive_second] > 0)
+    # Billed over the trace's span (the drain tail only lets late work finish).
+    gpu_seconds = float(world.rec_billed[: trace.duration_s].sum()) * scenario.world.gpus_per_replica
+    floor_seconds = world.busy_gpu_seconds()
+    ups, downs, flaps = _scale_events(world.replica_changes)
+    completed = float(world.completions[: world.steps].sum())
+    out: dict[str, Any] = {
+        "policy": run.spec.name,
+        "family": run.spec.family or run.spec.name,
+        "description": run.spec.description,
+        "knob": run.spec.knob,
+        "knob_value": run.spec.knob_value,
+        "gpu_hours": gpu_seconds / 3600,
+        "floor_gpu_hours": floor_seconds / 3600,
+        "cost_vs_floor": gpu_seconds / floor_seconds if floor_seconds > 0 else math.inf,
+        "wait_p50_s": float(np.percentile(w, 50)),
+        "wait_p95_s": float(np.percentile(w, 95)),
+        "wait_p99_s": float(np.percentile(w, 99)),
+        "wait_max_s": float(w.max()) if len(w) else 0.0,
+        "wait_mean_s": float(w.mean()) if len(w) else 0.0,
+        "slo_s": scenario.slo_s,
+        "slo_violation_share": float((w > scenario.slo_s).mean()) if len(w) else 0.0,
+        "cold_start_waits": float(cold.sum() * per_sample),
+        "scale_ups": ups,
+        "scale_downs": downs,
+        "flaps": flaps,
+        "time_at_zero_share": float((world.rec_pods[: trace.duration_s] == 0).mean()),
+        "lost_work": world.lost,
+        "arrivals": total,
+        "completed": completed,
+        "in_flight_at_end": world.in_flight,
+        "waiting_at_end": world.waiting,
+        "unserved_share": float((~served).mean()),
+        "scored_share": float(scored.mean()),
+        "peak_replicas": int(world.rec_pods.max()),
+        "evaluations": run.evaluations,
+    }
+    prewarm = next((t for t in run.triggers if isinstance(t, PrewarmTrigger)), None)
+    if prewarm is not None:
+        out["decision_winners"] = dict(prewarm.winners)
+    return out
+
+
+def _scale_events(changes: Sequence[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """Scale-ups, scale-downs, and flaps: a change reversing the previous one within FLAP_WINDOW_S."""
+    ups = downs = flaps = 0
+    last: tuple[int, int] | None = None  # (time, direction)
+    for t, before, after in changes:
+        direction = 1 if after > before else -1
+        if direction > 0:
+            ups += 1
+        else:
+            downs += 1
+        if last is not None and direction != last[1] and t - last[0] <= FLAP_WINDOW_S:
+            flaps += 1
+        last = (t, direction)
+    return ups, downs, flaps
