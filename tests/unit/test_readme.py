@@ -1,18 +1,23 @@
 """The README's examples are what newcomers copy: they must be objects a cluster
 accepts (KEDA's CRD schemas, strict) and metadata the scaler parses with no
-unknown key. Its commands must be the Makefile targets that exist."""
+unknown key. Its commands must be the Makefile targets that exist, and its
+reference (server flags, metrics) must name exactly what the code has."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 from test_manifests import PLAUSIBLE_FROM_ENV, keda_validators
 
+from scaler.cli import build_parser
 from scaler.config import parse_trigger
+from scaler.server import ScalerServer, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -59,3 +64,45 @@ def test_readme_commands_are_makefile_targets() -> None:
     used = set(re.findall(r"^make ([a-z-]+)", readme, re.M))
     assert {"run", "test"} <= used
     assert used <= targets, f"README names make targets that do not exist: {used - targets}"
+
+
+# --- the reference sections cannot drift from the code ---------------------------
+
+
+def _serve_flags() -> set[str]:
+    """Every flag `prewarm serve --help` lists, from the real parser."""
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    serve = sub.choices["serve"]
+    return {f for a in serve._actions if a.dest != "help" for f in a.option_strings if f.startswith("--")}
+
+
+def _exported_metric_families() -> set[str]:
+    """Every metric family a server serves on /metrics, from the server's own registry."""
+    server = ScalerServer(Settings())
+    try:
+        text = generate_latest(server.metrics.registry).decode()
+    finally:
+        server.cache.close()
+    return set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+
+
+def test_every_serve_flag_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    flags = _serve_flags()
+    assert "--port" in flags and "--read-threads" in flags  # the parser was read
+    missing = sorted(f for f in flags if f"`{f}`" not in readme)
+    assert not missing, f"README.md's server flags table lacks {missing}"
+    # ...and the table names no flag that is gone.
+    listed = set(re.findall(r"`(--[a-z-]+)`", "\n".join(re.findall(r"^\| `--.*$", readme, re.M))))
+    assert listed <= flags, f"README.md lists flags `prewarm serve` does not have: {sorted(listed - flags)}"
+
+
+def test_every_exported_metric_family_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    families = _exported_metric_families()
+    assert "prewarm_rpc_total" in families and "prewarm_busy_gpus" in families  # the registry was read
+    missing = sorted(f for f in families if not re.search(rf"`{f}(\{{[^`]*\}})?`", readme))
+    assert not missing, f"README.md's metrics list lacks {missing}"
+    named = set(re.findall(r"`(prewarm_[a-z_]+)", readme))
+    gone = sorted(named - families)
+    assert not gone, f"README.md names metrics the server does not export: {gone}"
