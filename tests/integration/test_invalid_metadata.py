@@ -13,7 +13,7 @@ SQS_URL = "http://127.0.0.1:9/000000000000/jobs"  # never read: validation fails
 
 BAD_METADATA = [
     # (metadata, the key the error must name)
-    ({"queueURL": SQS_URL}, "source"),
+    ({"queueURL": SQS_URL, "queueName": "jobs"}, "source"),  # both SQS's and RabbitMQ's key: say which
     ({"source": "kafka"}, "source"),
     ({"source": "sqs", "queueURL": SQS_URL, "awsRegion": "us-east-1", "queueLength": "0"}, "queueLength"),
     ({"source": "sqs", "queueURL": SQS_URL, "awsRegion": "us-east-1", "mode": "batch"}, "mode"),
@@ -43,6 +43,10 @@ BAD_METADATA = [
         },
         "activationQueueLength",
     ),
+    # KEDA's rabbitmq metadata: MessageRate needs the management API, value goes with mode
+    ({"host": "amqp://127.0.0.1/", "queueName": "jobs", "mode": "MessageRate", "value": "5"}, "mode"),
+    ({"host": "amqp://127.0.0.1/", "queueName": "jobs", "mode": "QueueLength"}, "value"),
+    ({"host": "http://127.0.0.1:15672/", "queueName": "j.*", "useRegex": "true"}, "useRegex"),
 ]
 
 

@@ -79,6 +79,33 @@ async def test_counts_over_amqp_and_http_in_both_modes(scaler_server, rabbit_bac
     assert not await scaler_server.active(meta("http", mode="job", activationQueueLength=str(READY)))
 
 
+async def test_kedas_own_rabbitmq_metadata_reads_the_same_backlog(scaler_server, rabbit_backlog):
+    # A trigger moved from KEDA's built-in rabbitmq scaler: no `source`, KEDA's
+    # mode and value; the answer is KEDA's messages / value, in replicas.
+    for protocol, counted in (("amqp", READY), ("http", READY + UNACKED)):
+        meta = rabbit_backlog.metadata(protocol, mode="QueueLength", value=f"{QUEUE_LENGTH:g}")
+        del meta["source"]
+
+        value = await scaler_server.metric(meta)
+
+        assert value.metricValueFloat == pytest.approx(counted / QUEUE_LENGTH), protocol
+        assert await scaler_server.active(meta) is True, protocol
+        # KEDA's activationValue: active above it, not at it
+        at_threshold = {**meta, "activationValue": str(counted)}
+        expected = protocol == "http"  # unacknowledged work keeps a pool awake (our guard)
+        assert await scaler_server.active(at_threshold) is expected, protocol
+    # KEDA's default target is 20 messages: 10 messages is half a replica
+    default = rabbit_backlog.metadata("http")
+    assert (await scaler_server.metric(default)).metricValueFloat == pytest.approx((READY + UNACKED) / 20)
+    # MessageRate: the management API's publish rate / value (the rate itself
+    # moves with the broker's samples, so only its shape is checked here; the
+    # arithmetic is in tests/unit/test_policy.py)
+    rate_meta = rabbit_backlog.metadata("http", mode="MessageRate", value="2")
+    rate = (await scaler_server.metric(rate_meta)).metricValueFloat
+    assert math.isfinite(rate) and rate >= 0
+    assert await scaler_server.active(rate_meta) is True  # 10 messages > activationValue 0
+
+
 async def test_empty_queue_is_zero_and_inactive(scaler_server, rabbit):
     await rabbit.wait_management(ready=0, unacknowledged=0)  # the API has counts for the new queue
     for protocol in ("amqp", "http"):
