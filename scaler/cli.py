@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--timeout", type=_positive, default=5.0, help="seconds each source read may take (default 5)"
     )
+    from scaler.sim.main import add_parser as add_simulate
+
+    add_simulate(sub)
     return parser
 
 
@@ -245,6 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "explain":
         return _explain(args)
+    if args.command == "simulate":
+        from scaler.sim.main import main as simulate
+
+        return simulate(args)
     raise AssertionError(args.command)
 
 

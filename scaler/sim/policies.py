@@ -277,7 +277,9 @@ class KedastralTrigger:
         recent = self.per_minute[max(0, minute - 5) : minute]
         fallback = float(recent.mean()) if len(recent) else 0.0
         known = window[~np.isnan(window)]
-        predicted = float(known.max()) if len(known) == len(window) and len(window) else max(
-            fallback, float(known.max()) if len(known) else 0.0
+        predicted = (
+            float(known.max())
+            if len(known) == len(window) and len(window)
+            else max(fallback, float(known.max()) if len(known) else 0.0)
         )
         return predicted / self.rate_per_replica, 1.0, False

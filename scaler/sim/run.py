@@ -62,7 +62,7 @@ class PolicyRun:
 
 
 def simulate(
-    scenario: Scenario, spec: PolicySpec, progress: Callable[[int], None] | None = None
+    scenario: Scenario, spec: PolicySpec, progress: Callable[[int], object] | None = None
 ) -> PolicyRun:
     """One policy over the whole trace (plus the drain tail)."""
     world = World(scenario.trace, scenario.world)
@@ -105,7 +105,7 @@ def simulate(
     return run
 
 
-def _run_plain(world: World, progress: Callable[[int], None] | None) -> None:
+def _run_plain(world: World, progress: Callable[[int], object] | None) -> None:
     chunk = 3600
     for t in range(world.steps):
         world.step(t)

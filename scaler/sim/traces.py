@@ -230,9 +230,7 @@ def _requests_s(path: Path, header: list[str], rows: Iterator[tuple[int, list[st
     for line, row in rows:
         times.append(_number(path, line, "timestamp_s", _cells(path, line, row, 1)[0]))
         if has_service:
-            service.append(
-                _number(path, line, "service_s", _cells(path, line, row, 2)[1], minimum=0.0)
-            )
+            service.append(_number(path, line, "service_s", _cells(path, line, row, 2)[1], minimum=0.0))
     return _from_requests(path, times, service if has_service else None)
 
 

@@ -59,8 +59,9 @@ class ServiceModel:
                 return ServiceModel("trace")
             if parts[0] == "tokens" and len(parts) in (1, 3):
                 if len(parts) == 3:
-                    return ServiceModel("tokens", prefill_s_per_token=float(parts[1]),
-                                        decode_s_per_token=float(parts[2]))
+                    return ServiceModel(
+                        "tokens", prefill_s_per_token=float(parts[1]), decode_s_per_token=float(parts[2])
+                    )
                 return ServiceModel("tokens")
         except ValueError:
             pass

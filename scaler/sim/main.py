@@ -1,0 +1,228 @@
+"""`prewarm simulate`: replay a trace through Prewarm and the baselines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # numpy and friends load only when simulate runs (`serve` needs none of them)
+    from scaler.sim.traces import Trace
+
+DEFAULT_PEAK_REPLICAS = 20
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="replay an arrival trace through Prewarm and stock KEDA set-ups, compare cost and waits",
+        description="Replays a real arrival trace through a simulated queue, GPU workers and pods, with "
+        "KEDA and the HPA emulated, for Prewarm (the production decision engine) and the baselines. "
+        "Writes results.json, report.md and PNG plots to --out.",
+    )
+    p.add_argument(
+        "--trace",
+        required=True,
+        help="trace file (timestamp_s,count / timestamp_s[,service_s] / "
+        "the Azure LLM and Mooncake formats; .gz ok)",
+    )
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--rate-scale", type=float, help="multiply the trace's arrival rate by X")
+    scale.add_argument(
+        "--peak-replicas",
+        type=int,
+        help=f"scale the trace so that N replicas carry its peak minute at 75 %% utilisation "
+        f"(default {DEFAULT_PEAK_REPLICAS})",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=4, help="requests one replica serves at once (default 4)"
+    )
+    p.add_argument(
+        "--service",
+        default=None,
+        help="service time: SECONDS, lognormal:MEAN[:SIGMA], trace (service_s column), "
+        "tokens[:PREFILL:DECODE] (default: tokens for LLM traces, trace when it has service_s, "
+        "else lognormal:2:0.5)",
+    )
+    p.add_argument(
+        "--cold-start", default="300", help="seconds to Ready: S, uniform:LO:HI or lognormal:MEDIAN:SIGMA"
+    )
+    p.add_argument("--slo", type=float, default=60.0, help="queue-wait SLO in seconds (default 60)")
+    p.add_argument(
+        "--queue-length",
+        type=float,
+        default=None,
+        help="queueLength for the queue policies (default: --concurrency)",
+    )
+    p.add_argument("--max-replicas", type=int, default=100, help="maxReplicaCount (default 100)")
+    p.add_argument("--policies", default=None, help="comma-separated policy names (default: all)")
+    p.add_argument("--sweep", action="store_true", help="also sweep each policy's main knob (frontiers)")
+    p.add_argument(
+        "--kill-in-flight", action="store_true", help="scale-in kills in-flight work (counted as lost)"
+    )
+    p.add_argument("--start", type=int, default=0, help="simulate from this second of the trace")
+    p.add_argument("--duration", type=int, default=None, help="simulate this many seconds")
+    p.add_argument("--seed", type=int, default=0, help="random seed (cold-start samples, thinning)")
+    p.add_argument("--out", default="simulation", help="output folder (default ./simulation)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_scenario(
+    trace: Trace,
+    *,
+    concurrency: int,
+    service: str | None,
+    cold_start: str,
+    slo: float,
+    max_replicas: int,
+    rate_scale: float | None = None,
+    peak_replicas: int | None = None,
+    kill_in_flight: bool = False,
+    seed: int = 0,
+) -> tuple[Any, list[str]]:
+    """The Scenario and the lines describing how it was set up. Raises ModelError/TraceError."""
+    from scaler.sim.policies import TARGET_UTILIZATION
+    from scaler.sim.run import Scenario
+    from scaler.sim.traces import TraceError, peak_rate, scaled
+    from scaler.sim.world import ColdStart, ModelError, ServiceModel, WorldConfig
+
+    if concurrency < 1:
+        raise ModelError("--concurrency must be a whole number >= 1")
+    if service is None:
+        if trace.input_tokens is not None:
+            service = "tokens"
+        elif trace.service_s is not None:
+            service = "trace"
+        else:
+            service = "lognormal:2:0.5"
+    model = ServiceModel.parse(service)
+    world = WorldConfig(
+        concurrency=concurrency,
+        service=model,
+        cold_start=ColdStart.parse(cold_start),
+        graceful_scale_in=not kill_in_flight,
+        seed=seed,
+    )
+    mean = model.mean(trace)
+    per_replica = concurrency / mean * TARGET_UTILIZATION
+    if rate_scale is None:
+        wanted = peak_replicas or DEFAULT_PEAK_REPLICAS
+        peak = peak_rate(trace)
+        if peak <= 0:
+            raise TraceError(f"{trace.name}: no arrivals")
+        rate_scale = wanted * per_replica / peak
+    fitted = scaled(trace, rate_scale, seed=seed)
+    peak_n = max(1, round(peak_rate(fitted) / per_replica))
+    scenario = Scenario(fitted, world, slo_s=slo, max_replicas=max_replicas, peak_replicas=peak_n)
+    setup = [
+        f"trace: `{trace.name}`, {trace.duration_s / 3600:.1f} h, {trace.total:,.0f} arrivals "
+        f"(resolution {trace.bin_s:g} s)",
+        f"rate scale {rate_scale:.4g}: peak minute {peak_rate(fitted):.3g} req/s = {peak_n} replicas at "
+        f"{TARGET_UTILIZATION:.0%} utilisation",
+        f"replica: {concurrency} concurrent requests, service {model.describe()} (mean {mean:.3g} s), "
+        f"1 GPU; cold start {world.cold_start.describe()}",
+        f"scale-in: {'kills in-flight work' if kill_in_flight else 'graceful (in-flight work finishes)'}; "
+        f"SLO {slo:g} s; maxReplicaCount {max_replicas}",
+        "KEDA pollingInterval 30 s, cooldownPeriod 300 s; HPA sync 15 s, tolerance 0.1, default behavior "
+        "(scale-down window 300 s)",
+    ]
+    setup += list(fitted.notes)
+    return scenario, setup
+
+
+def run_policies(
+    scenario: Any, specs: Sequence[Any], progress: bool, label: str = ""
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Simulate each policy; (results rows, the runs by name)."""
+    from scaler.sim.run import results, simulate
+
+    rows: list[dict[str, Any]] = []
+    runs: dict[str, Any] = {}
+    bar = None
+    tick: Callable[[int], object] | None = None
+    if progress:
+        from tqdm import tqdm
+
+        total = (scenario.trace.duration_s + scenario.world.drain_tail_s) * len(specs)
+        bar = tqdm(total=total, unit="s", unit_scale=True, desc=label or "simulating", file=sys.stderr)
+        tick = bar.update
+    for spec in specs:
+        run = simulate(scenario, spec, tick)
+        rows.append(results(scenario, run))
+        runs[spec.name] = run
+    if bar is not None:
+        bar.close()
+    return rows, runs
+
+
+def main(args: argparse.Namespace) -> int:
+    from scaler.sim import report
+    from scaler.sim.run import standard_policies, sweep_policies
+    from scaler.sim.traces import TraceError, load_trace, sliced
+    from scaler.sim.world import ModelError
+
+    started = time.monotonic()
+    try:
+        trace = load_trace(args.trace)
+        if args.start or args.duration:
+            end = trace.duration_s if args.duration is None else args.start + args.duration
+            trace = sliced(trace, args.start, end)
+        scenario, setup = build_scenario(
+            trace,
+            concurrency=args.concurrency,
+            service=args.service,
+            cold_start=args.cold_start,
+            slo=args.slo,
+            max_replicas=args.max_replicas,
+            rate_scale=args.rate_scale,
+            peak_replicas=args.peak_replicas,
+            kill_in_flight=args.kill_in_flight,
+            seed=args.seed,
+        )
+    except (TraceError, ModelError) as exc:
+        print(f"prewarm simulate: {exc}", file=sys.stderr)
+        return 2
+    specs = standard_policies(scenario, args.queue_length)
+    if args.policies:
+        wanted = [name.strip() for name in args.policies.split(",") if name.strip()]
+        known = {spec.name for spec in specs}
+        unknown = [name for name in wanted if name not in known]
+        if unknown:
+            print(
+                f"prewarm simulate: unknown policy {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+                file=sys.stderr,
+            )
+            return 2
+        specs = [spec for spec in specs if spec.name in wanted]
+    progress = not args.no_progress and sys.stderr.isatty()
+    rows, runs = run_policies(scenario, specs, progress)
+    sweep_rows: list[dict[str, Any]] = []
+    if args.sweep:
+        sweep_rows, _ = run_policies(scenario, sweep_policies(scenario), progress, "sweep")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "results.json", rows)
+    if sweep_rows:
+        report.write_json(out / "sweep.json", sweep_rows)
+    plots: list[str] = []
+    if not args.no_plots:
+        series = {
+            name: {"waiting": r.world.rec_waiting, "pods": r.world.rec_pods} for name, r in runs.items()
+        }
+        report.plot_timeline(out / "timeline.png", trace.name, runs[specs[0].name].world.arrivals, series)
+        plots.append("timeline.png")
+        if sweep_rows:
+            report.plot_frontiers(out / "frontiers.png", trace.name, sweep_rows)
+            plots.append("frontiers.png")
+    text = report.markdown(f"Simulation: {trace.name}", setup, rows, sweep_rows, plots)
+    (out / "report.md").write_text(text, encoding="utf-8")
+    print(report.table(rows))
+    print(
+        f"\n{len(specs)} policies{' + sweep' if sweep_rows else ''} in {time.monotonic() - started:.1f} s; "
+        f"results in {out}/ (results.json, report.md{', plots' if plots else ''})"
+    )
+    return 0
