@@ -41,6 +41,8 @@ KEDA_OWN_KEYS = frozenset(
 
 METRIC_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 SQS_HOST_RE = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+# An SQS queue's short name (up to 80 letters, digits, '-' and '_'; '.fifo' for FIFO queues).
+SQS_QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,80}(\.fifo)?")
 
 
 class ConfigError(ValueError):
@@ -105,6 +107,12 @@ class SqsConfig:
     @property
     def queue_name(self) -> str:
         return self.queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def is_name_only(self) -> bool:
+        """queueURL gave the queue's short name (KEDA allows it): the source
+        looks its URL up with GetQueueUrl."""
+        return "/" not in self.queue_url
 
     def credential_identity(self) -> str:
         """A stable, non-reversible tag for the credentials (part of the cache key)."""
@@ -439,11 +447,22 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
     queue_url = meta.require(
         "queueURL", "the SQS queue URL, https://sqs.<region>.amazonaws.com/<account>/<queue>"
     )
+    region = meta.get("awsRegion")
+    if SQS_QUEUE_NAME_RE.fullmatch(queue_url):
+        # The queue's short name, as KEDA allows: its URL is looked up in the region.
+        if region is None:
+            raise ConfigError(
+                "awsRegion", "an AWS region such as 'us-east-1' (required when queueURL is a queue's name)"
+            )
+        return _parse_sqs_settings(meta, queue_url, region)
     parts = _split_url("queueURL", queue_url, "an http(s) URL ending in /<account>/<queue>")
     path = parts.path.strip("/").split("/")
     if parts.scheme not in ("http", "https") or not parts.hostname or len(path) < 2 or not path[-1]:
-        raise ConfigError("queueURL", "an http(s) URL ending in /<account>/<queue>", redact_url(queue_url))
-    region = meta.get("awsRegion")
+        raise ConfigError(
+            "queueURL",
+            "an http(s) URL ending in /<account>/<queue>, or the queue's name",
+            redact_url(queue_url),
+        )
     if region is None:
         match = SQS_HOST_RE.match(parts.hostname)
         if match is None:
@@ -452,6 +471,10 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
                 "an AWS region such as 'us-east-1' (required when queueURL's host does not name one)",
             )
         region = match.group(1)
+    return _parse_sqs_settings(meta, queue_url, region)
+
+
+def _parse_sqs_settings(meta: _Metadata, queue_url: str, region: str) -> SqsConfig:
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+|[a-z0-9-]+", region):
         raise ConfigError("awsRegion", "an AWS region such as 'us-east-1'", region)
     endpoint = meta.get("awsEndpoint")

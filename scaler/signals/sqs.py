@@ -42,6 +42,8 @@ class SqsSource:
         self._client: Any = None
         self._client_expires = float("inf")
         self._lock = threading.Lock()
+        # queueURL as given, or, for a queue given by name, its URL once looked up.
+        self._queue_url: str | None = None if cfg.is_name_only else cfg.queue_url
 
     @cached_property  # hashed once; read on every call
     def key(self) -> str:
@@ -56,7 +58,7 @@ class SqsSource:
         with self._lock:
             try:
                 attrs = self._sqs().get_queue_attributes(
-                    QueueUrl=self._cfg.queue_url, AttributeNames=ATTRIBUTES
+                    QueueUrl=self._resolved_queue_url(), AttributeNames=ATTRIBUTES
                 )["Attributes"]
             except ClientError as exc:
                 err = exc.response.get("Error", {})
@@ -87,6 +89,13 @@ class SqsSource:
             in_flight=float(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
             delayed=float(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
         )
+
+    def _resolved_queue_url(self) -> str:
+        """The queue's URL; a queue given by its name (KEDA allows it) is looked
+        up once with GetQueueUrl (needs sqs:GetQueueUrl), under the read lock."""
+        if self._queue_url is None:
+            self._queue_url = str(self._sqs().get_queue_url(QueueName=self._cfg.queue_url)["QueueUrl"])
+        return self._queue_url
 
     def close(self) -> None:
         with self._lock:  # not under a read in progress

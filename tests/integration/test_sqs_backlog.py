@@ -62,6 +62,26 @@ async def test_deployment_mode_counts_per_settings(scaler_server, sqs_backlog, e
     assert await scaler_server.active(meta) is True
 
 
+async def test_kedas_own_metadata_with_the_queues_short_name(scaler_server, sqs_backlog):
+    # As KEDA's documented examples write it: no `source`, `queueURL: <name>`, the
+    # region; the queue's URL is looked up once (GetQueueUrl) and then read.
+    meta = sqs_backlog.metadata(
+        queueURL=sqs_backlog.name, queueLength=f"{QUEUE_LENGTH:g}", identityOwner="pod"
+    )
+    del meta["source"]
+
+    value = await scaler_server.metric(meta)
+
+    assert value.metricValueFloat == pytest.approx((VISIBLE + IN_FLIGHT) / QUEUE_LENGTH)
+    assert await scaler_server.active(meta) is True
+    # a name that does not exist is UNAVAILABLE, saying so
+    missing = {**meta, "queueURL": "prewarm-it-no-such-queue"}
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await scaler_server.metric(missing)
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "queue does not exist" in (failure.value.details() or "")
+
+
 async def test_job_mode_counts_only_waiting(scaler_server, sqs_backlog):
     # Even with delayed counting on: a Job per unclaimed message, never in flight.
     meta = sqs_backlog.metadata(mode="job", queueLength=f"{QUEUE_LENGTH:g}", scaleOnDelayed="true")

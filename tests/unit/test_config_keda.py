@@ -109,40 +109,67 @@ def test_kedas_regex_example_is_refused_naming_use_regex() -> None:
 
 
 # kedacore/keda-docs (a55c5d34) content/docs/2.21/scalers/aws-sqs.md: the trigger
-# specification and the examples' metadata. The examples name the queue by its
-# short name (`queueURL: myQueue`); Prewarm needs the queue's URL (see below).
+# specification (with identityOwner's two values) and the examples' metadata,
+# which name the queue by its short name (the source looks its URL up). The
+# last example writes `scaleOnInFlight: false` unquoted; Kubernetes takes only
+# strings there, so it is quoted here.
+DOCS_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/account_id/QueueName"
 KEDA_SQS_EXAMPLES = [
     (
-        "specification",
-        {"queueURL": SQS_URL, "queueLength": "5", "awsRegion": "eu-west-1", "identityOwner": "pod"},
+        "specification, pod",
+        {"queueURL": DOCS_QUEUE_URL, "queueLength": "5", "awsRegion": "eu-west-1", "identityOwner": "pod"},
+        "QueueName",
     ),
     (
-        "operator identity",
-        {"queueURL": SQS_URL, "queueLength": "5", "awsRegion": "eu-west-1", "identityOwner": "operator"},
+        "specification, operator",
+        {
+            "queueURL": DOCS_QUEUE_URL,
+            "queueLength": "5",
+            "awsRegion": "eu-west-1",
+            "identityOwner": "operator",
+        },
+        "QueueName",
     ),
-    ("example", {"queueURL": SQS_URL, "queueLength": "5", "awsRegion": "eu-west-1"}),
     (
-        "approximate number of messages only",
-        {"queueURL": SQS_URL, "queueLength": "5", "awsRegion": "eu-west-1", "scaleOnInFlight": "false"},
+        "podIdentity / IAM role / IAM user",
+        {"queueURL": "myQueue", "queueLength": "5", "awsRegion": "eu-west-1"},
+        "myQueue",
+    ),
+    (
+        "ApproximateNumberOfMessages only",
+        {"queueURL": "myQueue", "queueLength": "5", "awsRegion": "eu-west-1", "scaleOnInFlight": "false"},
+        "myQueue",
     ),
 ]
 
 
-@pytest.mark.parametrize(("name", "metadata"), KEDA_SQS_EXAMPLES, ids=[e[0] for e in KEDA_SQS_EXAMPLES])
-def test_kedas_documented_sqs_examples_parse(name: str, metadata: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "metadata", "queue"), KEDA_SQS_EXAMPLES, ids=[e[0] for e in KEDA_SQS_EXAMPLES]
+)
+def test_kedas_documented_sqs_examples_parse(name: str, metadata: dict[str, str], queue: str) -> None:
     cfg = external(metadata)
     assert cfg.source is SourceKind.SQS  # from queueURL: no `source` needed
-    assert cfg.sqs is not None and cfg.sqs.region == "eu-west-1" and cfg.sqs.queue_name == "myQueue"
+    assert cfg.sqs is not None and cfg.sqs.region == "eu-west-1" and cfg.sqs.queue_name == queue
     assert cfg.queue_length == 5.0 and cfg.activation_queue_length == 0.0
     assert cfg.sqs.scale_on_in_flight is (metadata.get("scaleOnInFlight") != "false")
     assert cfg.sqs.scale_on_delayed is False
     assert cfg.unknown_keys == ()
 
 
-def test_sqs_short_queue_name_asks_for_the_url() -> None:
+def test_kedas_sqs_examples_with_the_queues_short_name_parse() -> None:
+    # The examples' own form (`queueURL: myQueue`): the source looks the URL up.
+    cfg = external({"queueURL": "myQueue", "queueLength": "5", "awsRegion": "eu-west-1"})
+    assert cfg.sqs is not None and cfg.sqs.is_name_only and cfg.sqs.queue_name == "myQueue"
+    assert cfg.sqs.region == "eu-west-1" and cfg.queue_length == 5.0
+    assert external({"queueURL": "jobs.fifo", "awsRegion": "eu-west-1"}).sqs.is_name_only  # type: ignore[union-attr]
+    assert not external({"queueURL": SQS_URL}).sqs.is_name_only  # type: ignore[union-attr]
+    # a name has no host to take the region from
     with pytest.raises(ConfigError) as info:
-        external({"queueURL": "myQueue", "queueLength": "5", "awsRegion": "eu-west-1"})
-    assert info.value.key == "queueURL" and "/<account>/<queue>" in str(info.value)
+        external({"queueURL": "myQueue"})
+    assert info.value.key == "awsRegion" and "queue's name" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        external({"queueURL": "my queue!", "awsRegion": "eu-west-1"})
+    assert info.value.key == "queueURL" and "or the queue's name" in str(info.value)
 
 
 @pytest.mark.parametrize(
