@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -301,12 +302,16 @@ class ScalerServer:
             await self.cache.evict_idle()
             self.recorder.expire()
 
-    async def stop(self) -> None:
+    async def stop(self) -> bool:
         """Graceful: NOT_SERVING first, streams end with OK, calls in flight get
-        the grace period to finish."""
+        the grace period to finish, and closing the sources gets what is left of
+        it. Returns False when a source's client is still stuck at the end (its
+        thread cannot be interrupted): the process should exit without it."""
         if self._server is None:
-            return
+            return True
         log.info("shutting down", extra={"grace_period_s": self.settings.grace_period})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.grace_period
         await self.health.enter_graceful_shutdown()
         self.shutting_down.set()
         await self._server.stop(self.settings.grace_period)
@@ -321,13 +326,17 @@ class ScalerServer:
             await asyncio.to_thread(self._metrics_http.shutdown)
             self._metrics_http.server_close()
             self._metrics_http = None
-        await asyncio.to_thread(self.cache.close)
+        closed = await asyncio.to_thread(self.cache.close, max(deadline - loop.time(), 0.0))
+        if not closed:
+            log.warning("a source read or close is still blocked in its client library; not waiting for it")
         self._server = None
         log.info("stopped")
+        return closed
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def serve(settings: Settings) -> bool:
+    """Run until SIGTERM or SIGINT, then shut down gracefully. Returns whether
+    every source closed (see ScalerServer.stop)."""
     server = ScalerServer(settings)
     await server.start()
     stop = asyncio.Event()
@@ -335,11 +344,16 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await server.stop()
+    return await server.stop()
 
 
 def run(settings: Settings) -> None:
-    asyncio.run(serve(settings))
+    if not asyncio.run(serve(settings)):
+        # Python waits for every pool thread at exit, and a thread stuck in a
+        # client library may not return for minutes: past the pod's grace period.
+        # Everything else is closed and logged, so leave now.
+        logging.shutdown()
+        os._exit(0)
 
 
 __all__ = ["ScalerServer", "Settings", "run", "serve"]

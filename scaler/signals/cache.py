@@ -144,7 +144,10 @@ class ReadingCache:
         """Read once and store the outcome in the entry; never raises."""
         loop = asyncio.get_running_loop()
         started = self._clock.monotonic()
-        deadline = loop.time() + self.timeout
+        # The sources bound their own reads by the timeout and say why they failed
+        # (which host, what to check); this backstop, a little later, only catches a
+        # client stuck past its own timeouts.
+        deadline = loop.time() + self.timeout + min(0.25, self.timeout / 4)
         self.reads += 1
         error: SourceError | None = None
         try:

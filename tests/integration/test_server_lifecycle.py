@@ -227,3 +227,39 @@ async def test_sigterm_lets_a_call_in_flight_finish(silent_server, wait_until):
     finally:
         output = server.stop()
     assert '"message": "stopped"' in output, output
+
+
+async def test_sigterm_exits_within_the_grace_period_with_a_frozen_broker(rabbit, wait_until):
+    """A broker connection that freezes (the peer gone without a FIN) while a read
+    is in flight: the process still exits within the grace period, not when pika
+    would notice (minutes, by the broker's heartbeat)."""
+    from faults import TcpProxy
+
+    grace = 3.0
+    proxy = TcpProxy(5672)
+    server = ServeProcess(f"--metrics-port 0 --grace-period {grace:g} --source-timeout 2 --cache-ttl 0.2")
+    try:
+        port = await server.port(wait_until)
+        meta = {"source": "rabbitmq", "host": proxy.url("amqp"), "queueName": rabbit.name}
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            scaler = pb_grpc.ExternalScalerStub(channel)
+            ref = pb.ScaledObjectRef(name="worker", namespace="default", scalerMetadata=meta)
+            assert (await scaler.IsActive(ref, timeout=CALL_TIMEOUT)).result is False  # connection open
+            proxy.freeze()
+            await asyncio.sleep(0.3)  # past the cache TTL
+            in_flight = asyncio.ensure_future(scaler.IsActive(ref, timeout=CALL_TIMEOUT))
+            await asyncio.sleep(0.2)
+            assert not in_flight.done()
+
+            server.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            exit_code = await asyncio.to_thread(server.process.wait, grace + 2)
+            assert exit_code == 0
+            assert time.monotonic() - signalled < grace
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                await in_flight
+            assert failure.value.code() == grpc.StatusCode.UNAVAILABLE, failure.value
+    finally:
+        output = server.stop()
+        proxy.close()
+    assert '"message": "stopped"' in output, output
