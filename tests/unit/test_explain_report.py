@@ -364,6 +364,20 @@ def test_the_rabbitmq_jobs_example_with_five_waiting_and_none_running_creates_on
     assert second["jobs_created"] == 4 and second["used"] == "accurate"
 
 
+def test_the_rabbitmq_jobs_examples_warm_job_is_not_replaced_while_it_works() -> None:
+    # What the example's minReplicaCount comment says: the busy warm Job still
+    # counts towards the minimum, so no idle Job replaces it, and new prompts
+    # start Jobs from cold.
+    text = (REPO / "manifests" / "examples" / "rabbitmq-jobs" / "scaledjob.yaml").read_text()
+    assert "counts every unfinished Job, busy or idle" in text
+    target = load_target(text, None, {"RABBITMQ_URL": "amqp://u:p@rabbit:5672/"})
+    cfg = parse_trigger(target.metadata)
+    busy = decide(Signals(queue=QueueReading(waiting=0, in_flight=1)), cfg, now=0.0)
+    assert scaled_job_outcome(target, busy.desired, busy.active, running=1)["jobs_created"] == 0
+    two_more = decide(Signals(queue=QueueReading(waiting=2, in_flight=1)), cfg, now=0.0)
+    assert scaled_job_outcome(target, two_more.desired, two_more.active, running=1)["jobs_created"] == 2
+
+
 def test_custom_strategy_truncates_only_the_running_share() -> None:
     # maxScale 5, 3 running, percentage 0.5: 5 - 0 - int(1.5) = 4 (not int(3.5) = 3)
     target = sj_target("custom", custom_deduction=0, custom_running_percentage=0.5)
