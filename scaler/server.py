@@ -162,8 +162,9 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.IsActiveResponse]:
         """The current state at once, then every change. While a source fails,
-        nothing is sent (a failure is never reported as "inactive"). Ends with
-        status OK when the server shuts down, so KEDA reconnects quickly."""
+        nothing is sent (a failure is never reported as "inactive"); a query the
+        source rejects ends the stream with INVALID_ARGUMENT. Ends with status OK
+        when the server shuts down, so KEDA reconnects quickly."""
         ref = _ref(request)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
@@ -178,6 +179,11 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             while not self._shutting_down.is_set():
                 try:
                     ev = await self._engine.evaluate(ref, request.scalerMetadata)
+                except SourceRejectedQuery as exc:
+                    # The query itself is invalid: no later tick can succeed. End the
+                    # stream with the same status IsActive answers.
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    await context.abort(code, str(exc))
                 except SourceError as exc:
                     log.debug("stream %s: source failing, sending nothing: %s", ref, exc)
                 else:

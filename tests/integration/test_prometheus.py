@@ -142,6 +142,25 @@ async def test_invalid_query_is_invalid_argument_with_prometheus_message(start_s
     assert token not in page and password not in page
 
 
+async def test_invalid_query_ends_a_stream_with_invalid_argument(start_scaler, prometheus):
+    """external-push: the stream ends with the status IsActive answers, instead of
+    staying open and silent forever."""
+    scaler = await start_scaler()
+    bad = "sum(DCGM_FI_DEV_GPU_UTIL{"
+    expected = prometheus.query(bad)["error"]
+    meta = {"prometheusServerAddress": prometheus.url, "gpuQuery": bad}
+    stream = scaler.stub.StreamIsActive(scaler.ref(meta))
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await asyncio.wait_for(stream.read(), 5)
+    finally:
+        stream.cancel()
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert expected in (info.value.details() or "")
+    samples = await scaler.samples("prewarm_rpc_total")
+    assert samples[(("code", "INVALID_ARGUMENT"), ("method", "StreamIsActive"))] == 1
+
+
 async def test_unknown_prometheus_address_is_refused_as_metadata(start_scaler):
     scaler = await start_scaler()
     with pytest.raises(grpc.aio.AioRpcError) as info:
