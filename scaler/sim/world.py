@@ -291,7 +291,9 @@ class World:
         if self.in_flight <= 0:
             return
         keep = 1.0 - amount / self.in_flight
-        self.completions[t + 1 : t + 1 + self.horizon] *= keep
+        # The controller acts before step(t): completions due at t are still in flight.
+        start = max(0, t)
+        self.completions[start : start + 1 + self.horizon] *= keep
         self.in_flight -= amount
         self.lost += amount
 

@@ -1,0 +1,85 @@
+"""KEDA and HPA emulation, checked against cases computed by hand from the
+Kubernetes HPA algorithm and KEDA's activation/cooldown rules."""
+
+from __future__ import annotations
+
+from scaler.sim.keda import (
+    Behavior,
+    Hpa,
+    ScaledObjectLoop,
+    ScalingPolicy,
+    ScalingRules,
+    metric_replicas,
+)
+
+
+def test_hpa_tolerance_keeps_the_count_within_ten_percent() -> None:
+    # 4 replicas, target 1: 4.3 is 7.5 % above -> unchanged; 4.5 is 12.5 % above -> ceil(4.5) = 5.
+    assert metric_replicas(4.3, 1.0, 4) == 4
+    assert metric_replicas(3.7, 1.0, 4) == 4  # 7.5 % below
+    assert metric_replicas(4.5, 1.0, 4) == 5
+    assert metric_replicas(3.5, 1.0, 4) == 4  # 12.5 % below: ceil(3.5) = 4 anyway
+    assert metric_replicas(3.0, 1.0, 4) == 3
+    # AverageValue with target 5 messages per replica: 23 messages on 2 replicas -> ceil(4.6) = 5.
+    assert metric_replicas(23, 5, 2) == 5
+
+
+def test_hpa_scale_up_is_limited_by_the_default_policies() -> None:
+    hpa = Hpa(min_replicas=1, max_replicas=100)
+    # From 2, default policies allow max(2 * 200 %, 2 + 4) = 6 per 15 s.
+    assert hpa.sync(0, 2, [(20.0, 1.0)]) == 6
+    # 15 s later the period has passed: from 6, max(12, 10) = 12.
+    assert hpa.sync(15, 6, [(20.0, 1.0)]) == 12
+    # Within the same period a further sync adds nothing beyond the limit.
+    assert hpa.sync(20, 12, [(20.0, 1.0)]) == 12
+
+
+def test_hpa_scale_down_waits_for_the_stabilization_window() -> None:
+    hpa = Hpa(min_replicas=1, max_replicas=100)
+    assert hpa.sync(0, 10, [(10.0, 1.0)]) == 10
+    for t in range(15, 300, 15):
+        # The recommendation of 10 at t = 0 is still inside the 300 s window.
+        assert hpa.sync(t, 10, [(2.0, 1.0)]) == 10, t
+    # At t = 300 it has left the window (strictly after now - 300 counts): down to 2.
+    assert hpa.sync(300, 10, [(2.0, 1.0)]) == 2
+
+
+def test_hpa_scale_down_pods_policy_removes_one_pod_per_period() -> None:
+    behavior = Behavior(scale_down=ScalingRules(0.0, (ScalingPolicy("Pods", 1, 60.0),)))
+    hpa = Hpa(min_replicas=1, max_replicas=100, behavior=behavior)
+    assert hpa.sync(0, 10, [(2.0, 1.0)]) == 9
+    assert hpa.sync(15, 9, [(2.0, 1.0)]) == 9  # one pod already removed in this 60 s period
+    assert hpa.sync(45, 9, [(2.0, 1.0)]) == 9
+    assert hpa.sync(75, 9, [(2.0, 1.0)]) == 8
+
+
+def test_hpa_clamps_to_min_and_max_and_leaves_zero_alone() -> None:
+    hpa = Hpa(min_replicas=2, max_replicas=100)
+    assert hpa.sync(0, 60, [(500.0, 1.0)]) == 100  # up limit 120, max 100
+    hpa = Hpa(min_replicas=2, max_replicas=100, behavior=Behavior(scale_down=ScalingRules(0.0, ())))
+    assert hpa.sync(0, 1, [(0.0, 1.0)]) == 2  # below minReplicas: raised to it
+    assert Hpa(min_replicas=1, max_replicas=10).sync(0, 0, [(50.0, 1.0)]) == 0  # KEDA owns 0 -> 1
+
+
+def test_hpa_takes_the_largest_metric() -> None:
+    hpa = Hpa(min_replicas=1, max_replicas=100)
+    assert hpa.sync(0, 4, [(8.0, 4.0), (30.0, 5.0)]) == 6  # ceil(2), ceil(6)
+
+
+def test_keda_wakes_from_zero_and_cools_down_to_zero() -> None:
+    loop = ScaledObjectLoop(min_replicas=0, cooldown_s=300)
+    assert loop.poll(0, 0, any_active=True) == 1
+    assert loop.poll(30, 3, any_active=False) == 3
+    assert loop.poll(270, 3, any_active=False) == 3  # 270 s since the last active poll
+    assert loop.poll(300, 3, any_active=False) == 0  # cooldownPeriod reached
+
+
+def test_keda_cooldown_restarts_on_activity_and_respects_min() -> None:
+    loop = ScaledObjectLoop(min_replicas=0, cooldown_s=300)
+    loop.poll(0, 0, any_active=True)
+    loop.poll(200, 2, any_active=True)
+    assert loop.poll(450, 2, any_active=False) == 2
+    assert loop.poll(500, 2, any_active=False) == 0
+    held = ScaledObjectLoop(min_replicas=1, cooldown_s=300)
+    assert held.poll(0, 0, any_active=True) == 1
+    assert held.poll(10_000, 3, any_active=False) == 3  # min 1: KEDA leaves it to the HPA

@@ -1,0 +1,115 @@
+"""End to end on a slice of a bundled trace: every policy runs, the results carry
+the promised fields, and the CLI writes results.json, report.md and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scaler.cli import main
+from scaler.sim.main import build_scenario
+from scaler.sim.report import dominates, markdown, pareto
+from scaler.sim.run import results, simulate, standard_policies
+from scaler.sim.traces import load_trace, sliced
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "traces"
+REQUIRED = (
+    "policy",
+    "gpu_hours",
+    "floor_gpu_hours",
+    "wait_p50_s",
+    "wait_p95_s",
+    "wait_p99_s",
+    "wait_max_s",
+    "slo_violation_share",
+    "cold_start_waits",
+    "flaps",
+    "scale_ups",
+    "scale_downs",
+    "time_at_zero_share",
+    "lost_work",
+)
+
+
+def test_every_policy_on_a_trace_slice() -> None:
+    trace = sliced(load_trace(BENCH / "azure_llm_2023_code.csv"), 0, 1200)
+    scenario, setup = build_scenario(
+        trace, concurrency=4, service=None, cold_start="120", slo=60, max_replicas=50, peak_replicas=10
+    )
+    assert any("tokens" in line for line in setup)
+    rows = [results(scenario, simulate(scenario, spec)) for spec in standard_policies(scenario)]
+    names = [row["policy"] for row in rows]
+    assert names == [
+        "prewarm",
+        "prewarm-guard",
+        "keda-min0",
+        "keda-min1",
+        "hpa-gpu75",
+        "static-peak",
+        "keda-lastweek",
+        "kedastral",
+    ]
+    for row in rows:
+        for key in REQUIRED:
+            assert key in row, (row["policy"], key)
+        assert row["gpu_hours"] >= row["floor_gpu_hours"] > 0, row["policy"]
+        assert 0 <= row["wait_p50_s"] <= row["wait_p95_s"] <= row["wait_p99_s"] <= row["wait_max_s"]
+        assert row["lost_work"] == 0
+    by_name = {row["policy"]: row for row in rows}
+    assert by_name["prewarm"]["decision_winners"]  # the production Engine decided
+    assert by_name["static-peak"]["scale_ups"] == 0
+    assert by_name["keda-min0"]["time_at_zero_share"] > 0
+    assert by_name["keda-min1"]["time_at_zero_share"] == 0
+
+
+def test_frontier_helpers() -> None:
+    assert pareto([(10, 5.0), (8, 9.0), (12, 5.0), (20, 1.0), (9, 20.0)]) == [(8, 9.0), (10, 5.0), (20, 1.0)]
+    ok, misses = dominates([(8, 9.0), (20, 1.0)], [(10, 5.0)])
+    assert not ok and misses == ["at 10.0 GPU-h: 9.0 s vs 5.0 s"]
+    assert dominates([(8, 4.0)], [(10, 5.0)]) == (True, [])
+    text = markdown("T", ["setup line"], [], [{"family": "a", "gpu_hours": 1.0, "wait_p95_s": 2.0}])
+    assert "- setup line" in text and "a: 1.0 GPU-h / 2.0 s" in text
+
+
+def test_cli_writes_results_report_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "simulate",
+            "--trace",
+            str(BENCH / "mooncake_conversation_requests.csv"),
+            "--duration",
+            "900",
+            "--cold-start",
+            "uniform:60:180",
+            "--policies",
+            "prewarm,keda-min0,static-peak",
+            "--sweep",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["policy"] for r in rows] == ["prewarm", "keda-min0", "static-peak"]
+    assert (out / "sweep.json").exists()
+    report = (out / "report.md").read_text()
+    assert "| prewarm |" in report and "Frontiers" in report
+    for png in ("timeline.png", "frontiers.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "3 policies + sweep" in capsys.readouterr().out
+
+
+def test_cli_rejects_a_bad_trace_and_an_unknown_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp_s,count\n0,1\n60,x\n")
+    assert main(["simulate", "--trace", str(bad), "--out", str(tmp_path)]) == 2
+    assert "bad.csv:3: count 'x' is not a number" in capsys.readouterr().err
+    trace = str(BENCH / "azure_llm_2023_code_per_second.csv")
+    assert main(["simulate", "--trace", trace, "--policies", "magic", "--out", str(tmp_path)]) == 2
+    assert "unknown policy magic" in capsys.readouterr().err
