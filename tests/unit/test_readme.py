@@ -106,3 +106,46 @@ def test_every_exported_metric_family_is_in_the_readme() -> None:
     named = set(re.findall(r"`(prewarm_[a-z_]+)", readme))
     gone = sorted(named - families)
     assert not gone, f"README.md names metrics the server does not export: {gone}"
+
+
+# --- moving from KEDA's built-in triggers -------------------------------------------
+
+KEDA_DEFAULT_TARGET = {"rabbitmq": 20.0, "aws-sqs-queue": 5.0}  # KEDA's own defaults
+RESOLVED_FROM_ENV = {  # what KEDA would read from the workload's environment
+    "amqp": "amqp://user:password@rabbitmq.messaging.svc.cluster.local:5672/",
+    "http": "http://user:password@rabbitmq.messaging.svc.cluster.local:15672/",
+}
+
+
+def _migration_pairs() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Moving from KEDA's built-in", 1)[1].split("\n## ", 1)[0]
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+    triggers = [t for block in blocks for t in block["triggers"]]
+    return list(zip(triggers[::2], triggers[1::2], strict=True))
+
+
+def test_the_readme_migrates_both_built_in_triggers() -> None:
+    assert sorted(before["type"] for before, _ in _migration_pairs()) == ["aws-sqs-queue", "rabbitmq"]
+
+
+@pytest.mark.parametrize(("before", "after"), _migration_pairs(), ids=lambda t: t["type"])
+def test_readme_migration_is_type_and_scaler_address_only_and_parses(
+    before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    assert after["type"] in ("external", "external-push")
+    # the one-line change: the metadata is KEDA's, plus scalerAddress
+    assert {k: v for k, v in after["metadata"].items() if k != "scalerAddress"} == before["metadata"]
+    assert "scalerAddress" in after["metadata"]
+    metadata = dict(after["metadata"])
+    if "hostFromEnv" in metadata:
+        metadata["hostFromEnv"] = RESOLVED_FROM_ENV[metadata.get("protocol", "amqp")]
+    cfg = parse_trigger(metadata)
+    assert cfg.unknown_keys == ()
+    assert cfg.mode.value == "deployment"
+    # the target KEDA's built-in scaler would use: value, queueLength, or its default
+    target = before["metadata"].get("value") or before["metadata"].get("queueLength")
+    assert cfg.queue_length == (float(target) if target else KEDA_DEFAULT_TARGET[before["type"]])
+    assert cfg.source is not None and cfg.source.value == {"rabbitmq": "rabbitmq", "aws-sqs-queue": "sqs"}[
+        before["type"]
+    ]
