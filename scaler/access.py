@@ -16,13 +16,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from scaler.config import ConfigError, TriggerConfig
+from scaler.config import ConfigError, TriggerConfig, quoted
 
 ALLOWED_HOSTS_FLAG = "--allowed-hosts (PREWARM_ALLOWED_HOSTS)"
 AMBIENT_IDENTITY_FLAG = "--ambient-identity-namespaces (PREWARM_AMBIENT_IDENTITY_NAMESPACES)"
-
-# Quoted hosts are cut to this length (a host can be any length a URL carries).
-_QUOTE_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,7 @@ def check_access(cfg: TriggerConfig, namespace: str, policy: AccessPolicy) -> No
     if policy.allowed_hosts is not None:
         for key, host in trigger_hosts(cfg):
             if not policy.allowed_hosts.allows(host):
-                raise ConfigError(key, f"a host that {ALLOWED_HOSTS_FLAG} allows", _cut(host))
+                raise ConfigError(key, f"a host that {ALLOWED_HOSTS_FLAG} allows", host)  # quoted, cut
     if policy.ambient_identity_namespaces is not None:
         identity_key = ambient_identity_key(cfg)
         if identity_key is not None and not policy.ambient_identity_namespaces.allows(namespace):
@@ -109,7 +106,7 @@ def check_access(cfg: TriggerConfig, namespace: str, policy: AccessPolicy) -> No
             raise ConfigError(
                 identity_key,
                 "the queue's own credentials (awsAccessKeyID and awsSecretAccessKey, for example "
-                f"from a TriggerAuthentication): namespace {_cut(namespace)!r} may not {use} "
+                f"from a TriggerAuthentication): namespace {quoted(namespace)} may not {use} "
                 f"the scaler's own AWS identity ({AMBIENT_IDENTITY_FLAG})",
             )
 
@@ -117,7 +114,3 @@ def check_access(cfg: TriggerConfig, namespace: str, policy: AccessPolicy) -> No
 def _host(url: str) -> str:
     # The parser has validated every URL, so there is a host (user info excluded).
     return (urlsplit(url).hostname or "").rstrip(".")
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= _QUOTE_LIMIT else text[:_QUOTE_LIMIT] + "..."

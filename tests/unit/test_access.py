@@ -132,7 +132,7 @@ def test_a_long_host_is_cut_in_the_message() -> None:
     with pytest.raises(ConfigError) as refused:
         check_access(cfg, "default", hosts_policy("*.svc.cluster.local"))
     assert host not in str(refused.value)
-    assert host[:100] + "..." in str(refused.value)
+    assert f"{host[:97]}...' ({len(host)} characters)" in str(refused.value)  # config.quoted
 
 
 @pytest.mark.parametrize(
