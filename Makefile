@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv services proto lint test test-unit run bench clean
+.PHONY: venv services proto lint test test-unit run bench bench-simulate evaluate clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ run: venv
 # GetMetrics + IsActive load against the real server and a real RabbitMQ queue (docs/benchmarks.md).
 bench: venv services
 	$(PY) bench/bench_getmetrics.py --objects 1,100,1000
+
+# Simulator speed: 7 days of the Twitter trace at 1 s, five policies (docs/benchmarks.md).
+bench-simulate: venv
+	$(PY) bench/bench_simulate.py
+
+# docs/evaluation.md and docs/evaluation/*.png from bench/traces (about 10 min on 2 cores).
+evaluate: venv
+	$(PY) -m scaler.sim.evaluate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
