@@ -334,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     cost = update_cost(with_seconds[0] if with_seconds else biggest)
     print(
         f"update cost: {cost['us_per_observation']} µs per observation, "
-        f"{cost['us_per_minute_update']} µs per closed minute, {cost['us_per_outlook_300s']} µs per 300 s outlook; "
+        f"{cost['us_per_minute_update']} µs per closed minute, "
+        f"{cost['us_per_outlook_300s']} µs per 300 s outlook; "
         f"{cost['bytes_per_series']} bytes per series"
     )
     machine = f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"

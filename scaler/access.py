@@ -78,6 +78,11 @@ def trigger_hosts(cfg: TriggerConfig) -> list[tuple[str, str]]:
         hosts.append(("host", _host(cfg.rabbitmq.url)))
     if cfg.gpu is not None:
         hosts.append(("prometheusServerAddress", _host(cfg.gpu.server_address)))
+    forecast = cfg.forecast
+    for query in (forecast.arrival_query, forecast.cold_start_query):
+        if query is not None and cfg.gpu is None:  # the GPU's address was added above
+            hosts.append(("prometheusServerAddress", _host(query.server_address)))
+            break
     return hosts
 
 

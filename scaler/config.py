@@ -44,44 +44,16 @@ SQS_HOST_RE = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 # An SQS queue's short name (up to 80 letters, digits, '-' and '_'; '.fifo' for FIFO queues).
 SQS_QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,80}(\.fifo)?")
 
-# Bounds on what a trigger's metadata may hold, far above any real trigger: a map
-# past them is a mistake or an abuse, refused before anything is parsed or read.
-MAX_KEYS = 100
-MAX_KEY_LENGTH = 128
-MAX_VALUE_LENGTH = 16_384  # a long PromQL query fits; KEDA's own keys (certificates) are exempt
-# Numbers: the HPA counts in thousandths, and a target below one thousandth or a
-# count above a billion is a typo; either would also overflow KEDA's int64 metric.
-MIN_POSITIVE = 0.001
-MAX_NUMBER = 1e9
-# A value an error quotes is cut to this many characters: errors travel in gRPC
-# trailers, which clients cap at 8-16 kB, and must stay readable in a log line.
-MAX_QUOTED = 100
-
-
-def quoted(value: str) -> str:
-    """repr(value), cut to MAX_QUOTED characters, saying how long it was."""
-    if len(value) <= MAX_QUOTED:
-        return repr(value)
-    return f"{value[: MAX_QUOTED - 3] + '...'!r} ({len(value)} characters)"
-
 
 class ConfigError(ValueError):
     """Invalid trigger metadata. The message names the key and the accepted values."""
 
     def __init__(self, key: str, accepted: str, got: str | None = None) -> None:
         self.key = key
-        detail = f"metadata key {quoted(key)}: expected {accepted}"
+        detail = f"metadata key {key!r}: expected {accepted}"
         if got is not None:
-            detail += f", got {quoted(got)}"
+            detail += f", got {got!r}"
         super().__init__(detail)
-
-
-class TooManyKeys(ConfigError):
-    """The map as a whole is too large: no one key is to blame."""
-
-    def __init__(self, count: int) -> None:
-        ValueError.__init__(self, f"metadata: expected at most {MAX_KEYS} keys, got {count}")
-        self.key = ""
 
 
 class Mode(StrEnum):
@@ -204,6 +176,78 @@ class GpuConfig:
 
 
 @dataclass(frozen=True)
+class PrometheusConfig:
+    """The Prometheus connection (address without user info, auth, TLS choice),
+    shared by the GPU signal and the forecast's queries."""
+
+    server_address: str
+    bearer_token: str | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    unsafe_ssl: bool = False
+
+    def credential_identity(self) -> str:
+        material = "\0".join(
+            (self.bearer_token or "", self.username or "", self.password or "", str(self.unsafe_ssl))
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PrometheusQuery:
+    """One PromQL expression on one Prometheus: what a forecast source reads."""
+
+    prometheus: PrometheusConfig
+    query: str
+
+    # The attributes PrometheusSource reads (GpuConfig has the same ones).
+    @property
+    def server_address(self) -> str:
+        return self.prometheus.server_address
+
+    @property
+    def bearer_token(self) -> str | None:
+        return self.prometheus.bearer_token
+
+    @property
+    def username(self) -> str | None:
+        return self.prometheus.username
+
+    @property
+    def password(self) -> str | None:
+        return self.prometheus.password
+
+    @property
+    def unsafe_ssl(self) -> bool:
+        return self.prometheus.unsafe_ssl
+
+    def credential_identity(self) -> str:
+        return self.prometheus.credential_identity()
+
+
+class ForecastMode(StrEnum):
+    AUTO = "auto"  # used in answers once it is warm and beats naive
+    OFF = "off"  # not computed
+    ADVISORY = "advisory"  # computed and shown (/metrics, explain), never used in answers
+
+
+DEFAULT_COLD_START_SECONDS = 300.0
+COLD_START_BOUNDS = (10.0, 3600.0)  # configured or measured, seconds
+DEFAULT_FORECAST_QUANTILE = 0.9
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    mode: ForecastMode = ForecastMode.AUTO
+    cold_start_seconds: float = DEFAULT_COLD_START_SECONDS  # the look-ahead L
+    cold_start_query: PrometheusQuery | None = None  # measured cold start, seconds
+    arrival_query: PrometheusQuery | None = None  # requests/s into the workload: the demand series
+    replica_throughput: float | None = None  # requests/s one ready replica serves
+    quantile: float = DEFAULT_FORECAST_QUANTILE
+    max_prewarm_jobs: int = 0  # job mode: Jobs started ahead of predicted arrivals
+
+
+@dataclass(frozen=True)
 class TriggerConfig:
     source: SourceKind | None
     mode: Mode
@@ -214,6 +258,7 @@ class TriggerConfig:
     rabbitmq: RabbitConfig | None = None
     unknown_keys: tuple[str, ...] = ()
     gpu: GpuConfig | None = None  # None: no GPU signal for this trigger
+    forecast: ForecastConfig = field(default_factory=lambda: ForecastConfig())
 
 
 def redact_url(url: str) -> str:
@@ -253,22 +298,10 @@ def _split_url(key: str, url: str, accepted: str) -> SplitResult:
     return parts
 
 
-def _check_size(raw: Mapping[str, str]) -> None:
-    """Refuse an oversized map (too many keys, a key or value too long) at once."""
-    if len(raw) > MAX_KEYS:
-        raise TooManyKeys(len(raw))
-    for key, value in raw.items():
-        if len(key) > MAX_KEY_LENGTH:
-            raise ConfigError(key, f"a key name of at most {MAX_KEY_LENGTH} characters")
-        if len(value) > MAX_VALUE_LENGTH and key not in KEDA_OWN_KEYS:
-            raise ConfigError(key, f"a value of at most {MAX_VALUE_LENGTH} characters", value)
-
-
 class _Metadata:
     """Reads keys as `key` or `keyFromEnv`, and records which keys were used."""
 
     def __init__(self, raw: Mapping[str, str]) -> None:
-        _check_size(raw)
         self._raw = dict(raw)
         self._used: set[str] = set()
 
@@ -301,11 +334,6 @@ class _Metadata:
             raise ConfigError(key, bound, text) from None
         if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
             raise ConfigError(key, bound, text)
-        if value > MAX_NUMBER:
-            raise ConfigError(key, f"{bound}, at most {MAX_NUMBER:g}", text)
-        if exclusive and minimum == 0 and value < MIN_POSITIVE:
-            at_least = f"{bound}, at least {MIN_POSITIVE:g} (the HPA counts in thousandths)"
-            raise ConfigError(key, at_least, text)
         return value
 
     def bool(self, key: str, default: bool) -> bool:
@@ -340,7 +368,7 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
     """
     meta = _Metadata(metadata)
     source = meta.choice("source", SourceKind, _inferred_source(metadata))
-    has_gpu = _has_gpu_keys(metadata)
+    has_gpu = _has_gpu_keys(metadata, has_queue=source is not _NO_SOURCE)
     if source is _NO_SOURCE and not has_gpu:
         raise ConfigError(
             "source",
@@ -357,6 +385,7 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
         else None
     )
     gpu = _parse_gpu(meta, has_queue=queue_source is not None) if has_gpu else None
+    forecast = _parse_forecast(meta, mode, gpu)
     if gpu is not None and mode is Mode.JOB:
         # A ScaledJob's metric creates Jobs; busy GPUs are work already running in
         # Jobs, which finish on their own, so GPU load must never create more.
@@ -388,6 +417,7 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
         rabbitmq=rabbit,
         unknown_keys=meta.unknown(),
         gpu=gpu,
+        forecast=forecast,
     )
 
 
@@ -667,13 +697,16 @@ def quote_vhost(vhost: str) -> str:
 
 # Keys that configure the GPU signal; any of them (non-empty) makes the trigger read GPUs.
 GPU_KEYS = (
-    "prometheusServerAddress",
     "gpuQuery",
     "gpuSelector",
     "gpuRole",
     "gpuTargetUtilization",
     "gpusPerReplica",
     "gpuActivationUtilization",
+)
+# The Prometheus connection, shared by the GPU signal and the forecast's queries.
+PROMETHEUS_KEYS = (
+    "prometheusServerAddress",
     "prometheusBearerToken",
     "prometheusUsername",
     "prometheusPassword",
@@ -687,10 +720,15 @@ _LABEL_MATCHER = (
 SELECTOR_RE = re.compile(rf"{_LABEL_MATCHER}(?:,{_LABEL_MATCHER})*,?\s*")
 
 
-def _has_gpu_keys(metadata: Mapping[str, str]) -> bool:
-    return any(
-        (metadata.get(key) or "").strip() or (metadata.get(key + "FromEnv") or "").strip() for key in GPU_KEYS
-    )
+def _has_gpu_keys(metadata: Mapping[str, str], *, has_queue: bool) -> bool:
+    """The trigger reads GPUs when a GPU key is given; a Prometheus key alone
+    means GPUs only for a trigger without a queue (for a queue trigger it serves
+    the forecast's queries)."""
+
+    def given(key: str) -> bool:
+        return bool((metadata.get(key) or "").strip() or (metadata.get(key + "FromEnv") or "").strip())
+
+    return any(given(k) for k in GPU_KEYS) or (not has_queue and any(given(k) for k in PROMETHEUS_KEYS))
 
 
 def gpu_selector_query(selector: str, role: GpuRole, activation_utilization: float) -> str:
@@ -727,6 +765,36 @@ def _parse_gpu(meta: _Metadata, *, has_queue: bool) -> GpuConfig:
             )
         selector = inner.strip().rstrip(",").strip()
 
+    prometheus = _parse_prometheus(meta)
+
+    default_role = GpuRole.GUARD if has_queue else GpuRole.DEMAND
+    role = meta.choice("gpuRole", GpuRole, default_role)
+    assert isinstance(role, GpuRole)
+    activation = _percent(
+        meta, "gpuActivationUtilization", DEFAULT_GPU_ACTIVATION_UTILIZATION, allow_zero=True
+    )
+    if selector is not None:
+        query = gpu_selector_query(selector, role, activation)
+    assert query is not None
+    return GpuConfig(
+        server_address=prometheus.server_address,
+        query=query,
+        selector=selector,
+        role=role,
+        target_utilization=_percent(
+            meta, "gpuTargetUtilization", DEFAULT_GPU_TARGET_UTILIZATION, allow_zero=False
+        ),
+        gpus_per_replica=meta.float("gpusPerReplica", DEFAULT_GPUS_PER_REPLICA, minimum=0, exclusive=True),
+        activation_utilization=activation,
+        bearer_token=prometheus.bearer_token,
+        username=prometheus.username,
+        password=prometheus.password,
+        unsafe_ssl=prometheus.unsafe_ssl,
+    )
+
+
+def _parse_prometheus(meta: _Metadata) -> PrometheusConfig:
+    """The Prometheus connection: address and auth, shared by the GPU and forecast queries."""
     address, url_user, url_password = _prometheus_address(meta)
     token = meta.get("prometheusBearerToken")
     username = meta.get("prometheusUsername")
@@ -749,31 +817,70 @@ def _parse_gpu(meta: _Metadata, *, has_queue: bool) -> GpuConfig:
     # unsafeSsl is also KEDA's own key (for its connection to this scaler); it
     # only means something for an https Prometheus.
     unsafe_ssl = meta.bool("unsafeSsl", False) if address.startswith("https://") else False
-
-    default_role = GpuRole.GUARD if has_queue else GpuRole.DEMAND
-    role = meta.choice("gpuRole", GpuRole, default_role)
-    assert isinstance(role, GpuRole)
-    activation = _percent(
-        meta, "gpuActivationUtilization", DEFAULT_GPU_ACTIVATION_UTILIZATION, allow_zero=True
-    )
-    if selector is not None:
-        query = gpu_selector_query(selector, role, activation)
-    assert query is not None
-    return GpuConfig(
+    return PrometheusConfig(
         server_address=address,
-        query=query,
-        selector=selector,
-        role=role,
-        target_utilization=_percent(
-            meta, "gpuTargetUtilization", DEFAULT_GPU_TARGET_UTILIZATION, allow_zero=False
-        ),
-        gpus_per_replica=meta.float("gpusPerReplica", DEFAULT_GPUS_PER_REPLICA, minimum=0, exclusive=True),
-        activation_utilization=activation,
         bearer_token=token,
         username=username,
         password=password,
         unsafe_ssl=unsafe_ssl,
     )
+
+
+def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> ForecastConfig:
+    forecast_mode = meta.choice("forecast", ForecastMode, ForecastMode.AUTO)
+    assert isinstance(forecast_mode, ForecastMode)
+    low, high = COLD_START_BOUNDS
+    cold_start = meta.float("coldStartSeconds", DEFAULT_COLD_START_SECONDS, minimum=0, exclusive=True)
+    if not low <= cold_start <= high:
+        raise ConfigError("coldStartSeconds", f"seconds from {low:g} to {high:g}", str(cold_start))
+    throughput_text = meta.get("replicaThroughput")
+    throughput = None
+    if throughput_text is not None:
+        throughput = meta.float("replicaThroughput", 1.0, minimum=0, exclusive=True)
+    quantile = meta.float("forecastQuantile", DEFAULT_FORECAST_QUANTILE, minimum=0.5, exclusive=False)
+    if quantile >= 1:
+        raise ConfigError("forecastQuantile", "a number >= 0.5 and < 1", str(quantile))
+    jobs_text = meta.get("maxPrewarmJobs")
+    jobs = 0
+    if jobs_text is not None:
+        if not jobs_text.isdigit():
+            raise ConfigError("maxPrewarmJobs", "a whole number >= 0", jobs_text)
+        jobs = int(jobs_text)
+        if jobs > 0 and mode is not Mode.JOB:
+            raise ConfigError(
+                "maxPrewarmJobs", "0 in deployment mode (it is for ScaledJobs, mode: job)", jobs_text
+            )
+    arrival_text = meta.get("arrivalQuery")
+    cold_start_text = meta.get("coldStartQuery")
+    prometheus: PrometheusConfig | None = None
+    if arrival_text is not None or cold_start_text is not None or _given(meta, "prometheusServerAddress"):
+        if gpu is not None:
+            prometheus = PrometheusConfig(
+                server_address=gpu.server_address,
+                bearer_token=gpu.bearer_token,
+                username=gpu.username,
+                password=gpu.password,
+                unsafe_ssl=gpu.unsafe_ssl,
+            )
+        else:
+            prometheus = _parse_prometheus(meta)
+    return ForecastConfig(
+        mode=forecast_mode,
+        cold_start_seconds=cold_start,
+        cold_start_query=_query(prometheus, cold_start_text),
+        arrival_query=_query(prometheus, arrival_text),
+        replica_throughput=throughput,
+        quantile=quantile,
+        max_prewarm_jobs=jobs,
+    )
+
+
+def _query(prometheus: PrometheusConfig | None, query: str | None) -> PrometheusQuery | None:
+    return PrometheusQuery(prometheus, query) if prometheus is not None and query is not None else None
+
+
+def _given(meta: _Metadata, key: str) -> bool:
+    return meta.get(key) is not None
 
 
 def _prometheus_address(meta: _Metadata) -> tuple[str, str | None, str | None]:

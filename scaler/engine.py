@@ -7,16 +7,43 @@ differ only in the sources (real or simulated) and the clock they inject.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scaler.access import AccessPolicy, check_access
 from scaler.clock import Clock
-from scaler.config import SourceKind, TriggerConfig, parse_trigger
+from scaler.config import (
+    COLD_START_BOUNDS,
+    ForecastMode,
+    Mode,
+    RabbitProtocol,
+    SourceKind,
+    TriggerConfig,
+    parse_trigger,
+)
+from scaler.forecast.demand import (
+    WARM_START_RETRY,
+    WARM_START_SPAN,
+    WARM_START_STEP,
+    DemandKind,
+    DemandSeries,
+    DemandStore,
+)
+from scaler.forecast.model import Forecaster, ForecastState, Outlook
 from scaler.policy import Decision, Signals, decide
-from scaler.signals.base import GpuReading, QueueReading, Source, SourceError, SourceRejectedQuery
+from scaler.signals.base import (
+    ArrivalReading,
+    ColdStartReading,
+    GpuReading,
+    QueueReading,
+    Source,
+    SourceError,
+    SourceRejectedQuery,
+)
 from scaler.signals.cache import Reading, ReadingCache
 
 log = logging.getLogger(__name__)
@@ -64,6 +91,28 @@ class SourceFactory:
             return self._kept(gpu, lambda: PrometheusSource(gpu, timeout=self.timeout))
         return None
 
+    def arrival_source(self, cfg: TriggerConfig) -> Source | None:
+        """The arrivalQuery's source (requests/s; offers history() for the warm start)."""
+        query = cfg.forecast.arrival_query
+        if query is None:
+            return None
+        from scaler.signals.prometheus import PrometheusSource
+
+        return self._kept(
+            ("arrival", query), lambda: PrometheusSource(query, timeout=self.timeout, reads="arrival")
+        )
+
+    def cold_start_source(self, cfg: TriggerConfig) -> Source | None:
+        """The coldStartQuery's source (seconds)."""
+        query = cfg.forecast.cold_start_query
+        if query is None:
+            return None
+        from scaler.signals.prometheus import PrometheusSource
+
+        return self._kept(
+            ("cold start", query), lambda: PrometheusSource(query, timeout=self.timeout, reads="cold start")
+        )
+
     def _kept(self, source_config: object, make: Callable[[], Source]) -> Source:
         source = self._made.get(source_config)
         if source is None:
@@ -88,11 +137,41 @@ class ObjectRef:
 class SignalRead:
     """The outcome of reading one of a trigger's signals: a value or an error."""
 
-    name: str  # "queue" or "gpu"
+    name: str  # "queue", "gpu", "arrival" or "cold start"
     description: str  # the source, without credentials
-    value: QueueReading | GpuReading | None = None
+    value: QueueReading | GpuReading | ArrivalReading | ColdStartReading | None = None
     age: float | None = None  # seconds since the value was read (it may come from the cache)
     error: SourceError | None = None
+    read_at: float | None = None  # monotonic time the value was read
+    # The forecast's reads: their failure leaves the forecast to its model (or the
+    # configured cold start), never fails the answer.
+    optional: bool = False
+
+
+# The forecast's (optional) signals.
+ARRIVAL = "arrival"
+COLD_START = "cold start"
+COLD_START_REFRESH = 300.0  # seconds between coldStartQuery reads (a slow-moving figure)
+ACTIVATION_ARRIVALS = 1.0  # demand is "expected" when at least one arrival is expected within L
+
+
+@dataclass(frozen=True)
+class ForecastView:
+    """The forecast for one evaluation: what it expects, and whether it is used."""
+
+    mode: ForecastMode
+    demand: DemandKind
+    state: ForecastState
+    reason: str  # the model's state, e.g. "cold: 2.0 h of history (needs 24 h)"
+    cold_start: float  # seconds: the look-ahead L in use
+    cold_start_measured: bool  # True: from coldStartQuery; False: coldStartSeconds
+    rate: float  # predicted mean arrivals/s over [now, now + L]
+    upper: float  # the upper quantile of the peak rate in the window
+    expected_arrivals: float
+    floor: float  # replicas (Jobs in job mode) it asks for
+    used: bool  # in the answer (mode auto, model ready, and not job mode without maxPrewarmJobs)
+    error_ratio: float | None
+    warm_start: str | None  # how the history was loaded (arrival series)
 
 
 @dataclass(frozen=True)
@@ -105,6 +184,7 @@ class Evaluation:
     ages: Mapping[str, float]  # seconds since each signal was read
     decision: Decision
     reads: tuple[SignalRead, ...] = ()
+    forecast: ForecastView | None = None  # None: forecast off, or no demand series
 
 
 DecisionObserver = Callable[[Evaluation], None]
@@ -135,6 +215,9 @@ class Engine:
         self.access = access or AccessPolicy()
         self._memo = _ConfigMemo()
         self._warned_unknown: OrderedDict[tuple[ObjectRef, str], None] = OrderedDict()
+        self.demand = DemandStore()
+        # coldStartQuery source key -> (sane seconds or None, monotonic time of the last read)
+        self._cold_starts: OrderedDict[str, tuple[float | None, float]] = OrderedDict()
 
     def config(self, ref: ObjectRef, metadata: Mapping[str, str]) -> TriggerConfig:
         """Parse (memoised), validate, and check against the access policy (before
@@ -170,10 +253,13 @@ class Engine:
         """Read every signal the trigger uses, concurrently, through the shared
         cache. Never raises a SourceError: each read carries its own outcome."""
         wanted = self._wanted_signals(cfg)
+        warm = self._warm_start_due(cfg)
         outcomes = await asyncio.gather(
-            *(self.cache.get(source) for _, source, _ in wanted), return_exceptions=True
+            *(self.cache.get(source) for _, source, _ in wanted),
+            *([self._warm_start(*warm)] if warm is not None else []),
+            return_exceptions=True,
         )
-        return self._signal_reads(wanted, outcomes)
+        return self._signal_reads(wanted, outcomes[: len(wanted)])
 
     def evaluate_config_sync(self, ref: ObjectRef, cfg: TriggerConfig) -> Evaluation:
         """evaluate_config() with no event loop and no thread pool: for drivers whose
@@ -188,6 +274,14 @@ class Engine:
     def read_signals_sync(self, cfg: TriggerConfig) -> tuple[SignalRead, ...]:
         """read_signals(), each read in the caller's thread (ReadingCache.get_sync)."""
         wanted = self._wanted_signals(cfg)
+        warm = self._warm_start_due(cfg)
+        if warm is not None:
+            series, source, history = warm
+            end = self.clock.wall()
+            try:
+                self._warm_loaded(series, source, history(end - WARM_START_SPAN, end, WARM_START_STEP))
+            except Exception as exc:
+                self._warm_failed(series, source, exc)
         outcomes: list[object] = []
         for _, source, _ in wanted:
             try:
@@ -206,6 +300,15 @@ class Engine:
         gpu_source = self.sources.gpu_source(cfg) if cfg.gpu is not None else None
         if gpu_source is not None:
             wanted.append(("gpu", gpu_source, GpuReading))
+        if cfg.forecast.mode is not ForecastMode.OFF:
+            arrival = self.sources.arrival_source(cfg) if cfg.forecast.arrival_query is not None else None
+            if arrival is not None:
+                wanted.append((ARRIVAL, arrival, ArrivalReading))
+            cold_start = (
+                self.sources.cold_start_source(cfg) if cfg.forecast.cold_start_query is not None else None
+            )
+            if cold_start is not None and self._cold_start_due(cold_start):
+                wanted.append((COLD_START, cold_start, ColdStartReading))
         return wanted
 
     def _signal_reads(
@@ -215,27 +318,179 @@ class Engine:
         now = self.clock.monotonic()
         reads: list[SignalRead] = []
         for (name, source, expected), outcome in zip(wanted, outcomes, strict=True):
+            optional = name in (ARRIVAL, COLD_START)
             if isinstance(outcome, SourceError):
-                reads.append(SignalRead(name, source.description, error=outcome))
+                reads.append(SignalRead(name, source.description, error=outcome, optional=optional))
             elif isinstance(outcome, BaseException):
                 raise outcome
             elif not isinstance(outcome, Reading) or not isinstance(outcome.value, expected):
                 error = SourceError(f"{source.description}: returned no {name} reading")
-                reads.append(SignalRead(name, source.description, error=error))
+                reads.append(SignalRead(name, source.description, error=error, optional=optional))
             else:
                 value = outcome.value
-                assert isinstance(value, QueueReading | GpuReading)
-                reads.append(SignalRead(name, source.description, value=value, age=outcome.age(now)))
+                assert isinstance(value, QueueReading | GpuReading | ArrivalReading | ColdStartReading)
+                reads.append(
+                    SignalRead(
+                        name,
+                        source.description,
+                        value=value,
+                        age=outcome.age(now),
+                        read_at=outcome.read_at,
+                        optional=optional,
+                    )
+                )
+            if name == COLD_START:
+                self._remember_cold_start(source.key, reads[-1], now)
         return tuple(reads)
+
+    # --- the forecast's reads ------------------------------------------------------
+
+    def _cold_start_due(self, source: Source) -> bool:
+        known = self._cold_starts.get(source.key)
+        return known is None or self.clock.monotonic() - known[1] >= COLD_START_REFRESH
+
+    def _remember_cold_start(self, key: str, read: SignalRead, now: float) -> None:
+        low, high = COLD_START_BOUNDS
+        seconds = read.value.seconds if isinstance(read.value, ColdStartReading) else None
+        sane = seconds if seconds is not None and low <= seconds <= high else None
+        if sane is None and read.error is None:
+            log.warning(
+                "coldStartQuery answered an implausible cold start; using coldStartSeconds",
+                extra={"source": read.description, "seconds": seconds, "bounds": [low, high]},
+            )
+        self._cold_starts[key] = (sane, now)
+        self._cold_starts.move_to_end(key)
+        if len(self._cold_starts) > 4096:
+            self._cold_starts.popitem(last=False)
+
+    def _warm_start_due(
+        self, cfg: TriggerConfig
+    ) -> tuple[DemandSeries, Source, Callable[[float, float, float], object]] | None:
+        """An arrival series to load history into: not loaded yet, no attempt in
+        flight, and no failed attempt within WARM_START_RETRY."""
+        if cfg.forecast.mode is ForecastMode.OFF or cfg.forecast.arrival_query is None:
+            return None
+        source = self.sources.arrival_source(cfg)
+        history = getattr(source, "history", None)
+        if source is None or history is None:
+            return None
+        now = self.clock.monotonic()
+        series = self.demand.get(source.key, DemandKind.ARRIVAL, now)
+        if series.warm_loaded or series.warming or now < series.warm_retry_at:
+            return None
+        series.warming = True
+        return series, source, history
+
+    async def _warm_start(
+        self, series: DemandSeries, source: Source, history: Callable[[float, float, float], object]
+    ) -> None:
+        """Load the series' recent history with one range query, bounded by the
+        source timeout. Never raises: a failure leaves the forecast cold, retried later."""
+        end = self.clock.wall()
+        try:
+            points = await asyncio.wait_for(
+                asyncio.to_thread(history, end - WARM_START_SPAN, end, WARM_START_STEP), self.cache.timeout
+            )
+            self._warm_loaded(series, source, points)
+        except Exception as exc:
+            self._warm_failed(series, source, exc)
+
+    def _warm_loaded(self, series: DemandSeries, source: Source, points: object) -> None:
+        assert isinstance(points, list)
+        model = Forecaster()
+        for wall, rate in points:
+            model.observe(wall, rate)
+        series.model = model
+        series.last_read_at = None
+        series.warming = False
+        series.warm_loaded = True
+        days = (points[-1][0] - points[0][0]) / 86_400 if points else 0.0
+        series.warm_start = f"loaded {len(points)} points ({days:.1f} d of history)"
+        log.info("forecast warm start", extra={"source": source.description, "points": len(points)})
+
+    def _warm_failed(self, series: DemandSeries, source: Source, exc: BaseException) -> None:
+        reason = str(exc) if isinstance(exc, SourceError) else f"no answer in time ({type(exc).__name__})"
+        series.warming = False
+        series.warm_start = f"failed, retried in {WARM_START_RETRY:g}s: {reason}"
+        series.warm_retry_at = self.clock.monotonic() + WARM_START_RETRY
+        log.warning("forecast warm start failed", extra={"source": source.description, "error": reason})
 
     def decide(self, ref: ObjectRef, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> Evaluation:
         """The decision from successful reads (see raise_failures)."""
         queue = next((r.value for r in reads if isinstance(r.value, QueueReading)), None)
         gpu = next((r.value for r in reads if isinstance(r.value, GpuReading)), None)
         signals = Signals(queue=queue, gpu=gpu)
+        view = self._forecast(cfg, reads)
+        if view is not None and view.used:
+            signals = dataclasses.replace(
+                signals, forecast_floor=view.floor, forecast_reason=_forecast_reason(view, cfg)
+            )
         ages = {r.name: r.age for r in reads if r.age is not None}
         decision = decide(signals, cfg, self.clock.monotonic())
-        return Evaluation(ref=ref, config=cfg, signals=signals, ages=ages, decision=decision, reads=reads)
+        return Evaluation(
+            ref=ref, config=cfg, signals=signals, ages=ages, decision=decision, reads=reads, forecast=view
+        )
+
+    # --- the forecast ---------------------------------------------------------------
+
+    def _forecast(self, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> ForecastView | None:
+        """Feed the trigger's demand series with this evaluation's new reading and
+        ask it what comes within the cold start. Never raises: a forecast problem
+        leaves the answer to the live signals."""
+        fc = cfg.forecast
+        if fc.mode is ForecastMode.OFF:
+            return None
+        try:
+            series = self._demand_series(cfg, reads)
+            if series is None:
+                return None
+            cold_start, measured = self._cold_start_in_use(cfg)
+            outlook = series.model.outlook(self.clock.wall(), cold_start, fc.quantile)
+            return _view(cfg, series, outlook, cold_start, measured)
+        except Exception:  # a bug in the forecast must not fail the rpc
+            log.exception("forecast failed; answering from the live signals")
+            return None
+
+    def _demand_series(self, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> DemandSeries | None:
+        """The trigger's demand series, fed with this evaluation's reading if new:
+        arrivalQuery, else the management API's publish rate, else the queue's growth."""
+        now = self.clock.monotonic()
+        wall = self.clock.wall()
+        if cfg.forecast.arrival_query is not None:
+            source = self.sources.arrival_source(cfg)
+            if source is None:
+                return None
+            series = self.demand.get(source.key, DemandKind.ARRIVAL, now)
+            arrival = next((r for r in reads if r.name == ARRIVAL), None)
+            value = arrival.value if arrival is not None else None
+            if arrival is not None and isinstance(value, ArrivalReading) and arrival.read_at is not None:
+                series.feed(arrival.read_at, wall, value.rate)
+            return series
+        queue_source = self.sources.queue_source(cfg) if cfg.source is not None else None
+        if queue_source is None:
+            return None
+        publish = cfg.rabbitmq is not None and cfg.rabbitmq.protocol is RabbitProtocol.HTTP
+        kind = DemandKind.PUBLISH if publish else DemandKind.INFERRED
+        series = self.demand.get(f"{queue_source.key}|{kind.name.lower()}", kind, now)
+        queue_read = next((r for r in reads if isinstance(r.value, QueueReading)), None)
+        if queue_read is not None and queue_read.read_at is not None:
+            value = queue_read.value
+            assert isinstance(value, QueueReading)
+            if publish:
+                # No publish_details yet: nothing was ever published, a rate of 0.
+                series.feed(queue_read.read_at, wall, value.publish_rate or 0.0)
+            else:
+                series.feed_queue(queue_read.read_at, wall, value)
+        return series
+
+    def _cold_start_in_use(self, cfg: TriggerConfig) -> tuple[float, bool]:
+        """coldStartQuery's last sane answer, else coldStartSeconds."""
+        source = self.sources.cold_start_source(cfg) if cfg.forecast.cold_start_query is not None else None
+        if source is not None:
+            known = self._cold_starts.get(source.key)
+            if known is not None and known[0] is not None:
+                return known[0], True
+        return cfg.forecast.cold_start_seconds, False
 
     def _warn_unknown(self, ref: ObjectRef, cfg: TriggerConfig) -> None:
         for key in cfg.unknown_keys:
@@ -251,11 +506,67 @@ class Engine:
             )
 
 
+def _view(
+    cfg: TriggerConfig, series: DemandSeries, outlook: Outlook, cold_start: float, measured: bool
+) -> ForecastView:
+    """The floor from an outlook: while at least one arrival is expected within
+    the cold start, the replicas the upper quantile of the peak rate needs at
+    replicaThroughput (at least 1), or 1 without it; in job mode, one Job per
+    expected arrival up to maxPrewarmJobs. Nothing while none is expected."""
+    fc = cfg.forecast
+    floor = 0.0
+    if outlook.expected_arrivals >= ACTIVATION_ARRIVALS:
+        if cfg.mode is Mode.JOB:
+            floor = float(min(fc.max_prewarm_jobs, math.ceil(outlook.expected_arrivals)))
+        elif fc.replica_throughput is not None:
+            floor = max(1.0, outlook.upper / fc.replica_throughput)
+        else:
+            floor = 1.0
+    used = (
+        fc.mode is ForecastMode.AUTO
+        and outlook.usable
+        and not (cfg.mode is Mode.JOB and fc.max_prewarm_jobs == 0)
+    )
+    return ForecastView(
+        mode=fc.mode,
+        demand=series.kind,
+        state=outlook.state,
+        reason=outlook.reason,
+        cold_start=cold_start,
+        cold_start_measured=measured,
+        rate=outlook.rate,
+        upper=outlook.upper,
+        expected_arrivals=outlook.expected_arrivals,
+        floor=floor,
+        used=used,
+        error_ratio=outlook.error_ratio,
+        warm_start=series.warm_start,
+    )
+
+
+def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
+    measured = " (measured)" if view.cold_start_measured else ""
+    window = f"within the {view.cold_start:g}s cold start{measured}"
+    if view.floor <= 0:
+        return f"no demand expected {window} ({view.expected_arrivals:.2g} arrivals; {view.reason})"
+    if cfg.mode is Mode.JOB:
+        how = f"{view.floor:g} Jobs (maxPrewarmJobs {cfg.forecast.max_prewarm_jobs})"
+    elif cfg.forecast.replica_throughput is not None:
+        how = (
+            f"upper {view.upper:.3g}/s (q{cfg.forecast.quantile:g}) / replicaThroughput "
+            f"{cfg.forecast.replica_throughput:g} = {view.floor:.3g} replicas"
+        )
+    else:
+        how = "wake 1 replica (no replicaThroughput)"
+    return f"forecast: {view.expected_arrivals:.3g} arrivals expected {window} at {view.rate:.3g}/s; {how}"
+
+
 def raise_failures(reads: tuple[SignalRead, ...]) -> None:
     """Raise when any signal failed: a decision from part of the signals could
     scale a working pool away. A query the source rejects as invalid wins (it is
-    a metadata problem no retry fixes); several failures are reported together."""
-    errors = [r.error for r in reads if r.error is not None]
+    a metadata problem no retry fixes); several failures are reported together.
+    The forecast's own reads (optional) never fail the answer."""
+    errors = [r.error for r in reads if r.error is not None and not r.optional]
     if not errors:
         return
     rejected = next((e for e in errors if isinstance(e, SourceRejectedQuery)), None)

@@ -36,6 +36,8 @@ class Signals:
     # Replicas the forecast says will be needed one cold start from now (filled
     # by the forecaster); None when there is no forecast.
     forecast_floor: float | None = None
+    # Why the forecast asks for that floor (the term's reason), from the engine.
+    forecast_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,13 +202,16 @@ def gpu_term(gpu: GpuReading, cfg: GpuConfig) -> Term:
     )
 
 
-def forecast_term(floor: float) -> Term:
+def forecast_term(floor: float, reason: str | None = None) -> Term:
+    """The forecast floor: replicas (Jobs in job mode) the predicted demand needs
+    one cold start from now. Active while it asks for any: the engine sets a
+    floor only while demand is expected within the cold start."""
     floor = max(0.0, floor)
     return Term(
         name="forecast",
         replicas=floor,
         active=floor > 0,
-        reason=f"forecast floor {floor:.3g} replicas",
+        reason=reason or f"forecast floor {floor:.3g} replicas",
     )
 
 
@@ -224,7 +229,7 @@ def decide(signals: Signals, cfg: TriggerConfig, now: float) -> Decision:
     if signals.gpu is not None and cfg.gpu is not None:
         terms.append(gpu_term(signals.gpu, cfg.gpu))
     if signals.forecast_floor is not None:
-        terms.append(forecast_term(signals.forecast_floor))
+        terms.append(forecast_term(signals.forecast_floor, signals.forecast_reason))
     if not terms:
         return Decision(desired=0.0, active=False, winner="none", terms=())
     winner = terms[0]

@@ -41,6 +41,20 @@ class GpuReading:
     series: int  # series in the query's answer: 0 (nothing matched, read as 0 busy) or 1
 
 
+@dataclass(frozen=True)
+class ArrivalReading:
+    """Requests per second into the workload (the user's arrivalQuery)."""
+
+    rate: float
+
+
+@dataclass(frozen=True)
+class ColdStartReading:
+    """The measured cold start of the workload's pods, in seconds (coldStartQuery)."""
+
+    seconds: float
+
+
 class Source(Protocol):
     """A readable signal source.
 

@@ -1,6 +1,7 @@
-"""Busy GPUs from Prometheus: one instant query that must answer one number.
+"""Prometheus queries that must answer one number: busy GPUs, the arrival rate
+and the measured cold start (the forecast's), and the arrival rate's history.
 
-Built on prometheus-api-client's PrometheusConnect. The query is either the
+Built on prometheus-api-client's PrometheusConnect. The GPU query is either the
 user's `gpuQuery` or `sum(DCGM_FI_DEV_GPU_UTIL{<gpuSelector>}) / 100`. Only a
 successful query with no series counts as 0 busy GPUs; NaN, infinities, negative
 values, several series or a range vector are errors, never a made-up number.
@@ -12,15 +13,53 @@ import json
 import math
 import ssl
 import threading
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from scaler.config import GpuConfig
-from scaler.signals.base import GpuReading, SourceError, SourceRejectedQuery
+from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, SourceError, SourceRejectedQuery
+
+
+class QueryConfig(Protocol):
+    """What a PrometheusSource reads: config.GpuConfig or config.PrometheusQuery."""
+
+    @property
+    def server_address(self) -> str: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def bearer_token(self) -> str | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def unsafe_ssl(self) -> bool: ...
+    def credential_identity(self) -> str: ...
+
+
+def _gpu(value: float, series: int) -> object:
+    return GpuReading(busy_gpus=value, series=series)
+
+
+def _arrival(value: float, series: int) -> object:
+    return ArrivalReading(rate=value)
+
+
+def _cold_start(value: float, series: int) -> object:
+    return ColdStartReading(seconds=value)
+
+
+# What the one number means, for readings and error messages: (reading, what, key suffix).
+READINGS: dict[str, tuple[Callable[[float, int], object], str, str]] = {
+    "gpu": (_gpu, "busy GPUs", ""),
+    "arrival": (_arrival, "an arrival rate", "|arrival"),
+    "cold start": (_cold_start, "a cold start in seconds", "|cold-start"),
+}
 
 
 def _short(query: str, limit: int = 200) -> str:
@@ -28,8 +67,9 @@ def _short(query: str, limit: int = 200) -> str:
 
 
 class PrometheusSource:
-    def __init__(self, cfg: GpuConfig, *, timeout: float = 5.0) -> None:
+    def __init__(self, cfg: QueryConfig, *, timeout: float = 5.0, reads: str = "gpu") -> None:
         self._cfg = cfg
+        self._make, self._what, self._key_suffix = READINGS[reads]
         self._timeout = timeout
         self._lock = threading.Lock()
         self._client: PrometheusConnect | None = None
@@ -37,19 +77,52 @@ class PrometheusSource:
 
     @cached_property  # hashed once; read on every call
     def key(self) -> str:
-        return f"prometheus|{self._cfg.server_address}|{self._cfg.credential_identity()}|{self._cfg.query}"
+        cfg = self._cfg
+        return f"prometheus|{cfg.server_address}|{cfg.credential_identity()}|{cfg.query}{self._key_suffix}"
 
     @property
     def description(self) -> str:
         return f"prometheus at {self._cfg.server_address}, query {_short(self._cfg.query)!r}"
 
-    def read(self) -> GpuReading:
+    def read(self) -> object:
+        params = {"timeout": f"{self._timeout:g}s"}
+        return self._reading(self._query(lambda client: client.custom_query(self._cfg.query, params=params)))
+
+    def history(self, start_wall: float, end_wall: float, step_s: float) -> list[tuple[float, float]]:
+        """The query's values from start to end every step (one range query):
+        [(unix time, value)], NaN and negative values left out. Raises SourceError."""
+        from datetime import UTC, datetime
+
+        def run(client: PrometheusConnect) -> Any:
+            return client.custom_query_range(
+                self._cfg.query,
+                start_time=datetime.fromtimestamp(start_wall, UTC),
+                end_time=datetime.fromtimestamp(end_wall, UTC),
+                step=f"{step_s:g}s",
+                params={"timeout": f"{self._timeout:g}s"},
+            )
+
+        result = self._query(run)
+        if not isinstance(result, list) or len(result) > 1:
+            raise SourceError(f"{self.description}: the history must be one series, got {len(result)}")
+        points: list[tuple[float, float]] = []
+        for series in result:
+            for stamp, text in series.get("values", []) if isinstance(series, dict) else []:
+                try:
+                    value = float(text)
+                except (TypeError, ValueError):
+                    continue
+                if math.isfinite(value) and value >= 0:
+                    points.append((float(stamp), value))
+        return points
+
+    def _query(self, run: Callable[[PrometheusConnect], Any]) -> Any:
         with self._lock:
             client = self._connect()
             self._last_response = None
             try:
                 # Prometheus's own `timeout` bounds the evaluation; requests' bounds the wire.
-                result = client.custom_query(self._cfg.query, params={"timeout": f"{self._timeout:g}s"})
+                return run(client)
             except PrometheusApiClientException:
                 raise self._http_error() from None
             except requests.Timeout:
@@ -65,7 +138,6 @@ class PrometheusSource:
             except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
                 # ValueError/KeyError/TypeError: a 200 answer that is not Prometheus's JSON.
                 raise SourceError(f"{self.description}: {type(exc).__name__}") from None
-        return self._reading(result)
 
     def _connect(self) -> PrometheusConnect:
         if self._client is None:
@@ -104,15 +176,16 @@ class PrometheusSource:
         detail = f"{message}" if message else "no error message"
         return SourceError(f"{self.description}: HTTP {status}: {detail}")
 
-    def _reading(self, result: Any) -> GpuReading:
+    def _reading(self, result: Any) -> object:
         if not isinstance(result, list):
             raise SourceError(f"{self.description}: unexpected answer (not a list)")
         if not result:
-            # The query ran and matched nothing: no GPU of the workload is busy.
-            return GpuReading(busy_gpus=0.0, series=0)
+            # The query ran and matched nothing: no GPU of the workload is busy,
+            # no request came in (a counter not yet exported).
+            return self._make(0.0, 0)
         if len(result) == 2 and not isinstance(result[0], dict):
             # A scalar answer: [time, "value"].
-            return GpuReading(busy_gpus=self._number(result[1]), series=1)
+            return self._make(self._number(result[1]), 1)
         if not all(isinstance(item, dict) for item in result):
             raise SourceError(f"{self.description}: unexpected answer")
         if any("values" in item for item in result):
@@ -128,7 +201,7 @@ class PrometheusSource:
         value = result[0].get("value")
         if not isinstance(value, list) or len(value) != 2:
             raise SourceError(f"{self.description}: unexpected answer (no value)")
-        return GpuReading(busy_gpus=self._number(value[1]), series=1)
+        return self._make(self._number(value[1]), 1)
 
     def _number(self, text: Any) -> float:
         try:
@@ -140,7 +213,7 @@ class PrometheusSource:
         if math.isinf(value):
             raise SourceError(f"{self.description}: the answer is infinite")
         if value < 0:
-            raise SourceError(f"{self.description}: the answer {value:g} is negative; expected busy GPUs")
+            raise SourceError(f"{self.description}: the answer {value:g} is negative; expected {self._what}")
         return value
 
     def close(self) -> None:
