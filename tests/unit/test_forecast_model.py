@@ -1,0 +1,124 @@
+"""The forecaster on synthetic series with known answers (pure: time passed in)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from scaler.forecast.model import DAY, STEP, Forecaster, ForecastState
+
+T0 = 1_700_006_400.0  # a midnight UTC (1_700_006_400 % 86_400 == 0)
+
+
+def daily(wall: float) -> float:
+    """Busy from 08:00 to 20:00 UTC (a smooth hump peaking at 14:00 at 10/s), zero at night."""
+    hour = (wall % DAY) / 3600
+    if 8 <= hour <= 20:
+        return 10.0 * math.sin(math.pi * (hour - 8) / 12)
+    return 0.0
+
+
+def feed(model: Forecaster, start: float, end: float, rate=daily, every: float = STEP) -> None:
+    wall = start
+    while wall < end:
+        model.observe(wall + every / 2, rate(wall + every / 2))
+        wall += every
+
+
+def test_cold_until_a_day_then_recovers_the_daily_pattern() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 2 * 3600)
+    outlook = model.outlook(T0 + 2 * 3600, 300)
+    assert outlook.state is ForecastState.COLD
+    assert outlook.reason == "cold: 2.0 h of history (needs 24 h)"
+    feed(model, T0 + 2 * 3600, T0 + 4 * DAY)
+    # Noon on day 5, predicted from the morning: within 10 % of the true rate.
+    feed(model, T0 + 4 * DAY, T0 + 4 * DAY + 10 * 3600)
+    now = T0 + 4 * DAY + 10 * 3600
+    for ahead in (300, 1800, 3600):
+        assert model.predict(now, ahead) == pytest.approx(daily(now + ahead), rel=0.1)
+    outlook = model.outlook(now, 300)
+    assert outlook.state is ForecastState.READY, outlook.reason
+    assert outlook.upper >= outlook.peak >= outlook.rate > 0
+
+
+def test_night_predicts_nothing_and_the_morning_is_seen_a_cold_start_ahead() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 5 * DAY + 3 * 3600)  # up to 03:00
+    night = model.outlook(T0 + 5 * DAY + 3 * 3600, 300)
+    assert night.expected_arrivals < 1
+    feed(model, T0 + 5 * DAY + 3 * 3600, T0 + 5 * DAY + 7.9 * 3600)  # up to 07:54, still zero
+    assert daily(T0 + 5 * DAY + 7.9 * 3600) == 0
+    morning = model.outlook(T0 + 5 * DAY + 7.9 * 3600, 600)  # demand starts at 08:00, within L
+    assert morning.expected_arrivals >= 1
+
+
+def test_step_change_is_followed() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 3600, rate=lambda w: 2.0)
+    feed(model, T0 + 3600, T0 + 3900, rate=lambda w: 8.0)
+    assert model.predict(T0 + 3900, 60) == pytest.approx(8.0, rel=0.05)
+
+
+def test_long_zero_stretch_and_bad_values() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 2 * DAY, rate=lambda w: 0.0)
+    for bad in (math.nan, math.inf, -1.0):
+        model.observe(T0 + 2 * DAY + 1, bad)
+    assert model.ignored == 3
+    outlook = model.outlook(T0 + 2 * DAY + 60, 300)
+    assert outlook.rate == 0 and outlook.expected_arrivals == 0
+    assert outlook.state is not ForecastState.GATED  # zero error on both sides is not worse than naive
+
+
+def test_gaps_are_missing_data_not_zeros() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 2 * DAY, rate=lambda w: 5.0)
+    # Six hours without any observation, then the same level again.
+    feed(model, T0 + 2 * DAY + 6 * 3600, T0 + 2 * DAY + 6 * 3600 + 600, rate=lambda w: 5.0)
+    assert model.predict(T0 + 2 * DAY + 6 * 3600 + 600, 300) == pytest.approx(5.0, rel=0.05)
+
+
+def test_clock_jump_back_is_ignored_briefly_and_reanchors_when_large() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + DAY, rate=lambda w: 3.0)
+    ignored = model.ignored
+    model.observe(T0 + DAY - 600, 100.0)  # ten minutes back: a late reading, ignored
+    assert model.ignored == ignored + 1
+    model.observe(T0 + DAY - 5 * 3600, 3.0)  # five hours back: the clock moved, start again from here
+    assert model.ignored == ignored + 1
+    feed(model, T0 + DAY - 5 * 3600 + 60, T0 + DAY - 4 * 3600, rate=lambda w: 3.0)
+    assert model.predict(T0 + DAY - 4 * 3600, 300) == pytest.approx(3.0, rel=0.05)
+    # Forward jumps are gaps: no error, the forecast goes on.
+    model.observe(T0 + 10 * DAY, 3.0)
+    model.outlook(T0 + 10 * DAY + 120, 300)
+
+
+def test_restart_from_the_same_history_agrees() -> None:
+    first, second = Forecaster(), Forecaster()
+    feed(first, T0, T0 + 3 * DAY)
+    feed(second, T0, T0 + 3 * DAY)
+    a, b = first.outlook(T0 + 3 * DAY + 60, 300), second.outlook(T0 + 3 * DAY + 60, 300)
+    assert a == b
+
+
+def test_gated_when_worse_than_naive() -> None:
+    """A series that alternates at random each minute around a daily pattern the
+    model believes in, then flips: the pattern is wrong, and the gate closes."""
+    model = Forecaster()
+    feed(model, T0, T0 + 3 * DAY)
+    # From day 4 on, the hump moves by twelve hours: the profile is now wrong.
+    feed(model, T0 + 3 * DAY, T0 + 3 * DAY + 10 * 3600, rate=lambda w: daily(w + DAY / 2))
+    outlook = model.outlook(T0 + 3 * DAY + 10 * 3600, 600)
+    assert outlook.state is ForecastState.GATED, outlook.reason
+    assert outlook.reason.startswith("gated: error ") and outlook.reason.endswith("x naive")
+    assert outlook.error_ratio is not None and outlook.error_ratio > 1
+
+
+def test_memory_is_bounded() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 3 * DAY)
+    sizes = [len(getattr(model, name)) for name in ("_daily", "_weekly", "_pending_f", "_residuals")]
+    feed(model, T0 + 3 * DAY, T0 + 6 * DAY)
+    assert sizes == [len(getattr(model, name)) for name in ("_daily", "_weekly", "_pending_f", "_residuals")]
