@@ -156,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds calls in flight get to finish on SIGTERM",
     )
+    _add(
+        serve,
+        "--keepalive-time",
+        type=_positive,
+        default=30.0,
+        help="seconds of silence on a client connection before the server pings it, so a "
+        "stream whose client vanished (no FIN) ends",
+    )
+    _add(
+        serve,
+        "--keepalive-timeout",
+        type=_positive,
+        default=10.0,
+        help="seconds the server waits for the ping's answer before closing the connection",
+    )
     _add(serve, "--tls-cert", help="server certificate (PEM); enables TLS with --tls-key")
     _add(serve, "--tls-key", help="server private key (PEM)")
     _add(
@@ -364,6 +379,8 @@ def _serve(args: argparse.Namespace) -> int:
         source_timeout=args.source_timeout,
         stream_interval=args.stream_interval,
         grace_period=args.grace_period,
+        keepalive_time=args.keepalive_time,
+        keepalive_timeout=args.keepalive_timeout,
         read_threads=args.read_threads,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

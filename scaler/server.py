@@ -50,6 +50,12 @@ class Settings:
     source_timeout: float = 5.0
     stream_interval: float = 1.0
     grace_period: float = 10.0
+    # Server keepalive: after this much silence on a connection the server pings,
+    # and closes it when no answer comes within the timeout. A stream whose client
+    # vanished without a FIN (a node lost, a partition) then ends instead of being
+    # evaluated forever.
+    keepalive_time: float = 30.0
+    keepalive_timeout: float = 10.0
     read_threads: int = 64
     housekeeping_interval: float = 30.0
     tls_cert: str | None = None
@@ -239,9 +245,17 @@ class ScalerServer:
         server = grpc.aio.server(
             options=[
                 # KEDA keeps its connection open between polls; let its keepalive
-                # pings through instead of answering them with GOAWAY.
+                # pings through instead of answering them with GOAWAY (grpc-go
+                # clients ping at most every 10 s, their floor).
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                # Our own pings, to find clients that vanished. A stream sends data
+                # only on a change, so pings must go on without data in between
+                # (grpc's default stops after two).
+                ("grpc.keepalive_time_ms", int(self.settings.keepalive_time * 1000)),
+                ("grpc.keepalive_timeout_ms", int(self.settings.keepalive_timeout * 1000)),
+                ("grpc.http2.ping_timeout_ms", int(self.settings.keepalive_timeout * 1000)),
+                ("grpc.http2.max_pings_without_data", 0),
             ]
         )
         servicer = ExternalScalerServicer(

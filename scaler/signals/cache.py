@@ -257,14 +257,14 @@ class ReadingCache:
         Returns False when a close or a read is still stuck in a client library
         after the wait (a frozen connection): its thread cannot be interrupted, and
         the caller decides whether to wait for it (the server exits without)."""
+        reading = [e.thread for e in self._entries.values() if e.thread is not None]
         closing = [self._executor.submit(self._close, source) for source in self._sources.values()]
-        _, not_done = concurrent.futures.wait(closing, timeout=timeout)
-        reading = [e.thread for e in self._entries.values() if e.thread is not None and not e.thread.done()]
+        _, not_done = concurrent.futures.wait([*reading, *closing], timeout=timeout)
         self._sources.clear()
         self._entries.clear()
         self._turns.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        return not not_done and all(thread.done() for thread in reading)
+        return not not_done
 
     @staticmethod
     def _close(source: Source) -> None:

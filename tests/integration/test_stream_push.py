@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import grpc
 import pytest
+
+from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +63,31 @@ async def test_stream_sends_only_changes(scaler_server, rabbit):
             await _next_state(stream, 1.0)
     finally:
         stream.cancel()
+
+
+async def test_a_stream_whose_client_vanished_ends(start_scaler, rabbit, wait_until):
+    """The client's connection freezes (gone without a FIN: a node lost, a
+    partition). The server's keepalive ping goes unanswered, the connection is
+    closed, the stream's handler ends, and its source is no longer read."""
+    from faults import TcpProxy
+
+    scaler = await start_scaler(keepalive_time=1.0, keepalive_timeout=1.0)
+    proxy = TcpProxy(scaler.server.port)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{proxy.port}")
+    try:
+        stream = pb_grpc.ExternalScalerStub(channel).StreamIsActive(scaler.ref(rabbit.metadata("amqp")))
+        assert await _next_state(stream, PUSH_WITHIN_S) is False
+        proxy.freeze()
+
+        async def stream_ended() -> bool:
+            samples = await scaler.samples("prewarm_rpc_total")
+            return samples.get((("code", "CANCELLED"), ("method", "StreamIsActive")), 0) == 1
+
+        await wait_until(stream_ended, timeout=10, interval=0.2, what="the stream's handler to end")
+        reads = scaler.server.cache.reads
+        await asyncio.sleep(1.0)  # five stream intervals, five cache TTLs
+        assert scaler.server.cache.reads == reads, "the vanished client's source is still read"
+        stream.cancel()
+    finally:
+        await channel.close(grace=0)
+        proxy.close()
