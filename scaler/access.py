@@ -68,7 +68,8 @@ def trigger_hosts(cfg: TriggerConfig) -> list[tuple[str, str]]:
     A source that reads a new kind of address must add it here."""
     hosts: list[tuple[str, str]] = []
     if cfg.sqs is not None:
-        hosts.append(("queueURL", _host(cfg.sqs.queue_url)))
+        if not cfg.sqs.is_name_only:  # a queue's short name names no host; the endpoint below is reached
+            hosts.append(("queueURL", _host(cfg.sqs.queue_url)))
         if cfg.sqs.endpoint is not None:
             hosts.append(("awsEndpoint", _host(cfg.sqs.endpoint)))
         else:

@@ -85,6 +85,18 @@ def test_trigger_hosts_name_every_host_the_scaler_would_reach() -> None:
     ]
 
 
+def test_a_queue_named_by_its_short_name_is_checked_by_its_endpoint() -> None:
+    # KEDA's `queueURL: myQueue`: no host in it; GetQueueUrl goes to the endpoint.
+    named = parse_trigger({**SQS_KEYS, "queueURL": "prompts", "awsRegion": "us-east-1"})
+    assert trigger_hosts(named) == [("awsRegion", "sqs.us-east-1.amazonaws.com")]
+    policy = hosts_policy("*.svc.cluster.local,sqs.*.amazonaws.com")
+    check_access(named, "default", policy)
+    elsewhere = parse_trigger({**SQS_KEYS, "queueURL": "prompts", "awsRegion": "us-east-1", "awsEndpoint": "http://10.0.0.9"})
+    with pytest.raises(ConfigError) as refused:
+        check_access(elsewhere, "default", policy)
+    assert refused.value.key == "awsEndpoint"
+
+
 def test_open_policy_refuses_nothing() -> None:
     for metadata in (SQS, SQS_KEYS, RABBIT, GPU):
         check_access(parse_trigger(metadata), "any", AccessPolicy())
