@@ -145,7 +145,7 @@ class DecisionRecorder:
             # Terms this trigger no longer has (its metadata changed): drop their
             # series rather than leave their last values standing. Only on a
             # change: the hot path never tries to remove what is not there.
-            _remove_term_series(m, labels, set(previous[2]) - set(marker_terms))
+            _remove_term_series(m, labels, set(previous[2]) - set(marker_terms), kept=set(marker_terms))
         if previous is None or previous[1] != d.key():
             log.info(
                 "decision changed",
@@ -176,15 +176,20 @@ class DecisionRecorder:
         return len(dropped)
 
 
-def _remove_term_series(m: Metrics, labels: tuple[str, ...], terms: set[str]) -> None:
+def _remove_term_series(
+    m: Metrics, labels: tuple[str, ...], terms: set[str], kept: frozenset[str] | set[str] = frozenset()
+) -> None:
     """Drop the series that exist because of these terms: each term's own, and the
-    signal gauges behind them (counted work for the queue, busy GPUs for a GPU term)."""
+    signal gauges behind them (counted work for the queue, busy GPUs for a GPU term)
+    unless a kept term still reads that signal (gpuRole demand → guard: both are
+    GPU terms, and busy GPUs were just set for the new one)."""
     for term in terms:
         _remove(m.term, (*labels, term))
         _remove(m.winner, (*labels, term))
-    if "queue" in terms:
+    if "queue" in terms and "queue" not in kept:
         _remove(m.counted_work, labels)
-    if terms & {"gpu", "gpu-guard"}:
+    gpu_terms = {"gpu", "gpu-guard"}
+    if terms & gpu_terms and not kept & gpu_terms:
         _remove(m.busy_gpus, labels)
 
 

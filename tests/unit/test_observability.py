@@ -13,7 +13,7 @@ from scaler.config import TriggerConfig, parse_trigger
 from scaler.engine import Evaluation, ObjectRef
 from scaler.observability import DecisionRecorder, JsonFormatter, Metrics, TextFormatter
 from scaler.policy import Decision, Signals, Term
-from scaler.signals.base import QueueReading, SourceError
+from scaler.signals.base import GpuReading, QueueReading, SourceError
 
 CFG = parse_trigger(
     {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/jobs", "queueLength": "5"}
@@ -238,6 +238,25 @@ def test_counted_work_dropped_when_the_queue_term_goes(metrics: Metrics, clock: 
     assert metrics.registry.get_sample_value("prewarm_counted_work", labels(A)) is None
     assert metrics.registry.get_sample_value("prewarm_term_replicas", labels(A, term="queue")) is None
     assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) == 2.0
+
+
+def test_busy_gpus_kept_when_the_gpu_role_changes(metrics: Metrics, clock: ManualClock) -> None:
+    """gpuRole demand → guard swaps one GPU term for another: busy GPUs, set for
+    the new term in the same evaluation, must not be dropped with the old one."""
+    recorder = DecisionRecorder(metrics, clock)
+
+    def with_gpu_term(name: str, busy: float) -> Evaluation:
+        base = evaluation(A, 1.0, extra_terms=(Term(name=name, replicas=2.0, active=True, reason="busy"),))
+        signals = Signals(queue=base.signals.queue, gpu=GpuReading(busy_gpus=busy, series=1))
+        return Evaluation(ref=A, config=CFG, signals=signals, ages={}, decision=base.decision)
+
+    recorder(with_gpu_term("gpu", 1.5))
+    assert metrics.registry.get_sample_value("prewarm_busy_gpus", labels(A)) == 1.5
+    recorder(with_gpu_term("gpu-guard", 2.0))
+    assert metrics.registry.get_sample_value("prewarm_busy_gpus", labels(A)) == 2.0
+    assert metrics.registry.get_sample_value("prewarm_term_replicas", labels(A, term="gpu")) is None
+    recorder(evaluation(A, 1.0))  # no GPU term left: the series goes
+    assert metrics.registry.get_sample_value("prewarm_busy_gpus", labels(A)) is None
 
 
 def test_observe_read_counts_by_source_kind(metrics: Metrics) -> None:
