@@ -496,9 +496,16 @@ def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
             "create more; remove the GPU keys (the scaler refuses them with mode: job)"
         )
     if target.kind == SCALED_JOB and cfg.mode is not Mode.JOB:
+        keda_mode = target.metadata.get("mode") in ("QueueLength", "MessageRate")
         found.append(
             "a ScaledJob should set mode: job (the metric must be the backlog no Job has claimed; "
             "counting in-flight messages creates duplicate Jobs)"
+            + (
+                "; a trigger moved from KEDA keeps its mode and value: replace them with mode: job "
+                "and queueLength"
+                if keda_mode
+                else ""
+            )
         )
     if target.kind == SCALED_OBJECT and cfg.mode is Mode.JOB:
         found.append("mode: job is meant for a ScaledJob; a ScaledObject should use mode: deployment")
@@ -573,6 +580,8 @@ def build_report(
             "type": target.trigger_type,
             "metric_name": cfg.metric_name,
             "mode": cfg.mode.value,
+            # KEDA's rabbitmq mode: what the queue term measures (messages or publish rate)
+            "measure": cfg.rabbitmq.measure.value if cfg.rabbitmq is not None else None,
             "gpu_role": cfg.gpu.role.value if cfg.gpu is not None else None,
             "from_env": dict(target.from_env),
         },
@@ -640,6 +649,7 @@ def format_text(report: Mapping[str, Any]) -> str:
     lines = [
         f"{obj['kind']} {obj['namespace']}/{obj['name']}, trigger {trig['index']} ({trig['type']}), "
         f"metric {trig['metric_name']!r}, mode {trig['mode']}"
+        + (f" ({trig['measure']})" if trig.get("measure") == "MessageRate" else "")
         + (f", gpuRole {trig['gpu_role']}" if trig["gpu_role"] else ""),
     ]
     for key, variable in trig["from_env"].items():

@@ -563,6 +563,11 @@ def test_gpu_only_trigger_warns_it_cannot_wake_from_zero() -> None:
             "KEDA supports only 0",
         ),
         (
+            {"kind": "ScaledJob", "strategy": "accurate"},
+            {"host": "amqp://u:p@r:5672/", "queueName": "q", "mode": "QueueLength", "value": "1"},
+            "replace them with mode: job and queueLength",
+        ),
+        (
             {"idle_replicas": 2, "min_replicas": 2},
             {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q"},
             "KEDA rejects",
@@ -575,6 +580,19 @@ def test_warnings(changes: dict[str, object], meta: dict[str, str], warning: str
     decision = decide(Signals(queue=QueueReading(1, 0)), cfg, now=0.0)
     report = build_report(so_target(metadata=meta, **changes), cfg, reads, decision)
     assert any(warning in w for w in report["warnings"]), report["warnings"]
+
+
+def test_a_message_rate_trigger_says_what_it_measures() -> None:
+    meta = {"host": "http://u:p@r:15672/", "queueName": "q", "mode": "MessageRate", "value": "5"}
+    cfg = parse_trigger(meta)
+    reading = QueueReading(2, 0, publish_rate=12.5)
+    reads = (SignalRead("queue", "rabbitmq queue 'q'", reading, 0.0),)
+    decision = decide(Signals(queue=reading), cfg, now=0.0)
+    report = build_report(so_target(metadata=meta), cfg, reads, decision)
+    assert report["trigger"]["measure"] == "MessageRate"
+    assert report["answer"]["metricValueFloat"] == pytest.approx(2.5)
+    text = format_text(report)
+    assert "mode deployment (MessageRate)" in text and "publish 12.5/s / value 5" in text
 
 
 def test_scaled_job_report_shows_jobs_created() -> None:
