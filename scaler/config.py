@@ -632,6 +632,10 @@ def _parse_rabbitmq(meta: _Metadata, measure: RabbitMeasure = RabbitMeasure.QUEU
         raise ConfigError(
             "useRegex", "false (one trigger reads one queue; give each queue its own trigger)", "true"
         )
+    # KEDA's operation and pageSize apply only with useRegex; without it KEDA
+    # ignores them, and so does Prewarm (they are not unknown keys).
+    meta.get("operation")
+    meta.get("pageSize")
     vhost = meta.get("vhostName")
     return RabbitConfig(
         url=_with_credentials(meta, url),

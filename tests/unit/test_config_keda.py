@@ -105,7 +105,12 @@ def test_kedas_regex_example_is_refused_naming_use_regex() -> None:
     with pytest.raises(ConfigError) as info:
         external(metadata, hostFromEnv=HTTP_HOST)
     assert info.value.key == "useRegex" and "its own trigger" in str(info.value)
-    assert external({**metadata, "queueName": "incoming", "useRegex": "false"}, hostFromEnv=HTTP_HOST)
+    # without useRegex, KEDA ignores operation (and pageSize): known keys, not typos
+    plain = external({**metadata, "queueName": "incoming", "useRegex": "false"}, hostFromEnv=HTTP_HOST)
+    assert plain.unknown_keys == ()
+    assert external(
+        {**metadata, "useRegex": "false", "pageSize": "50", "timeout": "1000"}, hostFromEnv=HTTP_HOST
+    ).unknown_keys == ("timeout",)
 
 
 # kedacore/keda-docs (a55c5d34) content/docs/2.21/scalers/aws-sqs.md: the trigger
