@@ -61,11 +61,23 @@ class PolicySpec:
 # --- simulated sources behind the production Source interface --------------------------
 
 
+class SimulatedQueue(Protocol):
+    """What the queue source reads: World (ScaledObjects) and JobWorld (ScaledJobs) have it."""
+
+    @property
+    def waiting(self) -> float: ...
+
+    @property
+    def in_flight(self) -> float: ...
+
+    def arrival_rate(self, t: int, window_s: int) -> float: ...
+
+
 class SimQueueSource:
     """The simulated queue as RabbitMQ's management API reports it: ready
     (waiting), unacknowledged (in flight) and the publish rate."""
 
-    def __init__(self, world: World, clock: ManualClock, key: str = "sim/queue") -> None:
+    def __init__(self, world: SimulatedQueue, clock: ManualClock, key: str = "sim/queue") -> None:
         self._world = world
         self._clock = clock
         self._key = key
@@ -126,7 +138,7 @@ class SimGpuSource:
 class SimSourceFactory(SourceFactory):
     """The engine's SourceFactory with every source reading the simulated world."""
 
-    def __init__(self, world: World, clock: ManualClock) -> None:
+    def __init__(self, world: SimulatedQueue, clock: ManualClock) -> None:
         super().__init__()
         self.world = world
         self.clock = clock
@@ -137,9 +149,10 @@ class SimSourceFactory(SourceFactory):
         return self._kept(("queue",), lambda: SimQueueSource(self.world, self.clock))
 
     def gpu_source(self, cfg: TriggerConfig) -> Source | None:
-        if cfg.gpu is None:
+        world = self.world
+        if cfg.gpu is None or not isinstance(world, World):  # ScaledJobs read no GPUs
             return None
-        return self._kept(("gpu", cfg.gpu.role), lambda: SimGpuSource(self.world, self.clock, cfg))
+        return self._kept(("gpu", cfg.gpu.role), lambda: SimGpuSource(world, self.clock, cfg))
 
 
 # --- triggers ---------------------------------------------------------------------------
@@ -168,7 +181,7 @@ class PrewarmTrigger:
 
     name = "prewarm"
 
-    def __init__(self, world: World, clock: ManualClock, metadata: Mapping[str, str]) -> None:
+    def __init__(self, world: SimulatedQueue, clock: ManualClock, metadata: Mapping[str, str]) -> None:
         cache = ReadingCache(clock, ttl=2.0, max_workers=1)
         self.engine = Engine(cache, clock, SimSourceFactory(world, clock))
         self.ref = ObjectRef("sim", "workers")

@@ -1,0 +1,233 @@
+"""ScaledJobs: one Job per message, created by KEDA's polling loop per its
+scaling strategy (scaler.explain.scaled_job_outcome, the function `prewarm
+explain` uses), in a per-message world.
+
+A Job's pod is Pending (scheduling, image pull) for the first `pull_share` of
+its cold start, then Running but not Ready (loading the model) until the cold
+start ends. KEDA counts it as pending only while Pending, unless the ScaledJob
+sets pendingPodConditions (then until Ready). A Ready Job takes one waiting
+message, works on it for its service time and completes; a Job that finds the
+queue empty waits `idle_timeout_s` for a message, then exits having done nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scaler.clock import ManualClock
+from scaler.explain import SCALED_JOB, Target, scaled_job_outcome
+from scaler.sim.keda import KEDA_POLLING_S
+from scaler.sim.policies import PrewarmTrigger
+from scaler.sim.traces import Trace
+from scaler.sim.world import WorldConfig
+
+
+@dataclass
+class _Job:
+    created: float
+    pulled: float  # Pending until then
+    ready: float
+    busy_until: float = -1.0  # > 0 once it holds a message
+    idle_since: float = -1.0
+    done: float = -1.0
+
+
+class JobWorld:
+    """The queue and the Jobs; the attributes the simulated sources read
+    (waiting, in_flight, arrival_rate) match World's."""
+
+    def __init__(
+        self,
+        trace: Trace,
+        cfg: WorldConfig,
+        *,
+        idle_timeout_s: float = 60.0,
+        pull_share: float = 0.5,
+        pending_until_ready: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        self.steps = trace.duration_s + cfg.drain_tail_s
+        counts = np.zeros(self.steps)
+        counts[: trace.duration_s] = trace.counts
+        if trace.request_times is None:  # a fluid count series: whole messages, stochastically rounded
+            counts = np.floor(counts + self.rng.random(self.steps))
+            times = np.repeat(np.arange(self.steps, dtype=float), counts.astype(np.int64))
+        else:
+            times = trace.request_times
+        self.arrivals = counts
+        self.arrival_times = times
+        service = cfg.service.per_request(trace)
+        if service is None:
+            pmf = cfg.service.completion_pmf()
+            service = (self.rng.choice(len(pmf), size=len(times), p=pmf) + 1).astype(float)
+        self.service = np.maximum(1.0, np.round(service))
+        self.idle_timeout_s = idle_timeout_s
+        self.pull_share = pull_share
+        self.pending_until_ready = pending_until_ready
+        self.jobs: list[_Job] = []
+        self.active: list[_Job] = []
+        self.next_message = 0  # messages [next_message, arrived) are waiting
+        self.arrived = 0
+        self.in_flight = 0.0
+        self.starts = np.full(len(times), np.nan)
+        self.jobs_created = 0
+        self.rec_waiting = np.zeros(self.steps)
+        self.rec_jobs = np.zeros(self.steps)
+        self.billed_seconds = 0.0
+
+    @property
+    def waiting(self) -> float:
+        return float(self.arrived - self.next_message)
+
+    def arrival_rate(self, t: int, window_s: int) -> float:
+        lo = max(0, t - window_s)
+        return float(self.arrivals[lo:t].sum() / (t - lo)) if t > lo else 0.0
+
+    def running_and_pending(self, t: float) -> tuple[int, int]:
+        running = len(self.active)
+        if self.pending_until_ready:
+            pending = sum(1 for job in self.active if job.ready > t)
+        else:
+            pending = sum(1 for job in self.active if job.pulled > t)
+        return running, pending
+
+    def create(self, n: int, t: float) -> None:
+        for _ in range(n):
+            cold = self.cfg.cold_start.sample(self.rng)
+            job = _Job(created=t, pulled=t + cold * self.pull_share, ready=t + cold)
+            self.jobs.append(job)
+            self.active.append(job)
+        self.jobs_created += n
+
+    def step(self, t: int) -> None:
+        self.arrived += int(self.arrivals[t])
+        still: list[_Job] = []
+        for job in self.active:
+            if job.ready > t:
+                still.append(job)
+                continue
+            if job.busy_until > 0:
+                if job.busy_until <= t:
+                    job.done = t
+                    self.in_flight -= 1
+                    continue
+                still.append(job)
+                continue
+            if self.next_message < self.arrived:
+                i = self.next_message
+                self.next_message += 1
+                self.starts[i] = max(float(t), self.arrival_times[i])
+                job.busy_until = t + self.service[i]
+                self.in_flight += 1
+                still.append(job)
+                continue
+            if job.idle_since < 0:
+                job.idle_since = t
+            if t - job.idle_since >= self.idle_timeout_s:
+                job.done = t  # found no work: exits
+                continue
+            still.append(job)
+        self.active = still
+        self.billed_seconds += len(still)
+        self.rec_waiting[t] = self.waiting
+        self.rec_jobs[t] = len(still)
+
+
+STRATEGIES = ("default", "accurate", "eager")
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    name: str
+    strategy: str
+    prewarm: bool  # Prewarm's engine (mode: job) or KEDA's own queue scaler
+    pending_until_ready: bool
+    max_replicas: int = 100
+
+
+def job_policies(max_replicas: int = 100) -> list[JobPolicy]:
+    """Each strategy for stock KEDA's queue scaler (pendingPodConditions unset,
+    KEDA's default) and for Prewarm; plus accurate with pendingPodConditions
+    ["Ready"], the set-up the README recommends."""
+    out = []
+    for strategy in STRATEGIES:
+        out.append(JobPolicy(f"keda-job-{strategy}", strategy, False, False, max_replicas))
+        out.append(JobPolicy(f"prewarm-job-{strategy}", strategy, True, False, max_replicas))
+    out.append(JobPolicy("keda-job-accurate-ready", "accurate", False, True, max_replicas))
+    out.append(JobPolicy("prewarm-job-accurate-ready", "accurate", True, True, max_replicas))
+    return out
+
+
+def prewarm_job_metadata() -> dict[str, str]:
+    return {
+        "scalerAddress": "prewarm.keda:6000",
+        "source": "rabbitmq",
+        "host": "http://guest:guest@rabbitmq.sim:15672/",
+        "queueName": "work",
+        "mode": "job",
+        "queueLength": "1",
+    }
+
+
+def simulate_jobs(
+    trace: Trace,
+    cfg: WorldConfig,
+    policy: JobPolicy,
+    slo_s: float = 60.0,
+    progress: Callable[[int], object] | None = None,
+) -> dict[str, Any]:
+    world = JobWorld(trace, cfg, pending_until_ready=policy.pending_until_ready)
+    clock = ManualClock(start=0.0, wall_offset=0.0)
+    target = Target(
+        kind=SCALED_JOB,
+        name="jobs",
+        namespace="sim",
+        trigger_index=0,
+        trigger_type="external",
+        metadata={},
+        max_replicas=policy.max_replicas,
+        strategy=policy.strategy,
+    )
+    prewarm = PrewarmTrigger(world, clock, prewarm_job_metadata()) if policy.prewarm else None
+    polling = int(KEDA_POLLING_S)
+    for t in range(world.steps):
+        if t % polling == 0:
+            clock.now = float(t)
+            if prewarm is not None:
+                desired, _, active = prewarm.read(t)
+            else:
+                # KEDA's rabbitmq scaler, QueueLength 1, over AMQP (ready messages: the unclaimed backlog).
+                desired = world.waiting
+                active = desired > 0
+            running, pending = world.running_and_pending(t)
+            outcome = scaled_job_outcome(target, desired, active, running, pending)
+            world.create(int(outcome["jobs_created"]), t)
+        world.step(t)
+        if progress is not None and t % 3600 == 3599:
+            progress(3600)
+    n = len(world.arrival_times)
+    started = ~np.isnan(world.starts)
+    wait = np.where(started, world.starts, world.steps) - world.arrival_times
+    wasted = sum(1 for job in world.jobs if job.busy_until < 0)
+    return {
+        "policy": policy.name,
+        "strategy": policy.strategy,
+        "pending_pod_conditions": ["Ready"] if policy.pending_until_ready else [],
+        "messages": n,
+        "jobs_created": world.jobs_created,
+        "jobs_per_message": world.jobs_created / n if n else math.nan,
+        "jobs_without_work": wasted,
+        "gpu_hours": world.billed_seconds * cfg.gpus_per_replica / 3600,
+        "floor_gpu_hours": float(world.service.sum()) * cfg.gpus_per_replica / 3600,
+        "wait_p50_s": float(np.percentile(wait, 50)) if n else 0.0,
+        "wait_p95_s": float(np.percentile(wait, 95)) if n else 0.0,
+        "wait_p99_s": float(np.percentile(wait, 99)) if n else 0.0,
+        "slo_violation_share": float((wait > slo_s).mean()) if n else 0.0,
+        "unserved": int((~started).sum()),
+    }
