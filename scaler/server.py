@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import signal
@@ -81,6 +82,70 @@ def _matches(requested: str, ours: str) -> bool:
         return True
     head, _, rest = requested.partition("-")
     return head[:1] == "s" and head[1:].isdigit() and rest == ours
+
+
+_MALFORMED = object()  # what a request that did not parse becomes (see RejectMalformedRequests)
+
+
+class RejectMalformedRequests(grpc.aio.ServerInterceptor):
+    """Request bytes that are not the rpc's message are INVALID_ARGUMENT at once.
+    Left to grpc they are UNKNOWN, with a traceback logged at ERROR for each: a
+    client sending garbage could fill the logs. Wrapped handlers are built once
+    per method; a parsed request costs one identity check."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        if method not in self._handlers:
+            self._handlers[method] = _lenient(await continuation(handler_call_details), method)
+        return self._handlers[method]
+
+
+def _lenient(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
+    """The handler, its request parsed leniently and a bad one refused (unary
+    requests; streamed requests are left as they are)."""
+    if handler is None or handler.request_deserializer is None:
+        return handler
+    parse = handler.request_deserializer
+    message = f"{method}: the request is not a valid protobuf message for this rpc"
+
+    def lenient_parse(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception:  # DecodeError, or any failure to read the bytes
+            return _MALFORMED
+
+    unary, stream = handler.unary_unary, handler.unary_stream
+    if unary is not None and inspect.iscoroutinefunction(unary):
+
+        async def checked_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if request is _MALFORMED:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+            return await unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            checked_unary, request_deserializer=lenient_parse, response_serializer=handler.response_serializer
+        )
+    if stream is not None and inspect.isasyncgenfunction(stream):
+
+        async def checked_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if request is _MALFORMED:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+            async for reply in stream(request, context):
+                yield reply
+
+        return grpc.unary_stream_rpc_method_handler(
+            checked_stream,
+            request_deserializer=lenient_parse,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
 
 
 class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
@@ -243,6 +308,7 @@ class ScalerServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(
+            interceptors=[RejectMalformedRequests()],
             options=[
                 # KEDA keeps its connection open between polls; let its keepalive
                 # pings through instead of answering them with GOAWAY (grpc-go
