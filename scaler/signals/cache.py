@@ -16,7 +16,7 @@ import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from scaler.clock import Clock
 from scaler.signals.base import Source, SourceError
@@ -257,9 +257,11 @@ class ReadingCache:
         Returns False when a close or a read is still stuck in a client library
         after the wait (a frozen connection): its thread cannot be interrupted, and
         the caller decides whether to wait for it (the server exits without)."""
-        reading = [e.thread for e in self._entries.values() if e.thread is not None]
-        closing = [self._executor.submit(self._close, source) for source in self._sources.values()]
-        _, not_done = concurrent.futures.wait([*reading, *closing], timeout=timeout)
+        pending: list[concurrent.futures.Future[Any]] = [
+            e.thread for e in self._entries.values() if e.thread is not None
+        ]
+        pending += [self._executor.submit(self._close, source) for source in self._sources.values()]
+        _, not_done = concurrent.futures.wait(pending, timeout=timeout)
         self._sources.clear()
         self._entries.clear()
         self._turns.clear()

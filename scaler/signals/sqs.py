@@ -11,6 +11,7 @@ import threading
 import time
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -25,12 +26,28 @@ from botocore.exceptions import (
 
 from scaler.config import SqsConfig
 from scaler.signals.base import QueueReading, SourceError
+from scaler.signals.errors import connection_failure
 
-ATTRIBUTES = [
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-]
+WAITING = "ApproximateNumberOfMessages"
+IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible"
+DELAYED = "ApproximateNumberOfMessagesDelayed"
+# What to check for SQS's error codes that mean the request's identity is wrong.
+_CREDENTIAL_CODES = {
+    "InvalidClientTokenId": "the access key ID",
+    "UnrecognizedClientException": "the access key ID",
+    "SignatureDoesNotMatch": "the secret access key",
+    "InvalidSignatureException": "the secret access key",
+    "ExpiredToken": "the session token (it has expired)",
+    "AccessDenied": "the identity's sqs:GetQueueAttributes permission on the queue",
+    "AccessDeniedException": "the identity's sqs:GetQueueAttributes permission on the queue",
+}
+
+
+def _advice(code: str) -> str:
+    what = _CREDENTIAL_CODES.get(code)
+    return f"; check {what}" if what else ""
+
+
 # Refresh assumed-role credentials this long before they expire.
 ROLE_REFRESH_MARGIN_S = 300.0
 
@@ -48,34 +65,34 @@ class SqsSource:
     @cached_property  # hashed once; read on every call
     def key(self) -> str:
         c = self._cfg
-        return f"sqs|{c.endpoint or ''}|{c.region}|{c.queue_url}|{c.credential_identity()}"
+        # The attributes asked for are part of the reading (delayed only when it counts).
+        attributes = "+delayed" if c.scale_on_delayed else ""
+        return f"sqs|{c.endpoint or ''}|{c.region}|{c.queue_url}|{c.credential_identity()}{attributes}"
 
     @property
     def description(self) -> str:
         return f"sqs queue {self._cfg.queue_name!r} in {self._cfg.region}"
 
+    @cached_property
+    def attributes(self) -> tuple[str, ...]:
+        """The attributes read, as KEDA's SQS scaler asks: waiting and in flight
+        (the keep-alive guard reads in-flight work even when the metric leaves it
+        out), delayed only when it counts."""
+        return (WAITING, IN_FLIGHT, DELAYED) if self._cfg.scale_on_delayed else (WAITING, IN_FLIGHT)
+
     def read(self) -> QueueReading:
         with self._lock:
             try:
                 attrs = self._sqs().get_queue_attributes(
-                    QueueUrl=self._resolved_queue_url(), AttributeNames=ATTRIBUTES
+                    QueueUrl=self._resolved_queue_url(), AttributeNames=list(self.attributes)
                 )["Attributes"]
             except ClientError as exc:
                 err = exc.response.get("Error", {})
                 code = err.get("Code", "error")
                 if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
                     raise SourceError(f"{self.description}: queue does not exist") from None
-                raise SourceError(f"{self.description}: {code}: {err.get('Message', '')}") from None
-            except (EndpointConnectionError, ConnectTimeoutError) as exc:
-                self._client = None
-                raise SourceError(
-                    f"{self.description}: cannot connect to {self._endpoint_name()} ({type(exc).__name__})"
-                ) from None
-            except ReadTimeoutError:
-                self._client = None
-                raise SourceError(
-                    f"{self.description}: no answer from {self._endpoint_name()} within {self._timeout:g}s"
-                ) from None
+                message = f"{code}: {err.get('Message', '')}{_advice(code)}"
+                raise SourceError(f"{self.description}: {message}") from None
             except NoCredentialsError:
                 raise SourceError(
                     f"{self.description}: no AWS credentials found (IRSA, environment, or "
@@ -83,12 +100,45 @@ class SqsSource:
                 ) from None
             except BotoCoreError as exc:
                 self._client = None
-                raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+                raise SourceError(f"{self.description}: {self._connection_failed(exc)}") from None
         return QueueReading(
-            waiting=float(attrs.get("ApproximateNumberOfMessages", 0)),
-            in_flight=float(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-            delayed=float(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+            waiting=self._count(attrs, WAITING),
+            in_flight=self._count(attrs, IN_FLIGHT),
+            delayed=self._count(attrs, DELAYED) if DELAYED in self.attributes else 0.0,
         )
+
+    def _count(self, attrs: dict[str, str], name: str) -> float:
+        """One attribute as a number. A missing one is an error, as in KEDA's own
+        scaler: reading it as 0 would be a made-up zero (SQS-compatible servers
+        do not all report every attribute)."""
+        if name not in attrs:
+            raise SourceError(
+                f"{self.description}: the answer has no {name}; check that the server at "
+                f"{self._endpoint_name()} reports it"
+            )
+        try:
+            return float(attrs[name])
+        except (TypeError, ValueError):
+            raise SourceError(f"{self.description}: {name} is not a number ({attrs[name]!r})") from None
+
+    def _connection_failed(self, exc: BotoCoreError) -> str:
+        endpoint_url = self._cfg.endpoint or f"https://sqs.{self._cfg.region}.amazonaws.com"
+        parts = urlsplit(endpoint_url)
+        described = connection_failure(
+            exc,
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 80),
+            timeout=self._timeout,
+            host_key="awsEndpoint" if self._cfg.endpoint else "awsRegion",
+            server="SQS",
+        )
+        if described is not None:
+            return described
+        if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+            return f"no answer from {self._endpoint_name()} within {self._timeout:g}s"
+        if isinstance(exc, EndpointConnectionError):
+            return f"cannot connect to {self._endpoint_name()}"
+        return f"request to {self._endpoint_name()} failed ({type(exc).__name__})"
 
     def _resolved_queue_url(self) -> str:
         """The queue's URL; a queue given by its name (KEDA allows it) is looked

@@ -15,9 +15,11 @@ import math
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -129,6 +131,77 @@ async def test_empty_queue_is_zero_and_inactive(scaler_server, sqs_queue):
 
     assert (value.metricValueFloat, value.metricValue) == (0.0, 0)
     assert await scaler_server.active(meta) is False
+
+
+class AttributeDroppingProxy:
+    """An SQS-compatible server that does not report one attribute: moto behind a
+    loopback proxy that deletes it from GetQueueAttributes answers."""
+
+    def __init__(self, upstream: str, drop: str) -> None:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                skip = ("host", "content-length")
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                answer = requests.post(upstream + self.path, data=body, headers=headers, timeout=5)
+                content = answer.content
+                if self.headers.get("X-Amz-Target", "").endswith("GetQueueAttributes"):
+                    document = json.loads(content)
+                    document.get("Attributes", {}).pop(drop, None)
+                    content = json.dumps(document).encode()
+                    proxy.dropped += 1
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.dropped = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("attribute", "extra"),
+    [
+        ("ApproximateNumberOfMessagesNotVisible", {}),
+        ("ApproximateNumberOfMessagesDelayed", {"scaleOnDelayed": "true"}),
+    ],
+)
+async def test_a_missing_attribute_is_unavailable_naming_it(scaler_server, sqs_queue, attribute, extra):
+    sqs_queue.send(2)
+    proxy = AttributeDroppingProxy(sqs_queue.moto.endpoint, attribute)
+    try:
+        meta = sqs_queue.metadata(awsEndpoint=proxy.url, **extra)
+        for call in (scaler_server.metric(meta), scaler_server.active(meta)):  # never a made-up zero
+            details = await _unavailable(call)
+            assert f"the answer has no {attribute}" in details, details
+            assert proxy.url in details
+        assert proxy.dropped >= 1
+    finally:
+        proxy.stop()
+
+
+async def test_delayed_is_not_asked_for_unless_it_counts(scaler_server, sqs_queue):
+    """As KEDA's own scaler: a server that lacks the delayed count still serves a
+    trigger that does not scale on it."""
+    sqs_queue.send(2)
+    proxy = AttributeDroppingProxy(sqs_queue.moto.endpoint, "ApproximateNumberOfMessagesDelayed")
+    try:
+        value = await scaler_server.metric(sqs_queue.metadata(awsEndpoint=proxy.url, queueLength="1"))
+        assert value.metricValueFloat == 2.0
+    finally:
+        proxy.stop()
 
 
 # --- credentials: static keys, session token, an assumed role ----------------------
