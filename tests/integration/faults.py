@@ -7,7 +7,9 @@ certificate.
   TCP and hangs). `freeze()`: established connections stop relaying in both
   directions for good, without closing (a peer gone without a FIN: a node lost,
   a partition); new connections are frozen too until `thaw()`, after which new
-  connections relay again (the frozen ones never do).
+  connections relay again (the frozen ones never do). `cut()`: a stopped broker
+  (connections closed, new ones refused) until `restore()` listens again on the
+  same port.
 - `TlsServer`: completes TLS handshakes with a self-signed certificate for
   127.0.0.1 and then says nothing (a server whose certificate nobody trusts).
 - `write_self_signed_certificate(dir)`: the certificate and key files.
@@ -66,6 +68,32 @@ class TcpProxy:
         """New connections relay again; those frozen stay frozen."""
         self._frozen.clear()
         self._stalled.clear()
+
+    def cut(self) -> None:
+        """A stopped broker: every connection closed (the peer sees FIN), new ones refused."""
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self._listener.close()
+        with self._lock:
+            sockets, self._sockets, self._open = self._sockets, [], []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the relaying threads
+            sock.close()
+
+    def restore(self) -> None:
+        """The broker back: listening again on the same port, relaying."""
+        self._listener = socket.create_server((LOOPBACK, self.port))
+        self._closed.clear()
+        self.thaw()
+        threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
+
+    def fds(self) -> set[int]:
+        """The file descriptors the proxy itself holds (its listener and both ends it relays)."""
+        with self._lock:
+            held = [self._listener, *self._sockets]
+        return {fd for fd in (sock.fileno() for sock in held) if fd >= 0}
 
     def url(self, scheme: str, user: str = "guest", password: str = "guest", path: str = "/%2F") -> str:
         return f"{scheme}://{user}:{password}@{LOOPBACK}:{self.port}{path}"

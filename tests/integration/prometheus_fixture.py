@@ -162,6 +162,21 @@ class PrometheusServer:
     def resume(self) -> None:
         self.process.send_signal(signal.SIGCONT)
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, connections reset, the data dir left as a crash leaves it."""
+        self.resume()
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start the same command again (same port, config and data) and wait until it is
+        ready and has scraped."""
+        args = self.process.args
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        if not _wait_ready(self, timeout):
+            pytest.fail(f"Prometheus did not restart on port {self.port}")
+        self.wait_value('up{job="dcgm"}', 1.0, timeout=timeout)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.resume()
