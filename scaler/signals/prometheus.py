@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-import ssl
 import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
 from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, SourceError, SourceRejectedQuery
+from scaler.signals.errors import connection_failure
 
 
 class QueryConfig(Protocol):
@@ -125,19 +126,29 @@ class PrometheusSource:
                 return run(client)
             except PrometheusApiClientException:
                 raise self._http_error() from None
-            except requests.Timeout:
-                raise SourceError(f"{self.description}: no answer within {self._timeout:g}s") from None
-            except requests.exceptions.SSLError as exc:
-                # A subclass of ConnectionError: "cannot connect" would hide an untrusted certificate.
+            except requests.RequestException as exc:
+                raise SourceError(f"{self.description}: {self._request_failed(exc)}") from None
+            except (ValueError, KeyError, TypeError):
+                # A 200 answer that is not Prometheus's JSON.
                 raise SourceError(
-                    f"{self.description}: TLS failed ({_tls_reason(exc)}); check the certificate "
-                    '(unsafeSsl: "true" skips verification)'
+                    f"{self.description}: the answer is not Prometheus's API JSON; check that "
+                    "prometheusServerAddress points at Prometheus (or a compatible API) itself"
                 ) from None
-            except requests.ConnectionError:
-                raise SourceError(f"{self.description}: cannot connect") from None
-            except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-                # ValueError/KeyError/TypeError: a 200 answer that is not Prometheus's JSON.
-                raise SourceError(f"{self.description}: {type(exc).__name__}") from None
+
+    def _request_failed(self, exc: requests.RequestException) -> str:
+        """The cause of a request that got no HTTP answer, saying what to check."""
+        parts = urlsplit(self._cfg.server_address)
+        described = connection_failure(
+            exc,
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 80),
+            timeout=self._timeout,
+            host_key="prometheusServerAddress",
+            server="Prometheus",
+            tls_hint='check that its certificate is signed by a CA the scaler trusts (unsafeSsl: "true" '
+            "skips verification)",
+        )
+        return described or f"request failed ({type(exc).__name__})"
 
     def _connect(self) -> PrometheusConnect:
         if self._client is None:
@@ -168,12 +179,17 @@ class PrometheusSource:
             return SourceError(f"{self.description}: unexpected answer")
         status = response.status_code
         if status in (401, 403):
-            return SourceError(f"{self.description}: access denied (HTTP {status}); check the credentials")
+            return SourceError(
+                f"{self.description}: access denied (HTTP {status}); check the credentials "
+                "(prometheusBearerToken, or prometheusUsername and prometheusPassword)"
+            )
         message, error_type = _prometheus_error(response)
         if status == 400 and error_type == "bad_data":
             # Prometheus rejects the query itself (a PromQL syntax error): a config problem.
             return SourceRejectedQuery(f"{self.description}: Prometheus rejected the query: {message}")
         detail = f"{message}" if message else "no error message"
+        if status == 404:
+            detail += "; check that prometheusServerAddress is Prometheus's base URL (the API is /api/v1)"
         return SourceError(f"{self.description}: HTTP {status}: {detail}")
 
     def _reading(self, result: Any) -> object:
@@ -221,23 +237,6 @@ class PrometheusSource:
             if self._client is not None:
                 self._client.close()
                 self._client = None
-
-
-def _tls_reason(exc: requests.exceptions.SSLError) -> str:
-    """OpenSSL's reason (e.g. certificate verify failed: self-signed certificate), not
-    the whole exception text, which repeats the request's URL."""
-    cause: BaseException | None = exc
-    seen = 0
-    while cause is not None and seen < 8:  # requests → urllib3 MaxRetryError → urllib3 SSLError → ssl
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {cause.verify_message}"
-        if isinstance(cause, ssl.SSLError):
-            return str(cause.reason or "TLS error")
-        reason = getattr(cause, "reason", None)  # urllib3's MaxRetryError and SSLError wrap the cause
-        nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
-        cause = reason if isinstance(reason, BaseException) else nested
-        seen += 1
-    return "TLS error"
 
 
 def _prometheus_error(response: requests.Response) -> tuple[str, str]:
