@@ -45,7 +45,7 @@ RESIDUALS_KEPT = 240  # recent residuals per horizon, for the quantile (4 h at o
 
 MIN_HISTORY = DAY  # cold before: the daily profile is what the forecast adds over "same as now"
 WEEKLY_AFTER = 2 * WEEK  # the weekly correction is used once two of each weekday are in
-MIN_SCORED = 60  # scored forecasts at the horizon before the gate can open
+MIN_SCORED = 360  # forecasts scored (6 h) with the daily profile before the gate can open
 GATE_CLOSE = 1.0  # gated when the error ratio to naive is above this
 GATE_OPEN = 0.97  # and opens again only below this (no flapping at the edge)
 # A gap longer than this (no observation at all) lets the deviation fade out:
@@ -72,7 +72,9 @@ class Tuning:
     # about 20 % (an exponential average over the last ~5 days).
     daily: float = 1 - 0.8 ** (STEP / DAILY_SLOT)
     weekly: float = 1 - 0.8 ** (STEP / WEEKLY_SLOT)  # the same, over weeks
-    error: float = 1 / 360  # error averages for the gate: a ~6 h memory
+    # Error averages for the gate: a memory of about a day, so that the quiet
+    # hours (where any forecast is right) and the busy ones are weighed together.
+    error: float = 1 / 1440
 
 
 class ForecastState(StrEnum):
@@ -255,6 +257,11 @@ class Forecaster:
         elif self.history_at(wall) >= MIN_HISTORY and self._daily_n >= DAILY_SLOTS // 2:
             self._fill_daily()
             self._daily_ready = True
+            # Score the model afresh: the first day's errors were those of a model
+            # without its profile.
+            for h in range(len(HORIZONS)):
+                self._scored[h] = 0
+                self._residual_n[h] = 0
             # From now on the level is the deviation from the profile.
             self._level = value - self._daily_at(wall)
             self._trend = 0.0

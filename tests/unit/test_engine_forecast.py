@@ -119,11 +119,6 @@ async def evaluate_at(hour: float, factory: Factory, metadata: dict[str, str]): 
     raise AssertionError
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN GAP: on this clean synthetic ramp the model's 300 s error is above naive's "
-    "(the hourly profile smooths the 07:00 kink), so the gate keeps the forecast out; see docs/forecast.md",
-)
 async def test_empty_queue_is_woken_a_cold_start_before_the_usual_start(factory: Factory) -> None:
     ev = await evaluate_at(6.95, factory, METADATA)  # 06:57, demand from 07:00
     assert factory.arrival.history_calls == 1  # the warm start: one range query
