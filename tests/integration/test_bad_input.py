@@ -11,6 +11,7 @@ refusal itself. Bounded examples, no deadline: about ten seconds in all."""
 
 from __future__ import annotations
 
+import asyncio
 import string
 import time
 
@@ -25,7 +26,8 @@ from scaler._proto import externalscaler_pb2 as pb
 from scaler.access import AccessPolicy, Patterns
 from scaler.config import MAX_QUOTED
 
-ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE}
+UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, UNAVAILABLE}
 SOURCE_TIMEOUT = 1.0
 # An answer arrives within the source timeout, plus scheduling slack on a busy machine.
 PROMPT_S = SOURCE_TIMEOUT + 4.0
@@ -125,6 +127,30 @@ async def test_random_metadata_gets_only_known_statuses_promptly(fuzz_server, ra
     )
     event(f"IsActive: {(await _status(fuzz_server.stub.IsActive(ref, timeout=PROMPT_S))).name}")
     assert time.monotonic() - started < 3 * PROMPT_S
+
+
+@settings(FUZZ, max_examples=40)
+@given(metadata=METADATA)
+async def test_random_metadata_on_a_stream_never_gets_a_false_answer(fuzz_server, rabbit, metadata):
+    """StreamIsActive agrees with IsActive: bad metadata ends the stream with
+    INVALID_ARGUMENT at once, a readable source sends the same state at once, and a
+    failing source sends nothing (never a made-up "inactive")."""
+    ref = fuzz_server.ref({k: rabbit.name if v == EXISTING else v for k, v in metadata.items()})
+    try:
+        expected: bool | grpc.StatusCode = (await fuzz_server.stub.IsActive(ref, timeout=PROMPT_S)).result
+    except grpc.aio.AioRpcError as exc:
+        expected = exc.code()
+    stream = fuzz_server.stub.StreamIsActive(ref)
+    try:
+        first = await asyncio.wait_for(stream.read(), PROMPT_S if expected is not UNAVAILABLE else 0.3)
+    except grpc.aio.AioRpcError as exc:
+        assert exc.code() == expected == grpc.StatusCode.INVALID_ARGUMENT, (exc.code(), exc.details())
+    except TimeoutError:
+        assert expected is UNAVAILABLE, f"no answer on the stream where IsActive said {expected}"
+    else:
+        assert first.result == expected, (first, expected)
+    finally:
+        stream.cancel()
 
 
 METHODS = st.sampled_from(
