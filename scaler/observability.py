@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -102,6 +103,55 @@ class Metrics:
             [*labels, "term"],
             registry=r,
         )
+        # The forecast (absent for triggers with forecast: off or no demand series).
+        self.forecast_state = Gauge(
+            "prewarm_forecast_state",
+            "1 for the forecast's state: cold (too little history), gated (worse than naive), ready",
+            [*labels, "state"],
+            registry=r,
+        )
+        self.forecast_used = Gauge(
+            "prewarm_forecast_used",
+            "1 when the forecast is in the answer (mode auto and ready); 0 when advisory, cold or gated",
+            labels,
+            registry=r,
+        )
+        self.forecast_rate = Gauge(
+            "prewarm_forecast_rate",
+            "Predicted arrivals per second, mean over the next cold start",
+            labels,
+            registry=r,
+        )
+        self.forecast_upper_rate = Gauge(
+            "prewarm_forecast_upper_rate",
+            "Upper quantile (forecastQuantile) of the peak predicted arrivals/s within the cold start",
+            labels,
+            registry=r,
+        )
+        self.forecast_floor = Gauge(
+            "prewarm_forecast_floor",
+            "Replicas (Jobs) the forecast asks for, whether or not it is used",
+            labels,
+            registry=r,
+        )
+        self.forecast_error_ratio = Gauge(
+            "prewarm_forecast_error_ratio",
+            "The forecast's recent error over the naive forecast's at the cold start (NaN before scored)",
+            labels,
+            registry=r,
+        )
+        self.cold_start = Gauge(
+            "prewarm_cold_start_seconds",
+            "The cold start in use: the forecast's look-ahead",
+            labels,
+            registry=r,
+        )
+        self.cold_start_measured = Gauge(
+            "prewarm_cold_start_measured",
+            "1 when the cold start in use comes from coldStartQuery, 0 when from coldStartSeconds",
+            labels,
+            registry=r,
+        )
 
     def observe_read(self, source: Source, seconds: float, error: SourceError | None) -> None:
         kind = source.key.split("|", 1)[0]
@@ -122,6 +172,7 @@ class DecisionRecorder:
         self._lock = threading.Lock()
         # (ref, metric) -> (last seen, last decision key, term names)
         self._seen: dict[tuple[ObjectRef, str], tuple[float, tuple[int, bool, str], tuple[str, ...]]] = {}
+        self._with_forecast: set[tuple[ObjectRef, str]] = set()  # markers with forecast series
 
     def __call__(self, ev: Evaluation) -> None:
         m, d = self._metrics, ev.decision
@@ -141,6 +192,15 @@ class DecisionRecorder:
         with self._lock:
             previous = self._seen.get(marker)
             self._seen[marker] = (self._clock.monotonic(), d.key(), marker_terms)
+            had_forecast = marker in self._with_forecast
+            if ev.forecast is not None:
+                self._with_forecast.add(marker)
+            else:
+                self._with_forecast.discard(marker)
+        if ev.forecast is not None:
+            _set_forecast(m, labels, ev)
+        elif had_forecast:
+            _remove_forecast_series(m, labels)
         if previous is not None and previous[2] != marker_terms:
             # Terms this trigger no longer has (its metadata changed): drop their
             # series rather than leave their last values standing. Only on a
@@ -157,6 +217,9 @@ class DecisionRecorder:
                     "active": d.active,
                     "winner": d.winner,
                     "reason": "; ".join(f"{t.name}: {t.reason}" for t in d.terms),
+                    "forecast": (
+                        f"{ev.forecast.mode.value}, {ev.forecast.reason}" if ev.forecast is not None else None
+                    ),
                     "previous_replicas": previous[1][0] if previous else None,
                 },
             )
@@ -167,13 +230,49 @@ class DecisionRecorder:
         with self._lock:
             stale = [k for k, v in self._seen.items() if now - v[0] > self._object_ttl]
             dropped = [(k, self._seen.pop(k)[2]) for k in stale]
+            with_forecast = {k for k in stale if k in self._with_forecast}
+            self._with_forecast -= with_forecast
         m = self._metrics
         for (ref, metric), terms in dropped:
             labels = (ref.namespace, ref.name, metric)
             _remove(m.desired, labels)
             _remove(m.active, labels)
             _remove_term_series(m, labels, set(terms))
+            if (ref, metric) in with_forecast:
+                _remove_forecast_series(m, labels)
         return len(dropped)
+
+
+FORECAST_STATES = ("cold", "gated", "ready")
+
+
+def _set_forecast(m: Metrics, labels: tuple[str, ...], ev: Evaluation) -> None:
+    view = ev.forecast
+    assert view is not None
+    for state in FORECAST_STATES:
+        m.forecast_state.labels(*labels, state).set(1 if view.state.value == state else 0)
+    m.forecast_used.labels(*labels).set(1 if view.used else 0)
+    m.forecast_rate.labels(*labels).set(view.rate)
+    m.forecast_upper_rate.labels(*labels).set(view.upper)
+    m.forecast_floor.labels(*labels).set(view.floor)
+    m.forecast_error_ratio.labels(*labels).set(view.error_ratio if view.error_ratio is not None else math.nan)
+    m.cold_start.labels(*labels).set(view.cold_start)
+    m.cold_start_measured.labels(*labels).set(1 if view.cold_start_measured else 0)
+
+
+def _remove_forecast_series(m: Metrics, labels: tuple[str, ...]) -> None:
+    for state in FORECAST_STATES:
+        _remove(m.forecast_state, (*labels, state))
+    for gauge in (
+        m.forecast_used,
+        m.forecast_rate,
+        m.forecast_upper_rate,
+        m.forecast_floor,
+        m.forecast_error_ratio,
+        m.cold_start,
+        m.cold_start_measured,
+    ):
+        _remove(gauge, labels)
 
 
 def _remove_term_series(
