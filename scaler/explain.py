@@ -25,9 +25,15 @@ import yaml
 
 from scaler.clock import SystemClock
 from scaler.config import ConfigError, GpuRole, Mode, TriggerConfig
-from scaler.engine import Engine, ObjectRef, SignalRead
+from scaler.engine import Engine, ForecastView, ObjectRef, SignalRead
 from scaler.policy import Decision, hpa_replicas
-from scaler.signals.base import GpuReading, QueueReading, SourceRejectedQuery
+from scaler.signals.base import (
+    ArrivalReading,
+    ColdStartReading,
+    GpuReading,
+    QueueReading,
+    SourceRejectedQuery,
+)
 from scaler.signals.cache import ReadingCache
 
 EXIT_OK = 0
@@ -544,6 +550,8 @@ def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
 
 def signal_summary(read: SignalRead) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": read.name, "source": read.description}
+    if read.optional:
+        entry["optional"] = True  # the forecast's: a failure never fails the answer
     if read.error is not None:
         entry["error"] = str(read.error)
         return entry
@@ -558,8 +566,34 @@ def signal_summary(read: SignalRead) -> dict[str, Any]:
         }
     elif isinstance(value, GpuReading):
         entry["value"] = {"busy_gpus": value.busy_gpus, "series": value.series}
+    elif isinstance(value, ArrivalReading):
+        entry["value"] = {"rate": value.rate}
+    elif isinstance(value, ColdStartReading):
+        entry["value"] = {"seconds": value.seconds}
     entry["age_s"] = read.age
     return entry
+
+
+def forecast_summary(view: ForecastView | None, cfg: TriggerConfig) -> dict[str, Any] | None:
+    """The forecast term's inputs: state, cold start in use, what it predicts, whether used."""
+    if view is None:
+        return None
+    return {
+        "mode": view.mode.value,
+        "state": view.state.value,
+        "reason": view.reason,
+        "used": view.used,
+        "demand_series": view.demand.value,
+        "warm_start": view.warm_start,
+        "cold_start_s": view.cold_start,
+        "cold_start_from": "coldStartQuery" if view.cold_start_measured else "coldStartSeconds",
+        "predicted_rate": view.rate,
+        "upper_rate": view.upper,
+        "quantile": cfg.forecast.quantile,
+        "expected_arrivals": view.expected_arrivals,
+        "floor": view.floor,
+        "error_ratio": view.error_ratio,
+    }
 
 
 def build_report(
@@ -570,6 +604,7 @@ def build_report(
     *,
     running: int = 0,
     pending: int = 0,
+    forecast: ForecastView | None = None,
 ) -> dict[str, Any]:
     """Everything `explain` shows, as one JSON-ready document. `decision` is
     None when a source failed (the server would answer with an error)."""
@@ -588,7 +623,10 @@ def build_report(
         "signals": [signal_summary(r) for r in reads],
         "warnings": warnings_for(target, cfg),
     }
-    failed = [r for r in reads if r.error is not None]
+    summary = forecast_summary(forecast, cfg)
+    if summary is not None:
+        report["forecast"] = summary
+    failed = [r for r in reads if r.error is not None and not r.optional]
     if decision is None or failed:
         rejected = any(isinstance(r.error, SourceRejectedQuery) for r in failed)
         report["ok"] = False
@@ -680,6 +718,7 @@ def format_text(report: Mapping[str, Any]) -> str:
         lines.append(f" {mark}{term['name']:<{width}}  {term['replicas']:8.3f}  {state:<8}  {term['reason']}")
     answer = report["answer"]
     lines.append(f"Winner: {report['winner']}")
+    _append_forecast(lines, report)
     lines.append("")
     lines.append(
         f"Answer to KEDA: metricValueFloat {answer['metricValueFloat']:.3f} (metricValue "
@@ -704,7 +743,30 @@ def _without_prefix(message: str, source: str) -> str:
     return message[len(source) + 2 :] if message.startswith(source + ": ") else message
 
 
+def _append_forecast(lines: list[str], report: Mapping[str, Any]) -> None:
+    fc = report.get("forecast")
+    if fc is None:
+        return
+    if fc["used"]:
+        use = "used in the answer"
+    else:
+        use = "advisory: shown, never used" if fc["mode"] == "advisory" else "not used"
+    lines.append("")
+    lines.append(f"Forecast ({fc['mode']}): {fc['reason']}; {use}")
+    warm = f"; warm start {fc['warm_start']}" if fc["warm_start"] else ""
+    lines.append(f"  demand series: {fc['demand_series']}{warm}")
+    lines.append(f"  cold start in use: {fc['cold_start_s']:g}s (from {fc['cold_start_from']})")
+    lines.append(
+        f"  predicted: {fc['predicted_rate']:.3g}/s over the cold start, peak upper {fc['upper_rate']:.3g}/s "
+        f"(q{fc['quantile']:g}), {fc['expected_arrivals']:.3g} arrivals expected; floor {fc['floor']:.3g}"
+    )
+
+
 def _value_text(value: Mapping[str, Any]) -> str:
+    if "rate" in value:
+        return f"{value['rate']:.3g} requests/s"
+    if "seconds" in value:
+        return f"cold start {value['seconds']:.3g}s"
     if "busy_gpus" in value:
         if value["series"] == 0:
             return "0 busy GPUs (the query matched no series)"
@@ -736,8 +798,9 @@ def _append_warnings(lines: list[str], report: Mapping[str, Any]) -> None:
 
 async def evaluate(
     target: Target, *, timeout: float
-) -> tuple[TriggerConfig, tuple[SignalRead, ...], Decision | None]:
-    """Parse and read live, as the server would (fresh cache, system clock)."""
+) -> tuple[TriggerConfig, tuple[SignalRead, ...], Decision | None, ForecastView | None]:
+    """Parse and read live, as the server would (fresh cache, system clock; the
+    forecast warm-starts from arrivalQuery's history, as a restarted server does)."""
     clock = SystemClock()
     cache = ReadingCache(clock, ttl=0.0, timeout=timeout)
     try:
@@ -747,9 +810,10 @@ async def evaluate(
         except ConfigError as exc:
             raise ExplainError(f"bad trigger metadata: {exc}") from None
         reads = await engine.read_signals(cfg)
-        if any(r.error is not None for r in reads):
-            return cfg, reads, None
-        return cfg, reads, engine.decide(target.ref, cfg, reads).decision
+        if any(r.error is not None and not r.optional for r in reads):
+            return cfg, reads, None, None
+        evaluation = engine.decide(target.ref, cfg, reads)
+        return cfg, reads, evaluation.decision, evaluation.forecast
     finally:
         cache.close()
 
@@ -766,5 +830,5 @@ def run(
     """The whole explanation of one KEDA object (or of the first in a YAML text) as a
     report. Raises ExplainError."""
     target = load_target(manifest, trigger, environ)
-    cfg, reads, decision = asyncio.run(evaluate(target, timeout=timeout))
-    return build_report(target, cfg, reads, decision, running=running, pending=pending)
+    cfg, reads, decision, forecast = asyncio.run(evaluate(target, timeout=timeout))
+    return build_report(target, cfg, reads, decision, running=running, pending=pending, forecast=forecast)

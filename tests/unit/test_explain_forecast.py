@@ -1,0 +1,73 @@
+"""`explain` shows the forecast: its state, the cold start in use, what it predicts,
+whether it is used; a failing forecast read is shown but never fails the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import textwrap
+
+from test_observability_forecast import VIEW
+
+from scaler.engine import SignalRead
+from scaler.explain import build_report, format_text, load_target, to_json
+from scaler.policy import Signals, decide
+from scaler.signals.base import ArrivalReading, QueueReading, SourceError
+
+MANIFEST = textwrap.dedent(
+    """\
+    apiVersion: keda.sh/v1alpha1
+    kind: ScaledObject
+    metadata: {name: llm, namespace: ai}
+    spec:
+      scaleTargetRef: {name: llm}
+      minReplicaCount: 0
+      triggers:
+        - type: external
+          metadata:
+            scalerAddress: prewarm.keda:6000
+            source: sqs
+            queueURL: https://sqs.us-east-1.amazonaws.com/1/jobs
+            prometheusServerAddress: http://prometheus:9090
+            arrivalQuery: sum(rate(http_requests_total{app="llm"}[1m]))
+            replicaThroughput: "0.5"
+    """
+)
+
+
+def report(view=VIEW, arrival_error: bool = False):  # type: ignore[no-untyped-def]
+    target = load_target(MANIFEST, None, {})
+    from scaler.config import parse_trigger
+
+    cfg = parse_trigger(target.metadata)
+    queue = SignalRead("queue", "sqs queue jobs", value=QueueReading(waiting=0, in_flight=0), age=0.1)
+    arrival = (
+        SignalRead("arrival", "prometheus", error=SourceError("prometheus: down"), optional=True)
+        if arrival_error
+        else SignalRead("arrival", "prometheus", value=ArrivalReading(rate=1.2), age=0.1, optional=True)
+    )
+    signals = Signals(queue=QueueReading(waiting=0, in_flight=0), forecast_floor=view.floor,
+                      forecast_reason="forecast: 360 arrivals expected within the 240s cold start")
+    decision = decide(signals, cfg, 0.0)
+    return build_report(target, cfg, (queue, arrival), decision, forecast=view)
+
+
+def test_text_and_json_show_the_forecast() -> None:
+    rep = report()
+    assert rep["ok"] and rep["winner"] == "forecast"
+    fc = json.loads(to_json(rep))["forecast"]
+    assert fc["state"] == "ready" and fc["used"] is True
+    assert fc["cold_start_s"] == 240 and fc["cold_start_from"] == "coldStartQuery"
+    assert fc["demand_series"] == "arrivalQuery" and fc["floor"] == 3.0
+    text = format_text(rep)
+    assert "Forecast (auto): ready: error 0.90x naive, 7.0 d of history; used in the answer" in text
+    assert "cold start in use: 240s (from coldStartQuery)" in text
+    assert "1.2 requests/s" in text
+    assert "forecast: 360 arrivals expected within the 240s cold start" in text
+
+
+def test_advisory_and_a_failing_arrival_read() -> None:
+    rep = report(dataclasses.replace(VIEW, used=False, mode=VIEW.mode.ADVISORY), arrival_error=True)
+    assert rep["ok"] is True  # the forecast's read failing never fails the answer
+    assert "advisory: shown, never used" in format_text(rep)
+    assert any(s["name"] == "arrival" and "error" in s and s["optional"] for s in rep["signals"])
