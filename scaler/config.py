@@ -550,7 +550,7 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
 
 
 def _parse_sqs_settings(meta: _Metadata, queue_url: str, region: str) -> SqsConfig:
-    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+|[a-z0-9-]+", region):
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+|[a-z0-9-]{1,50}", region):  # bounded: errors quote it
         raise ConfigError("awsRegion", "an AWS region such as 'us-east-1'", region)
     endpoint = meta.get("awsEndpoint")
     if endpoint is not None:

@@ -19,7 +19,14 @@ import pika
 import pika.exceptions
 import requests
 
-from scaler.config import RabbitConfig, RabbitProtocol, quote_vhost, rabbit_http_prefix, rabbit_vhost
+from scaler.config import (
+    RabbitConfig,
+    RabbitProtocol,
+    quote_vhost,
+    quoted,
+    rabbit_http_prefix,
+    rabbit_vhost,
+)
 from scaler.signals.base import QueueReading, SourceError
 from scaler.signals.errors import connection_failure, endpoint
 
@@ -37,7 +44,8 @@ class _RabbitQueueSource:
     @property
     def description(self) -> str:
         c = self._cfg
-        return f"rabbitmq queue {c.queue_name!r} (vhost {rabbit_vhost(c)!r}) at {c.safe_url}"
+        # Names quoted cut: this starts every error about the queue.
+        return f"rabbitmq queue {quoted(c.queue_name)} (vhost {quoted(rabbit_vhost(c))}) at {c.safe_url}"
 
 
 class AmqpConnections:

@@ -24,7 +24,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from scaler.config import SqsConfig
+from scaler.config import SqsConfig, quoted
 from scaler.signals.base import QueueReading, SourceError
 from scaler.signals.errors import connection_failure
 
@@ -71,7 +71,7 @@ class SqsSource:
 
     @property
     def description(self) -> str:
-        return f"sqs queue {self._cfg.queue_name!r} in {self._cfg.region}"
+        return f"sqs queue {quoted(self._cfg.queue_name)} in {self._cfg.region}"  # the name cut
 
     @cached_property
     def attributes(self) -> tuple[str, ...]:
@@ -161,7 +161,8 @@ class SqsSource:
         return BotoConfig(
             connect_timeout=self._timeout,
             read_timeout=self._timeout,
-            retries={"max_attempts": 1, "mode": "standard"},
+            # total_max_attempts counts the first try; max_attempts would allow one retry.
+            retries={"total_max_attempts": 1, "mode": "standard"},
         )
 
     def _sqs(self) -> Any:

@@ -205,6 +205,20 @@ async def test_oversized_metadata_gets_a_short_invalid_argument(fuzz_server):
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, info.value.details())
         details = info.value.details() or ""
         assert len(details) < 400 and "x" * (MAX_QUOTED + 1) not in details, (name, details)
+    # Long names within the limits: a source's errors quote them cut as well.
+    unreachable = {
+        "rabbitmq": {"source": "rabbitmq", "host": f"amqp://guest:guest@127.0.0.1:{CLOSED_PORT}/",
+                     "queueName": "q" * 10_000},
+        "sqs": {"source": "sqs", "queueURL": f"http://127.0.0.1:{CLOSED_PORT}/1/{'q' * 10_000}",
+                "awsRegion": "us-east-1", "awsEndpoint": f"http://127.0.0.1:{CLOSED_PORT}",
+                "awsAccessKeyID": "AKID", "awsSecretAccessKey": "secret"},
+    }  # fmt: skip
+    for name, metadata in unreachable.items():
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await fuzz_server.stub.IsActive(fuzz_server.ref(metadata), timeout=CALL_TIMEOUT)
+        details = info.value.details() or ""
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE, (name, details)
+        assert "(10000 characters)" in details and len(details) < 600, (name, details)
     # A metric name KEDA asks for, oversized, is quoted cut too.
     request = pb.GetMetricsRequest(
         scaledObjectRef=fuzz_server.ref({"source": "rabbitmq", "host": RABBIT_AMQP_URL, "queueName": "q"}),
