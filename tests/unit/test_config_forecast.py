@@ -1,0 +1,82 @@
+"""The forecast's metadata: defaults, every key plain and ...FromEnv, errors that name
+the key, and the Prometheus connection shared with the GPU signal."""
+
+from __future__ import annotations
+
+import pytest
+
+from scaler.config import ConfigError, ForecastMode, parse_trigger
+
+QUEUE = {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/jobs"}
+PROM = "http://prometheus:9090"
+
+
+def test_defaults() -> None:
+    fc = parse_trigger(QUEUE).forecast
+    assert fc.mode is ForecastMode.AUTO
+    assert fc.cold_start_seconds == 300 and fc.quantile == 0.9 and fc.max_prewarm_jobs == 0
+    assert fc.arrival_query is None and fc.cold_start_query is None and fc.replica_throughput is None
+
+
+@pytest.mark.parametrize("suffix", ["", "FromEnv"])
+def test_every_key_plain_and_from_env(suffix: str) -> None:
+    meta = {
+        **QUEUE,
+        "prometheusServerAddress" + suffix: PROM,
+        "arrivalQuery" + suffix: "sum(rate(requests_total[1m]))",
+        "coldStartQuery" + suffix: "max(kube_pod_status_ready_time - kube_pod_created)",
+        "coldStartSeconds" + suffix: "240",
+        "replicaThroughput" + suffix: "2.5",
+        "forecast" + suffix: "Advisory",
+        "forecastQuantile" + suffix: "0.95",
+    }
+    cfg = parse_trigger(meta)
+    fc = cfg.forecast
+    assert cfg.gpu is None  # Prometheus for the forecast does not switch GPUs on
+    assert fc.mode is ForecastMode.ADVISORY and fc.cold_start_seconds == 240
+    assert fc.replica_throughput == 2.5 and fc.quantile == 0.95
+    assert fc.arrival_query is not None and fc.arrival_query.query == "sum(rate(requests_total[1m]))"
+    assert fc.arrival_query.server_address == PROM
+    assert fc.cold_start_query is not None and fc.cold_start_query.prometheus == fc.arrival_query.prometheus
+    assert cfg.unknown_keys == ()
+    jobs = parse_trigger({**QUEUE, "mode": "job", "maxPrewarmJobs" + suffix: "4"}).forecast
+    assert jobs.max_prewarm_jobs == 4
+
+
+def test_gpu_and_forecast_share_one_prometheus() -> None:
+    cfg = parse_trigger(
+        {
+            **QUEUE,
+            "prometheusServerAddress": "http://bob:pw@prometheus:9090",
+            "gpuSelector": 'namespace="ai"',
+            "arrivalQuery": "sum(rate(x[1m]))",
+        }
+    )
+    assert cfg.gpu is not None and cfg.forecast.arrival_query is not None
+    assert cfg.forecast.arrival_query.server_address == cfg.gpu.server_address == PROM
+    assert cfg.forecast.arrival_query.username == "bob"
+    assert "pw" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "says"),
+    [
+        ({"forecast": "maybe"}, "forecast", "'auto' or 'off' or 'advisory'"),
+        ({"coldStartSeconds": "5"}, "coldStartSeconds", "10 to 3600"),
+        ({"coldStartSeconds": "7200"}, "coldStartSeconds", "10 to 3600"),
+        ({"coldStartSeconds": "soon"}, "coldStartSeconds", "a number"),
+        ({"replicaThroughput": "0"}, "replicaThroughput", "> 0"),
+        ({"forecastQuantile": "0.3"}, "forecastQuantile", ">= 0.5"),
+        ({"forecastQuantile": "1"}, "forecastQuantile", "< 1"),
+        ({"maxPrewarmJobs": "-1"}, "maxPrewarmJobs", "whole number"),
+        ({"maxPrewarmJobs": "2"}, "maxPrewarmJobs", "mode: job"),
+        ({"arrivalQuery": "sum(x)"}, "prometheusServerAddress", "required"),
+        ({"coldStartQuery": "max(x)"}, "prometheusServerAddress", "required"),
+        ({"arrivalQuery": "x", "prometheusServerAddress": "ftp://p"}, "prometheusServerAddress", "http"),
+    ],
+)
+def test_bad_forecast_metadata_names_the_key(extra: dict[str, str], key: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_trigger({**QUEUE, **extra})
+    assert info.value.key == key
+    assert says in str(info.value)
