@@ -44,16 +44,44 @@ SQS_HOST_RE = re.compile(r"^sqs[.-]([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 # An SQS queue's short name (up to 80 letters, digits, '-' and '_'; '.fifo' for FIFO queues).
 SQS_QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,80}(\.fifo)?")
 
+# Bounds on what a trigger's metadata may hold, far above any real trigger: a map
+# past them is a mistake or an abuse, refused before anything is parsed or read.
+MAX_KEYS = 100
+MAX_KEY_LENGTH = 128
+MAX_VALUE_LENGTH = 16_384  # a long PromQL query fits; KEDA's own keys (certificates) are exempt
+# Numbers: the HPA counts in thousandths, and a target below one thousandth or a
+# count above a billion is a typo; either would also overflow KEDA's int64 metric.
+MIN_POSITIVE = 0.001
+MAX_NUMBER = 1e9
+# A value an error quotes is cut to this many characters: errors travel in gRPC
+# trailers, which clients cap at 8-16 kB, and must stay readable in a log line.
+MAX_QUOTED = 100
+
+
+def quoted(value: str) -> str:
+    """repr(value), cut to MAX_QUOTED characters, saying how long it was."""
+    if len(value) <= MAX_QUOTED:
+        return repr(value)
+    return f"{value[: MAX_QUOTED - 3] + '...'!r} ({len(value)} characters)"
+
 
 class ConfigError(ValueError):
     """Invalid trigger metadata. The message names the key and the accepted values."""
 
     def __init__(self, key: str, accepted: str, got: str | None = None) -> None:
         self.key = key
-        detail = f"metadata key {key!r}: expected {accepted}"
+        detail = f"metadata key {quoted(key)}: expected {accepted}"
         if got is not None:
-            detail += f", got {got!r}"
+            detail += f", got {quoted(got)}"
         super().__init__(detail)
+
+
+class TooManyKeys(ConfigError):
+    """The map as a whole is too large: no one key is to blame."""
+
+    def __init__(self, count: int) -> None:
+        ValueError.__init__(self, f"metadata: expected at most {MAX_KEYS} keys, got {count}")
+        self.key = ""
 
 
 class Mode(StrEnum):
@@ -298,10 +326,22 @@ def _split_url(key: str, url: str, accepted: str) -> SplitResult:
     return parts
 
 
+def _check_size(raw: Mapping[str, str]) -> None:
+    """Refuse an oversized map (too many keys, a key or value too long) at once."""
+    if len(raw) > MAX_KEYS:
+        raise TooManyKeys(len(raw))
+    for key, value in raw.items():
+        if len(key) > MAX_KEY_LENGTH:
+            raise ConfigError(key, f"a key name of at most {MAX_KEY_LENGTH} characters")
+        if len(value) > MAX_VALUE_LENGTH and key not in KEDA_OWN_KEYS:
+            raise ConfigError(key, f"a value of at most {MAX_VALUE_LENGTH} characters", value)
+
+
 class _Metadata:
     """Reads keys as `key` or `keyFromEnv`, and records which keys were used."""
 
     def __init__(self, raw: Mapping[str, str]) -> None:
+        _check_size(raw)
         self._raw = dict(raw)
         self._used: set[str] = set()
 
@@ -334,6 +374,11 @@ class _Metadata:
             raise ConfigError(key, bound, text) from None
         if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
             raise ConfigError(key, bound, text)
+        if value > MAX_NUMBER:
+            raise ConfigError(key, f"{bound}, at most {MAX_NUMBER:g}", text)
+        if exclusive and minimum == 0 and value < MIN_POSITIVE:
+            at_least = f"{bound}, at least {MIN_POSITIVE:g} (the HPA counts in thousandths)"
+            raise ConfigError(key, at_least, text)
         return value
 
     def bool(self, key: str, default: bool) -> bool:
