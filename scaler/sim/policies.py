@@ -158,10 +158,19 @@ class SimSourceFactory(SourceFactory):
 # --- triggers ---------------------------------------------------------------------------
 
 
-def prewarm_metadata(queue_length: float, gpu_guard: bool = False) -> dict[str, str]:
+def prewarm_metadata(
+    queue_length: float,
+    gpu_guard: bool = False,
+    cold_start_s: float | None = None,
+    replica_throughput: float | None = None,
+    quantile: float | None = None,
+) -> dict[str, str]:
     """Prewarm's trigger for a RabbitMQ work queue read through the management
-    API (which sees in-flight messages), every other key at its default; with
-    `gpu_guard`, plus the GPU guard (gpuSelector, the default role with a queue)."""
+    API (which sees in-flight messages, and the publish rate the forecast learns
+    from), every key not given at its default. `cold_start_s` (coldStartSeconds)
+    is the forecast's look-ahead, `replica_throughput` the requests/s one replica
+    carries (the forecast floor's unit); with `gpu_guard`, plus the GPU guard
+    (gpuSelector, the default role with a queue)."""
     metadata = {
         "scalerAddress": "prewarm.keda:6000",
         "source": "rabbitmq",
@@ -169,6 +178,12 @@ def prewarm_metadata(queue_length: float, gpu_guard: bool = False) -> dict[str, 
         "queueName": "work",
         "queueLength": f"{queue_length:g}",
     }
+    if cold_start_s is not None:
+        metadata["coldStartSeconds"] = f"{min(3600.0, max(10.0, cold_start_s)):g}"
+    if replica_throughput is not None:
+        metadata["replicaThroughput"] = f"{replica_throughput:.6g}"
+    if quantile is not None:
+        metadata["forecastQuantile"] = f"{quantile:g}"
     if gpu_guard:
         metadata["prometheusServerAddress"] = "http://prometheus.sim:9090"
         metadata["gpuSelector"] = 'namespace="sim",pod=~"worker-.*"'

@@ -44,6 +44,9 @@ class Scenario:
     slo_s: float = 60.0
     max_replicas: int = 100
     peak_replicas: int = 0  # replicas that carry the trace's peak at the target utilisation
+    # Seconds at the start that are simulated (history for the forecasters) but not
+    # scored or billed.
+    warmup_s: int = 0
 
     @property
     def rate_per_replica(self) -> float:
@@ -125,8 +128,8 @@ def standard_policies(scenario: Scenario, queue_length: float | None = None) -> 
     top = scenario.max_replicas
     peak = max(1, scenario.peak_replicas)
     return [
-        prewarm_policy(ql, top),
-        prewarm_policy(ql, top, gpu_guard=True),
+        prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate),
+        prewarm_policy(ql, top, gpu_guard=True, cold_start_s=lead, replica_throughput=rate),
         keda_queue_policy(ql, 0, top),
         keda_queue_policy(ql, 1, top),
         gpu_hpa_policy(75.0, top),
@@ -136,17 +139,33 @@ def standard_policies(scenario: Scenario, queue_length: float | None = None) -> 
     ]
 
 
-def prewarm_policy(queue_length: float, top: int, gpu_guard: bool = False) -> PolicySpec:
-    metadata = prewarm_metadata(queue_length, gpu_guard)
+def prewarm_policy(
+    queue_length: float,
+    top: int,
+    gpu_guard: bool = False,
+    *,
+    cold_start_s: float | None = None,
+    replica_throughput: float | None = None,
+    quantile: float | None = None,
+) -> PolicySpec:
+    metadata = prewarm_metadata(queue_length, gpu_guard, cold_start_s, replica_throughput, quantile)
     name = "prewarm-guard" if gpu_guard else "prewarm"
-    guard = ", GPU guard" if gpu_guard else ""
+    extras = [f"queueLength {queue_length:g}"]
+    if cold_start_s is not None:
+        extras.append(f"coldStartSeconds {metadata['coldStartSeconds']}")
+    if replica_throughput is not None:
+        extras.append(f"replicaThroughput {replica_throughput:.3g}/s")
+    if quantile is not None:
+        extras.append(f"forecastQuantile {quantile:g}")
+    if gpu_guard:
+        extras.append("GPU guard")
     return PolicySpec(
         name=name,
-        description=f"Prewarm (the production Engine), queueLength {queue_length:g}{guard}, min 0",
+        description=f"Prewarm (the production Engine, forecast on by default), {', '.join(extras)}, min 0",
         make_triggers=lambda world, clock: [PrewarmTrigger(world, clock, metadata)],
         max_replicas=top,
-        knob="queueLength",
-        knob_value=queue_length,
+        knob="forecastQuantile" if quantile is not None else "queueLength",
+        knob_value=quantile if quantile is not None else queue_length,
         family=name,
     )
 
@@ -223,17 +242,22 @@ def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) 
 
 
 def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
-    """Each policy's main knob varied: queueLength (queue policies), the GPU
-    target (HPA), the replica count (static)."""
+    """Each policy's main knob varied: queueLength 0.5x, 1x and 2x the concurrency
+    for every queue policy (Prewarm's included), the forecast quantile for Prewarm,
+    the GPU target for the HPA, the replica count for static provisioning."""
     c = scenario.world.concurrency
     top = scenario.max_replicas
     rate = scenario.rate_per_replica
     lead = scenario.world.cold_start.typical_s
     peak = max(1, scenario.peak_replicas)
     specs: list[PolicySpec] = []
-    for factor in (0.25, 0.5, 1.0, 2.0, 4.0):
+    for quantile in (0.5, 0.75, 0.97):
+        spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, quantile=quantile)
+        specs.append(_named(spec, f"prewarm@q={quantile:g}"))
+    for factor in (0.5, 1.0, 2.0):
         ql = c * factor
-        specs.append(_named(prewarm_policy(ql, top), f"prewarm@ql={ql:g}"))
+        spec = prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate)
+        specs.append(_named(spec, f"prewarm@ql={ql:g}"))
         specs.append(_named(keda_queue_policy(ql, 0, top), f"keda-min0@ql={ql:g}"))
         specs.append(_named(keda_queue_policy(ql, 1, top), f"keda-min1@ql={ql:g}"))
         specs.append(_named(last_week_policy(ql, rate, top), f"keda-lastweek@ql={ql:g}"))
@@ -281,7 +305,8 @@ def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
     frac = np.where(hi > lo, (k - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
     start = np.where(served, idx - 1 + frac, float(world.steps))
     wait = np.maximum(0.0, start - arrive)
-    scored = np.ones(n, dtype=bool)
+    warmup = scenario.warmup_s
+    scored = arrive >= warmup
     for a, b in masked_spans(trace):
         scored &= ~((arrive >= a) & (arrive < b))
     w = wait[scored] if scored.any() else wait
@@ -290,9 +315,15 @@ def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
     arrive_second = np.minimum(arrive.astype(np.int64), world.steps - 1)
     cold = scored & (wait >= 1.0) & (starting[arrive_second] > 0)
     # Billed over the trace's span (the drain tail only lets late work finish).
-    gpu_seconds = float(world.rec_billed[: trace.duration_s].sum()) * scenario.world.gpus_per_replica
+    gpu_seconds = float(world.rec_billed[warmup : trace.duration_s].sum()) * scenario.world.gpus_per_replica
     floor_seconds = world.busy_gpu_seconds()
-    ups, downs, flaps = _scale_events(world.replica_changes)
+    if warmup and total > 0:
+        if world.per_request is not None and trace.request_times is not None:
+            share = float(world.per_request[trace.request_times >= warmup].sum() / world.per_request.sum())
+        else:
+            share = float(world.arrivals[warmup:].sum() / total)
+        floor_seconds *= share
+    ups, downs, flaps = _scale_events([c for c in world.replica_changes if c[0] >= warmup])
     completed = float(world.completions[: world.steps].sum())
     out: dict[str, Any] = {
         "policy": run.spec.name,
@@ -314,7 +345,7 @@ def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
         "scale_ups": ups,
         "scale_downs": downs,
         "flaps": flaps,
-        "time_at_zero_share": float((world.rec_pods[: trace.duration_s] == 0).mean()),
+        "time_at_zero_share": float((world.rec_pods[warmup : trace.duration_s] == 0).mean()),
         "lost_work": world.lost,
         "arrivals": total,
         "completed": completed,

@@ -336,8 +336,13 @@ def sliced(trace: Trace, start_s: int, end_s: int) -> Trace:
         for a, b in trace.gaps
         if b > start_s and a < end_s
     )
+    notes = tuple(n for n in trace.notes if "gaps of missing data" not in n)
+    if gaps:
+        notes += (
+            f"{len(gaps)} gaps of missing data ({sum(b - a for a, b in gaps):.0f} s) masked from scoring",
+        )
     if trace.request_times is None:
-        return replace(trace, counts=counts, gaps=gaps)
+        return replace(trace, counts=counts, gaps=gaps, notes=notes)
     keep = (trace.request_times >= start_s) & (trace.request_times < end_s)
 
     def pick(values: np.ndarray | None) -> np.ndarray | None:
@@ -352,4 +357,5 @@ def sliced(trace: Trace, start_s: int, end_s: int) -> Trace:
         input_tokens=pick(trace.input_tokens),
         output_tokens=pick(trace.output_tokens),
         gaps=gaps,
+        notes=notes,
     )
