@@ -892,8 +892,12 @@ def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> Forec
     jobs_text = meta.get("maxPrewarmJobs")
     jobs = 0
     if jobs_text is not None:
-        if not jobs_text.isdigit():
+        # ASCII digits only ('²'.isdigit() is true, int('²') fails), and few enough
+        # that int() cannot refuse them (it stops at 4300 digits).
+        if not (jobs_text.isascii() and jobs_text.isdigit()):
             raise ConfigError("maxPrewarmJobs", "a whole number >= 0", jobs_text)
+        if len(jobs_text) > 10 or int(jobs_text) > MAX_NUMBER:
+            raise ConfigError("maxPrewarmJobs", f"a whole number >= 0, at most {MAX_NUMBER:g}", jobs_text)
         jobs = int(jobs_text)
         if jobs > 0 and mode is not Mode.JOB:
             raise ConfigError(

@@ -38,13 +38,15 @@ KEYS = [
     "vhostName", "protocol", "excludeUnacknowledged", "useRegex", "username", "password",
     "prometheusServerAddress", "gpuQuery", "gpuSelector", "gpuRole", "gpusPerReplica",
     "gpuTargetUtilization", "gpuActivationUtilization", "prometheusUsername", "prometheusPassword",
-    "prometheusBearerToken", "unsafeSsl", "scalerAddress",
+    "prometheusBearerToken", "unsafeSsl", "scalerAddress", "forecast", "coldStartSeconds",
+    "coldStartQuery", "arrivalQuery", "replicaThroughput", "forecastQuantile", "maxPrewarmJobs",
 ]  # fmt: skip
 
 NUMBERS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
-    st.sampled_from(["0", "1", "5", "1e-300", "1e300", "1e9", "1e10", "0.0001", "-0", "2%", "75 %"]),
+    st.sampled_from(["0", "1", "5", "1e-300", "1e300", "1e9", "1e10", "0.0001", "-0", "2%", "75 %", "²", "١٢",
+                     "9" * 5000]),
 )
 URLS = st.builds(
     "{}://{}{}:{}/{}".format,
@@ -79,7 +81,8 @@ BASES = st.sampled_from(
 )
 NUMERIC_KEYS = st.sampled_from(
     ["queueLength", "activationQueueLength", "value", "activationValue", "gpusPerReplica",
-     "gpuTargetUtilization", "gpuActivationUtilization"]
+     "gpuTargetUtilization", "gpuActivationUtilization", "coldStartSeconds", "replicaThroughput",
+     "forecastQuantile", "maxPrewarmJobs"]
 )  # fmt: skip
 OVERRIDES = st.one_of(
     st.dictionaries(st.sampled_from(KEYS), st.one_of(NUMBERS, VALUES), max_size=3),
@@ -140,6 +143,9 @@ def test_an_accepted_config_never_yields_a_value_keda_cannot_carry(
     assert 0 <= decision.metric_value <= INT64_MAX
 
 
+JOB = {"source": "rabbitmq", "host": "http://u:p@127.0.0.1:15672/", "queueName": "q", "mode": "job"}
+
+
 @pytest.mark.parametrize(
     ("metadata", "key", "says"),
     [
@@ -153,9 +159,11 @@ def test_an_accepted_config_never_yields_a_value_keda_cannot_carry(
         ({"source": "rabbitmq", "activationQueueLength": "1e10"}, "activationQueueLength", "at most"),
         ({"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "metricName": "m" * 300},
          "metricName", "at most 200"),
+        ({**JOB, "maxPrewarmJobs": "9" * 5000}, "maxPrewarmJobs", "at most 1e+09"),
+        ({**JOB, "maxPrewarmJobs": "²"}, "maxPrewarmJobs", "a whole number >= 0"),
     ],
     ids=["long-number", "long-value", "long-key", "too-many-keys", "tiny-target", "huge-target",
-         "huge-activation", "long-metric-name"],
+         "huge-activation", "long-metric-name", "long-whole-number", "non-ascii-digit"],
 )  # fmt: skip
 def test_oversized_metadata_and_absurd_numbers_get_a_short_error(
     metadata: dict[str, str], key: str, says: str
