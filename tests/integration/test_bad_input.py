@@ -59,7 +59,8 @@ KEYS = st.one_of(
         ["source", "queueLength", "activationQueueLength", "mode", "metricName", "queueURL", "awsRegion",
          "awsEndpoint", "awsAccessKeyID", "awsSecretAccessKey", "awsRoleArn", "host", "hostFromEnv",
          "queueName", "vhostName", "protocol", "excludeUnacknowledged", "prometheusServerAddress",
-         "gpuQuery", "gpuSelector", "gpuRole", "scaleOnInFlight", "value", "unsafeSsl"]
+         "gpuQuery", "gpuSelector", "gpuRole", "scaleOnInFlight", "value", "unsafeSsl", "forecast",
+         "arrivalQuery", "coldStartSeconds", "coldStartQuery", "maxPrewarmJobs", "replicaThroughput"]
     ),
     TEXT,
 )  # fmt: skip
