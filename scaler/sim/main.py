@@ -70,6 +70,12 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--start", type=int, default=0, help="simulate from this second of the trace")
     p.add_argument("--duration", type=int, default=None, help="simulate this many seconds")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="seconds at the start simulated as history for the forecasters but not scored or billed",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (cold-start samples, thinning)")
     p.add_argument("--out", default="simulation", help="output folder (default ./simulation)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -191,6 +197,9 @@ def main(args: argparse.Namespace) -> int:
     except (TraceError, ModelError) as exc:
         print(f"prewarm simulate: {exc}", file=sys.stderr)
         return 2
+    if args.warmup:
+        scenario.warmup_s = args.warmup
+        setup.append(f"the first {args.warmup} s are history for the forecasters, not scored or billed")
     if args.jobs:
         return _jobs(args, scenario, setup, started)
     specs = standard_policies(scenario, args.queue_length)

@@ -202,11 +202,15 @@ class PrewarmTrigger:
         self.ref = ObjectRef("sim", "workers")
         self.cfg = self.engine.config(self.ref, metadata)
         self.winners: dict[str, int] = {}
+        self.forecast_states: dict[str, int] = {}  # how often the forecast was cold, gated, ready
 
     def read(self, t: int) -> tuple[float, float, bool]:
         evaluation = self.engine.evaluate_config_sync(self.ref, self.cfg)
         decision = evaluation.decision
         self.winners[decision.winner] = self.winners.get(decision.winner, 0) + 1
+        if evaluation.forecast is not None:
+            state = str(evaluation.forecast.state.value) + (" (used)" if evaluation.forecast.used else "")
+            self.forecast_states[state] = self.forecast_states.get(state, 0) + 1
         return decision.desired, 1.0, decision.active
 
 

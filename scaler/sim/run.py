@@ -359,6 +359,7 @@ def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
     prewarm = next((t for t in run.triggers if isinstance(t, PrewarmTrigger)), None)
     if prewarm is not None:
         out["decision_winners"] = dict(prewarm.winners)
+        out["forecast_states"] = dict(prewarm.forecast_states)
     return out
 
 

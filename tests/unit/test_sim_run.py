@@ -113,3 +113,30 @@ def test_cli_rejects_a_bad_trace_and_an_unknown_policy(
     trace = str(BENCH / "azure_llm_2023_code_per_second.csv")
     assert main(["simulate", "--trace", trace, "--policies", "magic", "--out", str(tmp_path)]) == 2
     assert "unknown policy magic" in capsys.readouterr().err
+
+
+def test_prewarm_forecasts_through_the_engine_after_a_day_of_history() -> None:
+    """A daily pattern with hourly bursts: the forecaster (cold for its first day,
+    then until it has scored 6 h of its own forecasts) takes part in the decision
+    through the production Engine once it is ready."""
+    import numpy as np
+
+    from scaler.sim.run import Scenario, prewarm_policy
+    from scaler.sim.traces import Trace
+    from scaler.sim.world import ColdStart, ServiceModel, WorldConfig
+
+    t = np.arange(32 * 3600)
+    rate = 2.0 + 1.5 * np.sin(2 * np.pi * t / 86400)
+    rate[(t % 3600) < 600] += 3.0  # a burst at the top of every hour
+    trace = Trace("daily", counts=rate, bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 2.0), cold_start=ColdStart("constant", 300)
+    )
+    scenario = Scenario(trace, cfg, peak_replicas=10, warmup_s=86400)
+    spec = prewarm_policy(4.0, 100, cold_start_s=300, replica_throughput=1.5)
+    row = results(scenario, simulate(scenario, spec))
+    states = row["forecast_states"]
+    assert states.get("cold", 0) > 0  # its first day, then until it has scored its own forecasts
+    # Then it is judged against the naive forecast, and used only when it beats it.
+    assert states.get("gated", 0) + states.get("ready (used)", 0) > 0, states
+    assert 0 < row["scored_share"] < 0.4  # only the 8 h after the day of history count
