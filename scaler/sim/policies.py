@@ -20,7 +20,7 @@ import numpy as np
 from scaler.clock import ManualClock
 from scaler.config import TriggerConfig
 from scaler.engine import Engine, ObjectRef, SourceFactory
-from scaler.signals.base import GpuReading, QueueReading, Source
+from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, QueueReading, Source
 from scaler.signals.cache import ReadingCache
 from scaler.sim.keda import Behavior
 from scaler.sim.world import World
@@ -135,6 +135,65 @@ class SimGpuSource:
         pass
 
 
+class SimArrivalSource:
+    """The arrivalQuery as Prometheus would answer `sum(rate(requests_total[1m]))`
+    over the simulated arrivals; history() serves the trace's past (never the
+    future) for the engine's warm start."""
+
+    WINDOW_S = 60
+
+    def __init__(self, world: SimulatedQueue, clock: ManualClock) -> None:
+        self._world = world
+        self._clock = clock
+
+    @property
+    def key(self) -> str:
+        return "sim/arrivals"
+
+    @property
+    def description(self) -> str:
+        return "simulated arrivals"
+
+    def read(self) -> ArrivalReading:
+        return ArrivalReading(rate=self._world.arrival_rate(int(self._clock.now), self.WINDOW_S))
+
+    def history(self, start_wall: float, end_wall: float, step_s: float) -> list[tuple[float, float]]:
+        offset = self._clock.wall() - self._clock.monotonic()
+        now = int(self._clock.now)
+        points = []
+        wall = start_wall
+        while wall <= end_wall:
+            t = int(wall - offset)
+            if 0 < t <= now:
+                points.append((wall, self._world.arrival_rate(t, self.WINDOW_S)))
+            wall += step_s
+        return points
+
+    def close(self) -> None:
+        pass
+
+
+class SimColdStartSource:
+    """The coldStartQuery: the simulated pods' typical cold start."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    @property
+    def key(self) -> str:
+        return "sim/cold-start"
+
+    @property
+    def description(self) -> str:
+        return "simulated cold start"
+
+    def read(self) -> ColdStartReading:
+        return ColdStartReading(seconds=self._seconds)
+
+    def close(self) -> None:
+        pass
+
+
 class SimSourceFactory(SourceFactory):
     """The engine's SourceFactory with every source reading the simulated world."""
 
@@ -147,6 +206,18 @@ class SimSourceFactory(SourceFactory):
         if cfg.source is None:
             return None
         return self._kept(("queue",), lambda: SimQueueSource(self.world, self.clock))
+
+    def arrival_source(self, cfg: TriggerConfig) -> Source | None:
+        if cfg.forecast.arrival_query is None:
+            return None
+        return self._kept(("arrivals",), lambda: SimArrivalSource(self.world, self.clock))
+
+    def cold_start_source(self, cfg: TriggerConfig) -> Source | None:
+        world = self.world
+        if cfg.forecast.cold_start_query is None or not isinstance(world, World):
+            return None
+        seconds = world.cfg.cold_start.typical_s
+        return self._kept(("cold start",), lambda: SimColdStartSource(seconds))
 
     def gpu_source(self, cfg: TriggerConfig) -> Source | None:
         world = self.world

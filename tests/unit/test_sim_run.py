@@ -140,3 +140,34 @@ def test_prewarm_forecasts_through_the_engine_after_a_day_of_history() -> None:
     # Then it is judged against the naive forecast, and used only when it beats it.
     assert states.get("gated", 0) + states.get("ready (used)", 0) > 0, states
     assert 0 < row["scored_share"] < 0.4  # only the 8 h after the day of history count
+
+
+def test_arrival_and_cold_start_queries_read_the_simulation_not_prometheus() -> None:
+    import numpy as np
+
+    from scaler.clock import ManualClock
+    from scaler.sim.policies import PrewarmTrigger, prewarm_metadata
+    from scaler.sim.traces import Trace
+    from scaler.sim.world import World, WorldConfig
+
+    world = World(Trace("t", counts=np.full(600, 3.0), bin_s=1.0), WorldConfig())
+    clock = ManualClock(start=0.0, wall_offset=1_000_000.0)
+    metadata = prewarm_metadata(4.0) | {
+        "arrivalQuery": "sum(rate(requests_total[1m]))",
+        "coldStartQuery": "avg(pod_cold_start_seconds)",
+        "prometheusServerAddress": "http://prometheus.invalid:9090",
+    }
+    trigger = PrewarmTrigger(world, clock, metadata)
+    for t in range(200):
+        clock.now = float(t)
+        if t % 15 == 0:
+            trigger.read(t)
+        world.step(t)
+    clock.now = 200.0
+    evaluation = trigger.engine.evaluate_config_sync(trigger.ref, trigger.cfg)
+    reads = {read.name: read for read in evaluation.reads}
+    assert reads["arrival"].error is None and reads["arrival"].value.rate == 3.0
+    assert evaluation.forecast is not None and evaluation.forecast.cold_start == 300.0
+    source = trigger.engine.sources.arrival_source(trigger.cfg)
+    history = source.history(1_000_000.0, 1_000_400.0, 60.0)  # type: ignore[union-attr]
+    assert [wall for wall, _ in history] == [1_000_060.0, 1_000_120.0, 1_000_180.0]  # the past only
