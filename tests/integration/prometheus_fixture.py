@@ -197,14 +197,19 @@ def start_prometheus(
     scheme: str = "http",
     auth: tuple[str, str] | None = None,
     verify: bool | str = True,
+    openmetrics: str | None = None,
 ) -> PrometheusServer:
     """Prometheus on a free loopback port, scraping `exporter`; returns once ready
     and the first scrape is stored. `web_config` is the text of a --web.config.file
     (basic_auth_users, tls_server_config with absolute paths); `scheme`, `auth` and
-    `verify` are what the test's own requests then need."""
+    `verify` are what the test's own requests then need. `openmetrics` (text ending
+    in '# EOF') is backfilled as history before the server starts (promtool tsdb
+    create-blocks-from openmetrics)."""
     last_error = ""
     for _ in range(attempts):
         workdir = Path(tempfile.mkdtemp(prefix="prewarm-prometheus-"))
+        if openmetrics is not None:
+            backfill(openmetrics, workdir / "data")
         web_flags: list[str] = []
         if web_config is not None:
             (workdir / "web.yml").write_text(web_config)
@@ -244,6 +249,24 @@ def start_prometheus(
         last_error = (workdir / "prometheus.log").read_text(errors="replace")[-2000:]
         server.stop()
     pytest.fail(f"Prometheus ({PROMETHEUS_BIN}) did not start: {last_error}", pytrace=False)
+
+
+def backfill(openmetrics: str, data_dir: Path) -> None:
+    """Write history into a TSDB directory with promtool, as an operator backfills."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    source = data_dir.parent / "backfill.om"
+    source.write_text(openmetrics)
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    # One block for the whole history (default: one per 2 h, slow to write and to load).
+    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=240h"]
+    done = subprocess.run(
+        [*command, str(source), str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"promtool could not backfill: {done.stderr[-2000:]}", pytrace=False)
 
 
 def _wait_ready(server: PrometheusServer, timeout: float) -> bool:
