@@ -187,11 +187,6 @@ class Hpa:
         self._up_events = [(s, n) for s, n in self._up_events if s > now - longest]
         self._down_events = [(s, n) for s, n in self._down_events if s > now - longest]
 
-    def note_external_change(self, now: float, current: int, desired: int) -> None:
-        """KEDA's own 0 <-> 1 moves are not HPA scale events; nothing to record.
-        (Kept explicit so the driver documents that it considered them.)"""
-        del now, current, desired
-
 
 @dataclass
 class ScaledObjectLoop:

@@ -291,19 +291,11 @@ def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
     # evenly within the second, so request k waits D^-1(k) - A^-1(k) (FIFO).
     a_cum = np.concatenate(([0.0], np.cumsum(world.arrivals)))
     d_cum = np.concatenate(([0.0], np.cumsum(started)))
-    knots = np.arange(len(a_cum), dtype=float)
     n = int(min(WAIT_SAMPLES, max(1, math.ceil(total))))
     k = (np.arange(n) + 0.5) * (total / n)
-    arrive = np.interp(k, a_cum, knots)
+    arrive = _inverse(a_cum, k)
     served = k < d_cum[-1]
-    start = np.where(served, np.interp(np.minimum(k, d_cum[-1]), d_cum, knots), float(world.steps))
-    # A plateau in D (nothing started) must map to its end, not its start: take
-    # the last knot where D is still below k.
-    idx = np.searchsorted(d_cum, k, side="left")
-    idx = np.clip(idx, 1, len(d_cum) - 1)
-    lo, hi = d_cum[idx - 1], d_cum[idx]
-    frac = np.where(hi > lo, (k - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
-    start = np.where(served, idx - 1 + frac, float(world.steps))
+    start = np.where(served, _inverse(d_cum, np.minimum(k, d_cum[-1])), float(world.steps))
     wait = np.maximum(0.0, start - arrive)
     warmup = scenario.warmup_s
     scored = arrive >= warmup
@@ -361,6 +353,15 @@ def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
         out["decision_winners"] = dict(prewarm.winners)
         out["forecast_states"] = dict(prewarm.forecast_states)
     return out
+
+
+def _inverse(cumulative: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The time at which a cumulative count (knots at whole seconds, linear within
+    each second) first reaches k: a plateau maps to its end, when counting resumes."""
+    i = np.clip(np.searchsorted(cumulative, k, side="left"), 1, len(cumulative) - 1)
+    lo, hi = cumulative[i - 1], cumulative[i]
+    gap = np.where(hi > lo, hi - lo, 1.0)
+    return (i - 1) + np.clip((k - lo) / gap, 0.0, 1.0)
 
 
 def _scale_events(changes: Sequence[tuple[int, int, int]]) -> tuple[int, int, int]:

@@ -107,3 +107,20 @@ def test_models_parse_and_reject_bad_text() -> None:
     pmf = ServiceModel("lognormal", 4.0, 0.5).completion_pmf()
     assert pmf.sum() == pytest.approx(1.0)
     assert (np.arange(1, len(pmf) + 1) * pmf).sum() == pytest.approx(4.0, rel=0.05)
+
+
+def test_queue_waits_are_fifo_from_arrival_to_start() -> None:
+    """10 requests in second 0, one Ready slot, 2 s each: request j starts at 2j
+    (spread over that second), so waits run from 0 to about 18 s."""
+    from scaler.sim.run import static_policy
+
+    cfg = WorldConfig(
+        concurrency=1, service=ServiceModel("constant", 2.0), cold_start=ColdStart("constant", 0)
+    )
+    scenario = Scenario(trace_of([10] + [0] * 59), cfg, peak_replicas=1)
+    row = results(scenario, simulate(scenario, static_policy(1)))
+    assert row["wait_max_s"] == pytest.approx(18.0, abs=1.0)
+    assert row["wait_p50_s"] == pytest.approx(9.0, abs=1.0)
+    assert row["slo_violation_share"] == 0.0
+    assert row["gpu_hours"] == pytest.approx(60 / 3600)  # one replica for the trace's 60 s
+    assert row["floor_gpu_hours"] == pytest.approx(20 / 3600)
