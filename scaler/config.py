@@ -70,6 +70,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, accepted: str, got: str | None = None) -> None:
         self.key = key
+        self.accepted, self.got = accepted, got
         detail = f"metadata key {quoted(key)}: expected {accepted}"
         if got is not None:
             detail += f", got {quoted(got)}"
@@ -344,6 +345,13 @@ class _Metadata:
         _check_size(raw)
         self._raw = dict(raw)
         self._used: set[str] = set()
+        self._from_env: set[str] = set()  # keys given as keyFromEnv
+
+    def as_written(self, error: ConfigError) -> ConfigError:
+        """The error naming the key as the user wrote it: `hostFromEnv`, not `host`."""
+        if type(error) is ConfigError and error.key in self._from_env:
+            return ConfigError(error.key + "FromEnv", error.accepted, error.got)
+        return error
 
     def get(self, key: str) -> str | None:
         plain = self._raw.get(key)
@@ -351,6 +359,8 @@ class _Metadata:
         self._used.update({key, key + "FromEnv"})
         if plain is not None and from_env is not None and plain.strip() != from_env.strip():
             raise ConfigError(key, f"either {key!r} or {key + 'FromEnv'!r}, not both")
+        if plain is None and from_env is not None:
+            self._from_env.add(key)
         value = plain if plain is not None else from_env
         if value is None:
             return None
@@ -412,6 +422,13 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
     A trigger reads a queue (`source`), GPUs (`gpuQuery`/`gpuSelector`), or both.
     """
     meta = _Metadata(metadata)
+    try:
+        return _parse_trigger(meta, metadata)
+    except ConfigError as exc:
+        raise meta.as_written(exc) from None
+
+
+def _parse_trigger(meta: _Metadata, metadata: Mapping[str, str]) -> TriggerConfig:
     source = meta.choice("source", SourceKind, _inferred_source(metadata))
     has_gpu = _has_gpu_keys(metadata, has_queue=source is not _NO_SOURCE)
     if source is _NO_SOURCE and not has_gpu:

@@ -443,12 +443,22 @@ BAD_PRESENT = [c for c in BAD if c[2] in c[1]]  # cases where the named key hold
     ("metadata", "key"), [(c[1], c[2]) for c in BAD_PRESENT], ids=[c[0] for c in BAD_PRESENT]
 )
 def test_bad_value_also_rejected_from_env(metadata: dict[str, str], key: str) -> None:
-    # The same bad value arriving as keyFromEnv fails the same way.
+    # The same bad value arriving as keyFromEnv fails the same way, naming the key
+    # as the user wrote it.
     moved = {k: v for k, v in metadata.items() if k != key}
     moved[key + "FromEnv"] = metadata[key]
     with pytest.raises(ConfigError) as info:
         parse_trigger(moved)
-    assert info.value.key == key
+    assert info.value.key == key + "FromEnv"
+    assert str(info.value).startswith(f"metadata key '{key}FromEnv': expected ")
+
+
+def test_a_from_env_key_is_named_as_written_with_the_same_message() -> None:
+    with pytest.raises(ConfigError) as plain:
+        parse_trigger(sqs(queueLength="five"))
+    with pytest.raises(ConfigError) as from_env:
+        parse_trigger(sqs(queueLengthFromEnv="five"))
+    assert str(from_env.value) == str(plain.value).replace("'queueLength'", "'queueLengthFromEnv'", 1)
 
 
 def test_bad_value_is_echoed_when_it_is_not_a_secret() -> None:
