@@ -1,0 +1,83 @@
+"""The evaluation report: targets are judged from the figures, misses say by how much."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from scaler.sim.evaluate import main, render, targets
+
+
+def row(policy: str, family: str, gpu_hours: float, p95: float) -> dict[str, object]:
+    return {
+        "policy": policy,
+        "family": family,
+        "description": policy,
+        "gpu_hours": gpu_hours,
+        "floor_gpu_hours": 10.0,
+        "cost_vs_floor": gpu_hours / 10,
+        "wait_p50_s": 0.0,
+        "wait_p95_s": p95,
+        "wait_p99_s": p95,
+        "wait_max_s": p95,
+        "slo_violation_share": 0.0,
+        "cold_start_waits": 0.0,
+        "scale_ups": 1,
+        "scale_downs": 1,
+        "flaps": 0,
+        "time_at_zero_share": 0.0,
+        "lost_work": 0.0,
+    }
+
+
+def result(prewarm_p95: float, prewarm_cost: float) -> dict[str, object]:
+    rows = [row("prewarm", "prewarm", prewarm_cost, prewarm_p95), row("keda-min0", "keda-min0", 14.0, 100.0)]
+    sweep = [
+        row("prewarm@a", "prewarm", prewarm_cost, prewarm_p95),
+        row("prewarm@b", "prewarm", 20.0, 10.0),
+        row("keda-min0@a", "keda-min0", 14.0, 100.0),
+        row("keda-min0@b", "keda-min0", 25.0, 50.0),
+        row("keda-min1@a", "keda-min1", 15.0, 90.0),
+        row("keda-min1@b", "keda-min1", 14.5, 70.0),
+        row("keda-lastweek@a", "keda-lastweek", 14.0, 100.0),
+        row("kedastral@a", "kedastral", 14.0, 100.0),
+    ]
+    return {
+        "case": "T",
+        "family": "twitter",
+        "cold_start": 300,
+        "setup": ["s"],
+        "rows": rows,
+        "sweep": sweep,
+        "stem": "t",
+        "jobs": [],
+        "seconds": 1.0,
+    }
+
+
+def test_targets_met_with_figures() -> None:
+    lines = targets(result(prewarm_p95=40.0, prewarm_cost=12.0))
+    assert all(line.startswith("MET") for line in lines), lines
+    assert "Prewarm 40.0 s within 14.0 GPU-h vs keda-min0 100.0 s" in lines[4]
+    assert "Prewarm's cheapest 12.0 GPU-h (1.20x), stock KEDA's 25.0 GPU-h (2.50x)" in lines[5]
+
+
+def test_targets_missed_say_where() -> None:
+    lines = targets(result(prewarm_p95=80.0, prewarm_cost=14.0))
+    expected = "MISSED: Prewarm's frontier dominates keda-min1's: worse at 14.5 GPU-h: 80.0 s vs 70.0 s"
+    assert lines[1] == expected
+    assert lines[0].startswith("MET")  # keda-min0's 14 GPU-h / 100 s and 25 / 50 s are both beaten
+    assert lines[4].startswith("MISSED: p95 at most half of keda-min0's")
+    assert lines[5].startswith("MISSED: p95 <= 60 s within 1.3x the floor")
+    text = render([result(80.0, 14.0)], 60.0, quick=False)
+    assert "**Targets met: 3 of 6.**" in text and "MISSED" in text
+
+
+def test_render_only_reads_the_saved_run(tmp_path: Path) -> None:
+    folder = tmp_path / "evaluation"
+    folder.mkdir()
+    (folder / "raw.json").write_text(
+        json.dumps({"results": [result(40.0, 12.0)], "elapsed": 5.0, "quick": True})
+    )
+    assert main(["--out", str(tmp_path), "--render-only"]) == 0
+    assert "Targets met: 6 of 6" in (tmp_path / "evaluation.md").read_text()
