@@ -200,6 +200,19 @@ def test_explain_unreachable_prometheus_exits_1_naming_it(tmp_path, rabbit):
     assert "0 waiting" in result.stdout  # the queue was read and is shown
 
 
+def test_explain_says_what_to_check_when_a_host_does_not_resolve(tmp_path):
+    """explain goes through the same engine as the server: the same plain causes,
+    never a bare exception class such as `gaierror`."""
+    manifest = scaled_object("jobs", "http://nonexistent.invalid:9090")
+    result = explain(manifest, tmp_path, env={"RABBIT_URL": "amqp://guest:guest@nonexistent.invalid:5672/%2F"})
+    assert result.returncode == 1, result.stderr + result.stdout
+    assert "gaierror" not in result.stdout
+    for endpoint in ("nonexistent.invalid:5672", "nonexistent.invalid:9090"):
+        assert f"cannot connect to {endpoint}: the host name 'nonexistent.invalid' does not resolve" in (
+            result.stdout
+        ), result.stdout
+
+
 def test_explain_invalid_query_exits_2_with_prometheus_message(tmp_path, rabbit, prometheus):
     manifest = scaled_object(rabbit.name, prometheus.url).replace(
         f"gpuSelector: '{SD_WORKERS}'", "gpuQuery: 'sum(DCGM_FI_DEV_GPU_UTIL{'"
