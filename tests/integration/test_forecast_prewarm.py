@@ -19,6 +19,8 @@ from conftest import CALL_TIMEOUT, RabbitQueue, ScalerHandle
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_fixture import GpuExporter, PrometheusServer, gpu_exporter, start_prometheus
 
+from scaler import explain
+
 __all__ = ["gpu_exporter"]  # the fixture, used through prometheus_with_history
 
 DAY = 86_400
@@ -139,3 +141,25 @@ def metrics(scaler: ScalerHandle) -> dict[tuple[str, tuple[str, ...]], float]:
             key = (labels.get("namespace", ""), labels.get("name", ""), *([extra] if extra else []))
             found[(sample.name, key)] = sample.value
     return found
+
+
+def test_explain_shows_the_warm_started_forecast(
+    rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
+) -> None:
+    """`prewarm explain` warm-starts like a restarted server, and says why it wakes."""
+    manifest = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "worker", "namespace": "default"},
+        "spec": {
+            "scaleTargetRef": {"name": "worker"},
+            "triggers": [{"type": "external", "metadata": metadata(rabbit, prometheus_with_history, "soon")}],
+        },
+    }
+    report = explain.run(manifest, trigger=None, environ={}, timeout=5.0)
+    assert report["ok"] and report["winner"] == "forecast"
+    assert report["forecast"]["state"] == "ready" and report["forecast"]["used"]
+    assert report["forecast"]["warm_start"].startswith("loaded ")
+    text = explain.format_text(report)
+    assert "Forecast (auto): ready: error" in text
+    assert "cold start in use: 300s (from coldStartSeconds)" in text
