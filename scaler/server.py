@@ -387,6 +387,8 @@ class ScalerServer:
             await asyncio.sleep(self.settings.housekeeping_interval)
             await self.cache.evict_idle()
             self.recorder.expire()
+            # Demand series no trigger has asked about for an hour (their objects are gone).
+            self.engine.demand.evict_idle(self.clock.monotonic())
 
     async def stop(self) -> bool:
         """Graceful: NOT_SERVING first, streams end with OK, calls in flight get

@@ -229,3 +229,15 @@ async def test_inferred_series_without_arrival_query(factory: Factory) -> None:
         await engine.evaluate(REF, meta)
         series = next(iter(engine.demand._series.values()))
         assert series.previous_total == 30
+
+
+def test_demand_store_is_bounded_and_drops_idle_series() -> None:
+    from scaler.forecast.demand import DemandKind, DemandStore
+
+    store = DemandStore(limit=3, idle_after=3600)
+    for i in range(5):
+        store.get(f"s{i}", DemandKind.INFERRED, now=float(i))
+    assert len(store) == 3  # the least recently used went first
+    store.get("s4", DemandKind.INFERRED, now=4000.0)
+    assert store.evict_idle(now=4000.0) == 2  # s2, s3: not asked about for an hour
+    assert len(store) == 1
