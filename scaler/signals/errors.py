@@ -62,7 +62,8 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
                 pending.extend(a for a in arg if isinstance(a, BaseException))
 
 
-_TIMEOUT_NAMES = ("ReadTimeoutError", "ConnectTimeoutError", "ReadTimeout", "ConnectTimeout")
+_CONNECT_TIMEOUT_NAMES = ("ConnectTimeoutError", "ConnectTimeout")
+_TIMEOUT_NAMES = ("ReadTimeoutError", "ReadTimeout", *_CONNECT_TIMEOUT_NAMES)
 _CLOSED_TYPES = (
     ConnectionResetError,
     BrokenPipeError,
@@ -138,10 +139,14 @@ def connection_failure(
             f"and that {server} is running and listening there"
         )
     if kind is Failure.TIMEOUT:
-        return (
-            f"no answer from {where} within {timeout:g}s; check that {server} is up and reachable "
-            "from the scaler (network policies, firewalls) and not overloaded"
+        check = (
+            f"check that {server} is up and reachable from the scaler (network policies, firewalls) "
+            "and not overloaded"
         )
+        if isinstance(cause, AMQPConnectorStackTimeout) or type(cause).__name__ in _CONNECT_TIMEOUT_NAMES:
+            # Stuck setting the connection up (TCP, TLS or the protocol's handshake).
+            return f"cannot connect to {where}: no answer within {timeout:g}s while connecting; {check}"
+        return f"no answer from {where} within {timeout:g}s; {check}"
     if kind is Failure.TLS_VERIFY:
         assert isinstance(cause, ssl.SSLCertVerificationError)
         hint = tls_hint or "check that its certificate is signed by a CA the scaler trusts and names the host"

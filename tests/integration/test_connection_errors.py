@@ -108,7 +108,11 @@ async def test_a_server_that_never_answers_is_a_timeout(
     assert "no answer" in first and "within 1s" in first, first
     await asyncio.sleep(0.3)  # past the cache TTL
     details = await _unavailable(scaler, trigger)
-    assert f"no answer from {LOOPBACK}:{silent_server.port} within 1s; check that" in details, details
+    if name == "rabbitmq-amqp":  # stuck in the AMQP handshake: pika's stack timeout
+        expected = f"cannot connect to {LOOPBACK}:{silent_server.port}: no answer within 1s while connecting"
+    else:  # connected; the HTTP answer never came
+        expected = f"no answer from {LOOPBACK}:{silent_server.port} within 1s"
+    assert f"{expected}; check that" in details, details
 
 
 @pytest.mark.parametrize(("name", "meta", "plain", "tls"), SOURCES, ids=ids)

@@ -1,0 +1,65 @@
+"""scaler.signals.errors: the cause under each client library's wrapping, in words.
+
+The real failures (a name that cannot resolve, a refused port, a silent server, a
+self-signed certificate) are exercised per source in
+tests/integration/test_connection_errors.py; these pin the unwrapping itself."""
+
+from __future__ import annotations
+
+import socket
+
+import pika.exceptions
+import pytest
+from pika.adapters.utils.connection_workflow import AMQPConnectorSocketConnectError, AMQPConnectorStackTimeout
+
+from scaler.signals.errors import Failure, classify, connection_failure, endpoint, unexpected
+
+
+REFUSED = ConnectionRefusedError(111, "Connection refused")
+
+
+def wrapped(inner: BaseException, outer: BaseException) -> BaseException:
+    outer.__cause__ = inner
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (wrapped(socket.gaierror(-2, "Name or service not known"), OSError("wrapped")), Failure.RESOLVE),
+        (
+            pika.exceptions.AMQPConnectionError(AMQPConnectorSocketConnectError(REFUSED)),
+            Failure.REFUSED,
+        ),
+        (AMQPConnectorStackTimeout("Timeout during AMQP handshake"), Failure.TIMEOUT),
+        (pika.exceptions.StreamLostError("lost"), Failure.CLOSED),
+        (KeyError("not a connection failure"), None),
+    ],
+)
+def test_classify_finds_the_cause_under_the_wrapping(exc: BaseException, kind: Failure | None) -> None:
+    found = classify(exc)
+    assert (found[0] if found else None) is kind
+
+
+def test_a_stack_timeout_reads_as_cannot_connect_with_the_host() -> None:
+    text = connection_failure(
+        AMQPConnectorStackTimeout("Timeout during AMQP handshake 'x'"),
+        host="rabbitmq.ai.svc",
+        port=5672,
+        timeout=5.0,
+        host_key="host",
+        server="RabbitMQ",
+    )
+    assert text is not None
+    assert text.startswith("cannot connect to rabbitmq.ai.svc:5672: no answer within 5s while connecting")
+    assert "AMQPConnector" not in text
+
+
+def test_endpoint_brackets_ipv6_and_never_has_user_info() -> None:
+    assert endpoint("::1", 5672) == "[::1]:5672"
+    assert endpoint("broker", None) == "broker"
+
+
+def test_unexpected_names_the_type_never_the_text() -> None:
+    text = unexpected(ValueError("amqp://user:hunter2@broker"))
+    assert "ValueError" in text and "hunter2" not in text
