@@ -14,7 +14,6 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorSocketConnectEr
 
 from scaler.signals.errors import Failure, classify, connection_failure, endpoint, unexpected
 
-
 REFUSED = ConnectionRefusedError(111, "Connection refused")
 
 
