@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv services proto lint test test-unit run bench bench-simulate evaluate clean
+.PHONY: venv services proto lint test test-unit image-test run bench bench-simulate evaluate clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,15 @@ lint: venv
 	$(PY) -m ruff check scaler tests bench
 	$(PY) -m mypy
 	$(VENV)/bin/hadolint Dockerfile
+	bash .ci/actionlint.sh
 
 test: venv services lint
 	$(PY) -m pytest -q
+
+# Build the Dockerfile with podman on a local Debian base and run the server from
+# the image as its own user: health, one GetMetrics against RabbitMQ (root; CI runs it).
+image-test: venv services
+	bash .ci/image-test.sh
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
