@@ -88,7 +88,10 @@ class SourceFactory:
         if gpu is not None:
             from scaler.signals.prometheus import PrometheusSource
 
-            return self._kept(gpu, lambda: PrometheusSource(gpu, timeout=self.timeout))
+            return self._kept(
+                gpu,
+                lambda: PrometheusSource(gpu, timeout=self.timeout, ignore_null_values=gpu.ignore_null_values),
+            )
         return None
 
     def arrival_source(self, cfg: TriggerConfig) -> Source | None:
@@ -172,6 +175,8 @@ class ForecastView:
     used: bool  # in the answer (mode auto, model ready, and not job mode without maxPrewarmJobs)
     error_ratio: float | None
     warm_start: str | None  # how the history was loaded (arrival series)
+    # Job mode: seconds until pre-warm Jobs may be asked for again (None: not waiting).
+    jobs_next_in: float | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,8 @@ class Engine:
         self.demand = DemandStore()
         # coldStartQuery source key -> (sane seconds or None, monotonic time of the last read)
         self._cold_starts: OrderedDict[str, tuple[float | None, float]] = OrderedDict()
+        # Job mode: when each object's last pre-warm pulse started (see job_pulse).
+        self._job_pulses: OrderedDict[tuple[ObjectRef, str], float] = OrderedDict()
 
     def config(self, ref: ObjectRef, metadata: Mapping[str, str]) -> TriggerConfig:
         """Parse (memoised), validate, and check against the access policy (before
@@ -420,7 +427,7 @@ class Engine:
         queue = next((r.value for r in reads if isinstance(r.value, QueueReading)), None)
         gpu = next((r.value for r in reads if isinstance(r.value, GpuReading)), None)
         signals = Signals(queue=queue, gpu=gpu)
-        view = self._forecast(cfg, reads)
+        view = self._forecast(ref, cfg, reads)
         if view is not None and view.used:
             signals = dataclasses.replace(
                 signals, forecast_floor=view.floor, forecast_reason=_forecast_reason(view, cfg)
@@ -433,7 +440,9 @@ class Engine:
 
     # --- the forecast ---------------------------------------------------------------
 
-    def _forecast(self, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> ForecastView | None:
+    def _forecast(
+        self, ref: ObjectRef, cfg: TriggerConfig, reads: tuple[SignalRead, ...]
+    ) -> ForecastView | None:
         """Feed the trigger's demand series with this evaluation's new reading and
         ask it what comes within the cold start. Never raises: a forecast problem
         leaves the answer to the live signals."""
@@ -446,7 +455,10 @@ class Engine:
                 return None
             cold_start, measured = self._cold_start_in_use(cfg)
             outlook = series.model.outlook(self.clock.wall(), cold_start, fc.quantile)
-            return _view(cfg, series, outlook, cold_start, measured)
+            view = _view(cfg, series, outlook, cold_start, measured)
+            if cfg.mode is Mode.JOB and view.used and view.floor > 0:
+                view = self._pulse(ref, cfg, view)
+            return view
         except Exception:  # a bug in the forecast must not fail the rpc
             log.exception("forecast failed; answering from the live signals")
             return None
@@ -483,6 +495,18 @@ class Engine:
                 series.feed_queue(queue_read.read_at, wall, value)
         return series
 
+    def _pulse(self, ref: ObjectRef, cfg: TriggerConfig, view: ForecastView) -> ForecastView:
+        key = (ref, cfg.metric_name)
+        now = self.clock.monotonic()
+        ask, started = job_pulse(now, self._job_pulses.get(key), view.cold_start)
+        self._job_pulses[key] = started
+        self._job_pulses.move_to_end(key)
+        if len(self._job_pulses) > 10_000:
+            self._job_pulses.popitem(last=False)
+        if ask:
+            return view
+        return dataclasses.replace(view, floor=0.0, jobs_next_in=started + 3 * view.cold_start - now)
+
     def _cold_start_in_use(self, cfg: TriggerConfig) -> tuple[float, bool]:
         """coldStartQuery's last sane answer, else coldStartSeconds."""
         source = self.sources.cold_start_source(cfg) if cfg.forecast.cold_start_query is not None else None
@@ -504,6 +528,27 @@ class Engine:
                 "unknown metadata key ignored (a typo?)",
                 extra={"object": str(ref), "key": key},
             )
+
+
+# Job mode: the pre-warm Jobs are asked for during this many seconds (longer than
+# KEDA's default 30 s polling interval, so a poll sees it), then not again until
+# 3 cold starts after the pulse began (a pre-warmed Job starts in one and waits
+# up to two for a message; docs/forecast.md).
+PREWARM_JOB_HOLD = 45.0
+
+
+def job_pulse(now: float, started: float | None, cold_start: float) -> tuple[bool, float]:
+    """Whether to ask for the pre-warm Jobs now, and when the current pulse began.
+
+    KEDA's accurate strategy creates `value - pending` Jobs at every poll and does
+    not subtract running ones: a pre-warmed Job that is Ready and waiting for a
+    message is no longer pending, so a steady floor would start more Jobs at every
+    poll. A pulse asks once (for PREWARM_JOB_HOLD seconds, while the Jobs it
+    created are still pending), then waits until those Jobs have had time to find
+    a message or exit."""
+    if started is None or now - started >= 3 * cold_start:
+        return True, now
+    return now - started < PREWARM_JOB_HOLD, started
 
 
 def _view(
@@ -547,6 +592,11 @@ def _view(
 def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
     measured = " (measured)" if view.cold_start_measured else ""
     window = f"within the {view.cold_start:g}s cold start{measured}"
+    if view.jobs_next_in is not None:
+        return (
+            f"{view.expected_arrivals:.3g} arrivals expected {window}; pre-warm Jobs already asked for, "
+            f"again in {view.jobs_next_in:.0f}s (3 cold starts after the last)"
+        )
     if view.floor <= 0:
         return f"no demand expected {window} ({view.expected_arrivals:.2g} arrivals; {view.reason})"
     if cfg.mode is Mode.JOB:

@@ -241,3 +241,22 @@ def test_demand_store_is_bounded_and_drops_idle_series() -> None:
     store.get("s4", DemandKind.INFERRED, now=4000.0)
     assert store.evict_idle(now=4000.0) == 2  # s2, s3: not asked about for an hour
     assert len(store) == 1
+
+
+async def test_job_mode_asks_for_pre_warm_jobs_in_a_pulse(factory: Factory) -> None:
+    """KEDA's accurate strategy does not subtract running Jobs: a steady floor would
+    start more idle Jobs at every poll. The pulse asks once, then waits 3 cold starts."""
+    meta = {**METADATA, "mode": "job", "maxPrewarmJobs": "3"}
+    async for engine, clock in engine_at(12.0, factory):
+        assert (await engine.evaluate(REF, meta)).decision.desired == 3
+        clock.advance(30)  # the next poll, within the pulse: the Jobs are still pending
+        assert (await engine.evaluate(REF, meta)).decision.desired == 3
+        clock.advance(30)
+        ev = await engine.evaluate(REF, meta)
+        assert ev.decision.desired == 0 and ev.decision.active is False
+        term = next(t for t in ev.decision.terms if t.name == "forecast")
+        assert "pre-warm Jobs already asked for, again in 840s" in term.reason
+        clock.advance(840)
+        assert (await engine.evaluate(REF, meta)).decision.desired == 3
+        # Another object on the same queue has its own pulse.
+        assert (await engine.evaluate(ObjectRef("ml", "other"), meta)).decision.desired == 3
