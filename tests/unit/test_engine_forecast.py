@@ -260,3 +260,15 @@ async def test_job_mode_asks_for_pre_warm_jobs_in_a_pulse(factory: Factory) -> N
         assert (await engine.evaluate(REF, meta)).decision.desired == 3
         # Another object on the same queue has its own pulse.
         assert (await engine.evaluate(ObjectRef("ml", "other"), meta)).decision.desired == 3
+
+
+async def test_publish_rate_series_for_the_management_api(factory: Factory) -> None:
+    meta = {"source": "rabbitmq", "host": "http://guest:guest@rabbit:15672/", "queueName": "prompts"}
+    factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=3.5)
+    async for engine, clock in engine_at(12.0, factory):
+        ev = await engine.evaluate(REF, meta)
+        assert ev.forecast is not None and ev.forecast.demand.value == "publish rate"
+        clock.advance(120)
+        ev = await engine.evaluate(REF, meta)
+        series = next(iter(engine.demand._series.values()))
+        assert series.model.predict(clock.wall(), 60) == pytest.approx(3.5)
