@@ -72,9 +72,11 @@ def _read_counts(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]
     return data[:, 0], data[:, 1], gaps
 
 
-def load_traces() -> list[Trace]:
+def load_traces(only: str | None = None) -> list[Trace]:
     traces = []
     for path in sorted(TRACES.glob("*_per_*.csv*")):
+        if only and only not in path.name:
+            continue
         ts, counts, gaps = _read_counts(path)
         name = path.name.split(".csv")[0]
         if "per_minute" in name:
@@ -304,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 unless the targets hold")
     parser.add_argument("--only", help="only traces whose name contains this")
     args = parser.parse_args(argv)
-    traces = [t for t in load_traces() if not args.only or args.only in t.name]
+    traces = load_traces(args.only)
     results = []
     for trace in traces:
         started = time.perf_counter()
