@@ -186,6 +186,9 @@ class GpuConfig:
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     unsafe_ssl: bool = False  # skip certificate verification (https only)
+    # KEDA's Prometheus convention: a query that matches no series reads as 0
+    # (true, the default) or is an error, UNAVAILABLE (false: a dead exporter).
+    ignore_null_values: bool = True
 
     @property
     def activation_busy_gpus(self) -> float:
@@ -804,9 +807,13 @@ def gpu_selector_query(selector: str, role: GpuRole, activation_utilization: flo
     load to carry. guard: the number of GPUs busier than the activation level (two
     GPUs at 50 % = 2): the guard holds the replicas whose GPUs are working, and a
     sum would let it hold too few (four replicas at 50 % would hold two).
+
+    Both are empty only when no series matches (`> bool` counts an idle GPU as 0
+    rather than dropping it), which is what ignoreNullValues: "false" turns into
+    an error.
     """
     if role is GpuRole.GUARD:
-        return f"count({DCGM_GPU_UTIL_METRIC}{{{selector}}} > {activation_utilization:g})"
+        return f"sum({DCGM_GPU_UTIL_METRIC}{{{selector}}} > bool {activation_utilization:g})"
     return f"sum({DCGM_GPU_UTIL_METRIC}{{{selector}}}) / 100"
 
 
@@ -856,6 +863,7 @@ def _parse_gpu(meta: _Metadata, *, has_queue: bool) -> GpuConfig:
         username=prometheus.username,
         password=prometheus.password,
         unsafe_ssl=prometheus.unsafe_ssl,
+        ignore_null_values=meta.bool("ignoreNullValues", True),
     )
 
 

@@ -88,9 +88,9 @@ class SourceFactory:
         if gpu is not None:
             from scaler.signals.prometheus import PrometheusSource
 
+            null_ok = gpu.ignore_null_values
             return self._kept(
-                gpu,
-                lambda: PrometheusSource(gpu, timeout=self.timeout, ignore_null_values=gpu.ignore_null_values),
+                gpu, lambda: PrometheusSource(gpu, timeout=self.timeout, ignore_null_values=null_ok)
             )
         return None
 

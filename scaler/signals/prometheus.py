@@ -68,9 +68,15 @@ def _short(query: str, limit: int = 200) -> str:
 
 
 class PrometheusSource:
-    def __init__(self, cfg: QueryConfig, *, timeout: float = 5.0, reads: str = "gpu") -> None:
+    def __init__(
+        self, cfg: QueryConfig, *, timeout: float = 5.0, reads: str = "gpu", ignore_null_values: bool = True
+    ) -> None:
         self._cfg = cfg
         self._make, self._what, self._key_suffix = READINGS[reads]
+        # False: an answer with no series is an error (KEDA's ignoreNullValues).
+        self._ignore_null_values = ignore_null_values
+        if not ignore_null_values:
+            self._key_suffix += "|no-null"
         self._timeout = timeout
         self._lock = threading.Lock()
         self._client: PrometheusConnect | None = None
@@ -196,6 +202,12 @@ class PrometheusSource:
         if not isinstance(result, list):
             raise SourceError(f"{self.description}: unexpected answer (not a list)")
         if not result:
+            if not self._ignore_null_values:
+                raise SourceError(
+                    f"{self.description}: the query matched no series (is dcgm-exporter up and "
+                    'scraped, and does the selector match its labels?); ignoreNullValues is "false", '
+                    "so that is an error, not 0"
+                )
             # The query ran and matched nothing: no GPU of the workload is busy,
             # no request came in (a counter not yet exported).
             return self._make(0.0, 0)

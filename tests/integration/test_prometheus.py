@@ -255,3 +255,29 @@ async def test_promql_execution_error_is_unavailable_with_prometheus_message(sta
         # Prometheus's own words; which node's duplicates it names first may vary per query.
         assert "many-to-many matching not allowed" in details
         assert "found duplicate series for the match group" in details
+
+
+async def test_ignore_null_values_false_makes_no_series_unavailable(start_scaler, prometheus, gpus):
+    """KEDA's ignoreNullValues: a selector that matches no series (a dead
+    dcgm-exporter) is 0 by default and UNAVAILABLE with "false"; idle GPUs that do
+    have series are 0 either way (the guard's query counts them as 0, not absent)."""
+    scaler = await start_scaler()
+    gpus({})  # every GPU idle, every series present
+    nothing = 'namespace="ai",pod="no-such-pod"'
+    lenient = gpu_metadata(prometheus, gpuSelector=nothing)
+    strict = gpu_metadata(prometheus, gpuSelector=nothing, ignoreNullValues="false")
+    assert (await scaler.metric(lenient)).metricValueFloat == 0
+    assert await scaler.active(lenient) is False
+    for call in (lambda: scaler.metric(strict), lambda: scaler.active(strict)):
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await call()
+        assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "matched no series" in (failure.value.details() or "")
+        assert "ignoreNullValues" in (failure.value.details() or "")
+    # The same workload's idle GPUs are a real 0, for demand and for the guard.
+    for role in ("demand", "guard"):
+        idle = gpu_metadata(prometheus, gpuRole=role, ignoreNullValues="false")
+        assert (await scaler.metric(idle, name=f"idle-{role}")).metricValueFloat == 0
+    gpus({"sd-worker-0": 90})
+    busy = gpu_metadata(prometheus, gpuRole="guard", ignoreNullValues="false")
+    assert (await scaler.metric(busy, name="busy-guard")).metricValueFloat == 1

@@ -51,7 +51,7 @@ def test_the_guard_counts_busy_gpus_the_demand_sums_their_duty_cycle() -> None:
     # The guard holds the replicas whose GPUs work: four at 50 % are four, not two.
     guard = parse_trigger({**RABBIT, **gpu_only(gpuActivationUtilization="12.5")}).gpu
     assert guard is not None
-    assert guard.query == 'count(DCGM_FI_DEV_GPU_UTIL{namespace="ai",pod=~"sd-worker-.*"} > 12.5)'
+    assert guard.query == 'sum(DCGM_FI_DEV_GPU_UTIL{namespace="ai",pod=~"sd-worker-.*"} > bool 12.5)'
     demand = parse_trigger({**RABBIT, **gpu_only(gpuRole="demand")}).gpu
     assert demand is not None
     assert demand.query == 'sum(DCGM_FI_DEV_GPU_UTIL{namespace="ai",pod=~"sd-worker-.*"}) / 100'
@@ -259,3 +259,12 @@ def test_activation_and_target_in_busy_gpus() -> None:
     assert gpu is not None
     assert gpu.activation_busy_gpus == pytest.approx(0.4)
     assert gpu.busy_gpus_per_replica_at_target == pytest.approx(2.0)
+
+
+def test_ignore_null_values_follows_keda() -> None:
+    gpu = parse_trigger(gpu_only()).gpu
+    assert gpu is not None and gpu.ignore_null_values is True  # KEDA's default
+    strict = parse_trigger(gpu_only(ignoreNullValues="false")).gpu
+    assert strict is not None and strict.ignore_null_values is False
+    with pytest.raises(ConfigError, match="ignoreNullValues"):
+        parse_trigger(gpu_only(ignoreNullValues="sometimes"))
