@@ -78,6 +78,11 @@ async def test_a_frozen_connection_ends_at_the_source_timeout(start_scaler, rabb
         await scaler.metric(meta)
     assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
     assert time.monotonic() - asked < 1.0 + 1.0
+    # The source's own deadline on the open connection ended the read (not only the
+    # cache's backstop, which would leave pika waiting in its thread).
+    assert f"no answer from 127.0.0.1:{amqp_proxy.port} within 1s on an open connection" in (
+        failure.value.details() or ""
+    ), failure.value.details()
     # The healthy broker, directly, is unaffected meanwhile.
     direct = await scaler.metric(rabbit.metadata("amqp", queueLength="1"), name="direct")
     assert direct.metricValueFloat == READY
