@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from scaler.clock import Clock
-from scaler.engine import Evaluation, ObjectRef
+from scaler.engine import Evaluation, ForecastView, ObjectRef
 from scaler.signals.base import Source, SourceError
 
 log = logging.getLogger("scaler.decision")
@@ -172,7 +172,9 @@ class DecisionRecorder:
         self._lock = threading.Lock()
         # (ref, metric) -> (last seen, last decision key, term names)
         self._seen: dict[tuple[ObjectRef, str], tuple[float, tuple[int, bool, str], tuple[str, ...]]] = {}
-        self._with_forecast: set[tuple[ObjectRef, str]] = set()  # markers with forecast series
+        # Markers with forecast series, and the view last published for each (the
+        # gauges are set again only when it changes: the outlook moves every few seconds).
+        self._with_forecast: dict[tuple[ObjectRef, str], ForecastView] = {}
 
     def __call__(self, ev: Evaluation) -> None:
         m, d = self._metrics, ev.decision
@@ -192,14 +194,15 @@ class DecisionRecorder:
         with self._lock:
             previous = self._seen.get(marker)
             self._seen[marker] = (self._clock.monotonic(), d.key(), marker_terms)
-            had_forecast = marker in self._with_forecast
+            published = self._with_forecast.get(marker)
             if ev.forecast is not None:
-                self._with_forecast.add(marker)
+                self._with_forecast[marker] = ev.forecast
             else:
-                self._with_forecast.discard(marker)
+                self._with_forecast.pop(marker, None)
         if ev.forecast is not None:
-            _set_forecast(m, labels, ev)
-        elif had_forecast:
+            if ev.forecast != published:
+                _set_forecast(m, labels, ev)
+        elif published is not None:
             _remove_forecast_series(m, labels)
         if previous is not None and previous[2] != marker_terms:
             # Terms this trigger no longer has (its metadata changed): drop their
@@ -230,8 +233,7 @@ class DecisionRecorder:
         with self._lock:
             stale = [k for k, v in self._seen.items() if now - v[0] > self._object_ttl]
             dropped = [(k, self._seen.pop(k)[2]) for k in stale]
-            with_forecast = {k for k in stale if k in self._with_forecast}
-            self._with_forecast -= with_forecast
+            with_forecast = {k for k in stale if self._with_forecast.pop(k, None) is not None}
         m = self._metrics
         for (ref, metric), terms in dropped:
             labels = (ref.namespace, ref.name, metric)

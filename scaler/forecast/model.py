@@ -51,6 +51,7 @@ GATE_OPEN = 0.97  # and opens again only below this (no flapping at the edge)
 # A gap longer than this (no observation at all) lets the deviation fade out:
 # the profile is a better guess than a level from before the gap.
 LONG_GAP = 6 * 3600.0
+OUTLOOK_RESOLUTION = 10.0  # seconds: outlooks are computed at wall time rounded down to this
 # A clock that moves back by more than this re-anchors the model (see observe()).
 CLOCK_BACK_LIMIT = 2 * 3600.0
 
@@ -119,6 +120,7 @@ class Forecaster:
         "_last_bucket",
         "_last_value",
         "_level",
+        "_outlook_memo",
         "_pending_f",
         "_pending_idx",
         "_pending_naive",
@@ -160,6 +162,7 @@ class Forecaster:
         self._residuals = array("d", [0.0]) * (RESIDUALS_KEPT * len(HORIZONS))  # relative residuals
         self._residual_n = array("q", [0]) * len(HORIZONS)
         self._quantile_memo: dict[tuple[int, int, float], float] = {}
+        self._outlook_memo: dict[tuple[float, float, float], Outlook] = {}
         self.gated = array("b", [0]) * len(HORIZONS)
         self.ignored = 0  # observations ignored (bad values, time going back)
 
@@ -240,6 +243,7 @@ class Forecaster:
         self._last_value = value
         self._issue(index, wall, value)
         self._quantile_memo.clear()
+        self._outlook_memo.clear()
 
     def _learn_seasonal(self, wall: float, value: float) -> None:
         t = self._tune
@@ -313,8 +317,23 @@ class Forecaster:
         return max(0.0, self._seasonal(wall + ahead) + deviation)
 
     def outlook(self, wall: float, horizon: float, quantile: float = 0.9) -> Outlook:
-        """What is expected over [wall, wall + horizon], and whether to use it."""
+        """What is expected over [wall, wall + horizon], and whether to use it.
+
+        Computed at `wall` rounded down to OUTLOOK_RESOLUTION and kept until the
+        model changes: many objects polling one series every few seconds share one
+        computation (the model itself moves once a minute)."""
         self.flush(wall)
+        wall = math.floor(wall / OUTLOOK_RESOLUTION) * OUTLOOK_RESOLUTION
+        key = (wall, horizon, quantile)
+        kept = self._outlook_memo.get(key)
+        if kept is not None:
+            return kept
+        if len(self._outlook_memo) >= 8:
+            self._outlook_memo.clear()
+        self._outlook_memo[key] = made = self._outlook(wall, horizon, quantile)
+        return made
+
+    def _outlook(self, wall: float, horizon: float, quantile: float) -> Outlook:
         horizon = max(STEP, horizon)
         history = self.history_at(wall)
         h = _horizon_index(horizon)
