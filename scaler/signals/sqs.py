@@ -7,6 +7,7 @@ yet deleted), ...Delayed = delayed. Credentials come from the default AWS chain
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from functools import cached_property
@@ -41,6 +42,20 @@ _CREDENTIAL_CODES = {
     "AccessDenied": "the identity's sqs:GetQueueAttributes permission on the queue",
     "AccessDeniedException": "the identity's sqs:GetQueueAttributes permission on the queue",
 }
+
+
+def _client_error(exc: ClientError) -> tuple[str, str]:
+    """The error code and message. An SQS-compatible server (moto among them) may
+    answer a JSON-protocol request with a query-protocol XML error, which botocore
+    leaves as the HTTP status and the raw XML: take the code and message from it."""
+    err = exc.response.get("Error", {})
+    code, message = str(err.get("Code", "error")), str(err.get("Message", ""))
+    if code.isdigit() and "<Code>" in message:
+        found_code = re.search(r"<Code>([^<]*)</Code>", message)
+        found_message = re.search(r"<Message>([^<]*)</Message>", message)
+        code = found_code.group(1) if found_code else code
+        message = found_message.group(1) if found_message else ""
+    return code, message
 
 
 def _advice(code: str) -> str:
@@ -87,12 +102,10 @@ class SqsSource:
                     QueueUrl=self._resolved_queue_url(), AttributeNames=list(self.attributes)
                 )["Attributes"]
             except ClientError as exc:
-                err = exc.response.get("Error", {})
-                code = err.get("Code", "error")
+                code, message = _client_error(exc)
                 if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
                     raise SourceError(f"{self.description}: queue does not exist") from None
-                message = f"{code}: {err.get('Message', '')}{_advice(code)}"
-                raise SourceError(f"{self.description}: {message}") from None
+                raise SourceError(f"{self.description}: {code}: {message}{_advice(code)}") from None
             except NoCredentialsError:
                 raise SourceError(
                     f"{self.description}: no AWS credentials found (IRSA, environment, or "

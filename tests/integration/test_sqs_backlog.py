@@ -349,11 +349,13 @@ async def test_static_keys_from_env_read_the_queue(scaler_server, moto_iam):
     wrong = moto_iam.metadata(awsAccessKeyIDFromEnv=key_id, awsSecretAccessKeyFromEnv=secret + "x")
     signature = await _unavailable(scaler_server.metric(wrong))
     assert "SignatureDoesNotMatch" in signature and "prewarm-it-iam" in signature, signature
+    assert "check the secret access key" in signature, signature  # what to check, in words
     other = moto_iam.metadata(
         awsAccessKeyIDFromEnv=moto_iam.assumer_key[0], awsSecretAccessKeyFromEnv=moto_iam.assumer_key[1]
     )
     denied = await _unavailable(scaler_server.metric(other))
     assert "not authorized to perform: sqs:GetQueueAttributes" in denied, denied
+    assert "check the identity's sqs:GetQueueAttributes permission" in denied, denied
     await _assert_no_secret(scaler_server, [signature, denied], secret, moto_iam.assumer_key[1])
 
 
