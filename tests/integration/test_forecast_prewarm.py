@@ -10,6 +10,7 @@ Costs about 5 s (promtool, Prometheus start, one 7-day range query per series).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -95,6 +96,20 @@ async def test_daily_start_within_the_cold_start_wakes_an_empty_queue(
     assert gauges[("prewarm_forecast_state", (*labels.values(), "ready"))] == 1
     assert gauges[("prewarm_forecast_used", tuple(labels.values()))] == 1
     assert gauges[("prewarm_term_winner", (*labels.values(), "forecast"))] == 1
+
+
+async def test_stream_pushes_active_for_the_pre_warm(
+    scaler_server: ScalerHandle, rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
+) -> None:
+    """external-push: the first message on the stream is already `true`, queue empty."""
+    stream = scaler_server.stub.StreamIsActive(
+        scaler_server.ref(metadata(rabbit, prometheus_with_history, "soon"))
+    )
+    try:
+        first = await asyncio.wait_for(stream.read(), 10)
+        assert first.result is True
+    finally:
+        stream.cancel()
 
 
 async def test_daily_start_hours_away_stays_asleep(
