@@ -326,7 +326,13 @@ class Engine:
         reads: list[SignalRead] = []
         for (name, source, expected), outcome in zip(wanted, outcomes, strict=True):
             optional = name in (ARRIVAL, COLD_START)
-            if isinstance(outcome, SourceError):
+            if isinstance(outcome, SourceRejectedQuery) and optional:
+                # A PromQL error in arrivalQuery/coldStartQuery is bad metadata, not an
+                # outage: INVALID_ARGUMENT naming the key, like any other bad key.
+                key = "arrivalQuery" if name == ARRIVAL else "coldStartQuery"
+                rejected = SourceRejectedQuery(f"metadata key {key!r}: {outcome}")
+                reads.append(SignalRead(name, source.description, error=rejected))
+            elif isinstance(outcome, SourceError):
                 reads.append(SignalRead(name, source.description, error=outcome, optional=optional))
             elif isinstance(outcome, BaseException):
                 raise outcome
@@ -360,6 +366,9 @@ class Engine:
         low, high = COLD_START_BOUNDS
         seconds = read.value.seconds if isinstance(read.value, ColdStartReading) else None
         sane = seconds if seconds is not None and low <= seconds <= high else None
+        previous = self._cold_starts.get(key)
+        if read.error is not None and previous is not None and previous[0] is not None:
+            sane = previous[0]  # Prometheus failing for a moment: the last measurement still holds
         if sane is None and read.error is None:
             log.warning(
                 "coldStartQuery answered an implausible cold start; using coldStartSeconds",

@@ -272,3 +272,22 @@ async def test_publish_rate_series_for_the_management_api(factory: Factory) -> N
         ev = await engine.evaluate(REF, meta)
         series = next(iter(engine.demand._series.values()))
         assert series.model.predict(clock.wall(), 60) == pytest.approx(3.5)
+
+
+async def test_a_promql_error_in_arrival_query_is_bad_metadata(factory: Factory) -> None:
+    from scaler.signals.base import SourceRejectedQuery
+
+    factory.arrival.error = SourceRejectedQuery("fake arrival: Prometheus rejected the query: parse error")
+    with pytest.raises(SourceRejectedQuery, match="metadata key 'arrivalQuery': fake arrival: Prometheus"):
+        await evaluate_at(12.0, factory, METADATA)
+
+
+async def test_a_measured_cold_start_survives_a_failed_read(factory: Factory) -> None:
+    meta = {**METADATA, "coldStartQuery": "max(x)"}
+    async for engine, clock in engine_at(12.0, factory):
+        assert (await engine.evaluate(REF, meta)).forecast.cold_start == 120  # type: ignore[union-attr]
+        factory.cold_start.error = SourceError("fake cold: down")
+        clock.advance(301)
+        ev = await engine.evaluate(REF, meta)
+        assert factory.cold_start.reads == 2
+        assert ev.forecast is not None and ev.forecast.cold_start == 120 and ev.forecast.cold_start_measured
