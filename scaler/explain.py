@@ -659,6 +659,9 @@ def build_report(
 
 def what_to_check(read: SignalRead) -> str:
     if isinstance(read.error, SourceRejectedQuery):
+        if read.name in ("arrival", "cold start"):
+            key = "arrivalQuery" if read.name == "arrival" else "coldStartQuery"
+            return f"the query ({key}): run it in the Prometheus UI"
         return "the query (gpuQuery or gpuSelector): run it in the Prometheus UI"
     if read.description.startswith("prometheus"):
         return (
