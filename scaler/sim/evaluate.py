@@ -141,12 +141,18 @@ def targets(result: dict[str, Any]) -> list[str]:
     rows = {r["policy"]: r for r in result["rows"]}
     keda = rows["keda-min0"]
     if result["family"] in ("twitter", "azure"):
-        mine = p95_at_budget(ours, keda["gpu_hours"])
-        ok = mine <= keda["wait_p95_s"] / 2 + 1e-9
+        # Against every point of keda-min0's frontier (its best queueLength at each budget), not
+        # only its default: a default that a better setting beats would make the target too easy.
+        misses = []
+        for cost, p95 in fronts.get("keda-min0", []):
+            mine = p95_at_budget(ours, cost)
+            if mine > p95 / 2 + 1e-9:
+                ours_text = "has no point" if math.isinf(mine) else f"{mine:.1f} s"
+                misses.append(f"within {cost:.1f} GPU-h Prewarm {ours_text} vs keda-min0 {p95:.1f} s")
+        ok = not misses
         lines.append(
-            f"{'MET' if ok else 'MISSED'}: p95 at most half of keda-min0's at equal or lower GPU-hours: "
-            f"Prewarm {mine:.1f} s within {keda['gpu_hours']:.1f} GPU-h "
-            f"vs keda-min0 {keda['wait_p95_s']:.1f} s"
+            f"{'MET' if ok else 'MISSED'}: p95 at most half of keda-min0's at equal or lower GPU-hours "
+            "(each point of its frontier)" + ("" if ok else ": " + "; ".join(misses))
         )
     floor = keda["floor_gpu_hours"]
 

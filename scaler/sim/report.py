@@ -75,7 +75,8 @@ def dominates(
     for cost, p95 in theirs:
         mine = p95_at_budget(ours, cost)
         if mine > p95 + 1e-6:
-            misses.append(f"at {cost:.1f} GPU-h: {mine:.1f} s vs {p95:.1f} s")
+            ours_text = "no point that cheap" if math.isinf(mine) else f"{mine:.1f} s"
+            misses.append(f"at {cost:.1f} GPU-h: {ours_text} vs {p95:.1f} s")
     return not misses, misses
 
 
