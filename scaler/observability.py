@@ -175,22 +175,39 @@ class DecisionRecorder:
         # Markers with forecast series, and the view last published for each (the
         # gauges are set again only when it changes: the outlook moves every few seconds).
         self._with_forecast: dict[tuple[ObjectRef, str], ForecastView] = {}
+        # Markers and the gauge values last set for each (see __call__).
+        self._published: dict[tuple[ObjectRef, str], tuple[object, ...]] = {}
 
     def __call__(self, ev: Evaluation) -> None:
         m, d = self._metrics, ev.decision
         labels = (ev.ref.namespace, ev.ref.name, ev.config.metric_name)
         queue_term = next((t for t in d.terms if t.name == "queue"), None)
-        if queue_term is not None:
-            m.counted_work.labels(*labels).set(queue_term.replicas * ev.config.queue_length)
-        if ev.signals.gpu is not None:
-            m.busy_gpus.labels(*labels).set(ev.signals.gpu.busy_gpus)
-        m.desired.labels(*labels).set(d.desired)
-        m.active.labels(*labels).set(1 if d.active else 0)
-        for term in d.terms:
-            m.term.labels(*labels, term.name).set(term.replicas)
-            m.winner.labels(*labels, term.name).set(1 if term.name == d.winner else 0)
         marker = (ev.ref, ev.config.metric_name)
         marker_terms = tuple(t.name for t in d.terms)
+        # The gauges' values: set again only when one changed (most calls answer
+        # from a cached reading with the same decision, and every labels() lookup
+        # costs on the hot path).
+        values = (
+            queue_term.replicas * ev.config.queue_length if queue_term is not None else None,
+            ev.signals.gpu.busy_gpus if ev.signals.gpu is not None else None,
+            d.desired,
+            d.active,
+            tuple((t.name, t.replicas) for t in d.terms),
+            d.winner,
+        )
+        with self._lock:
+            changed = self._published.get(marker) != values
+            self._published[marker] = values
+        if changed:
+            if values[0] is not None:
+                m.counted_work.labels(*labels).set(values[0])
+            if values[1] is not None:
+                m.busy_gpus.labels(*labels).set(values[1])
+            m.desired.labels(*labels).set(d.desired)
+            m.active.labels(*labels).set(1 if d.active else 0)
+            for term in d.terms:
+                m.term.labels(*labels, term.name).set(term.replicas)
+                m.winner.labels(*labels, term.name).set(1 if term.name == d.winner else 0)
         with self._lock:
             previous = self._seen.get(marker)
             self._seen[marker] = (self._clock.monotonic(), d.key(), marker_terms)
@@ -233,6 +250,8 @@ class DecisionRecorder:
         with self._lock:
             stale = [k for k, v in self._seen.items() if now - v[0] > self._object_ttl]
             dropped = [(k, self._seen.pop(k)[2]) for k in stale]
+            for k in stale:
+                self._published.pop(k, None)
             with_forecast = {k for k in stale if self._with_forecast.pop(k, None) is not None}
         m = self._metrics
         for (ref, metric), terms in dropped:

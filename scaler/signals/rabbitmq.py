@@ -41,7 +41,7 @@ class _RabbitQueueSource:
         c = self._cfg
         return f"rabbitmq|{c.protocol.value}|{c.credential_identity()}|{rabbit_vhost(c)}|{c.queue_name}"
 
-    @property
+    @cached_property  # read on every call (each SignalRead names its source); parses the URL
     def description(self) -> str:
         c = self._cfg
         # Names quoted cut: this starts every error about the queue.

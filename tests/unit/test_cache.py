@@ -83,6 +83,28 @@ async def test_reading_reused_within_ttl(clock: ManualClock, make_cache: Callabl
     assert first.age(clock.monotonic()) == pytest.approx(1.999)
 
 
+async def test_fresh_is_what_get_would_answer_without_a_read(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    """The engine's fast path: the cached outcome within the TTL, else None (get() must read)."""
+    cache = make_cache(ttl=2.0)
+    source = FakeSource()
+    assert cache.fresh(source) is None  # never read
+    first = await cache.get(source)
+    clock.advance(1.999)
+    assert cache.fresh(source) is first
+    clock.advance(0.001)
+    assert cache.fresh(source) is None  # stale: the next get() reads
+    assert source.reads == 1
+    failing = FakeSource("fake|down", fail=SourceError("fake queue 'fake|down': cannot connect"))
+    with pytest.raises(SourceError):
+        await cache.get(failing)
+    cached = cache.fresh(failing)
+    assert isinstance(cached, SourceError) and str(cached) == "fake queue 'fake|down': cannot connect"
+    assert cache.fresh(failing) is not cached  # a copy per caller, as get() raises
+    assert failing.reads == 1
+
+
 async def test_refreshed_after_ttl(clock: ManualClock, make_cache: Callable[..., ReadingCache]) -> None:
     cache = make_cache(ttl=2.0)
     source = FakeSource()

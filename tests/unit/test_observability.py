@@ -275,3 +275,26 @@ def test_observe_read_counts_by_source_kind(metrics: Metrics) -> None:
         f"{s.name} {s.labels}" for family in metrics.registry.collect() for s in family.samples
     )
     assert "127.0.0.1" not in exposition
+
+
+def test_unchanged_evaluations_leave_the_gauges_alone(
+    metrics: Metrics, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path: the same answer again costs no labels() lookups; a change is published."""
+    recorder = DecisionRecorder(metrics, clock)
+    recorder(evaluation(A, 1.0))
+    lookups = 0
+    real_labels = metrics.desired.labels
+
+    def counting_labels(*args: str) -> object:
+        nonlocal lookups
+        lookups += 1
+        return real_labels(*args)
+
+    monkeypatch.setattr(metrics.desired, "labels", counting_labels)
+    for _ in range(5):
+        recorder(evaluation(A, 1.0))
+    assert lookups == 0
+    recorder(evaluation(A, 2.0))
+    assert lookups == 1
+    assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) == 2.0
