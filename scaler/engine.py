@@ -62,6 +62,7 @@ class SourceFactory:
         self.timeout = timeout
         self._limit = limit
         self._made: OrderedDict[object, Source] = OrderedDict()
+        self._by_identity: dict[int, tuple[object, Source]] = {}
         from scaler.signals.rabbitmq import AmqpConnections
 
         # One AMQP connection per broker, vhost and credentials, for all their queues;
@@ -117,6 +118,12 @@ class SourceFactory:
         )
 
     def _kept(self, source_config: object, make: Callable[[], Source]) -> Source:
+        # The engine memoises parsed configs, so the hot path asks with the same
+        # config object every call: found by identity, without hashing and
+        # comparing the dataclass (its enums hash in Python).
+        known = self._by_identity.get(id(source_config))
+        if known is not None and known[0] is source_config:
+            return known[1]
         source = self._made.get(source_config)
         if source is None:
             source = self._made[source_config] = make()
@@ -124,6 +131,10 @@ class SourceFactory:
                 self._made.popitem(last=False)
         else:
             self._made.move_to_end(source_config)
+        if len(self._by_identity) >= self._limit:
+            self._by_identity.clear()  # refilled by the next calls
+        # The config is kept with its source, so its id cannot be reused meanwhile.
+        self._by_identity[id(source_config)] = (source_config, source)
         return source
 
 

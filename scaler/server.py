@@ -184,8 +184,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             log.exception("%s failed unexpectedly", method)
             raise
         finally:
-            self._metrics.rpc_total.labels(method, code.name).inc()
-            self._metrics.rpc_seconds.labels(method).observe(time.perf_counter() - started)
+            self._metrics.rpc_done(method, code.name, time.perf_counter() - started)
         raise AssertionError("unreachable: abort raises")
 
     async def GetMetricSpec(
