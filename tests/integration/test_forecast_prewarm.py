@@ -62,6 +62,14 @@ def prometheus_with_history(gpu_exporter: GpuExporter) -> Iterator[PrometheusSer
     server.stop()
 
 
+@pytest.fixture
+async def scaler(start_scaler: Callable[..., Awaitable[ScalerHandle]]) -> ScalerHandle:
+    # The warm start is one 7-day range query, bounded by the source timeout: FAST_SETTINGS'
+    # 1 s is too tight on a busy CI machine (the forecast would start cold, and rightly
+    # not wake anything), so this module's scaler allows 5 s, the production default.
+    return await start_scaler(source_timeout=5.0)
+
+
 def metadata(
     rabbit: RabbitQueue, prometheus: PrometheusServer, workload: str, **extra: str
 ) -> dict[str, str]:
@@ -81,17 +89,17 @@ async def test_history_is_backfilled(prometheus_with_history: PrometheusServer) 
 
 
 async def test_daily_start_within_the_cold_start_wakes_an_empty_queue(
-    scaler_server: ScalerHandle, rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
+    scaler: ScalerHandle, rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
 ) -> None:
     meta = metadata(rabbit, prometheus_with_history, "soon")
     started = time.monotonic()
-    active = await scaler_server.stub.IsActive(scaler_server.ref(meta), timeout=CALL_TIMEOUT)
+    active = await scaler.stub.IsActive(scaler.ref(meta), timeout=CALL_TIMEOUT)
     assert active.result is True  # the queue is empty: only the forecast can say so
     assert time.monotonic() - started < FAST_SETTINGS_TIMEOUT_BOUND
-    value = await scaler_server.metric(meta)
+    value = await scaler.metric(meta)
     assert value.metricValueFloat == pytest.approx(1.0)  # no replicaThroughput: wake one replica
     assert rabbit.counts()[0] == 0  # nothing was consumed, nothing was published
-    gauges = metrics(scaler_server)
+    gauges = metrics(scaler)
     labels = {"namespace": "default", "name": "worker"}
     assert gauges[("prewarm_forecast_state", (*labels.values(), "ready"))] == 1
     assert gauges[("prewarm_forecast_used", tuple(labels.values()))] == 1
@@ -99,11 +107,11 @@ async def test_daily_start_within_the_cold_start_wakes_an_empty_queue(
 
 
 async def test_stream_pushes_active_for_the_pre_warm(
-    scaler_server: ScalerHandle, rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
+    scaler: ScalerHandle, rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
 ) -> None:
     """external-push: the first message on the stream is already `true`, queue empty."""
-    stream = scaler_server.stub.StreamIsActive(
-        scaler_server.ref(metadata(rabbit, prometheus_with_history, "soon"))
+    stream = scaler.stub.StreamIsActive(
+        scaler.ref(metadata(rabbit, prometheus_with_history, "soon"))
     )
     try:
         first = await asyncio.wait_for(stream.read(), 10)
@@ -113,12 +121,12 @@ async def test_stream_pushes_active_for_the_pre_warm(
 
 
 async def test_daily_start_hours_away_stays_asleep(
-    scaler_server: ScalerHandle, rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
+    scaler: ScalerHandle, rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
 ) -> None:
     meta = metadata(rabbit, prometheus_with_history, "later")
-    active = await scaler_server.stub.IsActive(scaler_server.ref(meta), timeout=CALL_TIMEOUT)
+    active = await scaler.stub.IsActive(scaler.ref(meta), timeout=CALL_TIMEOUT)
     assert active.result is False
-    gauges = metrics(scaler_server)
+    gauges = metrics(scaler)
     assert gauges[("prewarm_forecast_state", ("default", "worker", "ready"))] == 1  # warm, and says no
 
 
@@ -129,7 +137,7 @@ async def test_off_and_advisory_never_wake(
     prometheus_with_history: PrometheusServer,
     mode: str,
 ) -> None:
-    scaler = await start_scaler()
+    scaler = await start_scaler(source_timeout=5.0)
     meta = metadata(rabbit, prometheus_with_history, "soon", forecast=mode)
     active = await scaler.stub.IsActive(scaler.ref(meta), timeout=CALL_TIMEOUT)
     assert active.result is False
@@ -141,8 +149,8 @@ async def test_off_and_advisory_never_wake(
         assert not any(name.startswith("prewarm_forecast") for name, _ in gauges)
 
 
-# The warm start is bounded by the source timeout (FAST_SETTINGS: 1 s), plus the reads.
-FAST_SETTINGS_TIMEOUT_BOUND = 5.0
+# The warm start is bounded by the source timeout (5 s here), plus the reads.
+FAST_SETTINGS_TIMEOUT_BOUND = 10.0
 
 
 def metrics(scaler: ScalerHandle) -> dict[tuple[str, tuple[str, ...]], float]:
