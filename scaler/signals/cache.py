@@ -160,9 +160,9 @@ class ReadingCache:
         loop = asyncio.get_running_loop()
         started = self._clock.monotonic()
         # The sources bound their own reads by the timeout and say why they failed
-        # (which host, what to check); this backstop, a little later, only catches a
+        # (which host, what to check); this backstop, up to half a second later, only catches a
         # client stuck past its own timeouts.
-        deadline = loop.time() + self.timeout + min(0.25, self.timeout / 4)
+        deadline = loop.time() + self.timeout + min(0.5, self.timeout / 2)
         self.reads += 1
         error: SourceError | None = None
         try:

@@ -112,7 +112,9 @@ class SqsSource:
                     "awsAccessKeyID/awsSecretAccessKey)"
                 ) from None
             except BotoCoreError as exc:
-                self._client = None
+                # The client is kept: its connection pool drops a broken connection by
+                # itself, and rebuilding the client costs more than a read's timeout
+                # slack on a busy node.
                 raise SourceError(f"{self.description}: {self._connection_failed(exc)}") from None
         return QueueReading(
             waiting=self._count(attrs, WAITING),
