@@ -12,9 +12,10 @@ import contextlib
 import inspect
 import logging
 import os
+import random
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -37,8 +38,6 @@ from scaler.signals.cache import ReadingCache
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name
-# A stream never re-evaluates sooner than this (see _stream_wait).
-STREAM_MIN_WAIT = 0.02
 TARGET_SIZE = 1.0  # the metric is already in replicas: the HPA's ceil(value / 1)
 
 R = TypeVar("R")
@@ -150,20 +149,6 @@ def _lenient(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMeth
     return handler
 
 
-def stream_wait(interval: float, ttl: float, ages: Mapping[str, float]) -> float:
-    """Seconds until a stream's next evaluation: the stream interval, or sooner,
-    just after its oldest live reading expires. A reading refreshed by another
-    caller (the HPA's GetMetrics) expires out of step with the stream's ticks;
-    waking at the expiry keeps a first message on an idle queue from waiting a TTL
-    plus an interval. Reads stay one per TTL (the cache's single flight)."""
-    # The live signals only: the forecast's own reads refresh on their own schedules.
-    live = [age for name, age in ages.items() if name in ("queue", "gpu")]
-    if not live:
-        return interval
-    expires_in = ttl - max(live)
-    return min(interval, max(STREAM_MIN_WAIT, expires_in + STREAM_MIN_WAIT))
-
-
 class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     def __init__(
         self,
@@ -261,9 +246,13 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             self._metrics.rpc_total.labels("StreamIsActive", code.name).inc()
             await context.abort(code, str(exc))
         last: bool | None = None
+        # The first re-evaluation at a random point of the interval, then every
+        # interval: streams opened together (a KEDA restart opens them all) would
+        # otherwise evaluate in one burst each interval, and every call arriving
+        # during the burst would wait for it.
+        wait = random.uniform(0, self._stream_interval)
         try:
             while not self._shutting_down.is_set():
-                wait = self._stream_interval
                 try:
                     ev = await self._engine.evaluate(ref, request.scalerMetadata)
                 except SourceRejectedQuery as exc:
@@ -277,9 +266,9 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                     if ev.decision.active != last:
                         last = ev.decision.active
                         yield pb.IsActiveResponse(result=last)
-                    wait = stream_wait(self._stream_interval, self._engine.cache.ttl, ev.ages)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._shutting_down.wait(), wait)
+                wait = self._stream_interval
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
