@@ -25,10 +25,39 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--trace",
-        required=True,
+        default=None,
         help="trace file (timestamp_s,count / timestamp_s[,service_s] / "
-        "the Azure LLM and Mooncake formats; .gz ok)",
+        "the Azure LLM and Mooncake formats; .gz ok); required unless --prometheus/--arrival-query",
     )
+    whatif = p.add_argument_group(
+        "what-if on your own object and traffic",
+        "--scaledobject FILE: your ScaledObject as you would apply it, simulated with Prewarm and as "
+        "stock KEDA (its twin); the arrivals from --trace or from your Prometheus",
+    )
+    whatif.add_argument("--scaledobject", metavar="FILE", help="your ScaledObject manifest (YAML)")
+    whatif.add_argument(
+        "--trigger", type=int, default=None, help="the trigger's index (default: the first external one)"
+    )
+    whatif.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="Prometheus to read the arrival history from (default: the trigger's prometheusServerAddress)",
+    )
+    whatif.add_argument(
+        "--arrival-query",
+        metavar="Q",
+        help="PromQL: requests/s into the workload (default: the trigger's arrivalQuery)",
+    )
+    whatif.add_argument("--since", default="7d", help="how much history to replay (default 7d)")
+    whatif.add_argument(
+        "--step", default=None, help="the range query's step (default 60s, more for long spans)"
+    )
+    whatif.add_argument("--service-query", metavar="Q", help="PromQL: mean seconds one request holds a slot")
+    whatif.add_argument("--gpu-price", type=float, default=2.5, help="dollars per GPU-hour (default 2.5)")
+    whatif.add_argument(
+        "--timeout", type=float, default=10.0, help="Prometheus query timeout, s (default 10)"
+    )
+    whatif.add_argument("--no-advice", action="store_true", help="skip the one-setting-at-a-time runs")
     scale = p.add_mutually_exclusive_group()
     scale.add_argument("--rate-scale", type=float, help="multiply the trace's arrival rate by X")
     scale.add_argument(
@@ -38,7 +67,10 @@ def add_parser(sub: Any) -> None:
         f"(default {DEFAULT_PEAK_REPLICAS})",
     )
     p.add_argument(
-        "--concurrency", type=int, default=4, help="requests one replica serves at once (default 4)"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="requests one replica serves at once (default 4; with --scaledobject, its queueLength)",
     )
     p.add_argument(
         "--service",
@@ -48,7 +80,10 @@ def add_parser(sub: Any) -> None:
         "else lognormal:2:0.5)",
     )
     p.add_argument(
-        "--cold-start", default="300", help="seconds to Ready: S, uniform:LO:HI or lognormal:MEDIAN:SIGMA"
+        "--cold-start",
+        default=None,
+        help="seconds to Ready: S, uniform:LO:HI or lognormal:MEDIAN:SIGMA (default 300; with "
+        "--scaledobject, its coldStartQuery's answer or coldStartSeconds)",
     )
     p.add_argument("--slo", type=float, default=60.0, help="queue-wait SLO in seconds (default 60)")
     p.add_argument(
@@ -176,6 +211,13 @@ def main(args: argparse.Namespace) -> int:
     from scaler.sim.traces import TraceError, load_trace, sliced
     from scaler.sim.world import ModelError
 
+    if args.scaledobject:
+        from scaler.sim.whatif import main as whatif
+
+        return whatif(args)
+    if not args.trace:
+        print("prewarm simulate: --trace FILE is required (or --scaledobject for a what-if)", file=sys.stderr)
+        return 2
     started = time.monotonic()
     try:
         trace = load_trace(args.trace)
@@ -184,9 +226,9 @@ def main(args: argparse.Namespace) -> int:
             trace = sliced(trace, args.start, end)
         scenario, setup = build_scenario(
             trace,
-            concurrency=args.concurrency,
+            concurrency=args.concurrency or 4,
             service=args.service,
-            cold_start=args.cold_start,
+            cold_start=args.cold_start or "300",
             slo=args.slo,
             max_replicas=args.max_replicas,
             rate_scale=args.rate_scale,
