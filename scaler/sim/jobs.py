@@ -13,7 +13,7 @@ queue empty waits `idle_timeout_s` for a message, then exits having done nothing
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +149,7 @@ class JobPolicy:
     prewarm: bool  # Prewarm's engine (mode: job) or KEDA's own queue scaler
     pending_until_ready: bool
     max_replicas: int = 100
+    queue_length: float = 1.0  # stock KEDA's queueLength (messages per Job)
 
 
 def job_policies(max_replicas: int = 100) -> list[JobPolicy]:
@@ -181,29 +182,37 @@ def simulate_jobs(
     policy: JobPolicy,
     slo_s: float = 60.0,
     progress: Callable[[int], object] | None = None,
+    *,
+    target: Target | None = None,
+    metadata: Mapping[str, str] | None = None,
+    polling_s: float = KEDA_POLLING_S,
 ) -> dict[str, Any]:
+    """`target` and `metadata`: the user's ScaledJob and trigger (the what-if);
+    by default a ScaledJob with the policy's strategy and Prewarm's job metadata."""
     world = JobWorld(trace, cfg, pending_until_ready=policy.pending_until_ready)
     clock = ManualClock(start=0.0, wall_offset=0.0)
-    target = Target(
-        kind=SCALED_JOB,
-        name="jobs",
-        namespace="sim",
-        trigger_index=0,
-        trigger_type="external",
-        metadata={},
-        max_replicas=policy.max_replicas,
-        strategy=policy.strategy,
-    )
-    prewarm = PrewarmTrigger(world, clock, prewarm_job_metadata()) if policy.prewarm else None
-    polling = int(KEDA_POLLING_S)
+    if target is None:
+        target = Target(
+            kind=SCALED_JOB,
+            name="jobs",
+            namespace="sim",
+            trigger_index=0,
+            trigger_type="external",
+            metadata={},
+            max_replicas=policy.max_replicas,
+            strategy=policy.strategy,
+        )
+    job_metadata = metadata if metadata is not None else prewarm_job_metadata()
+    prewarm = PrewarmTrigger(world, clock, job_metadata) if policy.prewarm else None
+    polling = max(1, int(polling_s))
     for t in range(world.steps):
         if t % polling == 0:
             clock.now = float(t)
             if prewarm is not None:
                 desired, _, active = prewarm.read(t)
             else:
-                # KEDA's rabbitmq scaler, QueueLength 1, over AMQP (ready messages: the unclaimed backlog).
-                desired = world.waiting
+                # KEDA's rabbitmq scaler, mode QueueLength, over AMQP (ready messages: the unclaimed backlog).
+                desired = world.waiting / policy.queue_length
                 active = desired > 0
             running, pending = world.running_and_pending(t)
             outcome = scaled_job_outcome(target, desired, active, running, pending)
@@ -229,5 +238,7 @@ def simulate_jobs(
         "wait_p95_s": float(np.percentile(wait, 95)) if n else 0.0,
         "wait_p99_s": float(np.percentile(wait, 99)) if n else 0.0,
         "slo_violation_share": float((wait > slo_s).mean()) if n else 0.0,
+        # A message that waits in a ScaledJob waits for a Job to be created and start.
+        "cold_start_waits": int((wait >= 1.0).sum()),
         "unserved": int((~started).sum()),
     }

@@ -61,6 +61,7 @@ class UserObject:
     polling_s: float
     behavior: Behavior
     path: str
+    pending_until_ready: bool = False  # ScaledJob: pendingPodConditions includes Ready
 
 
 # --- the manifest -----------------------------------------------------------------------
@@ -81,6 +82,9 @@ def load_user_object(path: str, trigger: int | None, environ: Mapping[str, str])
         spec = obj.get("spec") or {}
         polling = _whole(spec, "pollingInterval", int(KEDA_POLLING_S))
         behavior = behavior_from(spec)
+        strategy = spec.get("scalingStrategy") or {}
+        conditions = strategy.get("pendingPodConditions") if isinstance(strategy, dict) else None
+        ready = isinstance(conditions, list) and "Ready" in conditions
         cfg = parse_trigger(target.metadata)
     except ExplainError as exc:
         raise WhatIfError(str(exc), exc.exit_code) from None
@@ -91,7 +95,7 @@ def load_user_object(path: str, trigger: int | None, environ: Mapping[str, str])
             "bad trigger metadata: the trigger reads no queue (source: sqs or rabbitmq); "
             "the what-if replays arrivals into a queue"
         )
-    return UserObject(target, cfg, float(max(1, polling)), behavior, path)
+    return UserObject(target, cfg, float(max(1, polling)), behavior, path, ready)
 
 
 def _whole(spec: Mapping[str, Any], key: str, default: int) -> int:
@@ -361,9 +365,10 @@ def _iso(wall: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(wall))
 
 
-def measured_seconds(meta: Mapping[str, str], key: str, query_text: str, timeout: float) -> float:
+def measured_seconds(meta: Mapping[str, str], key: str, query_text: str, timeout: float) -> float | None:
     """One instant query answering seconds (the trigger's coldStartQuery, or
-    --service-query) on the trigger's Prometheus. Raises WhatIfError."""
+    --service-query) on the trigger's Prometheus; None when it matched nothing
+    (or answered 0). Raises WhatIfError when Prometheus cannot be read."""
     from scaler.signals.prometheus import PrometheusSource
 
     try:
@@ -382,7 +387,7 @@ def measured_seconds(meta: Mapping[str, str], key: str, query_text: str, timeout
         source.close()
     seconds = float(getattr(reading, "seconds", math.nan))
     if not math.isfinite(seconds) or seconds <= 0:
-        raise WhatIfError(f"{key}: the query answered {seconds!r}, not a number of seconds > 0")
+        return None  # no series, or no sane answer
     return seconds
 
 
@@ -405,11 +410,6 @@ def _main(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     user = load_user_object(args.scaledobject, args.trigger, os.environ)
-    if user.target.kind == SCALED_JOB:
-        raise WhatIfError(
-            "ScaledJob what-if is not supported yet: `prewarm simulate --jobs --trace FILE` compares "
-            "the scaling strategies on a trace"
-        )
     setup = [f"object: {user.target.kind} {user.target.namespace}/{user.target.name} from {user.path}"]
     setup += [f"note: {n}" for n in user.target.notes]
     meta = prometheus_metadata(user, args.prometheus, args.arrival_query)
@@ -436,13 +436,21 @@ def _main(args: argparse.Namespace) -> int:
         query = user.cfg.forecast.cold_start_query
         if query is not None and (args.prometheus or not args.trace):
             seconds = measured_seconds(meta, "coldStartQuery", query.query, args.timeout)
-            cold_start, origin = f"{seconds:g}", "the trigger's coldStartQuery"
+            if seconds is not None:
+                cold_start, origin = f"{seconds:g}", "the trigger's coldStartQuery"
+            else:  # as the engine does while the query has no sane answer
+                configured = user.cfg.forecast.cold_start_seconds
+                cold_start = f"{configured:g}"
+                origin = "the trigger's coldStartSeconds (its coldStartQuery matched nothing)"
         else:
             cold_start, origin = f"{user.cfg.forecast.cold_start_seconds:g}", "the trigger's coldStartSeconds"
     service = args.service
     if args.service_query:
         seconds = measured_seconds(meta, "--service-query", args.service_query, args.timeout)
+        if seconds is None:
+            raise WhatIfError("--service-query: the query matched nothing (or answered 0 seconds)")
         service = f"lognormal:{seconds:g}:0.5"
+        setup.append(f"service time from --service-query: mean {seconds:.3g} s (lognormal, sigma 0.5)")
     concurrency = args.concurrency or max(1, math.ceil(user.cfg.queue_length))
     top = user.target.max_replicas if user.target.max_replicas is not None else 100
     try:
@@ -461,14 +469,17 @@ def _main(args: argparse.Namespace) -> int:
         raise WhatIfError(str(exc)) from None
     setup += [line for line in lines if not line.startswith("KEDA pollingInterval")]
     setup.append(f"cold start from {origin}")
-    setup.append(
-        f"their settings: pollingInterval {user.polling_s:g} s, "
-        f"cooldownPeriod {user.target.cooldown_period} s, "
-        f"minReplicaCount {user.target.min_replicas}, maxReplicaCount {top}, scale-down window "
-        f"{user.behavior.scale_down.stabilization_s:g} s"
-    )
+    if user.target.kind != SCALED_JOB:
+        setup.append(
+            f"their settings: pollingInterval {user.polling_s:g} s, "
+            f"cooldownPeriod {user.target.cooldown_period} s, "
+            f"minReplicaCount {user.target.min_replicas}, maxReplicaCount {top}, scale-down window "
+            f"{user.behavior.scale_down.stabilization_s:g} s"
+        )
     if args.warmup:
         scenario.warmup_s = args.warmup
+    if user.target.kind == SCALED_JOB:
+        return _jobs(user, scenario, setup, args, started)
     progress = not args.no_progress and sys.stderr.isatty()
     specs = user_policies(user)
     rows, runs = run_policies(scenario, specs, progress)
@@ -526,3 +537,62 @@ def whatif_text(rows: Sequence[Mapping[str, Any]], price: float, advice: str, sp
         f"Change first: {advice}",
     ]
     return "\n".join(lines)
+
+
+def _jobs(user: UserObject, scenario: Any, setup: list[str], args: argparse.Namespace, started: float) -> int:
+    """A ScaledJob: one Job per message, KEDA's scaling strategy as the user set it."""
+    from scaler.sim import report
+    from scaler.sim.jobs import STRATEGIES, JobPolicy, simulate_jobs
+
+    target = user.target
+    top = target.max_replicas if target.max_replicas is not None else 100
+    ql = user.cfg.queue_length
+    ready = user.pending_until_ready
+    setup.append(
+        f"their ScaledJob: pollingInterval {user.polling_s:g} s, strategy {target.strategy}, "
+        "pendingPodConditions "
+        f"{'[Ready]' if ready else 'unset'}, minReplicaCount {target.min_replicas}"
+    )
+
+    def run(name: str, prewarm: bool, tgt: Target, meta: Mapping[str, str], polling: float) -> dict[str, Any]:
+        policy = JobPolicy(name, tgt.strategy, prewarm, ready, top, ql)
+        row = simulate_jobs(
+            scenario.trace, scenario.world, policy, args.slo, target=tgt, metadata=meta, polling_s=polling
+        )
+        row["dollars"] = row["gpu_hours"] * args.gpu_price
+        return row
+
+    meta = dict(target.metadata)
+    rows = [
+        run("with Prewarm", True, target, meta, user.polling_s),
+        run("stock KEDA", False, target, meta, user.polling_s),
+    ]
+    tried: list[dict[str, Any]] = []
+    if not args.no_advice:
+        for strategy in STRATEGIES:
+            if strategy != target.strategy:
+                other = dataclasses.replace(target, strategy=strategy)
+                tried.append(
+                    run(f"scalingStrategy {target.strategy} -> {strategy}", True, other, meta, user.polling_s)
+                )
+        if user.polling_s >= 10:
+            half = user.polling_s / 2
+            tried.append(run(f"pollingInterval {user.polling_s:g} -> {half:g}", True, target, meta, half))
+        jobs = user.cfg.forecast.max_prewarm_jobs
+        more = dict(meta, maxPrewarmJobs=str(jobs + 2))
+        tried.append(run(f"maxPrewarmJobs {jobs} -> {jobs + 2}", True, target, more, user.polling_s))
+    advice = first_change(rows[0], tried, args.slo)
+    text = whatif_text(rows, args.gpu_price, advice, scenario.trace.duration_s)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "results.json", rows)
+    if tried:
+        report.write_json(out / "settings.json", tried)
+    title = f"# What-if: ScaledJob {target.namespace}/{target.name}"
+    body = "\n".join([title, "", *(f"- {x}" for x in setup), "", text, ""])
+    (out / "report.md").write_text(body, encoding="utf-8")
+    print("\n".join(f"- {line}" for line in setup))
+    print()
+    print(text)
+    print(f"\n{len(rows) + len(tried)} runs in {time.monotonic() - started:.1f} s; results in {out}/")
+    return 0
