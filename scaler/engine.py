@@ -453,6 +453,12 @@ class Engine:
         queue = next((r.value for r in reads if isinstance(r.value, QueueReading)), None)
         gpu = next((r.value for r in reads if isinstance(r.value, GpuReading)), None)
         signals = Signals(queue=queue, gpu=gpu)
+        if cfg.forecast.replica_throughput is not None and queue is not None:
+            # The capacity-aware queue term (policy.capacity_queue_term): the measured
+            # arrival rate and the cold start in use.
+            signals = dataclasses.replace(
+                signals, arrival_rate=_measured_rate(reads, queue), cold_start=self._cold_start_in_use(cfg)[0]
+            )
         view = self._forecast(ref, cfg, reads)
         if view is not None and view.used:
             signals = dataclasses.replace(
@@ -613,6 +619,16 @@ def _view(
         error_ratio=outlook.error_ratio,
         warm_start=series.warm_start,
     )
+
+
+def _measured_rate(reads: tuple[SignalRead, ...], queue: QueueReading) -> float | None:
+    """Requests/s arriving now: arrivalQuery's reading, else the queue's publish
+    rate (RabbitMQ's management API); None when neither is read. (The queue's
+    growth is not used: under a backlog it is arrivals minus service.)"""
+    arrival = next((r.value for r in reads if isinstance(r.value, ArrivalReading)), None)
+    if arrival is not None and math.isfinite(arrival.rate):
+        return max(0.0, arrival.rate)
+    return queue.publish_rate
 
 
 def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:

@@ -20,6 +20,7 @@ scales a working pool to zero.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,6 +39,11 @@ class Signals:
     forecast_floor: float | None = None
     # Why the forecast asks for that floor (the term's reason), from the engine.
     forecast_reason: str | None = None
+    # The measured arrival rate (requests/s: arrivalQuery, else the queue's publish
+    # rate) and the cold start in use (seconds), for the capacity-aware queue term
+    # (see capacity_queue_term); None when unknown.
+    arrival_rate: float | None = None
+    cold_start: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,53 @@ def queue_term(queue: QueueReading, cfg: TriggerConfig) -> Term:
     )
 
 
+def capacity_queue_term(
+    queue: QueueReading, cfg: TriggerConfig, arrival_rate: float, cold_start: float
+) -> Term:
+    """The queue term when one replica's throughput is known (replicaThroughput):
+    the replicas that serve what arrives plus drain the backlog over one cold start,
+
+        replicas = max(in_flight / queueLength, arrival_rate / replicaThroughput)
+                   + waiting / (replicaThroughput * cold_start)
+
+    (the plain term, counted work / queueLength, is in the reason for comparison).
+
+    Why: replicas asked for now serve only once Ready, one cold start from now.
+    The plain term turns the backlog that piles up during a cold start into
+    backlog / queueLength replicas (a burst drives the workload to
+    maxReplicaCount), which arrive a cold start later, drain it in seconds and
+    then idle through the scale-down window. The backlog is instead drained over
+    the same time it took to build up; the arrival rate is served at the target
+    utilisation replicaThroughput stands for (so the pool keeps that headroom);
+    and in-flight work keeps the replicas working on it (the keep-alive guard is
+    unchanged). Under a steady load it asks for the rate's replicas at the target
+    utilisation, where the plain term asks for the busy replicas only (no
+    headroom: every uptick waits for a cold start)."""
+    plain = queue_term(queue, cfg)
+    throughput = cfg.forecast.replica_throughput
+    assert throughput is not None and throughput > 0
+    in_flight = queue.in_flight or 0.0
+    serving = max(in_flight / cfg.queue_length, max(0.0, arrival_rate) / throughput)
+    drain = queue.waiting / (throughput * max(1.0, cold_start))
+    replicas = serving + drain
+    reason = (
+        f"capacity: max({in_flight:g} in flight / queueLength {cfg.queue_length:g}, "
+        f"{arrival_rate:.3g}/s / replicaThroughput {throughput:g}) + {queue.waiting:g} waiting drained "
+        f"over the {cold_start:g}s cold start = {replicas:.3g} (plain {plain.replicas:.3g})"
+    )
+    return dataclasses.replace(plain, replicas=replicas, reason=reason)
+
+
+def _uses_capacity_term(signals: Signals, cfg: TriggerConfig) -> bool:
+    return (
+        cfg.mode is Mode.DEPLOYMENT
+        and cfg.forecast.replica_throughput is not None
+        and signals.arrival_rate is not None
+        and signals.cold_start is not None
+        and not (cfg.rabbitmq is not None and cfg.rabbitmq.measure is RabbitMeasure.MESSAGE_RATE)
+    )
+
+
 def _message_rate_term(queue: QueueReading, cfg: TriggerConfig, messages: float) -> Term:
     """KEDA's rabbitmq `mode: MessageRate`: replicas = publish rate / value;
     active while the rate or the messages exceed the activation value (as KEDA
@@ -225,7 +278,11 @@ def decide(signals: Signals, cfg: TriggerConfig, now: float) -> Decision:
     del now  # no term depends on time yet
     terms: list[Term] = []
     if signals.queue is not None:
-        terms.append(queue_term(signals.queue, cfg))
+        if _uses_capacity_term(signals, cfg):
+            assert signals.arrival_rate is not None and signals.cold_start is not None
+            terms.append(capacity_queue_term(signals.queue, cfg, signals.arrival_rate, signals.cold_start))
+        else:
+            terms.append(queue_term(signals.queue, cfg))
     if signals.gpu is not None and cfg.gpu is not None:
         terms.append(gpu_term(signals.gpu, cfg.gpu))
     if signals.forecast_floor is not None:

@@ -154,9 +154,14 @@ async def test_replica_throughput_sets_the_floor_and_the_floor_only_raises(facto
     assert ev.forecast is not None
     assert ev.decision.desired == pytest.approx(ev.forecast.upper / 0.5)
     assert ev.decision.desired >= 2 / 0.5 * 0.95
-    factory.queue.reading = QueueReading(waiting=100, in_flight=0)  # 25 replicas by the queue
+    # With replicaThroughput the queue term is capacity-aware: the measured rate's
+    # replicas plus the backlog drained over the 300 s cold start.
+    factory.queue.reading = QueueReading(waiting=3000, in_flight=0)
+    factory.arrival.reading = ArrivalReading(rate=2.0)
     ev = await evaluate_at(12.0, factory, meta)
-    assert ev.decision.winner == "queue" and ev.decision.desired == 25
+    assert ev.signals.arrival_rate == pytest.approx(2.0) and ev.signals.cold_start == 300
+    assert ev.decision.winner == "queue"
+    assert ev.decision.desired == pytest.approx(2.0 / 0.5 + 3000 / (0.5 * 300))  # 4 + 20 = 24
 
 
 async def test_job_mode_starts_at_most_max_prewarm_jobs(factory: Factory) -> None:
