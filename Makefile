@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv services proto lint test test-unit image-test run bench bench-simulate evaluate clean
+.PHONY: venv services proto lint test test-unit image-test run bench bench-simulate evaluate demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ bench-simulate: venv
 # docs/evaluation.md and docs/evaluation/*.png from bench/traces (about 10 min on 2 cores).
 evaluate: venv
 	$(PY) -m scaler.sim.evaluate
+
+# Two minutes of a bundled trace through the real server, a local SQS (moto) and a
+# simulated fleet under emulated KEDA/HPA, live; then the summary against stock KEDA
+# and demo/demo.png. Nothing else to install or start.
+demo: venv
+	$(PY) -m scaler.demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -22,7 +22,7 @@ from scaler.config import TriggerConfig
 from scaler.engine import Engine, ObjectRef, SourceFactory
 from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, QueueReading, Source
 from scaler.signals.cache import ReadingCache
-from scaler.sim.keda import Behavior
+from scaler.sim.keda import HPA_SYNC_S, Behavior
 from scaler.sim.world import World
 
 # The utilisation users size replicas for (rate thresholds, static provisioning,
@@ -52,6 +52,7 @@ class PolicySpec:
     cooldown_s: float = 300.0
     polling_s: float = 30.0
     behavior: Behavior = field(default_factory=Behavior)
+    hpa_sync_s: float = HPA_SYNC_S  # the cluster's --horizontal-pod-autoscaler-sync-period
     static: int | None = None
     knob: str = ""  # the swept knob and its value, for frontiers
     knob_value: float = 0.0

@@ -108,16 +108,21 @@ def downsample(values: np.ndarray, points: int, how: str = "mean") -> tuple[np.n
 
 
 def plot_timeline(
-    path: Path, title: str, arrivals: np.ndarray, series: dict[str, dict[str, np.ndarray]]
+    path: Path,
+    title: str,
+    arrivals: np.ndarray,
+    series: dict[str, dict[str, np.ndarray]],
+    unit: tuple[float, str] = (3600.0, "hours"),
 ) -> None:
-    """Arrivals, backlog and replicas over time, one line per policy."""
+    """Arrivals, backlog and replicas over time, one line per policy; `unit` is the
+    x axis' (seconds per unit, name)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
-    hours = 3600.0
+    hours, unit_name = unit
     x, y = downsample(arrivals, 1500)
     axes[0].plot(x / hours, y, color="black", linewidth=0.8)
     axes[0].set_ylabel("arrivals / s")
@@ -129,7 +134,7 @@ def plot_timeline(
         axes[2].plot(x / hours, y, linewidth=0.8, label=name)
     axes[1].set_ylabel("backlog (max)")
     axes[2].set_ylabel("replicas (max)")
-    axes[2].set_xlabel("hours")
+    axes[2].set_xlabel(unit_name)
     axes[2].legend(fontsize=7, ncol=4, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from scaler.clock import ManualClock
-from scaler.sim.keda import HPA_SYNC_S, Hpa, ScaledObjectLoop
+from scaler.sim.keda import Hpa, ScaledObjectLoop
 from scaler.sim.policies import (
     TARGET_UTILIZATION,
     GpuUtilizationTrigger,
@@ -85,11 +85,11 @@ def simulate(
     keda = ScaledObjectLoop(min_replicas=spec.min_replicas, cooldown_s=spec.cooldown_s)
     hpa = Hpa(max(1, spec.min_replicas), spec.max_replicas, spec.behavior)
     polling = int(spec.polling_s)
-    sync = int(HPA_SYNC_S)
+    sync = max(1, int(spec.hpa_sync_s))
     chunk = 3600
     for t in range(world.steps):
         poll = t % polling == 0
-        syncing = t % sync == HPA_PHASE_S
+        syncing = t % sync == HPA_PHASE_S % sync
         if poll or syncing:
             clock.now = float(t)
             readings = [trigger.read(t) for trigger in triggers]
