@@ -180,7 +180,7 @@ class ForecastView:
     cold_start: float  # seconds: the look-ahead L in use
     cold_start_measured: bool  # True: from coldStartQuery; False: coldStartSeconds
     rate: float  # predicted mean arrivals/s over [now, now + L]
-    upper: float  # the upper quantile of the peak rate in the window
+    upper: float  # the upper quantile of the peak rate in the window (or the recurring peak if higher)
     expected_arrivals: float
     floor: float  # replicas (Jobs in job mode) it asks for
     used: bool  # in the answer (mode auto, model ready, and not job mode without maxPrewarmJobs)
@@ -188,6 +188,7 @@ class ForecastView:
     warm_start: str | None  # how the history was loaded (arrival series)
     # Job mode: seconds until pre-warm Jobs may be asked for again (None: not waiting).
     jobs_next_in: float | None = None
+    recurring: float = 0.0  # the usual peak minute in the window on past days (arrivals/s)
 
 
 @dataclass(frozen=True)
@@ -589,10 +590,23 @@ def _view(
     """The floor from an outlook: while at least one arrival is expected within
     the cold start, the replicas the upper quantile of the peak rate needs at
     replicaThroughput (at least 1), or 1 without it; in job mode, one Job per
-    expected arrival up to maxPrewarmJobs. Nothing while none is expected."""
+    expected arrival up to maxPrewarmJobs. Nothing while none is expected.
+
+    While the model is gated (its point forecast worse than naive) a deployment
+    with replicaThroughput keeps the recurring-peak floor only: the replicas for
+    the usual peak minute of [now, now + L] on past days (Outlook.recurring). The
+    gate judges the point forecast; the recurring peak extrapolates nothing (it
+    is what this minute of the day usually brought), and it only raises."""
     fc = cfg.forecast
     floor = 0.0
-    if outlook.expected_arrivals >= ACTIVATION_ARRIVALS:
+    recurring_only = outlook.state is ForecastState.GATED and (
+        cfg.mode is Mode.DEPLOYMENT and fc.replica_throughput is not None
+    )
+    if recurring_only:
+        assert fc.replica_throughput is not None
+        if outlook.recurring * cold_start >= ACTIVATION_ARRIVALS:
+            floor = max(1.0, outlook.recurring / fc.replica_throughput)
+    elif outlook.expected_arrivals >= ACTIVATION_ARRIVALS:
         if cfg.mode is Mode.JOB:
             floor = float(min(fc.max_prewarm_jobs, math.ceil(outlook.expected_arrivals)))
         elif fc.replica_throughput is not None:
@@ -601,7 +615,7 @@ def _view(
             floor = 1.0
     used = (
         fc.mode is ForecastMode.AUTO
-        and outlook.usable
+        and (outlook.usable or (recurring_only and floor > 0))
         and not (cfg.mode is Mode.JOB and fc.max_prewarm_jobs == 0)
     )
     return ForecastView(
@@ -618,6 +632,7 @@ def _view(
         used=used,
         error_ratio=outlook.error_ratio,
         warm_start=series.warm_start,
+        recurring=outlook.recurring,
     )
 
 
@@ -641,6 +656,12 @@ def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
         )
     if view.floor <= 0:
         return f"no demand expected {window} ({view.expected_arrivals:.2g} arrivals; {view.reason})"
+    if view.state is ForecastState.GATED:
+        return (
+            f"forecast: {view.reason}; recurring peak {view.recurring:.3g}/s (the usual peak minute "
+            f"{window} on past days) / replicaThroughput {cfg.forecast.replica_throughput:g} = "
+            f"{view.floor:.3g} replicas"
+        )
     if cfg.mode is Mode.JOB:
         how = f"{view.floor:g} Jobs (maxPrewarmJobs {cfg.forecast.max_prewarm_jobs})"
     elif cfg.forecast.replica_throughput is not None:

@@ -151,36 +151,45 @@ def queue_term(queue: QueueReading, cfg: TriggerConfig) -> Term:
 def capacity_queue_term(
     queue: QueueReading, cfg: TriggerConfig, arrival_rate: float, cold_start: float
 ) -> Term:
-    """The queue term when one replica's throughput is known (replicaThroughput):
-    the replicas that serve what arrives plus drain the backlog over one cold start,
+    """The queue term when one replica's throughput is known (replicaThroughput)
+    and the arrival rate is measured: the replicas that serve what arrives, plus
+    those that drain, over one cold start, the backlog there will be when
+    replicas asked for now are Ready.
 
-        replicas = max(in_flight / queueLength, arrival_rate / replicaThroughput)
-                   + waiting / (replicaThroughput * cold_start)
+        serving  = max(in_flight / queueLength, arrival_rate / replicaThroughput)
+        backlog  = waiting + max(0, arrival_rate - in_flight / queueLength * replicaThroughput) * L
+                   (while messages wait; 0 otherwise)
+        replicas = serving + backlog / (replicaThroughput * L)        L = the cold start in use
 
-    (the plain term, counted work / queueLength, is in the reason for comparison).
-
-    Why: replicas asked for now serve only once Ready, one cold start from now.
-    The plain term turns the backlog that piles up during a cold start into
-    backlog / queueLength replicas (a burst drives the workload to
-    maxReplicaCount), which arrive a cold start later, drain it in seconds and
-    then idle through the scale-down window. The backlog is instead drained over
-    the same time it took to build up; the arrival rate is served at the target
-    utilisation replicaThroughput stands for (so the pool keeps that headroom);
-    and in-flight work keeps the replicas working on it (the keep-alive guard is
-    unchanged). Under a steady load it asks for the rate's replicas at the target
-    utilisation, where the plain term asks for the busy replicas only (no
-    headroom: every uptick waits for a cold start)."""
+    Why: replicas asked for now serve only once Ready, one cold start L from now.
+    The plain term (counted work / queueLength, shown in the reason) turns the
+    backlog that piles up during a cold start into backlog / queueLength replicas:
+    a burst drives the workload to maxReplicaCount, whose pods arrive a cold start
+    later, drain the queue in seconds and then idle through the HPA's scale-down
+    window. Here the arrival rate is served at the utilisation replicaThroughput
+    stands for (the pool keeps that headroom under a steady load, where the plain
+    term asks for the busy replicas only); while messages wait, every ready
+    replica is busy, so the backlog grows by the arrivals the busy replicas do not
+    serve (in_flight / queueLength of them, at replicaThroughput: conservative)
+    until the new replicas are Ready, and that backlog is drained over one more
+    cold start, the time it took to build up. In-flight work keeps the replicas
+    working on it, and activation and the keep-alive guard are the plain term's."""
     plain = queue_term(queue, cfg)
     throughput = cfg.forecast.replica_throughput
     assert throughput is not None and throughput > 0
+    horizon = max(1.0, cold_start)
+    rate = max(0.0, arrival_rate)
     in_flight = queue.in_flight or 0.0
-    serving = max(in_flight / cfg.queue_length, max(0.0, arrival_rate) / throughput)
-    drain = queue.waiting / (throughput * max(1.0, cold_start))
-    replicas = serving + drain
+    busy = in_flight / cfg.queue_length
+    serving = max(busy, rate / throughput)
+    growth = max(0.0, rate - busy * throughput) if queue.waiting > 0 else 0.0
+    backlog = queue.waiting + growth * horizon
+    replicas = serving + backlog / (throughput * horizon)
     reason = (
         f"capacity: max({in_flight:g} in flight / queueLength {cfg.queue_length:g}, "
-        f"{arrival_rate:.3g}/s / replicaThroughput {throughput:g}) + {queue.waiting:g} waiting drained "
-        f"over the {cold_start:g}s cold start = {replicas:.3g} (plain {plain.replicas:.3g})"
+        f"{rate:.3g}/s / replicaThroughput {throughput:g}) + backlog at Ready ({queue.waiting:g} waiting "
+        f"+ {growth:.3g}/s unserved * {horizon:g}s) drained over the cold start = {replicas:.3g} "
+        f"(plain {plain.replicas:.3g})"
     )
     return dataclasses.replace(plain, replicas=replicas, reason=reason)
 

@@ -38,6 +38,9 @@ WEEK = 7 * DAY
 DAILY_SLOT = 3600.0  # the daily profile's resolution (linear between slots: a smooth profile)
 WEEKLY_SLOT = 3600.0  # the weekly correction's resolution
 DAILY_SLOTS = int(DAY / DAILY_SLOT)
+# The recurring-peak profile: the usual rate at each minute of the day (see
+# Forecaster._recurring_peak); only raises the upper rate, never the point forecast.
+MINUTE_SLOTS = int(DAY / STEP)
 WEEKLY_SLOTS = int(WEEK / WEEKLY_SLOT)
 # Horizons (seconds) the model keeps score at; a request for L uses the first >= L.
 HORIZONS = (60, 180, 300, 600, 1200, 1800, 3600)
@@ -76,6 +79,9 @@ class Tuning:
     # Error averages for the gate: a memory of about a day, so that the quiet
     # hours (where any forecast is right) and the busy ones are weighed together.
     error: float = 1 / 1440
+    # Per day (one update per minute slot a day): each day's weight in the
+    # recurring-peak profile, as in the daily profile (about 20 %).
+    recurring: float = 0.2
 
 
 class ForecastState(StrEnum):
@@ -94,9 +100,10 @@ class Outlook:
     history: float  # seconds of history behind the model
     rate: float  # point forecast: mean arrivals/s over the window
     peak: float  # point forecast: the highest bucket rate in the window
-    upper: float  # the upper quantile of the peak (arrivals/s)
+    upper: float  # the upper quantile of the peak, or the recurring peak if higher (arrivals/s)
     expected_arrivals: float  # rate * horizon: arrivals expected in the window
     error_ratio: float | None  # model error / naive error at the horizon; None before scored
+    recurring: float = 0.0  # the usual peak minute in the window on past days (arrivals/s)
 
     @property
     def usable(self) -> bool:
@@ -120,6 +127,7 @@ class Forecaster:
         "_last_bucket",
         "_last_value",
         "_level",
+        "_minute",
         "_outlook_memo",
         "_pending_f",
         "_pending_idx",
@@ -149,6 +157,7 @@ class Forecaster:
         self._daily_n = 0  # slots seen at least once
         self._daily_ready = False
         self._weekly = array("d", [0.0]) * WEEKLY_SLOTS
+        self._minute = array("f", [math.nan]) * MINUTE_SLOTS  # float32: 5.6 KB
         # Forecasts waiting for their outcome: one ring per horizon, indexed by
         # target bucket modulo the ring size (h / STEP entries each).
         sizes = [max(1, int(h // STEP)) for h in HORIZONS]
@@ -247,6 +256,9 @@ class Forecaster:
 
     def _learn_seasonal(self, wall: float, value: float) -> None:
         t = self._tune
+        minute = int((wall % DAY) // STEP)
+        seen = self._minute[minute]
+        self._minute[minute] = value if math.isnan(seen) else seen + t.recurring * (value - seen)
         slot = int((wall % DAY) // DAILY_SLOT)
         current = self._daily[slot]
         if math.isnan(current):
@@ -343,7 +355,8 @@ class Forecaster:
         rate = sum(path) / points
         peak = max(path)
         margin = self._quantile(h, quantile)
-        upper = max(peak, peak * (1 + margin))
+        recurring = self._recurring_peak(wall, horizon) if self._daily_ready else 0.0
+        upper = max(peak, peak * (1 + margin), recurring)
         state, reason = self._state(history, h, ratio)
         return Outlook(
             state=state,
@@ -355,7 +368,28 @@ class Forecaster:
             upper=upper,
             expected_arrivals=rate * horizon,
             error_ratio=ratio,
+            recurring=recurring,
         )
+
+    def _recurring_peak(self, wall: float, horizon: float) -> float:
+        """The highest usual minute in [wall, wall + horizon] on past days.
+
+        The hourly profile (the point forecast) smooths a burst that comes back
+        at the same minute every day (a batch sender, a cron job, a scheduled
+        report) into its hour; this per-minute average over days keeps it, so the
+        upper rate (the floor) covers it before it comes, one cold start ahead.
+        It never lowers the upper rate, and it is used only with the forecast
+        (once the daily profile is in and the gate is open)."""
+        first = int((wall % DAY) // STEP)
+        # Every minute the window touches, the one holding wall + horizon included:
+        # replicas asked for now are Ready then, and must be for that minute.
+        minutes = int((wall + horizon) // STEP) - int(wall // STEP) + 1
+        peak = 0.0
+        for i in range(minutes):
+            value = self._minute[(first + i) % MINUTE_SLOTS]
+            if value > peak:  # NaN (a minute never seen) compares False
+                peak = value
+        return peak
 
     def _state(self, history: float, h: int, ratio: float | None) -> tuple[ForecastState, str]:
         if self._last_bucket is None:

@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from scaler.clock import ManualClock
-from scaler.config import TriggerConfig
-from scaler.engine import Engine, ObjectRef, SourceFactory
-from scaler.forecast.model import DAY
+from scaler.config import TriggerConfig, parse_trigger
+from scaler.engine import Engine, ObjectRef, SourceFactory, _forecast_reason, _view
+from scaler.forecast.demand import DemandKind, DemandSeries
+from scaler.forecast.model import DAY, ForecastState, Outlook
 from scaler.signals.base import ArrivalReading, ColdStartReading, QueueReading, Source, SourceError
 from scaler.signals.cache import ReadingCache
 
@@ -155,13 +156,14 @@ async def test_replica_throughput_sets_the_floor_and_the_floor_only_raises(facto
     assert ev.decision.desired == pytest.approx(ev.forecast.upper / 0.5)
     assert ev.decision.desired >= 2 / 0.5 * 0.95
     # With replicaThroughput the queue term is capacity-aware: the measured rate's
-    # replicas plus the backlog drained over the 300 s cold start.
+    # replicas (2 / 0.5 = 4) plus the backlog when new replicas are Ready (3000 + 2/s
+    # unserved * 300 s = 3600) drained over the 300 s cold start (3600 / 150 = 24).
     factory.queue.reading = QueueReading(waiting=3000, in_flight=0)
     factory.arrival.reading = ArrivalReading(rate=2.0)
     ev = await evaluate_at(12.0, factory, meta)
     assert ev.signals.arrival_rate == pytest.approx(2.0) and ev.signals.cold_start == 300
     assert ev.decision.winner == "queue"
-    assert ev.decision.desired == pytest.approx(2.0 / 0.5 + 3000 / (0.5 * 300))  # 4 + 20 = 24
+    assert ev.decision.desired == pytest.approx(2.0 / 0.5 + 3600 / (0.5 * 300))  # 4 + 24 = 28
 
 
 async def test_job_mode_starts_at_most_max_prewarm_jobs(factory: Factory) -> None:
@@ -296,3 +298,36 @@ async def test_a_measured_cold_start_survives_a_failed_read(factory: Factory) ->
         ev = await engine.evaluate(REF, meta)
         assert factory.cold_start.reads == 2
         assert ev.forecast is not None and ev.forecast.cold_start == 120 and ev.forecast.cold_start_measured
+
+
+def gated_outlook(recurring: float) -> Outlook:
+    return Outlook(
+        state=ForecastState.GATED,
+        reason="gated: error 1.10x naive",
+        horizon=300.0,
+        history=3 * DAY,
+        rate=1.0,
+        peak=1.2,
+        upper=max(1.5, recurring),
+        expected_arrivals=300.0,
+        error_ratio=1.1,
+        recurring=recurring,
+    )
+
+
+def test_gated_keeps_the_recurring_peak_floor_only_with_replica_throughput() -> None:
+    series = DemandSeries(kind=DemandKind.ARRIVAL)
+    with_throughput = parse_trigger({**METADATA, "replicaThroughput": "0.5"})
+    view = _view(with_throughput, series, gated_outlook(6.0), 300.0, False)
+    # the usual peak minute on past days, 6/s, at 0.5/s per replica: 12 replicas, used while gated
+    assert view.used and view.floor == pytest.approx(12.0) and view.recurring == 6.0
+    assert "recurring peak 6/s" in _forecast_reason(view, with_throughput)
+    # fewer than one arrival at that rate within the cold start: no floor, not used
+    quiet = _view(with_throughput, series, gated_outlook(0.002), 300.0, False)
+    assert quiet.floor == 0.0 and not quiet.used
+    # without replicaThroughput (or in job mode, or advisory) a gated forecast stays out
+    assert not _view(parse_trigger(METADATA), series, gated_outlook(6.0), 300.0, False).used
+    job = parse_trigger({**METADATA, "mode": "job", "maxPrewarmJobs": "3", "replicaThroughput": "0.5"})
+    assert not _view(job, series, gated_outlook(6.0), 300.0, False).used
+    advisory = parse_trigger({**METADATA, "replicaThroughput": "0.5", "forecast": "advisory"})
+    assert not _view(advisory, series, gated_outlook(6.0), 300.0, False).used

@@ -122,3 +122,36 @@ def test_memory_is_bounded() -> None:
     sizes = [len(getattr(model, name)) for name in ("_daily", "_weekly", "_pending_f", "_residuals")]
     feed(model, T0 + 3 * DAY, T0 + 6 * DAY)
     assert sizes == [len(getattr(model, name)) for name in ("_daily", "_weekly", "_pending_f", "_residuals")]
+
+
+def burst_at_10_32(wall: float) -> float:
+    """2/s all day, 20/s for the three minutes from 10:32 UTC (a daily batch sender)."""
+    minute = (wall % DAY) / 60
+    return 20.0 if 10 * 60 + 32 <= minute < 10 * 60 + 35 else 2.0
+
+
+def test_a_daily_burst_is_in_the_upper_rate_one_cold_start_ahead() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 3 * DAY + 10 * 3600 + 29 * 60, rate=burst_at_10_32)  # up to 10:29 on day 4
+    now = T0 + 3 * DAY + 10 * 3600 + 29 * 60
+    # The hourly profile smooths the burst away: the point forecast stays near 2/s...
+    ahead = model.outlook(now, 300)  # the window 10:29 - 10:34 holds the burst's minutes
+    assert ahead.peak < 5
+    # ...the recurring peak keeps it (every past day had 20/s at 10:32), and raises the upper rate.
+    assert ahead.recurring == pytest.approx(20.0)
+    assert ahead.upper >= 20.0
+    # The window must reach the burst's minute: 10:29 + 120 s ends at 10:31.
+    assert model.outlook(now, 120).recurring == pytest.approx(2.0)
+    # A window touching the minute of now + L counts it: 10:29 + 180 s = 10:32:00.
+    assert model.outlook(now, 180).recurring == pytest.approx(20.0)
+
+
+def test_the_recurring_peak_is_an_average_over_days_and_needs_the_daily_profile() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 10 * 3600 + 29 * 60, rate=burst_at_10_32)  # day 1, before its burst
+    assert model.outlook(T0 + 10 * 3600 + 29 * 60, 300).recurring == 0.0  # cold: not used
+    feed(model, T0 + 10 * 3600 + 29 * 60, T0 + 2 * DAY + 10 * 3600, rate=burst_at_10_32)
+    # From now on the burst stops coming: each day weighs 20 %, so it fades (20 -> 16.4 after a day).
+    feed(model, T0 + 2 * DAY + 10 * 3600, T0 + 3 * DAY + 10 * 3600 + 29 * 60, rate=lambda w: 2.0)
+    faded = model.outlook(T0 + 3 * DAY + 10 * 3600 + 29 * 60, 300).recurring
+    assert faded == pytest.approx(20.0 + 0.2 * (2.0 - 20.0), rel=1e-6)

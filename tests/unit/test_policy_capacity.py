@@ -23,10 +23,15 @@ def cfg(**extra: str) -> TriggerConfig:
         # (the plain term asks for the 60 in flight / 4 = 15 busy ones: no headroom)
         (0, 60, 30.0, 300, 20.0),
         # a burst: 4500 waiting during a 300 s cold start. Plain: (4500 + 20) / 4 = 1130
-        # replicas; capacity: 27/1.5 = 18 + 4500 / (1.5 * 300) = 10 -> 28
-        (4500, 20, 27.0, 300, 28.0),
+        # replicas. Capacity: serving max(20 / 4, 27 / 1.5) = 18; the 5 busy replicas
+        # serve 7.5/s, so 19.5/s pile up for 300 s: backlog 4500 + 5850 = 10350,
+        # drained over 300 s at 1.5/s per replica = 23 -> 41
+        (4500, 20, 27.0, 300, 41.0),
+        # waking from zero: 225 waiting, 3/s, nothing in flight: serving 2; backlog at
+        # Ready 225 + 3 * 300 = 1125, / (1.5 * 300) = 2.5 -> 4.5
+        (225, 0, 3.0, 300, 4.5),
         # in flight beyond what the rate needs (a rate just dropped): the busy replicas
-        # 40 / 4 = 10 stay; + 300 / (1.5 * 100) = 2 -> 12
+        # 40 / 4 = 10 stay (they serve 15/s > 3/s: nothing piles up); + 300 / (1.5 * 100) = 2 -> 12
         (300, 40, 3.0, 100, 12.0),
         # nothing at all: scale to zero
         (0, 0, 0.0, 300, 0.0),
@@ -50,7 +55,7 @@ def test_decide_uses_it_only_with_a_rate_and_a_cold_start() -> None:
     # no measured rate (e.g. SQS without arrivalQuery): the plain term
     assert decide(Signals(queue=reading), cfg(), 0.0).desired == pytest.approx(plain)
     fused = decide(Signals(queue=reading, arrival_rate=27.0, cold_start=300.0), cfg(), 0.0)
-    assert fused.winner == "queue" and fused.desired == pytest.approx(28.0) and fused.replicas == 28
+    assert fused.winner == "queue" and fused.desired == pytest.approx(41.0) and fused.replicas == 41
 
 
 def test_without_replica_throughput_or_in_job_mode_the_plain_term_stays() -> None:
