@@ -52,7 +52,7 @@ class DemoSettings:
     concurrency: int = 2  # messages one worker holds at once
     service_s: float = 2.0
     cold_start_s: float = 10.0
-    peak_replicas: int = 6  # the slice's busiest second needs this many at 75 %
+    mean_replicas: float = 3.0  # the slice's mean rate needs this many at 75 % (its bursts more)
     max_replicas: int = 8
     polling_s: float = 2.0  # pollingInterval
     hpa_sync_s: float = 3.0
@@ -278,7 +278,7 @@ class Fleet:
 
 def demo_counts(settings: DemoSettings, trace_path: Path) -> tuple[np.ndarray, str]:
     """Messages to send in each wall second: the trace slice, `speed` trace seconds
-    per wall second, scaled so its busiest second needs `peak_replicas`."""
+    per wall second, scaled so its mean rate needs `mean_replicas`."""
     from scaler.sim.traces import load_trace
 
     trace = load_trace(trace_path)
@@ -288,8 +288,8 @@ def demo_counts(settings: DemoSettings, trace_path: Path) -> tuple[np.ndarray, s
         counts = np.concatenate([counts, np.zeros(span - len(counts))])
     per_second = counts.reshape(settings.duration_s, -1).sum(axis=1) if settings.speed >= 1 else counts
     per_replica = settings.concurrency / settings.service_s * 0.75
-    peak = float(per_second.max())
-    scale = settings.peak_replicas * per_replica / peak if peak > 0 else 0.0
+    mean = float(per_second.mean())
+    scale = settings.mean_replicas * per_replica / mean if mean > 0 else 0.0
     rng = np.random.default_rng(settings.seed)
     scaled = per_second * scale
     whole = np.floor(scaled + rng.random(len(scaled)))  # stochastic rounding: whole messages
@@ -453,26 +453,25 @@ class LiveView:
             f"{s.concurrency} messages per worker, {s.service_s:g} s each",
             caption="real gRPC server + moto SQS; KEDA/HPA emulated (scaler.sim.keda)",
         )
-        for column in (
-            "time",
-            "arrivals/s",
+        columns = (
+            "t",
+            "arrivals",
             "backlog",
             "replicas",
             "ready",
             "starting",
             "active",
-            "winning term",
+            "winner",
             "forecast",
-        ):
-            table.add_column(
-                column, justify="right" if column not in ("winning term", "forecast") else "left"
-            )
+        )
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("winner", "forecast") else "right")
         for r in self.rows[-15:]:
             table.add_row(
                 f"{r.t} s",
                 str(r.arrivals),
                 str(r.backlog),
-                "█" * r.replicas + f" {r.replicas}",
+                str(r.replicas),
                 str(r.ready),
                 str(r.starting),
                 "yes" if r.active else "no",
