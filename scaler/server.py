@@ -12,7 +12,6 @@ import contextlib
 import inspect
 import logging
 import os
-import random
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -246,11 +245,6 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             self._metrics.rpc_total.labels("StreamIsActive", code.name).inc()
             await context.abort(code, str(exc))
         last: bool | None = None
-        # The first re-evaluation at a random point of the interval, then every
-        # interval: streams opened together (a KEDA restart opens them all) would
-        # otherwise evaluate in one burst each interval, and every call arriving
-        # during the burst would wait for it.
-        wait = random.uniform(0, self._stream_interval)
         try:
             while not self._shutting_down.is_set():
                 try:
@@ -267,8 +261,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                         last = ev.decision.active
                         yield pb.IsActiveResponse(result=last)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._shutting_down.wait(), wait)
-                wait = self._stream_interval
+                    await asyncio.wait_for(self._shutting_down.wait(), self._stream_interval)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
