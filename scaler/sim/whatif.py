@@ -192,8 +192,11 @@ def user_policies(user: UserObject, metadata: Mapping[str, str] | None = None) -
     return [prewarm, twin]
 
 
-def candidate_changes(user: UserObject, cold_start_s: float) -> list[tuple[str, PolicySpec]]:
-    """One setting changed at a time, each a Prewarm policy: what to try first."""
+def candidate_changes(
+    user: UserObject, cold_start_s: float, at_max: bool = False
+) -> list[tuple[str, PolicySpec]]:
+    """One setting changed at a time, each a Prewarm policy: what to try first
+    (`at_max`: the run as written reached maxReplicaCount)."""
     base = user_policies(user)[0]
     meta = dict(user.target.metadata)
     ql = user.cfg.queue_length
@@ -232,6 +235,11 @@ def candidate_changes(user: UserObject, cold_start_s: float) -> list[tuple[str, 
         )
     if base.min_replicas == 0:
         out.append(("minReplicaCount 0 -> 1", dataclasses.replace(base, min_replicas=1)))
+    if at_max:
+        top = math.ceil(base.max_replicas * 1.5)
+        out.append(
+            (f"maxReplicaCount {base.max_replicas} -> {top}", dataclasses.replace(base, max_replicas=top))
+        )
     return [(label, dataclasses.replace(spec, name=label)) for label, spec in out]
 
 
@@ -485,7 +493,8 @@ def _main(args: argparse.Namespace) -> int:
     rows, runs = run_policies(scenario, specs, progress)
     tried: list[dict[str, Any]] = []
     if not args.no_advice:
-        candidates = candidate_changes(user, scenario.world.cold_start.typical_s)
+        at_max = rows[0]["peak_replicas"] >= top
+        candidates = candidate_changes(user, scenario.world.cold_start.typical_s, at_max)
         tried, _ = run_policies(scenario, [spec for _, spec in candidates], progress, "settings")
     advice = first_change(rows[0], tried, args.slo)
     text = whatif_text(rows, args.gpu_price, advice, trace.duration_s)
