@@ -1,9 +1,9 @@
 """`make demo`, briefly: the real server, moto and the simulated fleet scale for real.
 
-Runs `python -m scaler.demo` for 15 s of replay (the trace at 80x, a 4 s cold
+Runs `python -m scaler.demo` for 8 s of replay (the trace at 150x, a 2 s cold
 start) and checks what happened, not how fast: messages were sent and served,
 the fleet went above zero replicas, and the server answered KEDA's calls.
-Costs about 20 s.
+Costs about 12 s.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ def test_demo_scales_through_the_real_server(tmp_path: Path) -> None:
             "-m",
             "scaler.demo",
             "--duration",
-            "15",
+            "8",
             "--speed",
-            "80",
+            "150",
             "--cold-start",
-            "4",
+            "2",
             "--no-live",
             "--out",
             str(tmp_path),

@@ -5,7 +5,7 @@
 - Against every example manifest under manifests/examples/ (a trace file).
 - A bad manifest reads as `prewarm explain` says it; an unreachable Prometheus
   names the source and what to check.
-Costs about 12 s (Prometheus start, backfill, a few short simulations).
+Costs about 15 s (Prometheus start, backfill, a few short simulations).
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def test_bad_manifest_reads_as_explain_says(tmp_path: Path) -> None:
 def test_example_manifests(manifest: str, tmp_path: Path) -> None:
     done = simulate(
         "--scaledobject", EXAMPLES / manifest,
-        "--trace", TRACE, "--duration", "10800", "--rate-scale", "0.0002",
+        "--trace", TRACE, "--duration", "3600", "--rate-scale", "0.0002",
         "--cold-start", "120", "--no-plots", "--out", tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
