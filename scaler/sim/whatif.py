@@ -506,7 +506,7 @@ def _main(args: argparse.Namespace) -> int:
         candidates = candidate_changes(user, scenario.world.cold_start.typical_s, at_max)
         tried, _ = run_policies(scenario, [spec for _, spec in candidates], progress, "settings")
     advice = first_change(rows[0], tried, args.slo)
-    text = whatif_text(rows, args.gpu_price, advice, trace.duration_s)
+    text = whatif_text(rows, args.gpu_price, advice, trace.duration_s - scenario.warmup_s)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for row in rows + tried:
@@ -533,7 +533,8 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def whatif_text(rows: Sequence[Mapping[str, Any]], price: float, advice: str, span_s: int) -> str:
-    """The comparison in the user's terms."""
+    """The comparison in the user's terms; `span_s`: the seconds billed (for the
+    per-30-days figure)."""
     days = span_s / 86400
     head = f"| | GPU-hours | ${price:g}/GPU-h | per 30 days | p95 wait | cold-start waits | > SLO |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
