@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -55,6 +55,7 @@ class Footprint:
     read_threads: int  # the scaler's source-read pool (grows on demand up to --read-threads)
     fds: int
     connections: int  # this process's established TCP connections to the source's port
+    names: tuple[str, ...] = field(default=(), compare=False)  # the threads, for failure messages
 
 
 def _own_socket_inodes() -> set[str]:
@@ -93,14 +94,22 @@ def footprint(port: int, helper_fds: Callable[[], set[int]] = set) -> Footprint:
     """Threads, fds and connections of the scaler (and the test's clients, which
     are the same before and after), without the fault helpers' own."""
     gc.collect()  # a dropped client's sockets close when it is collected
+    # The fake dcgm-exporter answers each Prometheus scrape in a short-lived thread
+    # (with its socket): let one in progress finish rather than count it.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and any(
+        "(process_request_thread)" in t.name for t in threading.enumerate()
+    ):
+        time.sleep(0.01)
     names = [t.name for t in threading.enumerate() if not any(h in t.name for h in HELPER_THREADS)]
     readers = [name for name in names if name.startswith(READ_POOL)]
     fds = {int(fd) for fd in os.listdir("/proc/self/fd")} - helper_fds()
-    return Footprint(len(names) - len(readers), len(readers), len(fds), connections_to(port))
+    return Footprint(len(names) - len(readers), len(readers), len(fds), connections_to(port), tuple(names))
 
 
 def assert_no_growth(before: Footprint, after: Footprint) -> None:
-    assert after.threads <= before.threads, (before, after)
+    new_threads = sorted(set(after.names) - set(before.names))
+    assert after.threads <= before.threads, (before, after, new_threads)
     assert after.fds <= before.fds, (before, after)
     assert after.connections <= before.connections, (before, after)
     # The read pool keeps its threads; a source that fails or hangs holds at most one.
