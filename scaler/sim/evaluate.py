@@ -241,15 +241,20 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "the cold start and replicaThroughput = one replica's rate at 75 %) under KEDA's defaults; "
         "`prewarm-guard` adds the GPU guard. The baselines are described at the end. Frontiers sweep "
         "queueLength (0.5x, 1x and 2x the concurrency) for every queue policy, Prewarm's included, "
-        "the forecast quantile (0.5, 0.75, 0.9, 0.97) for Prewarm, the GPU target for the HPA and the "
-        "replica count for static provisioning.",
+        "the forecast quantile (0.5, 0.75, 0.9, 0.97) and replicaThroughput (0.5x, 0.75x, 1x, 1.25x) for "
+        "Prewarm, the GPU target for the HPA and the replica count for static provisioning.",
     ]
     lines += [
         "",
         "How to read it. The forecaster is cold until it has a day of history and has scored 6 h of its "
-        "own forecasts, and is then used only while it beats the naive forecast (its gate). On the 1-hour "
-        "LLM traces and the 1-day Functions trace it therefore never takes part, and `prewarm` decides "
-        "from the queue alone, with the same metric and activation as `keda-min0`: the same figures. "
+        "own forecasts, and is then used only while it beats the naive forecast (its gate; while gated, "
+        "only its recurring-peak floor stays). On the 1-hour LLM traces and the 1-day Functions trace it "
+        "therefore never takes part, and `prewarm` decides from the queue alone: with replicaThroughput "
+        "and the measured publish rate, its capacity-aware queue term (the rate's replicas plus the "
+        "backlog expected when new replicas are Ready, drained over one cold start; docs/forecast.md), "
+        "with the same activation as `keda-min0`. It asks for far fewer replicas than `keda-min0` after a "
+        "burst; on a 1-hour trace that starts from zero the first backlog then clears over a cold start "
+        "rather than at once, which is why its p95 there is above stock KEDA's. "
         "(In production a warm start from Prometheus history, arrivalQuery, removes the first day; the "
         "traces here have no earlier history to offer.) The line under each table says how often the "
         "forecast was cold, gated or used in that run. `prewarm-guard` holds every pod that has work in "

@@ -243,7 +243,8 @@ def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) 
 
 def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength 0.5x, 1x and 2x the concurrency
-    for every queue policy (Prewarm's included), the forecast quantile for Prewarm,
+    for every queue policy (Prewarm's included), the forecast quantile and
+    replicaThroughput (0.5x, 0.75x, 1.25x one replica's rate at 75 %) for Prewarm,
     the GPU target for the HPA, the replica count for static provisioning."""
     c = scenario.world.concurrency
     top = scenario.max_replicas
@@ -254,6 +255,12 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     for quantile in (0.5, 0.75, 0.97):
         spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, quantile=quantile)
         specs.append(_named(spec, f"prewarm@q={quantile:g}"))
+    # With replicaThroughput the queue term is capacity-aware, so the utilisation that
+    # replicaThroughput stands for is Prewarm's cost knob: 0.5x, 0.75x, 1.25x the default.
+    for factor in (0.5, 0.75, 1.25):
+        spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor)
+        spec = replace(spec, knob="replicaThroughput", knob_value=rate * factor)
+        specs.append(_named(spec, f"prewarm@throughput={factor:g}x"))
     for factor in (0.5, 1.0, 2.0):
         ql = c * factor
         spec = prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate)
