@@ -76,6 +76,13 @@ class ConfigError(ValueError):
             detail += f", got {quoted(got)}"
         super().__init__(detail)
 
+    def as_written(self, metadata: Mapping[str, str]) -> ConfigError:
+        """This error naming the key as the metadata gave it (`hostFromEnv`, not
+        `host`), for checks made on the parsed config (the access policy)."""
+        if self.key and self.key not in metadata and self.key + "FromEnv" in metadata:
+            return ConfigError(self.key + "FromEnv", self.accepted, self.got)
+        return self
+
 
 class TooManyKeys(ConfigError):
     """The map as a whole is too large: no one key is to blame."""

@@ -18,6 +18,7 @@ from scaler.access import AccessPolicy, check_access
 from scaler.clock import Clock
 from scaler.config import (
     COLD_START_BOUNDS,
+    ConfigError,
     ForecastMode,
     Mode,
     RabbitProtocol,
@@ -250,7 +251,10 @@ class Engine:
                 self._memo.items.popitem(last=False)
         else:
             self._memo.items.move_to_end(memo_key)
-        check_access(cfg, ref.namespace, self.access)
+        try:
+            check_access(cfg, ref.namespace, self.access)
+        except ConfigError as exc:
+            raise exc.as_written(metadata) from None
         self._warn_unknown(ref, cfg)
         return cfg
 

@@ -185,3 +185,24 @@ def test_ambient_identity_only_for_listed_namespaces() -> None:
 def test_empty_namespace_list_refuses_ambient_identity_everywhere() -> None:
     with pytest.raises(ConfigError):
         check_access(parse_trigger(SQS), "diffusion", identity_policy(""))
+
+
+def test_a_refused_key_given_as_from_env_is_named_as_written() -> None:
+    """The access check runs on the parsed config, which has lost whether `host`
+    came as `hostFromEnv`: the engine names the key the user wrote."""
+    from scaler.clock import ManualClock
+    from scaler.engine import Engine, ObjectRef
+    from scaler.signals.cache import ReadingCache
+
+    clock = ManualClock()
+    engine = Engine(ReadingCache(clock), clock, access=hosts_policy("*.svc.cluster.local"))
+    metadata = {k: v for k, v in RABBIT.items() if k != "host"}
+    metadata["hostFromEnv"] = "http://u:pw@10.0.0.1:15672"
+    with pytest.raises(ConfigError) as refused:
+        engine.config(ObjectRef("default", "so"), metadata)
+    assert refused.value.key == "hostFromEnv"
+    assert "'hostFromEnv'" in str(refused.value) and "--allowed-hosts" in str(refused.value)
+    plain = {**metadata, "host": metadata.pop("hostFromEnv")}
+    with pytest.raises(ConfigError) as refused_plain:
+        engine.config(ObjectRef("default", "so"), plain)
+    assert refused_plain.value.key == "host"
