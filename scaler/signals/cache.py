@@ -89,18 +89,22 @@ class ReadingCache:
         self._turns: dict[str, _Turn] = {}
         self.reads = 0  # total source reads started (for tests and the benchmark)
 
-    async def get(self, source: Source) -> Reading[object]:
-        """The source's reading, at most `ttl` old. Raises SourceError."""
-        now = self._clock.monotonic()
+    def _entry(self, source: Source, now: float) -> tuple[_Entry, Source]:
+        """The key's entry (made on first use) and the source object reads go
+        through: the first one seen for the key, so its client (connection,
+        session) is reused instead of rebuilt per call."""
         key = source.key
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Entry()
             self._sources[key] = source
-        # Read through the first source object seen for this key, so its client
-        # (connection, session) is reused instead of rebuilt per call.
-        source = self._sources[key]
         entry.last_used = now
+        return entry, self._sources[key]
+
+    async def get(self, source: Source) -> Reading[object]:
+        """The source's reading, at most `ttl` old. Raises SourceError."""
+        now = self._clock.monotonic()
+        entry, source = self._entry(source, now)
         if entry.pending is None and now - entry.finished_at >= self.ttl:
             entry.pending = asyncio.ensure_future(self._read(source, entry))
         if entry.pending is not None:
@@ -134,13 +138,7 @@ class ReadingCache:
         and never block (the simulator); same key sharing, TTL and error caching.
         Raises SourceError."""
         now = self._clock.monotonic()
-        key = source.key
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = _Entry()
-            self._sources[key] = source
-        source = self._sources[key]
-        entry.last_used = now
+        entry, source = self._entry(source, now)
         if now - entry.finished_at >= self.ttl:
             self.reads += 1
             try:
