@@ -14,25 +14,19 @@ never a zero, and no secret appears in an error, a log line or /metrics.
 
 from __future__ import annotations
 
-import datetime
 import hmac
-import ipaddress
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bcrypt
 import grpc
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from faults import write_self_signed_certificate
 
 if TYPE_CHECKING:
     from prometheus_fixture import GpuExporter, PrometheusServer
@@ -79,32 +73,6 @@ def basic_auth_prometheus(gpu_exporter: GpuExporter) -> Iterator[PrometheusServe
 # --- an https Prometheus with a self-signed certificate ---------------------------
 
 
-def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed server certificate for 127.0.0.1; returns (cert, key) files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prewarm test prometheus")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "prometheus.crt", directory / "prometheus.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +81,9 @@ def tls_prometheus(
 ) -> Iterator[PrometheusServer]:
     from prometheus_fixture import start_prometheus
 
-    cert_file, key_file = write_self_signed_certificate(tmp_path_factory.mktemp("prometheus-tls"))
+    cert_file, key_file = write_self_signed_certificate(
+        tmp_path_factory.mktemp("prometheus-tls"), "prewarm test prometheus"
+    )
     server = start_prometheus(
         gpu_exporter,
         web_config=f"tls_server_config:\n  cert_file: {cert_file}\n  key_file: {key_file}\n",
