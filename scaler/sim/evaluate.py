@@ -84,17 +84,11 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
     rows, runs = run_policies(scenario, standard_policies(scenario), progress=False)
     sweep_rows, _ = run_policies(scenario, sweep_policies(scenario), progress=False)
     stem = f"{Path(case.file).name.split('.')[0]}_cold{cold_start}"
-    series = {
-        name: {"waiting": r.world.rec_waiting, "pods": r.world.rec_pods}
-        for name, r in runs.items()
-        if name in ("prewarm", "keda-min0", "keda-min1", "hpa-gpu75", "kedastral")
-    }
-    first = next(iter(runs.values()))
-    report.plot_timeline(
+    report.plot_runs(
         Path(out_dir) / f"{stem}_timeline.png",
         f"{case.label}, cold start {cold_start} s",
-        first.world.arrivals,
-        series,
+        runs,
+        ("prewarm", "keda-min0", "keda-min1", "hpa-gpu75", "kedastral"),
     )
     report.plot_frontiers(
         Path(out_dir) / f"{stem}_frontiers.png", f"{case.label}, cold start {cold_start} s", sweep_rows

@@ -268,10 +268,7 @@ def main(args: argparse.Namespace) -> int:
         report.write_json(out / "sweep.json", sweep_rows)
     plots: list[str] = []
     if not args.no_plots:
-        series = {
-            name: {"waiting": r.world.rec_waiting, "pods": r.world.rec_pods} for name, r in runs.items()
-        }
-        report.plot_timeline(out / "timeline.png", trace.name, runs[specs[0].name].world.arrivals, series)
+        report.plot_runs(out / "timeline.png", trace.name, runs)
         plots.append("timeline.png")
         if sweep_rows:
             report.plot_frontiers(out / "frontiers.png", trace.name, sweep_rows)

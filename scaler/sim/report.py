@@ -107,6 +107,20 @@ def downsample(values: np.ndarray, points: int, how: str = "mean") -> tuple[np.n
     return np.arange(m) * size, reduced
 
 
+def plot_runs(
+    path: Path, title: str, runs: dict[str, Any], names: Sequence[str] | None = None
+) -> None:
+    """plot_timeline for simulated runs (results of run_policies, each with its
+    world): the first run's arrivals, and the backlog and pods of each run (of
+    `names` only, when given)."""
+    series = {
+        name: {"waiting": run.world.rec_waiting, "pods": run.world.rec_pods}
+        for name, run in runs.items()
+        if names is None or name in names
+    }
+    plot_timeline(path, title, next(iter(runs.values())).world.arrivals, series)
+
+
 def plot_timeline(
     path: Path,
     title: str,

@@ -516,10 +516,7 @@ def _main(args: argparse.Namespace) -> int:
         report.write_json(out / "settings.json", tried)
     plots: list[str] = []
     if not args.no_plots:
-        series = {
-            name: {"waiting": r.world.rec_waiting, "pods": r.world.rec_pods} for name, r in runs.items()
-        }
-        report.plot_timeline(out / "timeline.png", trace.name, runs[specs[0].name].world.arrivals, series)
+        report.plot_runs(out / "timeline.png", trace.name, runs)
         plots.append("timeline.png")
     md = report.markdown(
         f"What-if: {user.target.namespace}/{user.target.name}", setup, rows + tried, (), plots
