@@ -1,141 +1,240 @@
 """`make demo` (`python -m scaler.demo`): watch Prewarm scale something, live.
 
-Starts the real server (`python -m scaler serve --port 0`, the port read from its
-"serving" log line), a local SQS (moto in server mode), and a simulated fleet of
-GPU workers. The fleet's KEDA and HPA are the simulator's (scaler.sim.keda:
+Starts the real server (scaler.server.ScalerServer, in this process, on a
+loopback port), a local SQS (moto in server mode), and a simulated fleet of GPU
+workers. The fleet's KEDA and HPA are the simulator's (scaler.sim.keda:
 ScaledObjectLoop, Hpa) and talk to the server over gRPC as KEDA does:
 GetMetricSpec, GetMetrics for each HPA sync, IsActive for each poll. A producer
 replays a slice of a bundled trace as real SQS messages; Ready workers receive
 them, hold each for its service time and delete it. The scaler only inspects
 the queue.
 
-Time: the real clock, with a short cold start and KEDA/HPA periods to match
-(docs/decisions.md, "Demo"), and the trace slice replayed `--speed` times faster
-than it was recorded. At the end: a summary against stock KEDA on the same slice
-(the simulator's run of both, same world settings) and a PNG of the run.
+Time: one sped-up clock (scaler.clock.ScaledClock), `--speed` workload seconds
+per wall second, shared by the server (cache TTL, the forecast's time of day),
+the fleet (cold starts, service times) and KEDA's loops (pollingInterval,
+cooldown, HPA sync and windows), so every period keeps its real length
+(docs/decisions.md, "Demo"). The forecast is warm-started the way production
+warm-starts it from Prometheus (the arrivalQuery's 7-day range query), fed here
+from the trace's earlier days. At the end: a summary against stock KEDA on the
+same slice (the simulator's runs, same world settings) and a PNG of the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
-import os
-import socket
-import subprocess
+import math
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from scaler.clock import Clock, ScaledClock
+from scaler.config import TriggerConfig
+from scaler.engine import SourceFactory
+from scaler.signals.base import ArrivalReading, Source
+from scaler.sim.policies import TARGET_UTILIZATION, SimSourceFactory, SimulatedQueue
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TRACE = ROOT / "bench" / "traces" / "azure_llm_2023_code_per_second.csv"
+DEFAULT_TRACE = ROOT / "bench" / "traces" / "twitter_2021_08_first8d_per_second.csv.gz"
+DAY = 86_400
+# The Unix time of the trace's t = 0 (the Twitter trace was recorded in August 2021;
+# its file gives seconds from its start). The forecast reads the time of day from it.
+TRACE_EPOCH = 1_627_776_000.0  # 2021-08-01 00:00 UTC
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
 # moto accepts any key; these name themselves as local-only.
 ACCESS_KEY = "AKIDPREWARMDEMO"
 SECRET_KEY = "prewarm-demo-not-a-secret"
+# The trigger's arrivalQuery, answered by TraceArrivals (there is no Prometheus in the
+# demo; the address is named because the trigger needs one, and never contacted).
+PROMETHEUS_ADDRESS = "http://prometheus.demo:9090"
+ARRIVAL_QUERY = "sum(rate(demo_messages_sent_total[1m]))"
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The fleet and its ScaledObject: KEDA's periods shrunk with the cold start."""
+    """The fleet and its ScaledObject, in workload seconds (the sped-up clock's):
+    KEDA's and the HPA's default periods, a GPU worker's cold start."""
 
     duration_s: int = 120  # wall seconds of replay
-    speed: float = 30.0  # trace seconds replayed per wall second
-    start_s: int = 0  # where the slice starts in the trace
+    speed: float = 60.0  # workload seconds per wall second
+    start_s: int = 5 * DAY + 14 * 3600 + 50 * 60  # where the slice starts in the trace: day 5, 14:50
     concurrency: int = 2  # messages one worker holds at once
-    service_s: float = 2.0
-    cold_start_s: float = 10.0
-    mean_replicas: float = 3.0  # the slice's mean rate needs this many at 75 % (its bursts more)
-    max_replicas: int = 8
-    polling_s: float = 2.0  # pollingInterval
-    hpa_sync_s: float = 3.0
-    cooldown_s: float = 15.0  # cooldownPeriod
-    scale_down_window_s: float = 15.0  # behavior.scaleDown.stabilizationWindowSeconds
+    service_s: float = 60.0
+    cold_start_s: float = 300.0
+    peak_replicas: float = 8.0  # the slice's busiest minute needs this many at 75 %
+    max_replicas: int = 12
+    polling_s: float = 30.0  # pollingInterval (KEDA's default)
+    hpa_sync_s: float = 15.0  # the HPA's sync period (Kubernetes' default)
+    cooldown_s: float = 300.0  # cooldownPeriod (KEDA's default)
+    scale_down_window_s: float = 300.0  # behavior.scaleDown.stabilizationWindowSeconds (default)
     seed: int = 0
 
     @property
     def queue_length(self) -> float:
         return float(self.concurrency)
 
+    @property
+    def replica_throughput(self) -> float:
+        """Messages per second one worker carries at the target utilisation."""
+        return self.concurrency / self.service_s * TARGET_UTILIZATION
+
+    @property
+    def span_s(self) -> int:
+        """Workload seconds replayed."""
+        return int(self.duration_s * self.speed)
+
+
+def clock_label(t: float) -> str:
+    """A trace time as the day and time of day the forecast sees."""
+    day, rest = divmod(int(t), DAY)
+    return f"day {day} {rest // 3600:02d}:{rest % 3600 // 60:02d}"
+
+
+# --- the trace --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoTrace:
+    """The slice to replay and the trace's history before it, at one rate scale."""
+
+    name: str
+    start_s: int
+    slice_counts: np.ndarray  # whole messages to send in each second of the slice
+    history: np.ndarray  # arrivals per second before the slice (scaled; a rate, not messages)
+    gaps: tuple[tuple[float, float], ...]  # missing data in the trace (seconds from its start)
+    scale: float
+
+    def counts(self) -> np.ndarray:
+        """Arrivals per second from the trace's start to the slice's end."""
+        return np.concatenate([self.history, self.slice_counts.astype(float)])
+
+
+def demo_trace(settings: DemoSettings, trace_path: Path) -> DemoTrace:
+    """The slice, its rate scaled so its busiest minute needs `peak_replicas` workers
+    at 75 % (the same scale for the history), sent as whole messages (stochastic
+    rounding, seeded)."""
+    from scaler.sim.traces import Trace, TraceError, load_trace, peak_rate
+
+    trace = load_trace(trace_path)
+    start, span = settings.start_s, settings.span_s
+    if start < 0 or start >= trace.duration_s:
+        raise TraceError(
+            f"{trace_path.name}: --start {start} is outside the trace (0..{trace.duration_s - 1} s)"
+        )
+    window = trace.counts[start : start + span]
+    if len(window) < span:
+        window = np.concatenate([window, np.zeros(span - len(window))])
+    peak = peak_rate(Trace(name=trace.name, counts=window, bin_s=1.0))
+    scale = settings.peak_replicas * settings.replica_throughput / peak if peak > 0 else 0.0
+    rng = np.random.default_rng(settings.seed)
+    whole = np.floor(window * scale + rng.random(span))
+    name = (
+        f"{trace_path.name}, {clock_label(start)}-{clock_label(start + span)[-5:]} "
+        f"replayed {settings.speed:g}x"
+    )
+    return DemoTrace(name, start, whole, trace.counts[:start] * scale, trace.gaps, scale)
+
+
+def initial_replicas(settings: DemoSettings, data: DemoTrace) -> int:
+    """Workers Ready when the slice starts (the service was running before it):
+    those its first ten minutes need at 75 %."""
+    first = data.slice_counts[:600]
+    rate = float(first.mean()) if len(first) else 0.0
+    return min(settings.max_replicas, math.ceil(rate / settings.replica_throughput))
+
+
+class TraceArrivals:
+    """The trigger's arrivalQuery in the demo. read(): what `sum(rate(...[1m]))`
+    over the messages sent would answer (arrivals per second over the last
+    minute). history(): the warm start's range query, answered from the trace's
+    earlier days at the demo's rate scale (as Prometheus would keep them: no
+    points inside the trace's gaps of missing data). Never answers from the
+    future: both read `counts` only up to the clock's now."""
+
+    WINDOW_S = 60
+
+    def __init__(self, counts: np.ndarray, clock: Clock, gaps: tuple[tuple[float, float], ...] = ()) -> None:
+        self.counts = counts  # arrivals per second from the trace's start (the live part filled as sent)
+        self._clock = clock
+        self._gaps = gaps
+
+    @property
+    def key(self) -> str:
+        return "demo/arrivals"
+
+    @property
+    def description(self) -> str:
+        return "the demo producer's messages (arrivalQuery)"
+
+    def _now(self) -> int:
+        return min(len(self.counts), int(self._clock.wall() - TRACE_EPOCH))
+
+    def read(self) -> ArrivalReading:
+        t = self._now()
+        lo = max(0, t - self.WINDOW_S)
+        return ArrivalReading(rate=float(self.counts[lo:t].sum()) / (t - lo) if t > lo else 0.0)
+
+    def history(self, start_wall: float, end_wall: float, step_s: float) -> list[tuple[float, float]]:
+        now = self._now()
+        cumulative = np.concatenate(([0.0], np.cumsum(self.counts[: max(0, now)])))
+        points: list[tuple[float, float]] = []
+        wall = start_wall
+        while wall <= end_wall:
+            t = int(wall - TRACE_EPOCH)
+            lo = t - self.WINDOW_S
+            if lo >= 0 and t <= now and not any(a < t and b > lo for a, b in self._gaps):
+                points.append((wall, float(cumulative[t] - cumulative[lo]) / self.WINDOW_S))
+            wall += step_s
+        return points
+
+    def close(self) -> None:
+        pass
+
+
+class DemoSources(SourceFactory):
+    """The server's sources in the demo: the real ones (SQS through moto), with the
+    arrivalQuery answered by TraceArrivals."""
+
+    def __init__(self, arrivals: TraceArrivals, timeout: float = 5.0, failure_ttl: float = 2.0) -> None:
+        super().__init__(timeout, failure_ttl=failure_ttl)
+        self.arrivals = arrivals
+
+    def arrival_source(self, cfg: TriggerConfig) -> Source | None:
+        return self.arrivals if cfg.forecast.arrival_query is not None else None
+
+
+class SimDemoSources(SimSourceFactory):
+    """The simulator's sources, with the same arrivalQuery (and warm start) as the
+    live run's: the simulated Prewarm starts from the same history."""
+
+    def __init__(self, world: SimulatedQueue, clock: Any, arrivals: TraceArrivals) -> None:
+        super().__init__(world, clock)
+        self.arrivals = arrivals
+
+    def arrival_source(self, cfg: TriggerConfig) -> Source | None:
+        return self.arrivals if cfg.forecast.arrival_query is not None else None
+
 
 # --- the services ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-class ScalerProcess:
-    """`python -m scaler serve` on an OS-chosen port, read from its JSON "serving" line."""
-
-    def __init__(self, metrics_port: int) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "scaler",
-                "serve",
-                "--host",
-                LOOPBACK,
-                "--port",
-                "0",
-                "--metrics-port",
-                str(metrics_port),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PREWARM_LOG_FORMAT": "json"},
-            text=True,
-        )
-        self.metrics_port = metrics_port
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def port(self, timeout: float = 30.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("the scaler exited:\n" + "".join(self.lines[-20:]))
-            for line in list(self.lines):
-                fields = json.loads(line) if line.startswith("{") else {}
-                if fields.get("message") == "serving":
-                    return int(fields["grpc_port"])
-            time.sleep(0.05)
-        raise RuntimeError("the scaler did not log 'serving' in time:\n" + "".join(self.lines[-20:]))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=10)
-        if self.process.poll() is None:
-            self.process.kill()
-
-
 @contextlib.contextmanager
-def services() -> Iterator[tuple[Any, str, ScalerProcess, int]]:
-    """moto (SQS) and the scaler; yields (sqs client, endpoint, scaler, gRPC port)."""
+def local_sqs() -> Iterator[tuple[Any, str]]:
+    """moto (SQS) in server mode; yields (client, endpoint)."""
     import boto3
     from moto.server import ThreadedMotoServer
 
     moto = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
     moto.start()
-    scaler: ScalerProcess | None = None
     try:
         host, port = moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
@@ -146,12 +245,40 @@ def services() -> Iterator[tuple[Any, str, ScalerProcess, int]]:
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
         )
-        scaler = ScalerProcess(free_port())
-        yield client, endpoint, scaler, scaler.port()
+        yield client, endpoint
     finally:
-        if scaler is not None:
-            scaler.stop()
         moto.stop()
+
+
+class InProcessScaler:
+    """The production server (ScalerServer: gRPC, health, /metrics) on its own
+    event loop thread, with the demo's clock and sources injected."""
+
+    def __init__(self, clock: Clock, sources: SourceFactory) -> None:
+        from scaler.server import ScalerServer, Settings
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="prewarm-server", daemon=True)
+        self.thread.start()
+
+        async def start() -> ScalerServer:
+            server = ScalerServer(
+                Settings(host=LOOPBACK, port=0, metrics_port=0), clock=clock, sources=sources
+            )
+            await server.start()
+            return server
+
+        self.server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(30)
+        assert self.server.port is not None and self.server.metrics_port is not None
+        self.port: int = self.server.port
+        self.metrics_port: int = self.server.metrics_port
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 # --- KEDA, over gRPC ------------------------------------------------------------------
@@ -195,109 +322,183 @@ class KedaClient:
         self.channel.close()
 
 
-def scraped(port: int, name: str) -> tuple[str, str]:
-    """(winning term, forecast state and whether used) from the server's /metrics."""
+@dataclass(frozen=True)
+class Scraped:
+    """The server's last decision for the object, as its /metrics shows it."""
+
+    winner: str = "-"
+    forecast: str = "-"  # its state, "(used)" when in the answer
+    floor: float = 0.0  # replicas the forecast asks for
+    terms: dict[str, float] = field(default_factory=dict)  # replicas each term asks for
+
+
+def scraped(port: int, name: str) -> Scraped:
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
         text = requests.get(f"http://{LOOPBACK}:{port}/metrics", timeout=2).text
     except requests.RequestException:
-        return "?", "?"
-    winner, state, used = "-", "-", False
+        return Scraped("?", "?")
+    winner, state, used, floor = "-", "-", False, 0.0
+    terms: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.labels.get("name") != name or sample.value != 1:
+            if sample.labels.get("name") != name:
                 continue
-            if sample.name == "prewarm_term_winner":
+            if sample.name == "prewarm_term_replicas":
+                terms[sample.labels.get("term", "?")] = float(sample.value)
+            elif sample.name == "prewarm_forecast_floor":
+                floor = float(sample.value)
+            elif sample.value != 1:
+                continue
+            elif sample.name == "prewarm_term_winner":
                 winner = sample.labels.get("term", "?")
             elif sample.name == "prewarm_forecast_state":
                 state = sample.labels.get("state", "?")
             elif sample.name == "prewarm_forecast_used":
                 used = True
-    return winner, state + (" (used)" if used else "")
+    return Scraped(winner, state + (" (used)" if used else ""), floor, terms)
 
 
 # --- the fleet --------------------------------------------------------------------------
 
 
 @dataclass
+class Pod:
+    ready_at: float
+    idle_since: list[float]  # when each free slot became free (the pod Ready, or its last message done)
+    work: list[tuple[float, str]] = field(default_factory=list)  # (done at, receipt handle)
+
+
+@dataclass
+class Pods:
+    """The Deployment's pods on the demo clock (pure: no I/O). A pod serves nothing
+    until its cold start has passed; a Ready pod holds up to `concurrency`
+    messages. Scale-in deletes pods that are not Ready first, then the newest
+    (Ready the shortest time, as the ReplicaSet ranks them); a deleted pod that
+    holds messages drains (graceful scale-in): it keeps its GPU, and is billed,
+    until its last message is done, as the simulator bills draining pods.
+
+    A message starts when its slot could have received it (SQS long polling
+    answers at once): the later of its sending and the slot falling free. So the
+    demo loop's own latency (a few workload seconds at 60x) is charged neither
+    to waits nor to the workers' capacity."""
+
+    concurrency: int
+    cold_start_s: float
+    pods: list[Pod] = field(default_factory=list)  # the replicas, oldest first
+    draining: list[Pod] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> int:
+        return len(self.pods)
+
+    @property
+    def billed(self) -> int:
+        """Pods holding a GPU: the replicas (starting or Ready) and the draining ones."""
+        return len(self.pods) + len(self.draining)
+
+    def ready(self, now: float) -> int:
+        return sum(1 for p in self.pods if p.ready_at <= now)
+
+    def starting(self, now: float) -> int:
+        return len(self.pods) - self.ready(now)
+
+    def set_replicas(self, n: int, now: float) -> None:
+        if n > len(self.pods):
+            ready_at = now + self.cold_start_s
+            self.pods += [Pod(ready_at, [ready_at] * self.concurrency) for _ in range(n - len(self.pods))]
+            return
+        for _ in range(len(self.pods) - n):
+            starting = [p for p in self.pods if p.ready_at > now]
+            pod = starting[-1] if starting else self.pods[-1]
+            self.pods.remove(pod)
+            if pod.ready_at <= now and pod.work:
+                self.draining.append(pod)
+
+    def finished(self, now: float) -> list[str]:
+        """The receipt handles of messages done by `now`; drained pods go."""
+        done: list[str] = []
+        for pod in self.pods + self.draining:
+            for t, h in pod.work:
+                if t <= now:
+                    done.append(h)
+                    pod.idle_since.append(t)
+            pod.work = [(t, h) for t, h in pod.work if t > now]
+        self.draining = [p for p in self.draining if p.work]
+        return done
+
+    def free_slots(self, now: float) -> int:
+        return sum(len(p.idle_since) for p in self.pods if p.ready_at <= now)
+
+    def assign(self, handle: str, sent: float, now: float, service_s: float) -> float:
+        """A message received at `now` goes to the Ready pod's slot free the longest
+        (long-polling consumers are answered in turn); returns when it started."""
+        ready = [p for p in self.pods if p.ready_at <= now and p.idle_since]
+        pod = min(ready, key=lambda p: min(p.idle_since))
+        since = min(pod.idle_since)
+        pod.idle_since.remove(since)
+        start = max(sent, since)
+        pod.work.append((start + service_s, handle))
+        return start
+
+
+@dataclass
 class Fleet:
-    """Worker pods: not Ready until their cold start has passed; a Ready pod holds
-    up to `concurrency` messages, each for the service time, then deletes it."""
+    """The pods over real SQS: Ready workers receive messages, hold each for the
+    service time and delete it. Waits are measured on the demo clock."""
 
     client: Any
     queue_url: str
     settings: DemoSettings
-    starting: list[float] = field(default_factory=list)  # ready_at, wall monotonic
-    ready: int = 0
-    in_flight: list[tuple[float, str]] = field(default_factory=list)  # (done_at, receipt handle)
-    waits: list[tuple[float, float]] = field(default_factory=list)  # (sent, wait)
-    unserved: list[tuple[float, float]] = field(default_factory=list)  # left at the end: (sent, waited)
+    clock: Clock
+    pods: Pods = field(init=False)
+    waits: list[tuple[float, float, bool]] = field(default_factory=list)  # (sent, wait, cold)
+    unserved: list[tuple[float, float, bool]] = field(default_factory=list)  # left at the end
+    # Messages sent and not received yet (the fleet is the queue's only consumer, and
+    # holds what it receives for less than the visibility timeout): no empty receives.
+    queued: int = 0
 
-    @property
-    def pods(self) -> int:
-        return self.ready + len(self.starting)
-
-    def set_replicas(self, n: int, now: float) -> None:
-        if n > self.pods:
-            self.starting += [now + self.settings.cold_start_s] * (n - self.pods)
-            return
-        remove = self.pods - n
-        drop = min(remove, len(self.starting))
-        if drop:
-            del self.starting[len(self.starting) - drop :]  # not-Ready pods go first
-        self.ready -= remove - drop  # in-flight work finishes (graceful scale-in)
+    def __post_init__(self) -> None:
+        self.pods = Pods(self.settings.concurrency, self.settings.cold_start_s)
 
     def step(self, now: float) -> None:
-        while self.starting and self.starting[0] <= now:
-            self.starting.pop(0)
-            self.ready += 1
-        done = [h for t, h in self.in_flight if t <= now]
-        self.in_flight = [(t, h) for t, h in self.in_flight if t > now]
+        done = self.pods.finished(now)
         for i in range(0, len(done), 10):
             entries = [{"Id": str(j), "ReceiptHandle": h} for j, h in enumerate(done[i : i + 10])]
             self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-        free = self.ready * self.settings.concurrency - len(self.in_flight)
+        free = min(self.pods.free_slots(now), self.queued)
         while free > 0:
             got = self.client.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=min(10, free),
-                VisibilityTimeout=max(30, int(self.settings.service_s * 4)),
+                VisibilityTimeout=600,
                 WaitTimeSeconds=0,
             ).get("Messages", [])
-            taken = time.time()
             for message in got:
-                sent = float(json.loads(message["Body"])["sent"])
-                self.waits.append((sent, max(0.0, taken - sent)))
-                self.in_flight.append((now + self.settings.service_s, message["ReceiptHandle"]))
+                body = json.loads(message["Body"])
+                sent = body["sent"]
+                started = self.pods.assign(message["ReceiptHandle"], sent, now, self.settings.service_s)
+                self.waits.append((sent, started - sent, body["cold"]))
+            self.queued -= len(got)
             free -= len(got)
             if len(got) < 10:
                 break
 
-
-def demo_counts(settings: DemoSettings, trace_path: Path) -> tuple[np.ndarray, str]:
-    """Messages to send in each wall second: the trace slice, `speed` trace seconds
-    per wall second, scaled so its mean rate needs `mean_replicas`."""
-    from scaler.sim.traces import load_trace
-
-    trace = load_trace(trace_path)
-    span = int(settings.duration_s * settings.speed)
-    counts = trace.counts[settings.start_s : settings.start_s + span]
-    if len(counts) < span:
-        counts = np.concatenate([counts, np.zeros(span - len(counts))])
-    per_second = counts.reshape(settings.duration_s, -1).sum(axis=1) if settings.speed >= 1 else counts
-    per_replica = settings.concurrency / settings.service_s * 0.75
-    mean = float(per_second.mean())
-    scale = settings.mean_replicas * per_replica / mean if mean > 0 else 0.0
-    rng = np.random.default_rng(settings.seed)
-    scaled = per_second * scale
-    whole = np.floor(scaled + rng.random(len(scaled)))  # stochastic rounding: whole messages
-    name = (
-        f"{trace_path.name}, {settings.start_s / 60:g}-{(settings.start_s + span) / 60:g} min "
-        f"replayed {settings.speed:g}x"
-    )
-    return whole, name
+    def leftovers(self) -> None:
+        """Messages still queued at the end count as waiting until now (as the
+        simulator counts work it never served)."""
+        while True:
+            left = self.client.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not left:
+                return
+            now = self.clock.monotonic()
+            for message in left:
+                body = json.loads(message["Body"])
+                self.unserved.append((body["sent"], now - body["sent"], body["cold"]))
 
 
 def trigger_metadata(settings: DemoSettings, endpoint: str, queue_url: str) -> dict[str, str]:
@@ -310,117 +511,206 @@ def trigger_metadata(settings: DemoSettings, endpoint: str, queue_url: str) -> d
         "awsAccessKeyID": ACCESS_KEY,
         "awsSecretAccessKey": SECRET_KEY,
         "queueLength": f"{settings.queue_length:g}",
-        "coldStartSeconds": f"{max(10.0, settings.cold_start_s):g}",
-        "replicaThroughput": f"{settings.concurrency / settings.service_s * 0.75:g}",
+        "coldStartSeconds": f"{min(3600.0, max(10.0, settings.cold_start_s)):g}",
+        "replicaThroughput": f"{settings.replica_throughput:.6g}",
+        "prometheusServerAddress": PROMETHEUS_ADDRESS,
+        "arrivalQuery": ARRIVAL_QUERY,
     }
 
 
 @dataclass
 class Record:
-    t: int
-    arrivals: int
-    backlog: int
+    """The fleet once per wall second (`speed` workload seconds)."""
+
+    t: float  # workload seconds since the slice's start
+    clock: str
+    arrivals: int  # messages sent since the last record
+    backlog: int  # messages waiting (ApproximateNumberOfMessages)
     replicas: int
     ready: int
     starting: int
+    draining: int
     active: bool
     winner: str
     forecast: str
+    floor: float
+    wake: bool  # the forecast's term is winning with nothing waiting
 
 
-def run_live(settings: DemoSettings, trace_path: Path, live: bool) -> dict[str, Any]:
+@dataclass
+class ScaleEvent:
+    """A replica change KEDA or the HPA made, and the server's decision behind it."""
+
+    t: float
+    clock: str
+    by: str  # "KEDA" (activation, cooldown) or "HPA"
+    before: int
+    after: int
+    winner: str
+    backlog: int  # messages waiting when it was decided
+    terms: dict[str, float]
+    forecast: str
+
+    @property
+    def forecast_wake(self) -> bool:
+        """Up, decided by the forecast's term, where the queue's term alone asked
+        for no more than the replicas there were: ahead of the backlog."""
+        queue = self.terms.get("queue", 0.0)
+        return self.after > self.before and self.winner == "forecast" and queue <= self.before
+
+    def line(self) -> str:
+        asks = ", ".join(f"{k} {v:.3g}" for k, v in sorted(self.terms.items()))
+        why = f"winner {self.winner} ({asks})" if self.by == "HPA" else "IsActive"
+        mark = "  <- the forecast's wake, ahead of the backlog" if self.forecast_wake else ""
+        return (
+            f"{self.clock} {self.by}: {self.before} -> {self.after} replicas, {why}, "
+            f"{self.backlog} waiting{mark}"
+        )
+
+
+def backlog(client: Any, queue_url: str) -> int:
+    attrs = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def run_live(settings: DemoSettings, data: DemoTrace, live: bool) -> dict[str, Any]:
     """The live run; returns what the summary and the PNG need."""
     from scaler.sim.keda import Behavior, Hpa, ScaledObjectLoop
 
-    counts, slice_name = demo_counts(settings, trace_path)
+    start, span = settings.start_s, settings.span_s
+    end = start + span
+    counts = np.concatenate([data.history, np.zeros(span)])
+    # Paused until the fleet is set up and KEDA's first poll has warm-started the forecast.
+    clock = ScaledClock(settings.speed, start=float(start), start_wall=TRACE_EPOCH + start, paused=True)
     records: list[Record] = []
-    with services() as (client, endpoint, scaler, port):
+    events: list[ScaleEvent] = []
+    with local_sqs() as (client, endpoint):
         queue_url = client.create_queue(QueueName="prewarm-demo")["QueueUrl"]
-        keda = KedaClient(port, "workers", trigger_metadata(settings, endpoint, queue_url))
-        fleet = Fleet(client, queue_url, settings)
+        scaler = InProcessScaler(clock, DemoSources(TraceArrivals(counts, clock, data.gaps)))
+        keda = KedaClient(scaler.port, "workers", trigger_metadata(settings, endpoint, queue_url))
+        fleet = Fleet(client, queue_url, settings, clock)
         loop = ScaledObjectLoop(min_replicas=0, cooldown_s=settings.cooldown_s)
         hpa = Hpa(1, settings.max_replicas, Behavior(scale_down=scale_down_rules(settings)))
-        view = LiveView(slice_name, settings) if live else None
+        view = LiveView(data.name, settings) if live else None
+        billed = 0.0
         try:
             keda.metric_spec()
-            start = time.monotonic()
-            wall0 = time.time()
+            keda.is_active()  # the warm start's range query runs on the first evaluation
+            clock.resume()
+            first = initial_replicas(settings, data)
+            fleet.pods.set_replicas(first, start - settings.cold_start_s - 1)
+            if first:
+                loop.last_active = float(start)
+            sent_to = start
+            # The HPA syncs 5 s after KEDA's poll, as simulated (HPA_PHASE_S).
+            next_poll, next_sync = float(start), float(start) + 5
+            next_record = start + settings.speed
+            last = float(start)
             active = False
-            winner = forecast = "-"
-            next_poll = next_sync = 0.0
-            for second in range(settings.duration_s):
-                sent_at = time.time()
-                body = json.dumps({"sent": sent_at})
-                n = int(counts[second])
-                for i in range(0, n, 10):
-                    entries = [{"Id": str(j), "MessageBody": body} for j in range(min(10, n - i))]
-                    client.send_message_batch(QueueUrl=queue_url, Entries=entries)
-                tick_end = start + second + 1
-                while True:
-                    now = time.monotonic()
-                    elapsed = now - start
-                    if elapsed >= next_poll:  # KEDA's poll: activation, cooldown
-                        next_poll += settings.polling_s
-                        active = keda.is_active()
-                        fleet.set_replicas(loop.poll(elapsed, fleet.pods, active), now)
-                    if elapsed >= next_sync:  # the HPA's sync: GetMetrics against the target
-                        next_sync += settings.hpa_sync_s
-                        if fleet.pods > 0:
-                            value = keda.metric()
-                            fleet.set_replicas(hpa.sync(elapsed, fleet.pods, [(value, keda.target)]), now)
-                        winner, forecast = scraped(scaler.metrics_port, "workers")
-                    fleet.step(now)
-                    if now >= tick_end:
-                        break
-                    time.sleep(min(0.1, max(0.0, tick_end - time.monotonic())))
-                attrs = client.get_queue_attributes(
-                    QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-                )["Attributes"]
-                record = Record(
-                    second,
-                    n,
-                    int(attrs["ApproximateNumberOfMessages"]),
-                    fleet.pods,
-                    fleet.ready,
-                    len(fleet.starting),
-                    active,
-                    winner,
-                    forecast,
+            seen = Scraped()
+            sent_since = 0
+
+            def scale(by: str, before: int, after: int, now: float) -> None:
+                event = ScaleEvent(
+                    t=now - start,
+                    clock=clock_label(now),
+                    by=by,
+                    before=before,
+                    after=after,
+                    winner=seen.winner,
+                    backlog=backlog(client, queue_url),
+                    terms=dict(seen.terms),
+                    forecast=seen.forecast,
                 )
-                records.append(record)
+                events.append(event)
                 if view is not None:
-                    view.update(record)
-                elif second % 10 == 0:
-                    print(
-                        f"t={second:4d}s arrivals={n:3d} backlog={record.backlog:4d} "
-                        f"replicas={record.replicas} "
-                        f"(ready {record.ready}) active={active} winner={winner} forecast={forecast}",
-                        flush=True,
-                    )
-            # Messages still queued at the end count as waiting until now (as the simulator
-            # counts work it never served).
+                    view.event(event)
+                elif event.forecast_wake or by == "KEDA":
+                    print(event.line(), flush=True)
+                fleet.pods.set_replicas(after, now)
+
             while True:
-                left = client.receive_message(
-                    QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300, WaitTimeSeconds=0
-                ).get("Messages", [])
-                if not left:
+                now = clock.monotonic()
+                due = min(int(now), end)
+                if due > sent_to:  # the producer: the slice's messages up to now
+                    part = data.slice_counts[sent_to - start : due - start]
+                    counts[sent_to:due] = part
+                    n = int(part.sum())
+                    body = json.dumps({"sent": now, "cold": fleet.pods.starting(now) > 0})
+                    for i in range(0, n, 10):
+                        entries = [{"Id": str(j), "MessageBody": body} for j in range(min(10, n - i))]
+                        client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+                    sent_to, sent_since = due, sent_since + n
+                    fleet.queued += n
+                if now >= end:
                     break
-                for message in left:
-                    sent = float(json.loads(message["Body"])["sent"])
-                    fleet.unserved.append((sent, time.time() - sent))
+                if now >= next_poll:  # KEDA's poll: activation, cooldown
+                    next_poll = max(next_poll + settings.polling_s, now)
+                    active = keda.is_active()
+                    seen = scraped(scaler.metrics_port, "workers")
+                    before = fleet.pods.replicas
+                    after = loop.poll(now, before, active)
+                    if after != before:
+                        scale("KEDA", before, after, now)
+                if now >= next_sync:  # the HPA's sync: GetMetrics against the target
+                    next_sync = max(next_sync + settings.hpa_sync_s, now)
+                    if fleet.pods.replicas > 0:
+                        value = keda.metric()
+                        seen = scraped(scaler.metrics_port, "workers")
+                        before = fleet.pods.replicas
+                        after = hpa.sync(now, before, [(value, keda.target)])
+                        if after != before:
+                            scale("HPA", before, after, now)
+                fleet.step(now)
+                now = clock.monotonic()
+                billed += fleet.pods.billed * (now - last)
+                last = now
+                if now >= next_record:
+                    next_record += settings.speed
+                    waiting = backlog(client, queue_url)
+                    record = Record(
+                        t=now - start,
+                        clock=clock_label(now),
+                        arrivals=sent_since,
+                        backlog=waiting,
+                        replicas=fleet.pods.replicas,
+                        ready=fleet.pods.ready(now),
+                        starting=fleet.pods.starting(now),
+                        draining=len(fleet.pods.draining),
+                        active=active,
+                        winner=seen.winner,
+                        forecast=seen.forecast,
+                        floor=seen.floor,
+                        wake=seen.winner == "forecast" and waiting == 0,
+                    )
+                    sent_since = 0
+                    records.append(record)
+                    if view is not None:
+                        view.update(record)
+                    elif len(records) % 10 == 0:
+                        print(
+                            f"{record.clock} arrivals={record.arrivals:3d} backlog={record.backlog:4d} "
+                            f"replicas={record.replicas} (ready {record.ready}, draining {record.draining}) "
+                            f"active={active} winner={record.winner} forecast={record.forecast}",
+                            flush=True,
+                        )
+                time.sleep(0.01)
+            fleet.leftovers()
         finally:
             if view is not None:
                 view.stop()
             keda.close()
+            scaler.stop()
         calls = dict(keda.calls)
     return {
         "records": records,
-        "counts": counts,
+        "events": events,
         "waits": fleet.waits,
         "unserved": fleet.unserved,
         "calls": calls,
-        "slice": slice_name,
-        "wall0": wall0,
+        "billed_pod_seconds": billed,
+        "sent": int(data.slice_counts.sum()),
+        "slice": data.name,
     }
 
 
@@ -432,57 +722,52 @@ def scale_down_rules(settings: DemoSettings) -> Any:
 
 
 class LiveView:
-    """The rich live table: the last seconds of the run."""
+    """The rich live table (the last minutes of the run) and the last scale events."""
 
     def __init__(self, slice_name: str, settings: DemoSettings) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.rows: list[Record] = []
+        self.events: list[ScaleEvent] = []
         self.slice_name = slice_name
         self.settings = settings
-        self.live = Live(self._table(), console=Console(), refresh_per_second=4)
+        self.live = Live(self._view(), console=Console(), refresh_per_second=4)
         self.live.start()
 
-    def _table(self) -> Any:
+    def _view(self) -> Any:
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
         s = self.settings
         table = Table(
             title=f"Prewarm demo: {self.slice_name}; cold start {s.cold_start_s:g} s, "
             f"{s.concurrency} messages per worker, {s.service_s:g} s each",
-            caption="real gRPC server + moto SQS; KEDA/HPA emulated (scaler.sim.keda)",
+            caption=f"real gRPC server + moto SQS on one clock {s.speed:g}x; KEDA/HPA emulated "
+            f"(scaler.sim.keda); arrivals per {s.speed:g} s",
         )
-        columns = (
-            "t",
-            "arrivals",
-            "backlog",
-            "replicas",
-            "ready",
-            "starting",
-            "active",
-            "winner",
-            "forecast",
-        )
+        columns = ["time", "arrivals", "backlog", "replicas", "ready", "starting", "draining"]
+        columns += ["active", "winner", "forecast"]
         for column in columns:
-            table.add_column(column, justify="left" if column in ("winner", "forecast") else "right")
+            table.add_column(column, justify="left" if column in ("time", "winner", "forecast") else "right")
         for r in self.rows[-15:]:
-            table.add_row(
-                f"{r.t} s",
-                str(r.arrivals),
-                str(r.backlog),
-                str(r.replicas),
-                str(r.ready),
-                str(r.starting),
-                "yes" if r.active else "no",
-                r.winner,
-                r.forecast,
-            )
-        return table
+            forecast = f"{r.forecast}, floor {r.floor:.3g}" if r.floor > 0 else r.forecast
+            style = "bold green" if r.wake else None
+            counts = (r.arrivals, r.backlog, r.replicas, r.ready, r.starting, r.draining)
+            active = "yes" if r.active else "no"
+            winner = r.winner + (" (wake)" if r.wake else "")
+            table.add_row(r.clock, *map(str, counts), active, winner, forecast, style=style)
+        lines = [Text(e.line(), style="bold green" if e.forecast_wake else "") for e in self.events[-6:]]
+        return Group(table, *lines)
 
     def update(self, record: Record) -> None:
         self.rows.append(record)
-        self.live.update(self._table())
+        self.live.update(self._view())
+
+    def event(self, event: ScaleEvent) -> None:
+        self.events.append(event)
+        self.live.update(self._view())
 
     def stop(self) -> None:
         self.live.stop()
@@ -492,57 +777,77 @@ class LiveView:
 
 
 def live_results(run: dict[str, Any], settings: DemoSettings) -> dict[str, Any]:
-    """The live run's figures, defined as the simulator's (scaler.sim.run.results)."""
-    records: list[Record] = run["records"]
-    starting = np.array([r.starting for r in records])
+    """The live run's figures, defined as the simulator's (scaler.sim.run.results):
+    billed GPU time over the slice (draining pods included), p95 over every message
+    (those still queued at the end count their wait so far), and a cold-start
+    wait is a message that waited >= 1 s having arrived while a pod was starting."""
     waits = run["waits"] + run["unserved"]
-    wait = np.array([w for _, w in waits]) if waits else np.zeros(1)
-    cold = 0
-    for sent, w in waits:
-        second = min(len(starting) - 1, max(0, int(sent - run["wall0"])))
-        if w >= 1.0 and starting[second] > 0:
-            cold += 1
+    wait = np.array([w for _, w, _ in waits]) if waits else np.zeros(1)
+    events: list[ScaleEvent] = run["events"]
     return {
         "policy": "prewarm (live)",
-        "gpu_minutes": sum(r.replicas for r in records) / 60,
+        "gpu_minutes": run["billed_pod_seconds"] / 60,
         "wait_p95_s": float(np.percentile(wait, 95)),
-        "cold_start_waits": cold,
+        "cold_start_waits": sum(1 for _, w, cold in waits if cold and w >= 1.0),
         "served": len(run["waits"]),
-        "arrivals": int(run["counts"].sum()),
+        "arrivals": run["sent"],
+        "forecast_wakes": sum(1 for e in events if e.forecast_wake),
+        "scale_ups_by_winner": {
+            w: sum(1 for e in events if e.after > e.before and e.by == "HPA" and e.winner == w)
+            for w in sorted({e.winner for e in events if e.by == "HPA"})
+        },
     }
 
 
 def simulated(
-    settings: DemoSettings, counts: np.ndarray, name: str
+    settings: DemoSettings, data: DemoTrace, first: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Prewarm and stock KEDA in the simulator on the same slice and settings."""
-    from dataclasses import replace
-
+    """Prewarm (with the live run's warm start) and stock KEDA in the simulator, on
+    the same messages and settings."""
+    from scaler.clock import ManualClock
     from scaler.sim.keda import Behavior
-    from scaler.sim.run import Scenario, keda_queue_policy, prewarm_policy, results, simulate
+    from scaler.sim.policies import PolicySpec, PrewarmTrigger
+    from scaler.sim.run import Scenario, keda_queue_policy, results, simulate
     from scaler.sim.traces import Trace
-    from scaler.sim.world import ColdStart, ServiceModel, WorldConfig
+    from scaler.sim.world import ColdStart, ServiceModel, World, WorldConfig
 
-    trace = Trace(name=name, counts=counts.astype(float), bin_s=1.0)
+    trace = Trace(name=data.name, counts=data.slice_counts.astype(float), bin_s=1.0)
     world = WorldConfig(
         concurrency=settings.concurrency,
         service=ServiceModel("constant", settings.service_s),
         cold_start=ColdStart("constant", settings.cold_start_s),
-        drain_tail_s=60,
+        drain_tail_s=600,
         seed=settings.seed,
     )
-    scenario = Scenario(trace, world, slo_s=60.0, max_replicas=settings.max_replicas)
-    rate = settings.concurrency / settings.service_s * 0.75
-    behavior = Behavior(scale_down=scale_down_rules(settings))
-    prewarm = prewarm_policy(
-        settings.queue_length,
-        settings.max_replicas,
-        cold_start_s=settings.cold_start_s,
-        replica_throughput=rate,
+    scenario = Scenario(
+        trace,
+        world,
+        slo_s=60.0,
+        max_replicas=settings.max_replicas,
+        initial_replicas=first,
+        wall_start=TRACE_EPOCH + settings.start_s,
+    )
+    metadata = trigger_metadata(
+        settings, "http://127.0.0.1:9", "http://127.0.0.1:9/000000000000/prewarm-demo"
+    )
+    full = data.counts()
+
+    def prewarm_trigger(w: World, clock: ManualClock) -> list[Any]:
+        arrivals = TraceArrivals(full, clock, data.gaps)
+        return [PrewarmTrigger(w, clock, metadata, sources=SimDemoSources(w, clock, arrivals))]
+
+    prewarm = PolicySpec(
+        name="prewarm (simulated)",
+        description="Prewarm, the demo's trigger, warm-started from the same history",
+        make_triggers=prewarm_trigger,
+        max_replicas=settings.max_replicas,
     )
     keda = keda_queue_policy(settings.queue_length, 0, settings.max_replicas)
-    specs = [
-        replace(
+    behavior = Behavior(scale_down=scale_down_rules(settings))
+    rows = []
+    runs = {}
+    for spec, name in ((prewarm, prewarm.name), (keda, "stock KEDA (simulated)")):
+        spec = replace(
             spec,
             name=name,
             polling_s=settings.polling_s,
@@ -550,11 +855,6 @@ def simulated(
             cooldown_s=settings.cooldown_s,
             behavior=behavior,
         )
-        for spec, name in ((prewarm, "prewarm (simulated)"), (keda, "stock KEDA (simulated)"))
-    ]
-    rows = []
-    runs = {}
-    for spec in specs:
         run = simulate(scenario, spec)
         row = results(scenario, run)
         row["gpu_minutes"] = row["gpu_hours"] * 60
@@ -563,7 +863,7 @@ def simulated(
     return rows, runs
 
 
-def summary_text(live: dict[str, Any], rows: list[dict[str, Any]], calls: dict[str, int]) -> str:
+def summary_text(live: dict[str, Any], rows: list[dict[str, Any]], run: dict[str, Any]) -> str:
     lines = [
         "| run | GPU-minutes | p95 wait | requests that waited on a cold start |",
         "|---|---:|---:|---:|",
@@ -576,71 +876,104 @@ def summary_text(live: dict[str, Any], rows: list[dict[str, Any]], calls: dict[s
             f"| {row['cold_start_waits']:.0f} |"
         )
     lines.append("")
+    wakes = [e for e in run["events"] if e.forecast_wake]
+    if wakes:
+        lines.append(f"The forecast woke the fleet ahead of the backlog {len(wakes)} times; the first:")
+        lines.append("  " + wakes[0].line().replace("  <- the forecast's wake, ahead of the backlog", ""))
+    else:
+        lines.append("The forecast did not scale the fleet up ahead of a backlog in this run.")
     lines.append(
         f"{live['arrivals']} messages sent, {live['served']} served; the server answered "
-        + ", ".join(f"{n} {name}" for name, n in calls.items())
-        + ". Stock KEDA is the simulator's run on the same slice and settings (same KEDA/HPA emulation)."
+        + ", ".join(f"{n} {name}" for name, n in run["calls"].items())
+        + ". GPU-minutes bill draining pods until their last message is done. Stock KEDA is the "
+        "simulator's run on the same messages and settings (same KEDA/HPA emulation)."
     )
     return "\n".join(lines)
 
 
-def plot(path: Path, run: dict[str, Any], sim_runs: dict[str, Any]) -> None:
+def plot(path: Path, run: dict[str, Any], data: DemoTrace, sim_runs: dict[str, Any], speed: float) -> None:
+    """The live run's records and the simulated runs at the same moments."""
     from scaler.sim.report import plot_timeline
 
     records: list[Record] = run["records"]
+    at = np.array([min(int(r.t), len(data.slice_counts) - 1) for r in records], dtype=int)
     series = {
         "prewarm (live)": {
             "waiting": np.array([r.backlog for r in records], dtype=float),
             "pods": np.array([r.replicas for r in records], dtype=float),
         }
     }
-    n = len(records)
     for name, sim in sim_runs.items():
-        series[name] = {"waiting": sim.world.rec_waiting[:n], "pods": sim.world.rec_pods[:n]}
-    plot_timeline(
-        path, f"Prewarm demo: {run['slice']}", run["counts"].astype(float), series, (1.0, "seconds")
-    )
+        series[name] = {"waiting": sim.world.rec_waiting[at], "pods": sim.world.rec_pods[at]}
+    arrivals = np.array([r.arrivals for r in records], dtype=float) / speed
+    plot_timeline(path, f"Prewarm demo: {run['slice']}", arrivals, series, (60.0 / speed, "minutes"))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from scaler.sim.traces import TraceError
+
+    defaults = DemoSettings()
     p = argparse.ArgumentParser(prog="python -m scaler.demo", description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=int, default=120, help="seconds of replay (default 120)")
-    p.add_argument("--speed", type=float, default=30.0, help="trace seconds per second (default 30)")
     p.add_argument(
-        "--trace", default=str(DEFAULT_TRACE), help="a trace under bench/traces/ (default: Azure LLM code)"
+        "--duration", type=int, default=defaults.duration_s, help="wall seconds of replay (default 120)"
     )
-    p.add_argument("--start", type=int, default=0, help="the slice's start in the trace, seconds")
     p.add_argument(
-        "--cold-start", type=float, default=10.0, help="seconds from pod creation to Ready (default 10)"
+        "--speed", type=float, default=defaults.speed, help="workload seconds per wall second (default 60)"
+    )
+    p.add_argument(
+        "--trace",
+        default=str(DEFAULT_TRACE),
+        help="a trace under bench/traces/ (default: Twitter, per second)",
+    )
+    p.add_argument(
+        "--start",
+        type=int,
+        default=defaults.start_s,
+        help=f"the slice's start in the trace, seconds (default {defaults.start_s}, "
+        f"{clock_label(defaults.start_s)})",
+    )
+    p.add_argument(
+        "--cold-start",
+        type=float,
+        default=defaults.cold_start_s,
+        help="seconds from pod creation to Ready (default 300)",
     )
     p.add_argument("--out", default="demo", help="folder for demo.png and summary.json (default ./demo)")
     p.add_argument("--no-live", action="store_true", help="print a line every 10 s instead of the live view")
     args = p.parse_args(argv)
-    if args.duration < 5 or args.speed <= 0:
-        p.error("--duration must be >= 5 and --speed > 0")
-    settings = DemoSettings(
-        duration_s=args.duration, speed=args.speed, start_s=args.start, cold_start_s=args.cold_start
+    if args.duration < 5 or args.speed <= 0 or args.cold_start < 0:
+        p.error("--duration must be >= 5, --speed > 0 and --cold-start >= 0")
+    settings = replace(
+        defaults, duration_s=args.duration, speed=args.speed, start_s=args.start, cold_start_s=args.cold_start
     )
+    try:
+        data = demo_trace(settings, Path(args.trace))
+    except (TraceError, OSError) as exc:
+        p.error(str(exc))
     live = not args.no_live and sys.stdout.isatty()
     import logging
 
     logging.getLogger().addHandler(logging.NullHandler())
-    run = run_live(settings, Path(args.trace), live)
+    run = run_live(settings, data, live)
     figures = live_results(run, settings)
-    rows, sim_runs = simulated(settings, run["counts"], run["slice"])
-    text = summary_text(figures, rows, run["calls"])
+    rows, sim_runs = simulated(settings, data, initial_replicas(settings, data))
+    text = summary_text(figures, rows, run)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plot(out / "demo.png", run, sim_runs)
+    plot(out / "demo.png", run, data, sim_runs, settings.speed)
     summary = {
         "live": figures,
         "simulated": [
             {k: r[k] for k in ("policy", "gpu_minutes", "wait_p95_s", "cold_start_waits", "peak_replicas")}
+            | {"decision_winners": r.get("decision_winners"), "forecast_states": r.get("forecast_states")}
             for r in rows
         ],
         "calls": run["calls"],
         "max_replicas_live": max((r.replicas for r in run["records"]), default=0),
-        "settings": settings.__dict__,
+        "events": [asdict(e) | {"forecast_wake": e.forecast_wake} for e in run["events"]],
+        "records": [asdict(r) for r in run["records"]],
+        "settings": asdict(settings),
+        "rate_scale": data.scale,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print()

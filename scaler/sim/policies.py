@@ -268,9 +268,15 @@ class PrewarmTrigger:
 
     name = "prewarm"
 
-    def __init__(self, world: SimulatedQueue, clock: ManualClock, metadata: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        world: SimulatedQueue,
+        clock: ManualClock,
+        metadata: Mapping[str, str],
+        sources: SourceFactory | None = None,  # default: SimSourceFactory(world, clock)
+    ) -> None:
         cache = ReadingCache(clock, ttl=2.0, max_workers=1)
-        self.engine = Engine(cache, clock, SimSourceFactory(world, clock))
+        self.engine = Engine(cache, clock, sources or SimSourceFactory(world, clock))
         self.ref = ObjectRef("sim", "workers")
         self.cfg = self.engine.config(self.ref, metadata)
         self.winners: dict[str, int] = {}

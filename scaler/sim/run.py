@@ -47,6 +47,10 @@ class Scenario:
     # Seconds at the start that are simulated (history for the forecasters) but not
     # scored or billed.
     warmup_s: int = 0
+    # Pods Ready at t = 0 (a slice of a service already running), and KEDA's last
+    # active poll at t = 0 (it was active before the slice).
+    initial_replicas: int = 0
+    wall_start: float = 0.0  # the Unix time of t = 0 (the forecast reads the time of day from it)
 
     @property
     def rate_per_replica(self) -> float:
@@ -69,7 +73,7 @@ def simulate(
 ) -> PolicyRun:
     """One policy over the whole trace (plus the drain tail)."""
     world = World(scenario.trace, scenario.world)
-    clock = ManualClock(start=0.0, wall_offset=0.0)
+    clock = ManualClock(start=0.0, wall_offset=scenario.wall_start)
     triggers = spec.make_triggers(world, clock)
     run = PolicyRun(spec, world, triggers)
     if spec.static is not None:
@@ -78,11 +82,13 @@ def simulate(
         world.replica_changes.clear()
         _run_plain(world, progress)
         return run
-    start = spec.min_replicas
+    start = max(spec.min_replicas, min(scenario.initial_replicas, spec.max_replicas))
     if start:
         world.set_replicas(start, -math.ceil(scenario.world.cold_start.typical_s) - 1)
         world.replica_changes.clear()
     keda = ScaledObjectLoop(min_replicas=spec.min_replicas, cooldown_s=spec.cooldown_s)
+    if scenario.initial_replicas:
+        keda.last_active = 0.0
     hpa = Hpa(max(1, spec.min_replicas), spec.max_replicas, spec.behavior)
     polling = int(spec.polling_s)
     sync = max(1, int(spec.hpa_sync_s))
