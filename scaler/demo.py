@@ -68,7 +68,7 @@ class DemoSettings:
     speed: float = 60.0  # workload seconds per wall second
     start_s: int = 5 * DAY + 14 * 3600 + 50 * 60  # where the slice starts in the trace: day 5, 14:50
     concurrency: int = 2  # messages one worker holds at once
-    service_s: float = 60.0
+    service_s: float = 20.0
     cold_start_s: float = 300.0
     peak_replicas: float = 8.0  # the slice's busiest minute needs this many at 75 %
     max_replicas: int = 12
@@ -109,7 +109,7 @@ class DemoTrace:
     name: str
     start_s: int
     slice_counts: np.ndarray  # whole messages to send in each second of the slice
-    history: np.ndarray  # arrivals per second before the slice (scaled; a rate, not messages)
+    history: np.ndarray  # messages in each second before the slice (at the same scale)
     gaps: tuple[tuple[float, float], ...]  # missing data in the trace (seconds from its start)
     scale: float
 
@@ -119,9 +119,9 @@ class DemoTrace:
 
 
 def demo_trace(settings: DemoSettings, trace_path: Path) -> DemoTrace:
-    """The slice, its rate scaled so its busiest minute needs `peak_replicas` workers
-    at 75 % (the same scale for the history), sent as whole messages (stochastic
-    rounding, seeded)."""
+    """The trace up to the slice's end, its rate scaled so the slice's busiest minute
+    needs `peak_replicas` workers at 75 %, in whole messages (stochastic rounding,
+    seeded)."""
     from scaler.sim.traces import Trace, TraceError, load_trace, peak_rate
 
     trace = load_trace(trace_path)
@@ -130,18 +130,20 @@ def demo_trace(settings: DemoSettings, trace_path: Path) -> DemoTrace:
         raise TraceError(
             f"{trace_path.name}: --start {start} is outside the trace (0..{trace.duration_s - 1} s)"
         )
-    window = trace.counts[start : start + span]
-    if len(window) < span:
-        window = np.concatenate([window, np.zeros(span - len(window))])
-    peak = peak_rate(Trace(name=trace.name, counts=window, bin_s=1.0))
+    counts = trace.counts[: start + span]
+    if len(counts) < start + span:
+        counts = np.concatenate([counts, np.zeros(start + span - len(counts))])
+    peak = peak_rate(Trace(name=trace.name, counts=counts[start:], bin_s=1.0))
     scale = settings.peak_replicas * settings.replica_throughput / peak if peak > 0 else 0.0
+    # Whole messages, the history too: it is what Prometheus would have recorded had
+    # this fleet served the trace on the days before.
     rng = np.random.default_rng(settings.seed)
-    whole = np.floor(window * scale + rng.random(span))
+    whole = np.floor(counts * scale + rng.random(len(counts)))
     name = (
         f"{trace_path.name}, {clock_label(start)}-{clock_label(start + span)[-5:]} "
         f"replayed {settings.speed:g}x"
     )
-    return DemoTrace(name, start, whole, trace.counts[:start] * scale, trace.gaps, scale)
+    return DemoTrace(name, start, whole[start:], whole[:start], trace.gaps, scale)
 
 
 def initial_replicas(settings: DemoSettings, data: DemoTrace) -> int:
@@ -436,7 +438,7 @@ class Pods:
         """A message received at `now` goes to the Ready pod's slot free the longest
         (long-polling consumers are answered in turn); returns when it started."""
         ready = [p for p in self.pods if p.ready_at <= now and p.idle_since]
-        pod = min(ready, key=lambda p: min(p.idle_since))
+        pod = min(ready, key=lambda p: (min(p.idle_since), len(p.work)))
         since = min(pod.idle_since)
         pod.idle_since.remove(since)
         start = max(sent, since)
@@ -625,7 +627,7 @@ def run_live(settings: DemoSettings, data: DemoTrace, live: bool) -> dict[str, A
                 events.append(event)
                 if view is not None:
                     view.event(event)
-                elif event.forecast_wake or by == "KEDA":
+                else:
                     print(event.line(), flush=True)
                 fleet.pods.set_replicas(after, now)
 
@@ -863,7 +865,78 @@ def simulated(
     return rows, runs
 
 
-def summary_text(live: dict[str, Any], rows: list[dict[str, Any]], run: dict[str, Any]) -> str:
+def burst_start(counts: np.ndarray) -> int | None:
+    """Seconds into the slice where its busiest burst begins: the first of the
+    minutes leading up to the busiest one with at least half its arrivals."""
+    minutes = len(counts) // 60
+    if minutes == 0:
+        return None
+    per_minute = counts[: minutes * 60].reshape(minutes, 60).sum(axis=1)
+    peak = int(per_minute.argmax())
+    if per_minute[peak] <= 0:
+        return None
+    first = peak
+    while first > 0 and per_minute[first - 1] >= per_minute[peak] / 2:
+        first -= 1
+    return first * 60
+
+
+@dataclass(frozen=True)
+class Burst:
+    """The slice's busiest burst, what the forecast did before it and when stock
+    KEDA (simulated) first scaled up for it."""
+
+    t: float  # seconds into the slice
+    clock: str
+    forecast_ahead: list[ScaleEvent]  # the forecast's scale-ups within two cold starts before it
+    keda_first_up: float | None  # seconds into the slice
+
+
+def the_burst(
+    settings: DemoSettings, data: DemoTrace, run: dict[str, Any], keda_run: Any | None
+) -> Burst | None:
+    start = burst_start(data.slice_counts)
+    if start is None:
+        return None
+    lead = 2 * settings.cold_start_s
+    events: list[ScaleEvent] = run["events"]
+    ahead = [e for e in events if e.forecast_wake and start - lead <= e.t < start]
+    keda_up = None
+    if keda_run is not None:
+        ups = [
+            t for t, before, after in keda_run.world.replica_changes if after > before and t >= start - lead
+        ]
+        keda_up = float(ups[0]) if ups else None
+    return Burst(float(start), clock_label(settings.start_s + start), ahead, keda_up)
+
+
+def burst_lines(burst: Burst | None, settings: DemoSettings) -> list[str]:
+    if burst is None:
+        return []
+    lines = [f"The burst at {burst.clock} (the slice's busiest minutes):"]
+    cold = settings.cold_start_s
+    if burst.forecast_ahead:
+        first, last = burst.forecast_ahead[0], burst.forecast_ahead[-1]
+        lines.append(
+            f"- the forecast scaled the fleet up ahead of it, {first.before} -> {last.after} replicas "
+            f"from {first.clock[-5:]} (Ready from {clock_label(settings.start_s + first.t + cold)[-5:]}), "
+            f"the queue's term asking for no more than the replicas there were "
+            f"({first.backlog} messages waiting);"
+        )
+    else:
+        lines.append("- the forecast did not scale the fleet up ahead of it;")
+    if burst.keda_first_up is not None:
+        up = settings.start_s + burst.keda_first_up
+        lines.append(
+            f"- stock KEDA (simulated) first scaled up for it at {clock_label(up)[-5:]}, once its backlog "
+            f"had built, its new pods Ready from {clock_label(up + cold)[-5:]}."
+        )
+    return lines
+
+
+def summary_text(
+    live: dict[str, Any], rows: list[dict[str, Any]], run: dict[str, Any], burst: list[str]
+) -> str:
     lines = [
         "| run | GPU-minutes | p95 wait | requests that waited on a cold start |",
         "|---|---:|---:|---:|",
@@ -876,12 +949,7 @@ def summary_text(live: dict[str, Any], rows: list[dict[str, Any]], run: dict[str
             f"| {row['cold_start_waits']:.0f} |"
         )
     lines.append("")
-    wakes = [e for e in run["events"] if e.forecast_wake]
-    if wakes:
-        lines.append(f"The forecast woke the fleet ahead of the backlog {len(wakes)} times; the first:")
-        lines.append("  " + wakes[0].line().replace("  <- the forecast's wake, ahead of the backlog", ""))
-    else:
-        lines.append("The forecast did not scale the fleet up ahead of a backlog in this run.")
+    lines += burst
     lines.append(
         f"{live['arrivals']} messages sent, {live['served']} served; the server answered "
         + ", ".join(f"{n} {name}" for name, n in run["calls"].items())
@@ -957,7 +1025,8 @@ def main(argv: list[str] | None = None) -> int:
     run = run_live(settings, data, live)
     figures = live_results(run, settings)
     rows, sim_runs = simulated(settings, data, initial_replicas(settings, data))
-    text = summary_text(figures, rows, run)
+    burst = the_burst(settings, data, run, sim_runs.get("stock KEDA (simulated)"))
+    text = summary_text(figures, rows, run, burst_lines(burst, settings))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot(out / "demo.png", run, data, sim_runs, settings.speed)
@@ -972,6 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_replicas_live": max((r.replicas for r in run["records"]), default=0),
         "events": [asdict(e) | {"forecast_wake": e.forecast_wake} for e in run["events"]],
         "records": [asdict(r) for r in run["records"]],
+        "burst": asdict(burst) if burst is not None else None,
         "settings": asdict(settings),
         "rate_scale": data.scale,
     }
