@@ -258,21 +258,30 @@ class Engine:
         self._warn_unknown(ref, cfg)
         return cfg
 
-    async def evaluate(self, ref: ObjectRef, metadata: Mapping[str, str]) -> Evaluation:
+    async def evaluate(
+        self, ref: ObjectRef, metadata: Mapping[str, str], *, queue_newer_than: float | None = None
+    ) -> Evaluation:
         """Read the trigger's signals (shared, cached) and decide.
         Raises ConfigError or SourceError."""
-        return await self.evaluate_config(ref, self.config(ref, metadata))
+        return await self.evaluate_config(ref, self.config(ref, metadata), queue_newer_than=queue_newer_than)
 
-    async def evaluate_config(self, ref: ObjectRef, cfg: TriggerConfig) -> Evaluation:
-        """evaluate() for a config already parsed with config(). Raises SourceError."""
-        reads = await self.read_signals(cfg)
+    async def evaluate_config(
+        self, ref: ObjectRef, cfg: TriggerConfig, *, queue_newer_than: float | None = None
+    ) -> Evaluation:
+        """evaluate() for a config already parsed with config(). Raises SourceError.
+        `queue_newer_than`: the queue's reading must have been taken after this
+        (monotonic) time, the read_at of the last reading the caller answered from
+        (see ReadingCache.get)."""
+        reads = await self.read_signals(cfg, queue_newer_than=queue_newer_than)
         raise_failures(reads)
         evaluation = self.decide(ref, cfg, reads)
         if self._observer is not None:
             self._observer(evaluation)
         return evaluation
 
-    async def read_signals(self, cfg: TriggerConfig) -> tuple[SignalRead, ...]:
+    async def read_signals(
+        self, cfg: TriggerConfig, *, queue_newer_than: float | None = None
+    ) -> tuple[SignalRead, ...]:
         """Read every signal the trigger uses, concurrently, through the shared
         cache. Never raises a SourceError: each read carries its own outcome."""
         wanted = self._wanted_signals(cfg)
@@ -281,10 +290,19 @@ class Engine:
             # Every reading fresh in the cache (the common case: KEDA polls far more
             # often than the TTL runs out): answer without scheduling tasks.
             fresh = [self.cache.fresh(source) for _, source, _ in wanted]
+            if queue_newer_than is not None:
+                # A queue reading taken by then does not count: get() reads again.
+                fresh = [
+                    None if name == "queue" and _taken_by(o, queue_newer_than) else o
+                    for (name, _, _), o in zip(wanted, fresh, strict=True)
+                ]
             if all(outcome is not None for outcome in fresh):
                 return self._signal_reads(wanted, fresh)
         outcomes = await asyncio.gather(
-            *(self.cache.get(source) for _, source, _ in wanted),
+            *(
+                self.cache.get(source, queue_newer_than if name == "queue" else None)
+                for name, source, _ in wanted
+            ),
             *([self._warm_start(*warm)] if warm is not None else []),
             return_exceptions=True,
         )
@@ -676,6 +694,11 @@ def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
     else:
         how = "wake 1 replica (no replicaThroughput)"
     return f"forecast: {view.expected_arrivals:.3g} arrivals expected {window} at {view.rate:.3g}/s; {how}"
+
+
+def _taken_by(outcome: object, when: float) -> bool:
+    """Whether a cached outcome is a reading taken at or before `when`."""
+    return isinstance(outcome, Reading) and outcome.read_at <= when
 
 
 def raise_failures(reads: tuple[SignalRead, ...]) -> None:

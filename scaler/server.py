@@ -29,7 +29,7 @@ from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.access import AccessPolicy
 from scaler.clock import Clock, SystemClock
 from scaler.config import ConfigError
-from scaler.engine import Engine, ObjectRef, SourceFactory
+from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory
 from scaler.observability import DecisionRecorder, Metrics
 from scaler.signals.base import SourceError, SourceRejectedQuery
 from scaler.signals.cache import ReadingCache
@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ExternalScaler"].full_name
 TARGET_SIZE = 1.0  # the metric is already in replicas: the HPA's ceil(value / 1)
+# A reading past the cache TTL by less than this share of it is still answered
+# while its refresh is in flight (ReadingCache.stale_grace): the callers that find
+# it expired do not wait for the read. Small, so a source that stops answering is
+# UNAVAILABLE at most this much later than without it.
+STALE_GRACE_SHARE = 0.2
 
 R = TypeVar("R")
 
@@ -68,6 +73,11 @@ class Settings:
     # Which hosts triggers may name and which namespaces may use the scaler's own
     # cloud identity (docs/deploy.md, "Multi-tenant safety"). Open by default.
     access: AccessPolicy = field(default_factory=AccessPolicy)
+
+
+def _queue_read_at(ev: Evaluation) -> float | None:
+    """When the evaluation's queue reading was taken (None: no queue signal)."""
+    return next((r.read_at for r in ev.reads if r.name == "queue"), None)
 
 
 def _ref(request: pb.ScaledObjectRef) -> ObjectRef:
@@ -245,10 +255,16 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             self._metrics.rpc_total.labels("StreamIsActive", code.name).inc()
             await context.abort(code, str(exc))
         last: bool | None = None
+        # While the answer is "inactive", each tick asks for a queue reading taken
+        # after the one it last answered from, instead of reusing it for the TTL:
+        # a wake from zero is seen within one stream interval (one read per
+        # interval per idle queue, shared by its streams). Active streams use the
+        # cache as every other call does.
+        newer_than: float | None = None
         try:
             while not self._shutting_down.is_set():
                 try:
-                    ev = await self._engine.evaluate(ref, request.scalerMetadata)
+                    ev = await self._engine.evaluate(ref, request.scalerMetadata, queue_newer_than=newer_than)
                 except SourceRejectedQuery as exc:
                     # The query itself is invalid: no later tick can succeed. End the
                     # stream with the same status IsActive answers.
@@ -257,6 +273,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                 except SourceError as exc:
                     log.debug("stream %s: source failing, sending nothing: %s", ref, exc)
                 else:
+                    newer_than = None if ev.decision.active else _queue_read_at(ev)
                     if ev.decision.active != last:
                         last = ev.decision.active
                         yield pb.IsActiveResponse(result=last)
@@ -285,6 +302,7 @@ class ScalerServer:
             timeout=settings.source_timeout,
             max_workers=settings.read_threads,
             on_read=self.metrics.observe_read,
+            stale_grace=STALE_GRACE_SHARE * settings.cache_ttl,
         )
         self.recorder = DecisionRecorder(self.metrics, self.clock)
         self.engine = Engine(

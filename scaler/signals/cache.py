@@ -5,6 +5,17 @@ concurrent callers for a key wait on one read instead of starting their own.
 Reads run in a thread pool (the client libraries block) with a bounded timeout,
 so one slow source never delays answers for others. Failures are cached for the
 same TTL, so a down source answers fast instead of being hammered.
+
+Two refinements keep callers off the read's path without reading more often:
+
+- stale while refreshing (`stale_grace`): a reading past its TTL, but by less
+  than the grace, is still answered while the one refresh it started is in
+  flight. A key is still read at most once per TTL (a refresh starts only once
+  the TTL has run out); a caller waits only when the reading is older than TTL
+  + grace (a slow or hung refresh), and never for an error past its TTL.
+- `newer_than`: a caller that must not answer twice from the same reading (a
+  stream waiting to wake from zero) asks for a reading taken after the one it
+  last used; concurrent callers still share one read.
 """
 
 from __future__ import annotations
@@ -54,6 +65,16 @@ class _Entry:
     failing_since: float | None = None
 
 
+def _older(entry: _Entry, newer_than: float | None) -> bool:
+    """Whether the entry holds a reading taken at or before `newer_than` (a
+    cached error is answered as it is: it is retried once its TTL runs out)."""
+    return (
+        newer_than is not None
+        and entry.error is None
+        and (entry.reading is None or entry.reading.read_at <= newer_than)
+    )
+
+
 @dataclass
 class _Turn:
     """The read thread now using a shared connection (see Source.connection_key)."""
@@ -75,9 +96,11 @@ class ReadingCache:
         max_workers: int = 64,
         idle_evict_after: float = 600.0,
         on_read: ReadObserver | None = None,
+        stale_grace: float = 0.0,
     ) -> None:
         self._clock = clock
         self.ttl = ttl
+        self.stale_grace = stale_grace
         self.timeout = timeout
         self._entries: dict[str, _Entry] = {}
         self._sources: dict[str, Source] = {}
@@ -101,13 +124,16 @@ class ReadingCache:
         entry.last_used = now
         return entry, self._sources[key]
 
-    async def get(self, source: Source) -> Reading[object]:
-        """The source's reading, at most `ttl` old. Raises SourceError."""
+    async def get(self, source: Source, newer_than: float | None = None) -> Reading[object]:
+        """The source's reading, at most `ttl` old (`ttl + stale_grace` while its
+        refresh is in flight), and read after `newer_than` (a Reading.read_at) when
+        given. Raises SourceError."""
         now = self._clock.monotonic()
         entry, source = self._entry(source, now)
-        if entry.pending is None and now - entry.finished_at >= self.ttl:
+        age = now - entry.finished_at
+        if entry.pending is None and (age >= self.ttl or _older(entry, newer_than)):
             entry.pending = asyncio.ensure_future(self._read(source, entry))
-        if entry.pending is not None:
+        if entry.pending is not None and not self._usable(entry, age, newer_than):
             # shield: one caller giving up must not cancel the read others wait on
             await asyncio.shield(entry.pending)
         if entry.error is not None:
@@ -117,12 +143,22 @@ class ReadingCache:
         assert entry.reading is not None
         return entry.reading
 
+    def _usable(self, entry: _Entry, age: float, newer_than: float | None) -> bool:
+        """Whether the entry's outcome answers a caller now, while a read is
+        pending: within the TTL, or a reading within the stale grace; and taken
+        after `newer_than` when given."""
+        if _older(entry, newer_than):
+            return False
+        if age < self.ttl:
+            return True
+        return entry.error is None and entry.reading is not None and age < self.ttl + self.stale_grace
+
     def fresh(self, source: Source) -> Reading[object] | SourceError | None:
-        """The cached outcome while it is within the TTL and no read is pending
-        (a reading, or a copy of the error), else None: get() would return or raise
-        the same. The hot path answers from it without scheduling a task."""
+        """The cached outcome while it is within the TTL (a reading, or a copy of
+        the error), else None: get() would return or raise the same. The hot path
+        answers from it without scheduling a task."""
         entry = self._entries.get(source.key)
-        if entry is None or entry.pending is not None:
+        if entry is None:
             return None
         now = self._clock.monotonic()
         if now - entry.finished_at >= self.ttl:

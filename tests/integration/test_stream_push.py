@@ -51,6 +51,26 @@ async def test_sqs_stream_pushes_changes(scaler_server, sqs_queue):
     await _push_cycle(scaler_server, sqs_queue.metadata(), lambda: sqs_queue.send(1), drain)
 
 
+async def test_an_idle_stream_reads_its_queue_every_interval_not_every_ttl(start_scaler, rabbit):
+    """While the answer is `false`, each tick reads a reading newer than the last:
+    the wake from zero is not held back by the cache TTL (30 s here). Once active,
+    the stream answers from the cache like any other call (no read per tick)."""
+    scaler = await start_scaler(cache_ttl=30.0, stream_interval=0.2)
+    stream = scaler.stub.StreamIsActive(scaler.ref(rabbit.metadata("amqp")))
+    try:
+        assert await _next_state(stream, PUSH_WITHIN_S) is False
+        await asyncio.sleep(0.5)
+        reads_idle = scaler.server.cache.reads
+        assert reads_idle >= 2  # read again while idle, well within the TTL
+        await asyncio.to_thread(rabbit.publish, 1)
+        assert await _next_state(stream, PUSH_WITHIN_S) is True  # not after 30 s
+        reads_active = scaler.server.cache.reads
+        await asyncio.sleep(1.0)  # five ticks while active
+        assert scaler.server.cache.reads == reads_active
+    finally:
+        stream.cancel()
+
+
 async def test_stream_sends_only_changes(scaler_server, rabbit):
     """More messages while already active change nothing: no repeated `true`."""
     rabbit.publish(1)

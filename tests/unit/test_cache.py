@@ -442,3 +442,110 @@ async def test_close_is_bounded_by_a_hung_read(make_cache: Callable[..., Reading
         assert hung.closed == 1
     finally:
         hung.gate.set()
+
+
+# --- stale while refreshing, and readings newer than one already used -------------
+
+
+async def _blocked_read_started(source: FakeSource) -> None:
+    """Wait until a read of `source` has started (and is blocked on its gate)."""
+    await asyncio.to_thread(source.started.wait, 5)
+    source.started.clear()
+
+
+async def test_a_reading_within_the_stale_grace_is_answered_while_its_refresh_runs(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(ttl=2.0, stale_grace=0.4)
+    source = FakeSource()
+    first = await cache.get(source)
+    source.gate = threading.Event()
+    clock.advance(2.0)  # the TTL ran out: this caller starts the refresh, and does not wait for it
+    assert await asyncio.wait_for(cache.get(source), 1) is first
+    await _blocked_read_started(source)
+    clock.advance(0.399)
+    assert await asyncio.wait_for(cache.get(source), 1) is first
+    assert source.reads == 2 and cache.reads == 2  # one refresh, not one per caller
+    clock.advance(0.001)  # past TTL + grace: callers wait for the refresh
+    waiting = asyncio.ensure_future(cache.get(source))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    source.gate.set()
+    second = await waiting
+    assert second.value == QueueReading(waiting=2.0, in_flight=0.0)
+    assert cache.fresh(source) is second
+    assert source.reads == 2
+
+
+async def test_no_grace_by_default_and_none_for_a_cached_error(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    plain = make_cache(ttl=2.0)
+    source = FakeSource()
+    await plain.get(source)
+    clock.advance(2.0)
+    assert (await plain.get(source)).value == QueueReading(waiting=2.0, in_flight=0.0)  # waited for it
+
+    graceful = make_cache(ttl=2.0, stale_grace=0.4)
+    failing = FakeSource("fake|down", fail=SourceError("fake queue 'fake|down': cannot connect"))
+    with pytest.raises(SourceError):
+        await graceful.get(failing)
+    failing.fail = None
+    clock.advance(2.1)  # an error past its TTL is never answered again: the caller waits for the read
+    assert (await graceful.get(failing)).value == QueueReading(waiting=2.0, in_flight=0.0)
+
+
+async def test_a_failed_refresh_is_the_answer_once_it_ends(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(ttl=2.0, stale_grace=0.4)
+    source = FakeSource()
+    first = await cache.get(source)
+    source.fail = SourceError("fake queue 'fake|q': cannot connect")
+    source.gate = threading.Event()
+    clock.advance(2.1)
+    assert await cache.get(source) is first  # the refresh is in flight
+    source.gate.set()
+    for _ in range(100):  # the refresh ends (it fails) in its pool thread
+        if cache.fresh(source) is not None:
+            break
+        await asyncio.sleep(0.01)
+    with pytest.raises(SourceError, match="cannot connect"):
+        await cache.get(source)
+
+
+async def test_newer_than_reads_again_within_the_ttl_and_shares_the_read(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(ttl=2.0)
+    source = FakeSource()
+    first = await cache.get(source)
+    clock.advance(0.5)
+    source.gate = threading.Event()
+    wakers = [asyncio.ensure_future(cache.get(source, newer_than=first.read_at)) for _ in range(5)]
+    await _blocked_read_started(source)
+    # Callers without newer_than answer from the reading within its TTL meanwhile.
+    assert await asyncio.wait_for(cache.get(source), 1) is first
+    assert cache.fresh(source) is first
+    assert not any(w.done() for w in wakers)
+    source.gate.set()
+    newer = await asyncio.gather(*wakers)
+    assert all(r is newer[0] for r in newer)
+    assert newer[0].read_at == 100.5 and newer[0].value == QueueReading(waiting=2.0, in_flight=0.0)
+    assert source.reads == 2  # one read for all five
+    # A reading already newer than asked for is answered without a read.
+    assert await cache.get(source, newer_than=first.read_at) is newer[0]
+    assert source.reads == 2
+
+
+async def test_newer_than_does_not_retry_a_cached_error(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(ttl=2.0)
+    source = FakeSource(fail=SourceError("fake queue 'fake|q': cannot connect"))
+    with pytest.raises(SourceError):
+        await cache.get(source)
+    clock.advance(0.5)
+    with pytest.raises(SourceError):
+        await cache.get(source, newer_than=99.0)
+    assert source.reads == 1  # a down source is retried once per TTL, streams or not
