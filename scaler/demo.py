@@ -70,7 +70,7 @@ class DemoSettings:
     concurrency: int = 2  # messages one worker holds at once
     service_s: float = 20.0
     cold_start_s: float = 300.0
-    peak_replicas: float = 8.0  # the slice's busiest minute needs this many at 75 %
+    peak_replicas: float = 8.0  # the busiest minute of the slice's day needs this many at 75 %
     max_replicas: int = 12
     polling_s: float = 30.0  # pollingInterval (KEDA's default)
     hpa_sync_s: float = 15.0  # the HPA's sync period (Kubernetes' default)
@@ -119,9 +119,9 @@ class DemoTrace:
 
 
 def demo_trace(settings: DemoSettings, trace_path: Path) -> DemoTrace:
-    """The trace up to the slice's end, its rate scaled so the slice's busiest minute
-    needs `peak_replicas` workers at 75 %, in whole messages (stochastic rounding,
-    seeded)."""
+    """The trace up to the slice's end, its rate scaled so the busiest minute of the
+    slice's day needs `peak_replicas` workers at 75 %, in whole messages (stochastic
+    rounding, seeded)."""
     from scaler.sim.traces import Trace, TraceError, load_trace, peak_rate
 
     trace = load_trace(trace_path)
@@ -133,7 +133,8 @@ def demo_trace(settings: DemoSettings, trace_path: Path) -> DemoTrace:
     counts = trace.counts[: start + span]
     if len(counts) < start + span:
         counts = np.concatenate([counts, np.zeros(start + span - len(counts))])
-    peak = peak_rate(Trace(name=trace.name, counts=counts[start:], bin_s=1.0))
+    day = start // DAY * DAY  # the scale is the slice's day's, whatever part of it is replayed
+    peak = peak_rate(Trace(name=trace.name, counts=trace.counts[day : day + DAY], bin_s=1.0))
     scale = settings.peak_replicas * settings.replica_throughput / peak if peak > 0 else 0.0
     # Whole messages, the history too: it is what Prometheus would have recorded had
     # this fleet served the trace on the days before.
@@ -738,28 +739,32 @@ class LiveView:
         self.live.start()
 
     def _view(self) -> Any:
+        from rich import box
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
         s = self.settings
         table = Table(
-            title=f"Prewarm demo: {self.slice_name}; cold start {s.cold_start_s:g} s, "
+            title=f"Prewarm demo: {self.slice_name}\ncold start {s.cold_start_s:g} s, "
             f"{s.concurrency} messages per worker, {s.service_s:g} s each",
-            caption=f"real gRPC server + moto SQS on one clock {s.speed:g}x; KEDA/HPA emulated "
-            f"(scaler.sim.keda); arrivals per {s.speed:g} s",
+            caption=f"one clock {s.speed:g}x for the real gRPC server, moto SQS and the emulated "
+            f"KEDA/HPA; arrivals per {s.speed:g} s; forecast: its state and the replicas it asks for; "
+            "green: the forecast's term winning with nothing waiting",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            padding=(0, 0),
         )
-        columns = ["time", "arrivals", "backlog", "replicas", "ready", "starting", "draining"]
-        columns += ["active", "winner", "forecast"]
-        for column in columns:
-            table.add_column(column, justify="left" if column in ("time", "winner", "forecast") else "right")
+        columns = ["time", "arrivals", "backlog", "replicas", "starting", "draining", "active"]
+        for column in [*columns, "winner", "forecast"]:
+            table.add_column(column, justify="right" if column in columns[1:] else "left", no_wrap=True)
         for r in self.rows[-15:]:
-            forecast = f"{r.forecast}, floor {r.floor:.3g}" if r.floor > 0 else r.forecast
-            style = "bold green" if r.wake else None
-            counts = (r.arrivals, r.backlog, r.replicas, r.ready, r.starting, r.draining)
+            state = r.forecast.split(" ")[0]
+            forecast = f"{state} {math.ceil(r.floor)}" if "(used)" in r.forecast else state
+            counts = (r.arrivals, r.backlog, r.replicas, r.starting, r.draining)
             active = "yes" if r.active else "no"
-            winner = r.winner + (" (wake)" if r.wake else "")
-            table.add_row(r.clock, *map(str, counts), active, winner, forecast, style=style)
+            row = (r.clock[-5:], *map(str, counts), active, r.winner, forecast)
+            table.add_row(*row, style="bold green" if r.wake else None)
         lines = [Text(e.line(), style="bold green" if e.forecast_wake else "") for e in self.events[-6:]]
         return Group(table, *lines)
 
@@ -867,13 +872,14 @@ def simulated(
 
 def burst_start(counts: np.ndarray) -> int | None:
     """Seconds into the slice where its busiest burst begins: the first of the
-    minutes leading up to the busiest one with at least half its arrivals."""
+    minutes leading up to the busiest one with at least half its arrivals. None
+    when the busiest minute is not twice the slice's median (no burst)."""
     minutes = len(counts) // 60
     if minutes == 0:
         return None
     per_minute = counts[: minutes * 60].reshape(minutes, 60).sum(axis=1)
     peak = int(per_minute.argmax())
-    if per_minute[peak] <= 0:
+    if per_minute[peak] <= 0 or per_minute[peak] < 2 * float(np.median(per_minute)):
         return None
     first = peak
     while first > 0 and per_minute[first - 1] >= per_minute[peak] / 2:
