@@ -922,12 +922,14 @@ def burst_lines(burst: Burst | None, settings: DemoSettings) -> list[str]:
     lines = [f"The burst at {burst.clock} (the slice's busiest minutes):"]
     cold = settings.cold_start_s
     if burst.forecast_ahead:
-        first, last = burst.forecast_ahead[0], burst.forecast_ahead[-1]
+        ready = [clock_label(settings.start_s + e.t + cold)[-5:] for e in burst.forecast_ahead]
+        ups = ", ".join(
+            f"{e.before} -> {e.after} at {e.clock[-5:]} (Ready {at})"
+            for e, at in zip(burst.forecast_ahead, ready, strict=True)
+        )
         lines.append(
-            f"- the forecast scaled the fleet up ahead of it, {first.before} -> {last.after} replicas "
-            f"from {first.clock[-5:]} (Ready from {clock_label(settings.start_s + first.t + cold)[-5:]}), "
-            f"the queue's term asking for no more than the replicas there were "
-            f"({first.backlog} messages waiting);"
+            f"- the forecast scaled the fleet up ahead of it, the queue's term asking for no more "
+            f"replicas than there were: {ups};"
         )
     else:
         lines.append("- the forecast did not scale the fleet up ahead of it;")
