@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from scaler.clock import Clock, ScaledClock
+from scaler.clock import Clock, ManualClock, ScaledClock
 from scaler.config import TriggerConfig
 from scaler.engine import SourceFactory
 from scaler.signals.base import ArrivalReading, Source
@@ -219,7 +219,7 @@ class SimDemoSources(SimSourceFactory):
     """The simulator's sources, with the same arrivalQuery (and warm start) as the
     live run's: the simulated Prewarm starts from the same history."""
 
-    def __init__(self, world: SimulatedQueue, clock: Any, arrivals: TraceArrivals) -> None:
+    def __init__(self, world: SimulatedQueue, clock: ManualClock, arrivals: TraceArrivals) -> None:
         super().__init__(world, clock)
         self.arrivals = arrivals
 
@@ -758,14 +758,14 @@ class LiveView:
         columns = ["time", "arrivals", "backlog", "replicas", "starting", "draining", "active"]
         for column in [*columns, "winner", "forecast"]:
             table.add_column(column, justify="right" if column in columns[1:] else "left", no_wrap=True)
-        for r in self.rows[-15:]:
+        for r in self.rows[-10:]:  # with the events, it fits a 24-line terminal
             state = r.forecast.split(" ")[0]
             forecast = f"{state} {math.ceil(r.floor)}" if "(used)" in r.forecast else state
             counts = (r.arrivals, r.backlog, r.replicas, r.starting, r.draining)
             active = "yes" if r.active else "no"
             row = (r.clock[-5:], *map(str, counts), active, r.winner, forecast)
             table.add_row(*row, style="bold green" if r.wake else None)
-        lines = [Text(e.line(), style="bold green" if e.forecast_wake else "") for e in self.events[-6:]]
+        lines = [Text(e.line(), style="bold green" if e.forecast_wake else "") for e in self.events[-4:]]
         return Group(table, *lines)
 
     def update(self, record: Record) -> None:
@@ -811,7 +811,6 @@ def simulated(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Prewarm (with the live run's warm start) and stock KEDA in the simulator, on
     the same messages and settings."""
-    from scaler.clock import ManualClock
     from scaler.sim.keda import Behavior
     from scaler.sim.policies import PolicySpec, PrewarmTrigger
     from scaler.sim.run import Scenario, keda_queue_policy, results, simulate
