@@ -50,7 +50,9 @@ class ScaledClock:
     of day), the simulated fleet and KEDA's emulated loops, so minutes of
     workload time pass in wall seconds with every period at its real length."""
 
-    def __init__(self, speed: float, start: float = 0.0, start_wall: float = 0.0, paused: bool = False) -> None:
+    def __init__(
+        self, speed: float, start: float = 0.0, start_wall: float = 0.0, paused: bool = False
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
         self.speed = speed
