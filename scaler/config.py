@@ -282,6 +282,9 @@ class ForecastConfig:
     cold_start_query: PrometheusQuery | None = None  # measured cold start, seconds
     arrival_query: PrometheusQuery | None = None  # requests/s into the workload: the demand series
     replica_throughput: float | None = None  # requests/s one ready replica serves
+    # The capacity-aware queue term drains the backlog over this many seconds; None:
+    # over the cold start in use.
+    drain_seconds: float | None = None
     quantile: float = DEFAULT_FORECAST_QUANTILE
     max_prewarm_jobs: int = 0  # job mode: Jobs started ahead of predicted arrivals
 
@@ -918,6 +921,17 @@ def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> Forec
     throughput = None
     if throughput_text is not None:
         throughput = meta.float("replicaThroughput", 1.0, minimum=0, exclusive=True)
+    drain: float | None = None
+    if meta.get("drainSeconds") is not None:
+        drain = meta.float("drainSeconds", 0.0, minimum=0, exclusive=True)
+        if not low <= drain <= high:
+            raise ConfigError("drainSeconds", f"seconds from {low:g} to {high:g}", meta.get("drainSeconds"))
+        if throughput is None or mode is not Mode.DEPLOYMENT:
+            raise ConfigError(
+                "drainSeconds",
+                "only with replicaThroughput in deployment mode (it paces the capacity-aware queue term)",
+                meta.get("drainSeconds"),
+            )
     quantile = meta.float("forecastQuantile", DEFAULT_FORECAST_QUANTILE, minimum=0.5, exclusive=False)
     if quantile >= 1:
         raise ConfigError("forecastQuantile", "a number >= 0.5 and < 1", str(quantile))
@@ -955,6 +969,7 @@ def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> Forec
         cold_start_query=_query(prometheus, cold_start_text),
         arrival_query=_query(prometheus, arrival_text),
         replica_throughput=throughput,
+        drain_seconds=drain,
         quantile=quantile,
         max_prewarm_jobs=jobs,
     )

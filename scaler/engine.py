@@ -35,7 +35,7 @@ from scaler.forecast.demand import (
     DemandStore,
 )
 from scaler.forecast.model import Forecaster, ForecastState, Outlook
-from scaler.policy import Decision, Signals, decide
+from scaler.policy import Decision, Signals, decide, smoothed_rate
 from scaler.signals.base import (
     ArrivalReading,
     ColdStartReading,
@@ -238,6 +238,9 @@ class Engine:
         self._cold_starts: OrderedDict[str, tuple[float | None, float]] = OrderedDict()
         # Job mode: when each object's last pre-warm pulse started (see job_pulse).
         self._job_pulses: OrderedDict[tuple[ObjectRef, str], float] = OrderedDict()
+        # The capacity term's measured rate, averaged per rate source (policy.smoothed_rate):
+        # source key -> (monotonic time of the last reading fed, average).
+        self._rates: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def config(self, ref: ObjectRef, metadata: Mapping[str, str]) -> TriggerConfig:
         """Parse (memoised), validate, and check against the access policy (before
@@ -478,10 +481,9 @@ class Engine:
         signals = Signals(queue=queue, gpu=gpu)
         if cfg.forecast.replica_throughput is not None and queue is not None:
             # The capacity-aware queue term (policy.capacity_queue_term): the measured
-            # arrival rate and the cold start in use.
-            signals = dataclasses.replace(
-                signals, arrival_rate=_measured_rate(reads, queue), cold_start=self._cold_start_in_use(cfg)[0]
-            )
+            # arrival rate, averaged over about a minute, and the cold start in use.
+            rate, cold_start = self._capacity_rate(cfg, reads), self._cold_start_in_use(cfg)[0]
+            signals = dataclasses.replace(signals, arrival_rate=rate, cold_start=cold_start)
         view = self._forecast(ref, cfg, reads)
         if view is not None and view.used:
             signals = dataclasses.replace(
@@ -561,6 +563,26 @@ class Engine:
         if ask:
             return view
         return dataclasses.replace(view, floor=0.0, jobs_next_in=started + 3 * view.cold_start - now)
+
+    def _capacity_rate(self, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> float | None:
+        """The measured arrival rate (_rate_read) averaged over about a minute
+        (policy.smoothed_rate), one average per rate source, fed once per new
+        reading (many objects on one queue do not speed it up); None when no rate
+        is read."""
+        read = _rate_read(reads)
+        if read is None:
+            return None
+        name, rate, read_at = read
+        source = self.sources.arrival_source(cfg) if name == ARRIVAL else self.sources.queue_source(cfg)
+        if source is None or read_at is None:
+            return rate
+        key = f"{name}|{source.key}"
+        average = smoothed_rate(self._rates.get(key), read_at, rate)
+        self._rates[key] = average
+        self._rates.move_to_end(key)
+        if len(self._rates) > 4096:
+            self._rates.popitem(last=False)
+        return average[1]
 
     def _cold_start_in_use(self, cfg: TriggerConfig) -> tuple[float, bool]:
         """coldStartQuery's last sane answer, else coldStartSeconds."""
@@ -658,14 +680,18 @@ def _view(
     )
 
 
-def _measured_rate(reads: tuple[SignalRead, ...], queue: QueueReading) -> float | None:
-    """Requests/s arriving now: arrivalQuery's reading, else the queue's publish
-    rate (RabbitMQ's management API); None when neither is read. (The queue's
-    growth is not used: under a backlog it is arrivals minus service.)"""
-    arrival = next((r.value for r in reads if isinstance(r.value, ArrivalReading)), None)
-    if arrival is not None and math.isfinite(arrival.rate):
-        return max(0.0, arrival.rate)
-    return queue.publish_rate
+def _rate_read(reads: tuple[SignalRead, ...]) -> tuple[str, float, float | None] | None:
+    """Requests/s arriving now, as (signal name, rate, read_at): arrivalQuery's
+    reading, else the queue's publish rate (RabbitMQ's management API); None when
+    neither is read. (The queue's growth is not used: under a backlog it is
+    arrivals minus service.)"""
+    for read in reads:
+        if isinstance(read.value, ArrivalReading) and math.isfinite(read.value.rate):
+            return (read.name, max(0.0, read.value.rate), read.read_at)
+    for read in reads:
+        if isinstance(read.value, QueueReading) and read.value.publish_rate is not None:
+            return (read.name, read.value.publish_rate, read.read_at)
+    return None
 
 
 def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:

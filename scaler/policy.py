@@ -153,13 +153,20 @@ def capacity_queue_term(
 ) -> Term:
     """The queue term when one replica's throughput is known (replicaThroughput)
     and the arrival rate is measured: the replicas that serve what arrives, plus
-    those that drain, over one cold start, the backlog there will be when
-    replicas asked for now are Ready.
+    those that drain, over the drain horizon D (drainSeconds, else one cold start),
+    the backlog there will be when replicas asked for now are Ready.
 
         serving  = max(in_flight / queueLength, arrival_rate / replicaThroughput)
         backlog  = waiting + max(0, arrival_rate - in_flight / queueLength * replicaThroughput) * L
                    (while messages wait; 0 otherwise)
-        replicas = serving + backlog / (replicaThroughput * L)        L = the cold start in use
+        replicas = serving + backlog / (replicaThroughput * D)        L = the cold start in use
+
+    Waking (messages wait and none is in flight: no replica is consuming, so
+    every waiting message waits for a cold start whatever is asked): at least
+    the plain term, as stock KEDA asks. Spreading that first backlog's drain
+    over D would add D to the wait of requests that already waited a cold
+    start; after the wake the replicas are busy and the capacity term sizes
+    the pool again.
 
     Why: replicas asked for now serve only once Ready, one cold start L from now.
     The plain term (counted work / queueLength, shown in the reason) turns the
@@ -178,20 +185,51 @@ def capacity_queue_term(
     throughput = cfg.forecast.replica_throughput
     assert throughput is not None and throughput > 0
     horizon = max(1.0, cold_start)
+    drain = cfg.forecast.drain_seconds if cfg.forecast.drain_seconds is not None else horizon
     rate = max(0.0, arrival_rate)
     in_flight = queue.in_flight or 0.0
     busy = in_flight / cfg.queue_length
     serving = max(busy, rate / throughput)
     growth = max(0.0, rate - busy * throughput) if queue.waiting > 0 else 0.0
     backlog = queue.waiting + growth * horizon
-    replicas = serving + backlog / (throughput * horizon)
+    replicas = serving + backlog / (throughput * drain)
+    over = "the cold start" if cfg.forecast.drain_seconds is None else f"drainSeconds {drain:g}s"
     reason = (
         f"capacity: max({in_flight:g} in flight / queueLength {cfg.queue_length:g}, "
         f"{rate:.3g}/s / replicaThroughput {throughput:g}) + backlog at Ready ({queue.waiting:g} waiting "
-        f"+ {growth:.3g}/s unserved * {horizon:g}s) drained over the cold start = {replicas:.3g} "
+        f"+ {growth:.3g}/s unserved * {horizon:g}s) drained over {over} = {replicas:.3g} "
         f"(plain {plain.replicas:.3g})"
     )
+    waking = queue.waiting > 0 and queue.in_flight == 0  # None (unknown) is not waking
+    if waking and plain.replicas > replicas:
+        replicas = plain.replicas
+        reason += f"; waking (nothing in flight): the plain term, {replicas:.3g}"
     return dataclasses.replace(plain, replicas=replicas, reason=reason)
+
+
+# The arrival rate the capacity term uses is averaged exponentially with this time
+# constant: a 5 s publish-rate sample of Poisson arrivals is noisy (about 20 % at
+# 4/s), and the HPA keeps the highest replica count asked in its 5-minute
+# scale-down window, so every upward blip became replicas held for minutes.
+RATE_SMOOTHING_S = 60.0
+
+
+def smoothed_rate(previous: tuple[float, float] | None, read_at: float, rate: float) -> tuple[float, float]:
+    """(read_at, average) after a reading of `rate` taken at `read_at` (monotonic
+    seconds): the exponential average with time constant RATE_SMOOTHING_S over
+    the readings so far, each counted once (a reading seen again, same read_at,
+    changes nothing). The first reading, or one older than the last (a clock
+    reset), starts the average afresh."""
+    if not math.isfinite(rate):  # not a reading: the average stands
+        return previous if previous is not None else (read_at, 0.0)
+    rate = max(0.0, rate)
+    if previous is None or read_at < previous[0]:
+        return (read_at, rate)
+    last, average = previous
+    if read_at == last:
+        return previous
+    weight = 1.0 - math.exp(-(read_at - last) / RATE_SMOOTHING_S)
+    return (read_at, average + weight * (rate - average))
 
 
 def _uses_capacity_term(signals: Signals, cfg: TriggerConfig) -> bool:

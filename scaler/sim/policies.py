@@ -236,12 +236,14 @@ def prewarm_metadata(
     cold_start_s: float | None = None,
     replica_throughput: float | None = None,
     quantile: float | None = None,
+    drain_s: float | None = None,
 ) -> dict[str, str]:
     """Prewarm's trigger for a RabbitMQ work queue read through the management
     API (which sees in-flight messages, and the publish rate the forecast learns
     from), every key not given at its default. `cold_start_s` (coldStartSeconds)
     is the forecast's look-ahead, `replica_throughput` the requests/s one replica
-    carries (the forecast floor's unit); with `gpu_guard`, plus the GPU guard
+    carries (the forecast floor's unit), `drain_s` (drainSeconds) the capacity-aware
+    queue term's drain horizon; with `gpu_guard`, plus the GPU guard
     (gpuSelector, the default role with a queue)."""
     metadata = {
         "scalerAddress": "prewarm.keda:6000",
@@ -256,6 +258,8 @@ def prewarm_metadata(
         metadata["replicaThroughput"] = f"{replica_throughput:.6g}"
     if quantile is not None:
         metadata["forecastQuantile"] = f"{quantile:g}"
+    if drain_s is not None:
+        metadata["drainSeconds"] = f"{drain_s:g}"
     if gpu_guard:
         metadata["prometheusServerAddress"] = "http://prometheus.sim:9090"
         metadata["gpuSelector"] = 'namespace="sim",pod=~"worker-.*"'

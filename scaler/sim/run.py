@@ -153,8 +153,9 @@ def prewarm_policy(
     cold_start_s: float | None = None,
     replica_throughput: float | None = None,
     quantile: float | None = None,
+    drain_s: float | None = None,
 ) -> PolicySpec:
-    metadata = prewarm_metadata(queue_length, gpu_guard, cold_start_s, replica_throughput, quantile)
+    metadata = prewarm_metadata(queue_length, gpu_guard, cold_start_s, replica_throughput, quantile, drain_s)
     name = "prewarm-guard" if gpu_guard else "prewarm"
     extras = [f"queueLength {queue_length:g}"]
     if cold_start_s is not None:
@@ -163,6 +164,8 @@ def prewarm_policy(
         extras.append(f"replicaThroughput {replica_throughput:.3g}/s")
     if quantile is not None:
         extras.append(f"forecastQuantile {quantile:g}")
+    if drain_s is not None:
+        extras.append(f"drainSeconds {metadata['drainSeconds']}")
     if gpu_guard:
         extras.append("GPU guard")
     return PolicySpec(

@@ -16,6 +16,7 @@ def test_defaults() -> None:
     assert fc.mode is ForecastMode.AUTO
     assert fc.cold_start_seconds == 300 and fc.quantile == 0.9 and fc.max_prewarm_jobs == 0
     assert fc.arrival_query is None and fc.cold_start_query is None and fc.replica_throughput is None
+    assert fc.drain_seconds is None  # the capacity term drains over the cold start in use
 
 
 @pytest.mark.parametrize("suffix", ["", "FromEnv"])
@@ -29,9 +30,11 @@ def test_every_key_plain_and_from_env(suffix: str) -> None:
         "replicaThroughput" + suffix: "2.5",
         "forecast" + suffix: "Advisory",
         "forecastQuantile" + suffix: "0.95",
+        "drainSeconds" + suffix: "90",
     }
     cfg = parse_trigger(meta)
     fc = cfg.forecast
+    assert fc.drain_seconds == 90
     assert cfg.gpu is None  # Prometheus for the forecast does not switch GPUs on
     assert fc.mode is ForecastMode.ADVISORY and fc.cold_start_seconds == 240
     assert fc.replica_throughput == 2.5 and fc.quantile == 0.95
@@ -68,6 +71,12 @@ def test_gpu_and_forecast_share_one_prometheus() -> None:
         ({"replicaThroughput": "0"}, "replicaThroughput", "> 0"),
         ({"forecastQuantile": "0.3"}, "forecastQuantile", ">= 0.5"),
         ({"forecastQuantile": "1"}, "forecastQuantile", "< 1"),
+        ({"replicaThroughput": "1", "drainSeconds": "5"}, "drainSeconds", "seconds from 10 to 3600"),
+        ({"replicaThroughput": "1", "drainSeconds": "7200"}, "drainSeconds", "seconds from 10 to 3600"),
+        ({"replicaThroughput": "1", "drainSeconds": "0"}, "drainSeconds", "a number > 0"),
+        ({"replicaThroughput": "1", "drainSeconds": "soon"}, "drainSeconds", "a number > 0"),
+        ({"drainSeconds": "60"}, "drainSeconds", "only with replicaThroughput in deployment mode"),
+        ({"mode": "job", "replicaThroughput": "1", "drainSeconds": "60"}, "drainSeconds", "deployment mode"),
         ({"maxPrewarmJobs": "-1"}, "maxPrewarmJobs", "whole number"),
         ({"maxPrewarmJobs": "2"}, "maxPrewarmJobs", "mode: job"),
         ({"arrivalQuery": "sum(x)"}, "prometheusServerAddress", "required"),

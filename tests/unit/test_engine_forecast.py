@@ -156,14 +156,37 @@ async def test_replica_throughput_sets_the_floor_and_the_floor_only_raises(facto
     assert ev.decision.desired == pytest.approx(ev.forecast.upper / 0.5)
     assert ev.decision.desired >= 2 / 0.5 * 0.95
     # With replicaThroughput the queue term is capacity-aware: the measured rate's
-    # replicas (2 / 0.5 = 4) plus the backlog when new replicas are Ready (3000 + 2/s
-    # unserved * 300 s = 3600) drained over the 300 s cold start (3600 / 150 = 24).
-    factory.queue.reading = QueueReading(waiting=3000, in_flight=0)
+    # replicas (2 / 0.5 = 4) plus the backlog when new replicas are Ready (3000 + the
+    # 2/s the one busy replica (4 in flight / 4) does not serve at 0.5/s, 1.5/s * 300 s
+    # = 3450) drained over the 300 s cold start (3450 / 150 = 23).
+    factory.queue.reading = QueueReading(waiting=3000, in_flight=4)
     factory.arrival.reading = ArrivalReading(rate=2.0)
     ev = await evaluate_at(12.0, factory, meta)
     assert ev.signals.arrival_rate == pytest.approx(2.0) and ev.signals.cold_start == 300
     assert ev.decision.winner == "queue"
-    assert ev.decision.desired == pytest.approx(2.0 / 0.5 + 3600 / (0.5 * 300))  # 4 + 24 = 28
+    assert ev.decision.desired == pytest.approx(2.0 / 0.5 + 3450 / (0.5 * 300))  # 4 + 23 = 27
+    # waking (nothing in flight: no replica consumes): the plain term, 3000 / 4
+    factory.queue.reading = QueueReading(waiting=3000, in_flight=0)
+    ev = await evaluate_at(12.0, factory, meta)
+    assert ev.decision.desired == pytest.approx(750.0) and "waking" in ev.decision.terms[0].reason
+
+
+async def test_the_capacity_terms_rate_is_averaged_over_a_minute_once_per_reading(factory: Factory) -> None:
+    # policy.smoothed_rate: the first reading as it is, then an exponential average
+    # (time constant 60 s) fed once per new reading, not once per evaluation.
+    meta = {**METADATA, "replicaThroughput": "0.5", "forecast": "advisory"}
+    factory.queue.reading = QueueReading(waiting=0, in_flight=0)
+    factory.arrival.reading = ArrivalReading(rate=2.0)
+    async for engine, clock in engine_at(12.0, factory):
+        ev = await engine.evaluate(REF, meta)
+        assert ev.signals.arrival_rate == pytest.approx(2.0)
+        factory.arrival.reading = ArrivalReading(rate=8.0)
+        ev = await engine.evaluate(REF, meta)  # the cached reading again (TTL 2 s): unchanged
+        assert ev.signals.arrival_rate == pytest.approx(2.0)
+        clock.advance(30)
+        ev = await engine.evaluate(REF, meta)  # 30 s later: 2 + (1 - e^-0.5) * 6
+        assert ev.signals.arrival_rate == pytest.approx(2.0 + (1 - math.exp(-0.5)) * 6.0)
+        assert ev.decision.desired == pytest.approx(ev.signals.arrival_rate / 0.5)
 
 
 async def test_job_mode_starts_at_most_max_prewarm_jobs(factory: Factory) -> None:

@@ -3,10 +3,12 @@ when it applies and when the plain term stays, activation unchanged."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from scaler.config import TriggerConfig, parse_trigger
-from scaler.policy import Signals, capacity_queue_term, decide, queue_term
+from scaler.policy import Signals, capacity_queue_term, decide, queue_term, smoothed_rate
 from scaler.signals.base import QueueReading
 
 SQS = {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "queueLength": "4"}
@@ -27,16 +29,21 @@ def cfg(**extra: str) -> TriggerConfig:
         # serve 7.5/s, so 19.5/s pile up for 300 s: backlog 4500 + 5850 = 10350,
         # drained over 300 s at 1.5/s per replica = 23 -> 41
         (4500, 20, 27.0, 300, 41.0),
-        # waking from zero: 225 waiting, 3/s, nothing in flight: serving 2; backlog at
-        # Ready 225 + 3 * 300 = 1125, / (1.5 * 300) = 2.5 -> 4.5
-        (225, 0, 3.0, 300, 4.5),
+        # waking from zero: 225 waiting, 3/s, nothing in flight: capacity 2 + (225 + 3 * 300)
+        # / (1.5 * 300) = 4.5, but nothing consumes, so the plain term: 225 / 4 = 56.25
+        (225, 0, 3.0, 300, 56.25),
+        # one replica consuming (4 in flight): not waking. serving max(1, 2) = 2; the busy
+        # replica serves 1.5/s, 1.5/s pile up for 300 s: (225 + 450) / (1.5 * 300) = 1.5 -> 3.5
+        (225, 4, 3.0, 300, 3.5),
         # in flight beyond what the rate needs (a rate just dropped): the busy replicas
         # 40 / 4 = 10 stay (they serve 15/s > 3/s: nothing piles up); + 300 / (1.5 * 100) = 2 -> 12
         (300, 40, 3.0, 100, 12.0),
         # nothing at all: scale to zero
         (0, 0, 0.0, 300, 0.0),
-        # no rate reading yet and a backlog: 90 / (1.5 * 60) = 1
-        (90, 0, 0.0, 60, 1.0),
+        # a rate of 0 and a backlog behind 4 in flight: serving 1; 90 / (1.5 * 60) = 1 -> 2
+        (90, 4, 0.0, 60, 2.0),
+        # the same while waking (nothing in flight): the plain term, 90 / 4 = 22.5
+        (90, 0, 0.0, 60, 22.5),
     ],
 )
 def test_capacity_term_hand_computed(
@@ -80,3 +87,50 @@ def test_activation_and_keep_alive_are_the_plain_terms() -> None:
         0.0,
     )
     assert busy.active is True and busy.desired == pytest.approx(3 / 4)
+
+
+def test_drain_seconds_paces_the_backlog_not_the_rate() -> None:
+    # The docs' burst: 4500 waiting, 20 in flight, 27/s, cold start 300 s. Backlog at
+    # Ready 4500 + 19.5 * 300 = 10350; drainSeconds 60: 10350 / (1.5 * 60) = 115,
+    # + serving 18 = 133 (over the cold start it was 18 + 23 = 41).
+    reading = QueueReading(waiting=4500, in_flight=20)
+    term = capacity_queue_term(reading, cfg(drainSeconds="60"), 27.0, 300.0)
+    assert term.replicas == pytest.approx(133.0)
+    assert "drained over drainSeconds 60s" in term.reason
+    # no backlog: drainSeconds changes nothing (the rate's replicas only)
+    steady = capacity_queue_term(QueueReading(waiting=0, in_flight=60), cfg(drainSeconds="60"), 30.0, 300.0)
+    assert steady.replicas == pytest.approx(20.0)
+    # default: over the cold start in use
+    assert "drained over the cold start" in capacity_queue_term(reading, cfg(), 27.0, 300.0).reason
+
+
+def test_waking_asks_at_least_the_plain_term_and_says_so() -> None:
+    # nothing in flight and messages waiting: no replica consumes; the plain term wins
+    waking = capacity_queue_term(QueueReading(waiting=225, in_flight=0), cfg(), 3.0, 300.0)
+    assert waking.replicas == pytest.approx(225 / 4) and "waking" in waking.reason
+    # a source that cannot tell in-flight messages (None) is not taken for a wake
+    unknown = capacity_queue_term(QueueReading(waiting=225, in_flight=None), cfg(), 3.0, 300.0)
+    assert unknown.replicas == pytest.approx(4.5) and "waking" not in unknown.reason
+    # the capacity term above the plain one stays (a tiny backlog at a high rate)
+    small = capacity_queue_term(QueueReading(waiting=1, in_flight=0), cfg(), 30.0, 300.0)
+    assert small.replicas == pytest.approx(20 + (1 + 30 * 300) / (1.5 * 300))
+    assert "waking" not in small.reason
+
+
+@pytest.mark.parametrize(
+    ("previous", "read_at", "rate", "expected"),
+    [
+        (None, 10.0, 4.0, (10.0, 4.0)),  # the first reading as it is
+        ((10.0, 4.0), 10.0, 9.0, (10.0, 4.0)),  # the same reading again: unchanged
+        ((10.0, 4.0), 70.0, 10.0, (70.0, 4.0 + (1 - math.exp(-1.0)) * 6.0)),  # one time constant
+        ((10.0, 4.0), 15.0, 0.0, (15.0, 4.0 * math.exp(-5 / 60))),
+        ((10.0, 4.0), 5.0, 1.0, (5.0, 1.0)),  # an older reading (a clock reset): afresh
+        ((10.0, 4.0), 40.0, math.nan, (10.0, 4.0)),  # not a reading
+        ((10.0, 4.0), 40.0, -3.0, (40.0, 4.0 * math.exp(-0.5))),  # a negative rate counts as 0
+    ],
+)
+def test_smoothed_rate_hand_computed(
+    previous: tuple[float, float] | None, read_at: float, rate: float, expected: tuple[float, float]
+) -> None:
+    got = smoothed_rate(previous, read_at, rate)
+    assert got[0] == expected[0] and got[1] == pytest.approx(expected[1])
