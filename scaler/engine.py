@@ -190,6 +190,9 @@ class ForecastView:
     # Job mode: seconds until pre-warm Jobs may be asked for again (None: not waiting).
     jobs_next_in: float | None = None
     recurring: float = 0.0  # the usual peak minute in the window on past days (arrivals/s)
+    # The model's outlook the view was made from (the model keeps one per 10 s while
+    # it does not change): Engine.answer reuses a decision while it is the same one.
+    outlook: Outlook | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,21 @@ class Evaluation:
 
 
 DecisionObserver = Callable[[Evaluation], None]
+
+
+@dataclass(frozen=True)
+class _Reusable:
+    """An evaluation and what it was made from (see Engine.answer)."""
+
+    config: TriggerConfig
+    sources: tuple[Source, ...]
+    values: tuple[object, ...]  # the reading values, in the order of sources
+    outlook: Outlook | None
+    series: tuple[str, DemandKind] | None  # the demand series the outlook came from
+    evaluation: Evaluation
+
+
+REUSABLE_LIMIT = 10_000  # objects whose last evaluation is kept for Engine.answer
 
 
 @dataclass
@@ -241,6 +259,8 @@ class Engine:
         # The capacity term's measured rate, averaged per rate source (policy.smoothed_rate):
         # source key -> (monotonic time of the last reading fed, average).
         self._rates: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # Engine.answer: the last evaluation per (object, config), while reusable.
+        self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
 
     def config(self, ref: ObjectRef, metadata: Mapping[str, str]) -> TriggerConfig:
         """Parse (memoised), validate, and check against the access policy (before
@@ -281,6 +301,71 @@ class Engine:
         if self._observer is not None:
             self._observer(evaluation)
         return evaluation
+
+    async def answer(
+        self, ref: ObjectRef, cfg: TriggerConfig, *, queue_newer_than: float | None = None
+    ) -> Evaluation:
+        """evaluate_config(), for the answers of GetMetrics and IsActive: the last
+        evaluation for the object and config is answered again (and handed to the
+        observer again) while everything it was made from is unchanged: the same
+        cached readings and the same forecast outlook. The decision is a pure
+        function of those (policy.decide does not depend on `now`), so the answer
+        is the one a new evaluation would give; its `ages` are those of when it
+        was made (explain calls evaluate). With `queue_newer_than` it evaluates
+        anew (see evaluate_config). Raises SourceError."""
+        key = (ref, id(cfg))
+        kept = self._reusable.get(key)
+        if queue_newer_than is None and kept is not None and kept.config is cfg and self._unchanged(kept):
+            if self._observer is not None:
+                self._observer(kept.evaluation)
+            return kept.evaluation
+        evaluation = await self.evaluate_config(ref, cfg, queue_newer_than=queue_newer_than)
+        reusable = self._reusable_from(cfg, evaluation)
+        if reusable is not None:
+            if len(self._reusable) >= REUSABLE_LIMIT:
+                self._reusable.clear()  # refilled by the next calls
+            self._reusable[key] = reusable
+        return evaluation
+
+    def _reusable_from(self, cfg: TriggerConfig, evaluation: Evaluation) -> _Reusable | None:
+        """What evaluation was made from, when nothing else (time included) went
+        into it: not with an arrivalQuery or coldStartQuery (read on their own
+        schedules), job mode's pre-warm pulses (timed) or replicaThroughput (its
+        averaged arrival rate is state of its own)."""
+        fc = cfg.forecast
+        if fc.replica_throughput is not None:
+            return None
+        if fc.mode is not ForecastMode.OFF:
+            if fc.arrival_query is not None or fc.cold_start_query is not None or cfg.mode is Mode.JOB:
+                return None
+            if evaluation.forecast is None or evaluation.forecast.outlook is None:
+                return None
+        wanted = self._wanted_signals(cfg)
+        sources = tuple(source for _, source, _ in wanted)
+        values = tuple(read.value for read in evaluation.reads)
+        if len(values) != len(sources) or any(v is None for v in values):
+            return None
+        outlook, series = None, None
+        if evaluation.forecast is not None:
+            queue_source = next((source for name, source, _ in wanted if name == "queue"), None)
+            if queue_source is None:
+                return None
+            outlook, series = evaluation.forecast.outlook, _queue_series_key(cfg, queue_source)
+        return _Reusable(cfg, sources, values, outlook, series, evaluation)
+
+    def _unchanged(self, kept: _Reusable) -> bool:
+        """Whether every input of the kept evaluation is still the current one."""
+        for source, value in zip(kept.sources, kept.values, strict=True):
+            outcome = self.cache.fresh(source)
+            if not isinstance(outcome, Reading) or outcome.value is not value:
+                return False
+        if kept.outlook is None or kept.series is None:
+            return kept.outlook is None
+        # The series as _demand_series finds it (kept in use), with no reading to
+        # feed: the same readings were fed when the evaluation was made.
+        series = self.demand.get(*kept.series, self.clock.monotonic())
+        fc = kept.config.forecast
+        return series.model.outlook(self.clock.wall(), fc.cold_start_seconds, fc.quantile) is kept.outlook
 
     async def read_signals(
         self, cfg: TriggerConfig, *, queue_newer_than: float | None = None
@@ -538,9 +623,9 @@ class Engine:
         queue_source = self.sources.queue_source(cfg) if cfg.source is not None else None
         if queue_source is None:
             return None
-        publish = cfg.rabbitmq is not None and cfg.rabbitmq.protocol is RabbitProtocol.HTTP
-        kind = DemandKind.PUBLISH if publish else DemandKind.INFERRED
-        series = self.demand.get(f"{queue_source.key}|{kind.name.lower()}", kind, now)
+        key, kind = _queue_series_key(cfg, queue_source)
+        publish = kind is DemandKind.PUBLISH
+        series = self.demand.get(key, kind, now)
         queue_read = next((r for r in reads if isinstance(r.value, QueueReading)), None)
         if queue_read is not None and queue_read.read_at is not None:
             value = queue_read.value
@@ -677,6 +762,7 @@ def _view(
         error_ratio=outlook.error_ratio,
         warm_start=series.warm_start,
         recurring=outlook.recurring,
+        outlook=outlook,
     )
 
 
@@ -720,6 +806,14 @@ def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
     else:
         how = "wake 1 replica (no replicaThroughput)"
     return f"forecast: {view.expected_arrivals:.3g} arrivals expected {window} at {view.rate:.3g}/s; {how}"
+
+
+def _queue_series_key(cfg: TriggerConfig, queue_source: Source) -> tuple[str, DemandKind]:
+    """The demand series of a trigger without arrivalQuery: the management API's
+    publish rate (RabbitMQ over HTTP), else the queue's growth."""
+    publish = cfg.rabbitmq is not None and cfg.rabbitmq.protocol is RabbitProtocol.HTTP
+    kind = DemandKind.PUBLISH if publish else DemandKind.INFERRED
+    return f"{queue_source.key}|{kind.name.lower()}", kind
 
 
 def _taken_by(outcome: object, when: float) -> bool:

@@ -8,6 +8,7 @@ bounded by the objects that are live.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -15,10 +16,12 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from scaler.clock import Clock
 from scaler.engine import Evaluation, ForecastView, ObjectRef
@@ -29,26 +32,58 @@ log = logging.getLogger("scaler.decision")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
+class RpcTally:
+    """prewarm_rpc_total and prewarm_rpc_duration_seconds: kept as plain numbers
+    (added to on the event loop, the rpcs' hot path: no lock and no labels()
+    lookup per call) and exported as a counter and a histogram when /metrics is
+    read (another thread: copies taken under the GIL, so at worst one call is in
+    the count and not yet in the latency sum)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = {}
+        # method -> one count per latency bucket, one for +Inf, then the sum of seconds
+        self._latency: dict[str, list[float]] = {}
+
+    def count(self, method: str, code: str) -> None:
+        key = (method, code)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def observe(self, method: str, seconds: float) -> None:
+        latency = self._latency.get(method)
+        if latency is None:
+            latency = self._latency[method] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        latency[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1  # the first bucket with le >= seconds
+        latency[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        total = CounterMetricFamily(
+            "prewarm_rpc", "gRPC calls answered, by method and status code", labels=["method", "code"]
+        )
+        for (method, code), n in sorted(dict(self._counts).items()):
+            total.add_metric([method, code], n)
+        yield total
+        seconds = HistogramMetricFamily(
+            "prewarm_rpc_duration_seconds", "gRPC call latency, by method", labels=["method"]
+        )
+        for method, latency in sorted(dict(self._latency).items()):
+            latency = list(latency)
+            buckets: list[tuple[str, float]] = []
+            cumulative = 0.0
+            for bound, in_bucket in zip((*_LATENCY_BUCKETS, math.inf), latency[:-1], strict=True):
+                cumulative += in_bucket
+                buckets.append((floatToGoString(bound), cumulative))
+            seconds.add_metric([method], buckets, latency[-1])
+        yield seconds
+
+
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
 
     def __post_init__(self) -> None:
         r = self.registry
-        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self.rpc_total = Counter(
-            "prewarm_rpc_total",
-            "gRPC calls answered, by method and status code",
-            ["method", "code"],
-            registry=r,
-        )
-        self.rpc_seconds = Histogram(
-            "prewarm_rpc_duration_seconds",
-            "gRPC call latency, by method",
-            ["method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.rpcs = RpcTally()
+        r.register(self.rpcs)
         self.source_reads = Counter(
             "prewarm_source_reads_total",
             "Source reads (cache misses), by source kind",
@@ -156,16 +191,9 @@ class Metrics:
         )
 
     def rpc_done(self, method: str, code: str, seconds: float) -> None:
-        """Count one answered rpc and its latency. The labelled children are kept:
-        a labels() lookup on every call is most of what this costs."""
-        children = self._rpc_children.get((method, code))
-        if children is None:
-            children = self._rpc_children[(method, code)] = (
-                self.rpc_total.labels(method, code),
-                self.rpc_seconds.labels(method),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+        """Count one answered rpc and its latency."""
+        self.rpcs.count(method, code)
+        self.rpcs.observe(method, seconds)
 
     def observe_read(self, source: Source, seconds: float, error: SourceError | None) -> None:
         kind = source.key.split("|", 1)[0]
@@ -191,12 +219,21 @@ class DecisionRecorder:
         self._with_forecast: dict[tuple[ObjectRef, str], ForecastView] = {}
         # Markers and the gauge values last set for each (see __call__).
         self._published: dict[tuple[ObjectRef, str], tuple[object, ...]] = {}
+        # Markers and the evaluation last recorded for each.
+        self._recorded: dict[tuple[ObjectRef, str], Evaluation] = {}
 
     def __call__(self, ev: Evaluation) -> None:
+        marker = (ev.ref, ev.config.metric_name)
+        with self._lock:
+            seen = self._seen.get(marker)
+            if seen is not None and self._recorded.get(marker) is ev:
+                # The same evaluation answered again (Engine.answer): everything is
+                # published and logged already; only the object was asked about now.
+                self._seen[marker] = (self._clock.monotonic(), seen[1], seen[2])
+                return
         m, d = self._metrics, ev.decision
         labels = (ev.ref.namespace, ev.ref.name, ev.config.metric_name)
         queue_term = next((t for t in d.terms if t.name == "queue"), None)
-        marker = (ev.ref, ev.config.metric_name)
         marker_terms = tuple(t.name for t in d.terms)
         # The gauges' values: set again only when one changed (most calls answer
         # from a cached reading with the same decision, and every labels() lookup
@@ -225,6 +262,7 @@ class DecisionRecorder:
         with self._lock:
             previous = self._seen.get(marker)
             self._seen[marker] = (self._clock.monotonic(), d.key(), marker_terms)
+            self._recorded[marker] = ev
             published = self._with_forecast.get(marker)
             if ev.forecast is not None:
                 self._with_forecast[marker] = ev.forecast
@@ -266,6 +304,7 @@ class DecisionRecorder:
             dropped = [(k, self._seen.pop(k)[2]) for k in stale]
             for k in stale:
                 self._published.pop(k, None)
+                self._recorded.pop(k, None)
             with_forecast = {k for k in stale if self._with_forecast.pop(k, None) is not None}
         m = self._metrics
         for (ref, metric), terms in dropped:

@@ -216,10 +216,11 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     ) -> pb.GetMetricsResponse:
         async def work() -> pb.GetMetricsResponse:
             ref = request.scaledObjectRef
-            cfg = self._engine.config(_ref(ref), ref.scalerMetadata)
+            obj = _ref(ref)
+            cfg = self._engine.config(obj, ref.scalerMetadata)
             if not _matches(request.metricName, cfg.metric_name):
                 raise ConfigError("metricName", f"{cfg.metric_name!r}", request.metricName)
-            ev = await self._engine.evaluate_config(_ref(ref), cfg)
+            ev = await self._engine.answer(obj, cfg)
             value = pb.MetricValue(
                 metricName=cfg.metric_name,
                 metricValue=ev.decision.metric_value,
@@ -233,7 +234,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
     ) -> pb.IsActiveResponse:
         async def work() -> pb.IsActiveResponse:
-            ev = await self._engine.evaluate(_ref(request), request.scalerMetadata)
+            ref = _ref(request)
+            ev = await self._engine.answer(ref, self._engine.config(ref, request.scalerMetadata))
             return pb.IsActiveResponse(result=ev.decision.active)
 
         return await self._answer("IsActive", context, work)
@@ -252,7 +254,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             self._engine.config(ref, request.scalerMetadata)
         except ConfigError as exc:
             code = grpc.StatusCode.INVALID_ARGUMENT
-            self._metrics.rpc_total.labels("StreamIsActive", code.name).inc()
+            self._metrics.rpcs.count("StreamIsActive", code.name)
             await context.abort(code, str(exc))
         last: bool | None = None
         # While the answer is "inactive", each tick asks for a queue reading taken
@@ -264,7 +266,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         try:
             while not self._shutting_down.is_set():
                 try:
-                    ev = await self._engine.evaluate(ref, request.scalerMetadata, queue_newer_than=newer_than)
+                    cfg = self._engine.config(ref, request.scalerMetadata)
+                    ev = await self._engine.answer(ref, cfg, queue_newer_than=newer_than)
                 except SourceRejectedQuery as exc:
                     # The query itself is invalid: no later tick can succeed. End the
                     # stream with the same status IsActive answers.
@@ -283,8 +286,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
-            self._metrics.rpc_total.labels("StreamIsActive", code.name).inc()
-            self._metrics.rpc_seconds.labels("StreamIsActive").observe(time.perf_counter() - started)
+            self._metrics.rpc_done("StreamIsActive", code.name, time.perf_counter() - started)
 
 
 class ScalerServer:

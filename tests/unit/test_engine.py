@@ -221,3 +221,107 @@ def test_real_factory_keeps_one_source_per_source_config() -> None:
     # Bounded: past the limit the oldest is forgotten (and rebuilt when asked again).
     factory.queue_source(parse_trigger({**rabbit, "queueName": "third"}))
     assert factory.queue_source(parse_trigger(rabbit)) is not first
+
+
+# --- answer(): the last evaluation reused while its inputs are unchanged ------------
+
+
+async def test_answer_reuses_the_evaluation_while_its_inputs_are_unchanged(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    seen: list[Evaluation] = []
+    engine = Engine(cache, clock, factory, observer=seen.append)
+    queue = factory.queue(METADATA["queueURL"])
+    queue.reading = QueueReading(waiting=7, in_flight=2)
+    cfg = engine.config(REF, METADATA)
+    first = await engine.answer(REF, cfg)
+    clock.advance(1.0)
+    again = await engine.answer(REF, cfg)
+    assert again is first
+    assert seen == [first, first]  # the observer hears of every answer
+    assert (await engine.evaluate(REF, METADATA)).decision == first.decision  # what a new one says
+    assert queue.reads == 1
+    queue.reading = QueueReading(waiting=40, in_flight=0)
+    clock.advance(1.0)  # the reading's TTL ran out: a new reading, a new evaluation
+    changed = await engine.answer(REF, cfg)
+    assert changed is not first
+    assert changed.decision.desired == pytest.approx(10.0)
+    assert (await engine.answer(REF, cfg)) is changed
+    # Another object on the same queue has an evaluation of its own.
+    other = ObjectRef("ml", "other")
+    assert (await engine.answer(other, engine.config(other, METADATA))).ref == other
+
+
+async def test_answer_evaluates_again_when_the_forecast_outlook_moves(
+    clock: ManualClock, factory: FakeFactory
+) -> None:
+    from scaler.forecast.model import OUTLOOK_RESOLUTION
+
+    cache = ReadingCache(clock, ttl=3600.0, timeout=5.0)  # the reading itself stays
+    try:
+        engine = Engine(cache, clock, factory)
+        cfg = engine.config(REF, METADATA)  # forecast: auto by default
+        first = await engine.answer(REF, cfg)
+        assert first.forecast is not None
+        assert (await engine.answer(REF, cfg)) is first
+        clock.advance(OUTLOOK_RESOLUTION)  # the model's next outlook
+        moved = await engine.answer(REF, cfg)
+        assert moved is not first
+        assert moved.forecast is not None and moved.forecast.outlook is not first.forecast.outlook
+    finally:
+        cache.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "reused"),
+    [
+        ({"forecast": "off"}, True),
+        ({"mode": "job"}, False),  # pre-warm Jobs are asked for in timed pulses
+        ({"replicaThroughput": "2"}, False),  # its averaged arrival rate is state of its own
+    ],
+)
+async def test_answer_reuses_only_what_is_a_function_of_its_inputs(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory, extra: dict[str, str], reused: bool
+) -> None:
+    engine = Engine(cache, clock, factory)
+    cfg = engine.config(REF, {**METADATA, **extra})
+    first = await engine.answer(REF, cfg)
+    assert ((await engine.answer(REF, cfg)) is first) is reused
+
+
+async def test_answer_raises_once_the_source_fails(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    engine = Engine(cache, clock, factory)
+    queue = factory.queue(METADATA["queueURL"])
+    cfg = engine.config(REF, METADATA)
+    await engine.answer(REF, cfg)
+    queue.error = SourceError("fake queue: cannot connect")
+    clock.advance(2.0)
+    with pytest.raises(SourceError, match="cannot connect"):
+        await engine.answer(REF, cfg)
+    with pytest.raises(SourceError, match="cannot connect"):
+        await engine.answer(REF, cfg)  # the cached error, not the evaluation from before
+
+
+def test_the_decision_does_not_depend_on_now() -> None:
+    """answer() reuses a decision while its inputs are unchanged: that holds only while
+    policy.decide is a function of (signals, config). A term that comes to depend on
+    `now` must make Engine._reusable_from refuse the configs that use it."""
+    from scaler.config import parse_trigger
+    from scaler.policy import Signals, decide
+    from scaler.signals.base import GpuReading
+
+    gpu_meta = {"prometheusServerAddress": "http://127.0.0.1:9090", "gpuQuery": "vector(3)"}
+    configs = [
+        parse_trigger(METADATA),
+        parse_trigger({**METADATA, "mode": "job"}),
+        parse_trigger({**METADATA, **gpu_meta}),
+    ]
+    signals = [
+        Signals(queue=QueueReading(waiting=w, in_flight=f), gpu=GpuReading(busy_gpus=g, series=1))
+        for w, f, g in ((0, 0, 0.0), (1, 0, 0.5), (9, 3, 2.0), (100, 0, 0.0))
+    ]
+    for cfg in configs:
+        for s in signals:
+            assert decide(s, cfg, 0.0) == decide(s, cfg, 1e9), (cfg, s)

@@ -7,6 +7,7 @@ import logging
 import time
 
 import pytest
+from prometheus_client import generate_latest
 
 from scaler.clock import ManualClock
 from scaler.config import TriggerConfig, parse_trigger
@@ -298,3 +299,49 @@ def test_unchanged_evaluations_leave_the_gauges_alone(
     recorder(evaluation(A, 2.0))
     assert lookups == 1
     assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) == 2.0
+
+
+def test_rpc_tally_exports_a_counter_and_a_histogram(metrics: Metrics) -> None:
+    metrics.rpc_done("GetMetrics", "OK", 0.0004)
+    metrics.rpc_done("GetMetrics", "OK", 0.0005)  # le is inclusive: still the 0.0005 bucket
+    metrics.rpc_done("GetMetrics", "UNAVAILABLE", 0.3)
+    metrics.rpc_done("IsActive", "OK", 20.0)  # past the last bound: +Inf only
+    metrics.rpcs.count("StreamIsActive", "INVALID_ARGUMENT")  # counted, no latency
+    value = metrics.registry.get_sample_value
+    assert value("prewarm_rpc_total", {"method": "GetMetrics", "code": "OK"}) == 2
+    assert value("prewarm_rpc_total", {"method": "GetMetrics", "code": "UNAVAILABLE"}) == 1
+    assert value("prewarm_rpc_total", {"method": "StreamIsActive", "code": "INVALID_ARGUMENT"}) == 1
+    histogram = "prewarm_rpc_duration_seconds"
+    assert value(f"{histogram}_bucket", {"method": "GetMetrics", "le": "0.0005"}) == 2
+    assert value(f"{histogram}_bucket", {"method": "GetMetrics", "le": "0.25"}) == 2
+    assert value(f"{histogram}_bucket", {"method": "GetMetrics", "le": "0.5"}) == 3
+    assert value(f"{histogram}_bucket", {"method": "GetMetrics", "le": "+Inf"}) == 3
+    assert value(f"{histogram}_count", {"method": "GetMetrics"}) == 3
+    assert value(f"{histogram}_sum", {"method": "GetMetrics"}) == pytest.approx(0.3009)
+    assert value(f"{histogram}_bucket", {"method": "IsActive", "le": "10.0"}) == 0
+    assert value(f"{histogram}_bucket", {"method": "IsActive", "le": "+Inf"}) == 1
+    assert value(f"{histogram}_count", {"method": "StreamIsActive"}) is None
+    text = generate_latest(metrics.registry).decode()
+    assert "# TYPE prewarm_rpc_total counter" in text
+    assert "# TYPE prewarm_rpc_duration_seconds histogram" in text
+
+
+def test_the_same_evaluation_again_only_marks_the_object_seen(
+    metrics: Metrics, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Engine.answer hands the observer the evaluation it reused: nothing is published or
+    logged again, but the object counts as asked about (its series do not expire)."""
+    recorder = DecisionRecorder(metrics, clock, object_ttl=60.0)
+    ev = evaluation(A, 1.0)
+    with caplog.at_level(logging.INFO, logger="scaler.decision"):
+        recorder(ev)
+        for _ in range(3):
+            clock.advance(40.0)
+            recorder(ev)
+            assert recorder.expire() == 0  # seen 40 s ago at most
+    assert len(_decision_logs(caplog)) == 1
+    clock.advance(61.0)
+    assert recorder.expire() == 1
+    assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) is None
+    recorder(ev)  # after expiry the same evaluation is published again
+    assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) == 1.0
