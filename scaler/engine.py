@@ -256,8 +256,8 @@ class Engine:
         self._cold_starts: OrderedDict[str, tuple[float | None, float]] = OrderedDict()
         # Job mode: when each object's last pre-warm pulse started (see job_pulse).
         self._job_pulses: OrderedDict[tuple[ObjectRef, str], float] = OrderedDict()
-        # The capacity term's measured rate, averaged per rate source (policy.smoothed_rate):
-        # source key -> (monotonic time of the last reading fed, average).
+        # The capacity term's publish rate averaged per queue (policy.smoothed_rate):
+        # queue source key -> (monotonic time of the last reading fed, average).
         self._rates: OrderedDict[str, tuple[float, float]] = OrderedDict()
         # Engine.answer: the last evaluation per (object, config), while reusable.
         self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
@@ -566,7 +566,7 @@ class Engine:
         signals = Signals(queue=queue, gpu=gpu)
         if cfg.forecast.replica_throughput is not None and queue is not None:
             # The capacity-aware queue term (policy.capacity_queue_term): the measured
-            # arrival rate, averaged over about a minute, and the cold start in use.
+            # arrival rate and the cold start in use.
             rate, cold_start = self._capacity_rate(cfg, reads), self._cold_start_in_use(cfg)[0]
             signals = dataclasses.replace(signals, arrival_rate=rate, cold_start=cold_start)
         view = self._forecast(ref, cfg, reads)
@@ -650,18 +650,19 @@ class Engine:
         return dataclasses.replace(view, floor=0.0, jobs_next_in=started + 3 * view.cold_start - now)
 
     def _capacity_rate(self, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> float | None:
-        """The measured arrival rate (_rate_read) averaged over about a minute
-        (policy.smoothed_rate), one average per rate source, fed once per new
-        reading (many objects on one queue do not speed it up); None when no rate
-        is read."""
+        """The measured arrival rate (_rate_read); None when no rate is read.
+        arrivalQuery's as it answers (its range is already an average); the
+        publish rate, a 5 s sample, averaged over about a minute like a
+        rate(...[1m]) query (policy.smoothed_rate), one average per queue, fed once
+        per new reading (many objects on one queue do not speed it up)."""
         read = _rate_read(reads)
         if read is None:
             return None
         name, rate, read_at = read
-        source = self.sources.arrival_source(cfg) if name == ARRIVAL else self.sources.queue_source(cfg)
+        source = self.sources.queue_source(cfg) if name != ARRIVAL else None
         if source is None or read_at is None:
             return rate
-        key = f"{name}|{source.key}"
+        key = source.key
         average = smoothed_rate(self._rates.get(key), read_at, rate)
         self._rates[key] = average
         self._rates.move_to_end(key)

@@ -40,8 +40,9 @@ class Signals:
     # Why the forecast asks for that floor (the term's reason), from the engine.
     forecast_reason: str | None = None
     # The measured arrival rate (requests/s: arrivalQuery, else the queue's publish
-    # rate) and the cold start in use (seconds), for the capacity-aware queue term
-    # (see capacity_queue_term); None when unknown.
+    # rate, which the engine averages over about a minute: see smoothed_rate) and
+    # the cold start in use (seconds), for the capacity-aware queue term (see
+    # capacity_queue_term); None when unknown.
     arrival_rate: float | None = None
     cold_start: float | None = None
 
@@ -207,10 +208,11 @@ def capacity_queue_term(
     return dataclasses.replace(plain, replicas=replicas, reason=reason)
 
 
-# The arrival rate the capacity term uses is averaged exponentially with this time
-# constant: a 5 s publish-rate sample of Poisson arrivals is noisy (about 20 % at
-# 4/s), and the HPA keeps the highest replica count asked in its 5-minute
-# scale-down window, so every upward blip became replicas held for minutes.
+# The publish rate the capacity term uses is averaged exponentially with this time
+# constant (about what a rate(...[1m]) query averages): a 5 s publish-rate sample of
+# Poisson arrivals is noisy (about 20 % at 4/s), and the HPA keeps the highest
+# replica count asked in its 5-minute scale-down window, so every upward blip
+# became replicas held for minutes.
 RATE_SMOOTHING_S = 60.0
 
 

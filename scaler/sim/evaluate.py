@@ -235,8 +235,9 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "the cold start and replicaThroughput = one replica's rate at 75 %) under KEDA's defaults; "
         "`prewarm-guard` adds the GPU guard. The baselines are described at the end. Frontiers sweep "
         "queueLength (0.5x, 1x and 2x the concurrency) for every queue policy, Prewarm's included, "
-        "the forecast quantile (0.5, 0.75, 0.9, 0.97) and replicaThroughput (0.5x, 0.75x, 1x, 1.25x) for "
-        "Prewarm, the GPU target for the HPA and the replica count for static provisioning.",
+        "the forecast quantile (0.5, 0.75, 0.9, 0.97), replicaThroughput (0.5x, 0.75x, 1x, 1.25x) and "
+        "drainSeconds (60 s; the default drains over the cold start) for Prewarm, the GPU target for the "
+        "HPA and the replica count for static provisioning.",
     ]
     lines += [
         "",
@@ -244,11 +245,15 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "own forecasts, and is then used only while it beats the naive forecast (its gate; while gated, "
         "only its recurring-peak floor stays). On the 1-hour LLM traces and the 1-day Functions trace it "
         "therefore never takes part, and `prewarm` decides from the queue alone: with replicaThroughput "
-        "and the measured publish rate, its capacity-aware queue term (the rate's replicas plus the "
-        "backlog expected when new replicas are Ready, drained over one cold start; docs/forecast.md), "
-        "with the same activation as `keda-min0`. It asks for far fewer replicas than `keda-min0` after a "
-        "burst; on a 1-hour trace that starts from zero the first backlog then clears over a cold start "
-        "rather than at once, which is why its p95 there is above stock KEDA's. "
+        "and the measured publish rate (averaged over about a minute), its capacity-aware queue term (the "
+        "rate's replicas plus the backlog expected when new replicas are Ready, drained over one cold "
+        "start; docs/forecast.md), with the same activation as `keda-min0` and, on a wake (messages "
+        "waiting, none in flight), at least `keda-min0`'s ask. It asks for far fewer replicas than "
+        "`keda-min0` after a burst that finds replicas serving. The 1-hour traces start at full load from "
+        "zero: the requests that arrive during the first cold start are more than 5 % of the hour's, so "
+        "that wake sets the p95, and a policy that starts from zero can do no better than ask for every "
+        "replica at once, as stock KEDA does; there Prewarm's p95 ties `keda-min0`'s, and `keda-min1`, "
+        "whose one Ready replica serves from the first second, is better than any set-up at zero. "
         "(In production a warm start from Prometheus history, arrivalQuery, removes the first day; the "
         "traces here have no earlier history to offer.) The line under each table says how often the "
         "forecast was cold, gated or used in that run. `prewarm-guard` holds every pod that has work in "

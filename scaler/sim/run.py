@@ -252,8 +252,9 @@ def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) 
 
 def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength 0.5x, 1x and 2x the concurrency
-    for every queue policy (Prewarm's included), the forecast quantile and
-    replicaThroughput (0.5x, 0.75x, 1.25x one replica's rate at 75 %) for Prewarm,
+    for every queue policy (Prewarm's included), the forecast quantile,
+    replicaThroughput (0.5x, 0.75x, 1.25x one replica's rate at 75 %) and
+    drainSeconds (60 s) for Prewarm,
     the GPU target for the HPA, the replica count for static provisioning."""
     c = scenario.world.concurrency
     top = scenario.max_replicas
@@ -270,6 +271,9 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
         spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor)
         spec = replace(spec, knob="replicaThroughput", knob_value=rate * factor)
         specs.append(_named(spec, f"prewarm@throughput={factor:g}x"))
+    # drainSeconds: the backlog drained over a minute (SLO-like) instead of the cold start.
+    spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, drain_s=60.0)
+    specs.append(_named(replace(spec, knob="drainSeconds", knob_value=60.0), "prewarm@drain=60s"))
     for factor in (0.5, 1.0, 2.0):
         ql = c * factor
         spec = prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate)

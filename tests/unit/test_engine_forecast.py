@@ -171,22 +171,43 @@ async def test_replica_throughput_sets_the_floor_and_the_floor_only_raises(facto
     assert ev.decision.desired == pytest.approx(750.0) and "waking" in ev.decision.terms[0].reason
 
 
-async def test_the_capacity_terms_rate_is_averaged_over_a_minute_once_per_reading(factory: Factory) -> None:
-    # policy.smoothed_rate: the first reading as it is, then an exponential average
-    # (time constant 60 s) fed once per new reading, not once per evaluation.
-    meta = {**METADATA, "replicaThroughput": "0.5", "forecast": "advisory"}
-    factory.queue.reading = QueueReading(waiting=0, in_flight=0)
-    factory.arrival.reading = ArrivalReading(rate=2.0)
+async def test_the_capacity_terms_publish_rate_is_averaged_over_a_minute_once_per_reading(
+    factory: Factory,
+) -> None:
+    # RabbitMQ's publish rate (a 5 s sample) through policy.smoothed_rate: the first
+    # reading as it is, then an exponential average (time constant 60 s) fed once per
+    # new reading, not once per evaluation.
+    meta = {
+        "source": "rabbitmq",
+        "host": "http://guest:guest@rabbitmq:15672/",
+        "queueName": "jobs",
+        "queueLength": "4",
+        "replicaThroughput": "0.5",
+        "forecast": "off",
+    }
+    factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=2.0)
     async for engine, clock in engine_at(12.0, factory):
         ev = await engine.evaluate(REF, meta)
         assert ev.signals.arrival_rate == pytest.approx(2.0)
-        factory.arrival.reading = ArrivalReading(rate=8.0)
+        factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=8.0)
         ev = await engine.evaluate(REF, meta)  # the cached reading again (TTL 2 s): unchanged
         assert ev.signals.arrival_rate == pytest.approx(2.0)
         clock.advance(30)
         ev = await engine.evaluate(REF, meta)  # 30 s later: 2 + (1 - e^-0.5) * 6
         assert ev.signals.arrival_rate == pytest.approx(2.0 + (1 - math.exp(-0.5)) * 6.0)
         assert ev.decision.desired == pytest.approx(ev.signals.arrival_rate / 0.5)
+
+
+async def test_an_arrival_query_rate_is_used_as_it_answers(factory: Factory) -> None:
+    # its range (rate(...[1m])) is already an average: not averaged again
+    meta = {**METADATA, "replicaThroughput": "0.5", "forecast": "advisory"}
+    factory.arrival.reading = ArrivalReading(rate=2.0)
+    async for engine, clock in engine_at(12.0, factory):
+        await engine.evaluate(REF, meta)
+        factory.arrival.reading = ArrivalReading(rate=8.0)
+        clock.advance(30)
+        ev = await engine.evaluate(REF, meta)
+        assert ev.signals.arrival_rate == pytest.approx(8.0)
 
 
 async def test_job_mode_starts_at_most_max_prewarm_jobs(factory: Factory) -> None:
