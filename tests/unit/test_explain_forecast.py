@@ -71,3 +71,22 @@ def test_advisory_and_a_failing_arrival_read() -> None:
     assert rep["ok"] is True  # the forecast's read failing never fails the answer
     assert "advisory: shown, never used" in format_text(rep)
     assert any(s["name"] == "arrival" and "error" in s and s["optional"] for s in rep["signals"])
+
+
+def test_the_capacity_terms_wake_and_drain_are_explained() -> None:
+    # The queue term's reason says how it was sized: the drain horizon, and at a wake
+    # (messages waiting, none in flight) that it asked what stock KEDA asks.
+    from scaler.config import parse_trigger
+
+    target = load_target(MANIFEST, None, {})
+    for extra, waiting, in_flight, says in (
+        ({}, 300.0, 0.0, "waking (nothing in flight): the plain term, 60"),  # 300 / queueLength 5
+        ({"drainSeconds": "60"}, 300.0, 4.0, "drained over drainSeconds 60s"),
+    ):
+        cfg = parse_trigger({**target.metadata, **extra})
+        reading = QueueReading(waiting=waiting, in_flight=in_flight)
+        queue = SignalRead("queue", "sqs queue jobs", value=reading, age=0.1)
+        arrival = SignalRead("arrival", "prometheus", value=ArrivalReading(rate=1.2), age=0.1, optional=True)
+        decision = decide(Signals(queue=reading, arrival_rate=1.2, cold_start=300.0), cfg, 0.0)
+        text = format_text(build_report(target, cfg, (queue, arrival), decision))
+        assert says in text, text
