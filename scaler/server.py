@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import os
@@ -441,11 +442,29 @@ class ScalerServer:
         return closed
 
 
+# The cyclic garbage collector's thresholds (CPython's defaults: 700, 10, 10). Every
+# collection stops the event loop, and so every answer: with 1,000 open streams, a
+# full collection walks about 45 MB of live objects (70-120 ms), and at the defaults
+# objects that live a few seconds (a reading's evaluation, a call's state) reach the
+# old generation and bring one on about every 30 s. Rarer young and middle
+# collections let reference counting free those first (they hold no cycles).
+GC_THRESHOLDS = (10_000, 50, 10)
+
+
+def tune_gc() -> None:
+    """For a long-running server, after start-up: what exists then (imported
+    modules, the gRPC server) lives as long as the process, so no collection
+    needs to walk it again (gc.freeze); and the thresholds above."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(settings: Settings) -> bool:
     """Run until SIGTERM or SIGINT, then shut down gracefully. Returns whether
     every source closed (see ScalerServer.stop)."""
     server = ScalerServer(settings)
     await server.start()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
