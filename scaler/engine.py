@@ -35,7 +35,7 @@ from scaler.forecast.demand import (
     DemandStore,
 )
 from scaler.forecast.model import Forecaster, ForecastState, Outlook
-from scaler.policy import Decision, Signals, decide, smoothed_rate
+from scaler.policy import Decision, RateAverage, Signals, decide, smoothed_rate
 from scaler.signals.base import (
     ArrivalReading,
     ColdStartReading,
@@ -257,8 +257,8 @@ class Engine:
         # Job mode: when each object's last pre-warm pulse started (see job_pulse).
         self._job_pulses: OrderedDict[tuple[ObjectRef, str], float] = OrderedDict()
         # The capacity term's publish rate averaged per queue (policy.smoothed_rate):
-        # queue source key -> (monotonic time of the last reading fed, average).
-        self._rates: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # queue source key -> the average and its noise estimate.
+        self._rates: OrderedDict[str, RateAverage] = OrderedDict()
         # Engine.answer: the last evaluation per (object, config), while reusable.
         self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
 
@@ -652,8 +652,8 @@ class Engine:
     def _capacity_rate(self, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> float | None:
         """The measured arrival rate (_rate_read); None when no rate is read.
         arrivalQuery's as it answers (its range is already an average); the
-        publish rate, a 5 s sample, averaged over about a minute like a
-        rate(...[1m]) query (policy.smoothed_rate), one average per queue, fed once
+        publish rate, a 5 s sample, averaged over at most a minute, as long as its
+        measured noise needs (policy.smoothed_rate), one average per queue, fed once
         per new reading (many objects on one queue do not speed it up)."""
         read = _rate_read(reads)
         if read is None:
@@ -668,7 +668,7 @@ class Engine:
         self._rates.move_to_end(key)
         if len(self._rates) > 4096:
             self._rates.popitem(last=False)
-        return average[1]
+        return average.value
 
     def _cold_start_in_use(self, cfg: TriggerConfig) -> tuple[float, bool]:
         """coldStartQuery's last sane answer, else coldStartSeconds."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from scaler.config import GpuConfig, GpuRole, Mode, RabbitMeasure, TriggerConfig
 from scaler.signals.base import GpuReading, QueueReading
@@ -40,7 +41,7 @@ class Signals:
     # Why the forecast asks for that floor (the term's reason), from the engine.
     forecast_reason: str | None = None
     # The measured arrival rate (requests/s: arrivalQuery, else the queue's publish
-    # rate, which the engine averages over about a minute: see smoothed_rate) and
+    # rate, which the engine averages over at most a minute: see smoothed_rate) and
     # the cold start in use (seconds), for the capacity-aware queue term (see
     # capacity_queue_term); None when unknown.
     arrival_rate: float | None = None
@@ -208,30 +209,71 @@ def capacity_queue_term(
     return dataclasses.replace(plain, replicas=replicas, reason=reason)
 
 
-# The publish rate the capacity term uses is averaged exponentially with this time
-# constant (about what a rate(...[1m]) query averages): a 5 s publish-rate sample of
-# Poisson arrivals is noisy (about 20 % at 4/s), and the HPA keeps the highest
-# replica count asked in its 5-minute scale-down window, so every upward blip
-# became replicas held for minutes.
+# The publish rate the capacity term uses is an exponential average as short as its
+# measured noise allows: a 5 s publish-rate sample of Poisson arrivals is noisy (about
+# 20 % at 4/s), and the HPA keeps the highest replica count asked in its 5-minute
+# scale-down window, so every upward blip became replicas held for minutes; but a
+# fixed minute lags every ramp of a rate that is not that noisy. The average's
+# relative standard error is held at RATE_PRECISION (what the minute gives Poisson
+# arrivals at 4/s: 4.6 %), with a time constant of at most RATE_SMOOTHING_S. The
+# noise is learnt over RATE_NOISE_S; until a minute of it is in, the full minute.
 RATE_SMOOTHING_S = 60.0
+RATE_NOISE_S = 600.0
+RATE_PRECISION = 0.04
 
 
-def smoothed_rate(previous: tuple[float, float] | None, read_at: float, rate: float) -> tuple[float, float]:
-    """(read_at, average) after a reading of `rate` taken at `read_at` (monotonic
-    seconds): the exponential average with time constant RATE_SMOOTHING_S over
-    the readings so far, each counted once (a reading seen again, same read_at,
-    changes nothing). The first reading, or one older than the last (a clock
-    reset), starts the average afresh."""
+class RateAverage(NamedTuple):
+    """One queue's averaged publish rate (see smoothed_rate)."""
+
+    read_at: float  # monotonic seconds of the last reading fed
+    value: float  # the average (requests/s)
+    last: float  # the last reading's rate
+    # Exponential average (time constant RATE_NOISE_S, from 0) of half the squared
+    # change between successive readings, and the weight of its history so far
+    # (1 - exp(-span / RATE_NOISE_S)): noise / covered estimates one reading's variance.
+    noise: float
+    covered: float
+
+
+def smoothed_rate(previous: RateAverage | None, read_at: float, rate: float) -> RateAverage:
+    """The average after a reading of `rate` taken at `read_at` (monotonic seconds),
+    each reading counted once (a reading seen again, same read_at, changes nothing).
+    The first reading, or one older than the last (a clock reset), starts afresh.
+
+        average += w * (rate - average)
+        w = max(1 - exp(-dt / RATE_SMOOTHING_S), min(1, 2r / (1 + r))),
+        r = (RATE_PRECISION * average)^2 / s^2
+
+    Why: an exponential average with weight w of readings with independent noise
+    of variance s^2 has variance s^2 * w / (2 - w); w = 2r / (1 + r) is the
+    largest weight (the shortest average, the least lag on a ramp) that keeps its
+    standard error within RATE_PRECISION of the average. s^2 is half the mean
+    squared change between successive readings, which a ramp barely moves (the
+    change between readings, not the distance from a lagging average). A quiet
+    rate is followed within seconds; a noisy one (per-request LLM traffic) keeps
+    the minute; an idle one (average 0), or one whose noise is not yet known,
+    the minute."""
     if not math.isfinite(rate):  # not a reading: the average stands
-        return previous if previous is not None else (read_at, 0.0)
+        return previous if previous is not None else RateAverage(read_at, 0.0, 0.0, 0.0, 0.0)
     rate = max(0.0, rate)
-    if previous is None or read_at < previous[0]:
-        return (read_at, rate)
-    last, average = previous
-    if read_at == last:
+    if previous is None or read_at < previous.read_at:
+        return RateAverage(read_at, rate, rate, 0.0, 0.0)
+    if read_at == previous.read_at:
         return previous
-    weight = 1.0 - math.exp(-(read_at - last) / RATE_SMOOTHING_S)
-    return (read_at, average + weight * (rate - average))
+    elapsed = read_at - previous.read_at
+    learn = 1.0 - math.exp(-elapsed / RATE_NOISE_S)
+    noise = previous.noise + learn * ((rate - previous.last) ** 2 / 2 - previous.noise)
+    covered = previous.covered + learn * (1.0 - previous.covered)
+    average = previous.value
+    weight = 1.0 - math.exp(-elapsed / RATE_SMOOTHING_S)
+    if covered >= 1.0 - math.exp(-RATE_SMOOTHING_S / RATE_NOISE_S) and average > 0:
+        variance = noise / covered
+        if variance <= 0:
+            weight = 1.0  # no noise at all: nothing to average out
+        else:
+            r = (RATE_PRECISION * average) ** 2 / variance
+            weight = max(weight, min(1.0, 2 * r / (1 + r)))
+    return RateAverage(read_at, average + weight * (rate - average), rate, noise, covered)
 
 
 def _uses_capacity_term(signals: Signals, cfg: TriggerConfig) -> bool:

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from scaler.config import TriggerConfig, parse_trigger
-from scaler.policy import Signals, capacity_queue_term, decide, queue_term, smoothed_rate
+from scaler.policy import RateAverage, Signals, capacity_queue_term, decide, queue_term, smoothed_rate
 from scaler.signals.base import QueueReading
 
 SQS = {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "queueLength": "4"}
@@ -117,20 +117,54 @@ def test_waking_asks_at_least_the_plain_term_and_says_so() -> None:
     assert "waking" not in small.reason
 
 
+MINUTE_5S = 1 - math.exp(-5 / 60)  # the minute's weight for a reading 5 s after the last
+UNKNOWN = RateAverage(10.0, 4.0, 4.0, 0.0, 0.0)  # one reading so far: no noise known
+
+
 @pytest.mark.parametrize(
     ("previous", "read_at", "rate", "expected"),
     [
         (None, 10.0, 4.0, (10.0, 4.0)),  # the first reading as it is
-        ((10.0, 4.0), 10.0, 9.0, (10.0, 4.0)),  # the same reading again: unchanged
-        ((10.0, 4.0), 70.0, 10.0, (70.0, 4.0 + (1 - math.exp(-1.0)) * 6.0)),  # one time constant
-        ((10.0, 4.0), 15.0, 0.0, (15.0, 4.0 * math.exp(-5 / 60))),
-        ((10.0, 4.0), 5.0, 1.0, (5.0, 1.0)),  # an older reading (a clock reset): afresh
-        ((10.0, 4.0), 40.0, math.nan, (10.0, 4.0)),  # not a reading
-        ((10.0, 4.0), 40.0, -3.0, (40.0, 4.0 * math.exp(-0.5))),  # a negative rate counts as 0
+        (UNKNOWN, 10.0, 9.0, (10.0, 4.0)),  # the same reading again: unchanged
+        # the noise not known yet (less than a minute of it): the minute
+        (UNKNOWN, 15.0, 6.0, (15.0, 4.0 + MINUTE_5S * 2.0)),
+        (UNKNOWN, 15.0, 0.0, (15.0, 4.0 * math.exp(-5 / 60))),
+        (UNKNOWN, 40.0, -3.0, (40.0, 4.0 * math.exp(-0.5))),  # a negative rate counts as 0
+        # a minute later the noise is known: one change of 6 is a variance of 18, r = 0.16^2 / 18,
+        # a weight under the minute's: one time constant
+        (UNKNOWN, 70.0, 10.0, (70.0, 4.0 + (1 - math.exp(-1.0)) * 6.0)),
+        (UNKNOWN, 5.0, 1.0, (5.0, 1.0)),  # an older reading (a clock reset): afresh
+        (UNKNOWN, 40.0, math.nan, (10.0, 4.0)),  # not a reading
+        # noise known: s^2 = 2 at 10/s, r = (0.04 * 10)^2 / 2 = 0.08, w = 0.16 / 1.08 (about a 31 s
+        # time constant at 5 s readings) rather than the minute's 0.080
+        (RateAverage(100.0, 10.0, 10.0, 2.0, 1.0), 105.0, 12.0, (105.0, 10.0 + 0.16 / 1.08 * 2.0)),
+        # a quiet rate: s^2 = 0.5 at 20/s, r = 0.8^2 / 0.5 = 1.28 >= 1: the reading as it is
+        (RateAverage(100.0, 20.0, 20.0, 0.5, 1.0), 105.0, 21.0, (105.0, 21.0)),
+        # a noisy rate: s^2 = 8 at 4/s, r = 0.16^2 / 8, 2r / (1 + r) = 0.0064 < the minute's
+        (RateAverage(100.0, 4.0, 4.0, 8.0, 1.0), 105.0, 8.0, (105.0, 4.0 + MINUTE_5S * 4.0)),
+        # idle (average 0): the minute, whatever the noise
+        (RateAverage(100.0, 0.0, 0.0, 0.5, 1.0), 105.0, 3.0, (105.0, MINUTE_5S * 3.0)),
+        # no noise at all (the same reading twice): nothing to average out
+        (RateAverage(100.0, 5.0, 6.0, 0.0, 1.0), 105.0, 6.0, (105.0, 6.0)),
     ],
 )
 def test_smoothed_rate_hand_computed(
-    previous: tuple[float, float] | None, read_at: float, rate: float, expected: tuple[float, float]
+    previous: RateAverage | None, read_at: float, rate: float, expected: tuple[float, float]
 ) -> None:
     got = smoothed_rate(previous, read_at, rate)
-    assert got[0] == expected[0] and got[1] == pytest.approx(expected[1])
+    assert got.read_at == expected[0] and got.value == pytest.approx(expected[1])
+
+
+def test_smoothed_rate_learns_the_noise_from_changes_between_readings() -> None:
+    # 5 s after the first reading: learn = 1 - e^(-5/600) of half the squared change (2),
+    # and that much history covered
+    learn = 1 - math.exp(-5 / 600)
+    got = smoothed_rate(UNKNOWN, 15.0, 6.0)
+    assert got.last == 6.0
+    assert got.noise == pytest.approx(learn * 2.0) and got.covered == pytest.approx(learn)
+    # a steady ramp (+1/s every 5 s, no noise) reads as a variance of 0.5 per reading, not as
+    # the distance from the lagging average: at 20/s, r = 0.8^2 / 0.5 > 1, the average follows
+    ramp = RateAverage(100.0, 20.0, 20.0, 0.5, 1.0)
+    for step in range(1, 4):
+        ramp = smoothed_rate(ramp, 100.0 + 5 * step, 20.0 + step)
+    assert ramp.value == pytest.approx(23.0) and ramp.noise == pytest.approx(0.5)
