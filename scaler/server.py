@@ -8,7 +8,6 @@ that cannot be read → UNAVAILABLE), never to a made-up zero or "inactive".
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import inspect
 import logging
@@ -159,13 +158,51 @@ def _lenient(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMeth
     return handler
 
 
+class Shutdown:
+    """Set once, when the server stops; `pause` sleeps for an interval or until
+    then. Every open stream pauses between its ticks, so a pause should cost
+    little: a timer and a future, where asyncio.wait_for on an Event made a task
+    and raised a TimeoutError each time (about 50 against 19 us of CPU per pause
+    here; with 1,000 streams, 3 % of a core spent on the event loop)."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        for waiter in self._waiters:
+            _finish(waiter)
+
+    async def pause(self, seconds: float) -> None:
+        if self._set:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _finish, waiter)
+        self._waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiters.discard(waiter)
+
+
+def _finish(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     def __init__(
         self,
         engine: Engine,
         metrics: Metrics,
         stream_interval: float,
-        shutting_down: asyncio.Event,
+        shutting_down: Shutdown,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
@@ -281,8 +318,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                     if ev.decision.active != last:
                         last = ev.decision.active
                         yield pb.IsActiveResponse(result=last)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._shutting_down.wait(), self._stream_interval)
+                await self._shutting_down.pause(self._stream_interval)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
@@ -315,7 +351,7 @@ class ScalerServer:
             observer=self.recorder,
             access=settings.access,
         )
-        self.shutting_down = asyncio.Event()
+        self.shutting_down = Shutdown()
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None

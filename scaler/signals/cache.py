@@ -251,11 +251,15 @@ class ReadingCache:
     def _take_turn(
         self, connection: str, thread: concurrent.futures.Future[object], loop: asyncio.AbstractEventLoop
     ) -> None:
-        turn = self._turns[connection] = _Turn(thread, asyncio.Event())
+        done = asyncio.Event()
+        self._turns[connection] = _Turn(thread, done)
 
+        # The callback holds the event, not the turn: the turn holds the future, which
+        # keeps its callbacks, so a callback holding the turn would be a reference
+        # cycle left for the garbage collector to find (one per read).
         def finished(_: object) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed first (shutdown)
-                loop.call_soon_threadsafe(turn.done.set)
+                loop.call_soon_threadsafe(done.set)
 
         thread.add_done_callback(finished)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -549,3 +550,24 @@ async def test_newer_than_does_not_retry_a_cached_error(
     with pytest.raises(SourceError):
         await cache.get(source, newer_than=99.0)
     assert source.reads == 1  # a down source is retried once per TTL, streams or not
+
+
+async def test_reads_on_a_shared_connection_leave_no_cyclic_garbage(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    # The server reads every queue once per TTL: garbage in reference cycles piles up
+    # for the cyclic collector, whose collections stop the event loop (every answer).
+    cache = make_cache()
+    source = SharedConnectionSource("q", "amqp|broker")
+    await cache.get(source)  # the first read makes the entry and the pool's thread
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            clock.advance(2.0)
+            await cache.get(source)
+        cyclic = gc.collect()
+    finally:
+        gc.enable()
+    assert source.reads == 21
+    assert cyclic == 0
