@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import statistics
@@ -71,16 +72,24 @@ async def serve_bare() -> None:
 
 
 @contextlib.contextmanager
-def bare_server() -> Iterator[str]:
+def bare_server() -> Iterator[tuple[str, int]]:
+    """The bare server's (target, process id)."""
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve-bare"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
-        yield f"127.0.0.1:{int(process.stdout.readline())}"
+        yield f"127.0.0.1:{int(process.stdout.readline())}", process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- h2load ------------------------------------------------------------------------
@@ -176,14 +185,18 @@ def run(args: argparse.Namespace) -> int:
             f"{args.streams} streams, {args.duration:g} s after {args.warm_up:g} s warm-up; "
             f"scaler reading {queue.description}"
         )
-        ratios = []
-        with scaler_server(args.ttl) as scaler, bare_server() as bare:
+        ratios, cpu_ratios = [], []
+        with scaler_server(args.ttl) as scaler, bare_server() as (bare, bare_pid):
             asyncio.run(warm(scaler.grpc_target, ref))
             for round_ in range(1, args.rounds + 1):
                 before = rpc_counts(scaler.metrics_url)
+                cpu_before = process_cpu_seconds(scaler.process.pid)
                 ours = h2load(scaler.grpc_target, bodies, args)
+                ours_cpu = process_cpu_seconds(scaler.process.pid) - cpu_before
                 after = rpc_counts(scaler.metrics_url)
+                cpu_before = process_cpu_seconds(bare_pid)
                 theirs = h2load(bare, bodies, args)
+                theirs_cpu = process_cpu_seconds(bare_pid) - cpu_before
                 delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
                 ok = sum(v for (method, code), v in delta.items() if code == "OK")
                 # h2load resets the streams in flight when its time is up: those are CANCELLED.
@@ -192,9 +205,16 @@ def run(args: argparse.Namespace) -> int:
                 cancelled = sum(v for (method, code), v in delta.items() if code == "CANCELLED")
                 ratio = ours.calls_per_s / theirs.calls_per_s
                 ratios.append(ratio)
+                # CPU per call: the process's CPU over h2load's run (its warm-up too) per
+                # call h2load counted (after the warm-up), the same way for both: steadier
+                # than calls/s when other work shares the cores.
+                ours_us = ours_cpu / max(1, ours.done) * 1e6
+                theirs_us = theirs_cpu / max(1, theirs.done) * 1e6
+                cpu_ratios.append(theirs_us / ours_us)
                 print(
                     f"round {round_}: scaler {ours.calls_per_s:,.0f} calls/s, bare {theirs.calls_per_s:,.0f} "
-                    f"calls/s, ratio {ratio:.2f}; scaler rpcs OK {ok:,.0f} (h2load done {ours.done:,}, "
+                    f"calls/s, ratio {ratio:.2f}; CPU per call scaler {ours_us:.0f} us, bare "
+                    f"{theirs_us:.0f} us; scaler rpcs OK {ok:,.0f} (h2load done {ours.done:,}, "
                     f"failed {ours.failed}), cancelled at the end {cancelled:.0f}, other statuses "
                     f"{not_ok or 'none'}"
                 )
@@ -203,6 +223,10 @@ def run(args: argparse.Namespace) -> int:
                     print("FAIL: the scaler answered something other than OK", file=sys.stderr)
                     return 1
         print(f"ratio scaler/bare: median {statistics.median(ratios):.2f} over {len(ratios)} round(s)")
+        print(
+            f"calls per CPU-second, scaler/bare: median {statistics.median(cpu_ratios):.2f} "
+            "(the bare server's CPU per call over the scaler's)"
+        )
     return 0
 
 

@@ -94,27 +94,44 @@ def _matches(requested: str, ours: str) -> bool:
     return head[:1] == "s" and head[1:].isdigit() and rest == ours
 
 
-_MALFORMED = object()  # what a request that did not parse becomes (see RejectMalformedRequests)
+_MALFORMED = object()  # what a request that did not parse becomes (see LenientRegistration)
 
 
-class RejectMalformedRequests(grpc.aio.ServerInterceptor):
-    """Request bytes that are not the rpc's message are INVALID_ARGUMENT at once.
-    Left to grpc they are UNKNOWN, with a traceback logged at ERROR for each: a
-    client sending garbage could fill the logs. Wrapped handlers are built once
-    per method; a parsed request costs one identity check."""
+class LenientRegistration:
+    """Stands in for the server while a generated `add_*_to_server` registers a
+    service, and registers it on the server with `_lenient` handlers: request
+    bytes that are not the rpc's message are INVALID_ARGUMENT at once. Left to
+    grpc they are UNKNOWN, with a traceback logged at ERROR for each, so a client
+    sending garbage could fill the logs. (A server interceptor did this before:
+    it ran a coroutine per call and, with one, grpc looks every call's handler up
+    again, leaving a reference cycle per call for the garbage collector.)"""
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+        self.services: list[str] = []
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        if method not in self._handlers:
-            self._handlers[method] = _lenient(await continuation(handler_call_details), method)
-        return self._handlers[method]
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        """Ignored: the generated code passes the same handlers again, by name,
+        to add_registered_method_handlers (see `register_leniently`)."""
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        wrapped = {name: _lenient(handler, f"/{service}/{name}") for name, handler in handlers.items()}
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
+        self._server.add_registered_method_handlers(service, wrapped)
+        self.services.append(service)
+
+
+def register_leniently(
+    add_to_server: Callable[[Any, Any], None], servicer: object, server: grpc.aio.Server
+) -> None:
+    """`add_to_server(servicer, server)` (generated code) with `_lenient` handlers."""
+    registration = LenientRegistration(server)
+    add_to_server(servicer, registration)
+    if not registration.services:
+        # Stubs generated before grpcio-tools 1.63 only call add_generic_rpc_handlers.
+        raise RuntimeError(f"{add_to_server.__name__} registered no service by name: regenerate the stubs")
 
 
 def _lenient(handler: grpc.RpcMethodHandler | None, method: str) -> grpc.RpcMethodHandler | None:
@@ -364,7 +381,6 @@ class ScalerServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(
-            interceptors=[RejectMalformedRequests()],
             options=[
                 # KEDA keeps its connection open between polls; let its keepalive
                 # pings through instead of answering them with GOAWAY (grpc-go
@@ -383,8 +399,9 @@ class ScalerServer:
         servicer = ExternalScalerServicer(
             self.engine, self.metrics, self.settings.stream_interval, self.shutting_down
         )
-        pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        register_leniently(pb_grpc.add_ExternalScalerServicer_to_server, servicer, server)
+        register_leniently(health_pb2_grpc.add_HealthServicer_to_server, self.health, server)
+        # Reflection's requests are a stream, which `_lenient` leaves as it is.
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
