@@ -85,7 +85,6 @@ def bare_server() -> Iterator[tuple[str, int]]:
         process.wait(timeout=10)
 
 
-
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

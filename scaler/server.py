@@ -102,9 +102,8 @@ class LenientRegistration:
     service, and registers it on the server with `_lenient` handlers: request
     bytes that are not the rpc's message are INVALID_ARGUMENT at once. Left to
     grpc they are UNKNOWN, with a traceback logged at ERROR for each, so a client
-    sending garbage could fill the logs. (A server interceptor did this before:
-    it ran a coroutine per call and, with one, grpc looks every call's handler up
-    again, leaving a reference cycle per call for the garbage collector.)"""
+    sending garbage could fill the logs. (A server interceptor did this before,
+    at the cost of one more coroutine per call.)"""
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
