@@ -154,6 +154,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc). Raises OSError."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
@@ -174,11 +180,9 @@ class Server:
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the server process (Linux /proc), or None."""
         try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+            return process_cpu_seconds(self.process.pid)
         except OSError:
             return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self) -> str:
         self.log.flush()

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import shutil
 import statistics
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from bench_getmetrics import EXPECTED_DESIRED, NAMESPACE, rabbitmq_queue, scaler_server
+from bench_getmetrics import EXPECTED_DESIRED, NAMESPACE, process_cpu_seconds, rabbitmq_queue, scaler_server
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
@@ -83,12 +82,6 @@ def bare_server() -> Iterator[tuple[str, int]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- h2load ------------------------------------------------------------------------
