@@ -11,8 +11,9 @@ import dataclasses
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from scaler.access import AccessPolicy, check_access
 from scaler.clock import Clock
@@ -139,8 +140,10 @@ class SourceFactory:
         return source
 
 
-@dataclass(frozen=True)
-class ObjectRef:
+class ObjectRef(NamedTuple):
+    """A ScaledObject or ScaledJob. A named tuple rather than a frozen dataclass:
+    one is made and hashed on every rpc, and a tuple does both in C."""
+
     namespace: str
     name: str
 
@@ -228,10 +231,23 @@ REUSABLE_LIMIT = 10_000  # objects whose last evaluation is kept for Engine.answ
 
 @dataclass
 class _ConfigMemo:
-    """Parsed configs by metadata, bounded (KEDA re-sends the same map every poll)."""
+    """Parsed configs, bounded (KEDA re-sends the same map every poll): by the
+    sorted metadata, and by the key a caller gave for it (see Engine.config).
+    Objects with the same metadata share one config."""
 
-    limit: int = 4096
-    items: OrderedDict[tuple[tuple[str, str], ...], TriggerConfig] = field(default_factory=OrderedDict)
+    limit: int = 16_384
+    items: OrderedDict[Hashable, TriggerConfig] = field(default_factory=OrderedDict)
+
+    def get(self, key: Hashable) -> TriggerConfig | None:
+        cfg = self.items.get(key)
+        if cfg is not None:
+            self.items.move_to_end(key)
+        return cfg
+
+    def put(self, key: Hashable, cfg: TriggerConfig) -> None:
+        self.items[key] = cfg
+        if len(self.items) > self.limit:
+            self.items.popitem(last=False)
 
 
 class Engine:
@@ -262,18 +278,22 @@ class Engine:
         # Engine.answer: the last evaluation per (object, config), while reusable.
         self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
 
-    def config(self, ref: ObjectRef, metadata: Mapping[str, str]) -> TriggerConfig:
+    def config(
+        self, ref: ObjectRef, metadata: Mapping[str, str], *, memo_key: bytes | None = None
+    ) -> TriggerConfig:
         """Parse (memoised), validate, and check against the access policy (before
-        any source exists, so a refused host is never connected to). Raises ConfigError."""
-        memo_key = tuple(sorted(metadata.items()))
-        cfg = self._memo.items.get(memo_key)
+        any source exists, so a refused host is never connected to). Raises ConfigError.
+        `memo_key`: bytes that stand for this metadata and nothing else may (the
+        server passes its request serialized, which costs less than sorting the map)."""
+        cfg = self._memo.get(memo_key) if memo_key is not None else None
         if cfg is None:
-            cfg = parse_trigger(metadata)
-            self._memo.items[memo_key] = cfg
-            if len(self._memo.items) > self._memo.limit:
-                self._memo.items.popitem(last=False)
-        else:
-            self._memo.items.move_to_end(memo_key)
+            by_content = tuple(sorted(metadata.items()))
+            cfg = self._memo.get(by_content)
+            if cfg is None:
+                cfg = parse_trigger(metadata)
+                self._memo.put(by_content, cfg)
+            if memo_key is not None:
+                self._memo.put(memo_key, cfg)
         try:
             check_access(cfg, ref.namespace, self.access)
         except ConfigError as exc:
@@ -313,19 +333,28 @@ class Engine:
         is the one a new evaluation would give; its `ages` are those of when it
         was made (explain calls evaluate). With `queue_newer_than` it evaluates
         anew (see evaluate_config). Raises SourceError."""
-        key = (ref, id(cfg))
-        kept = self._reusable.get(key)
-        if queue_newer_than is None and kept is not None and kept.config is cfg and self._unchanged(kept):
-            if self._observer is not None:
-                self._observer(kept.evaluation)
-            return kept.evaluation
+        if queue_newer_than is None:
+            reused = self.answer_again(ref, cfg)
+            if reused is not None:
+                return reused
         evaluation = await self.evaluate_config(ref, cfg, queue_newer_than=queue_newer_than)
         reusable = self._reusable_from(cfg, evaluation)
         if reusable is not None:
             if len(self._reusable) >= REUSABLE_LIMIT:
                 self._reusable.clear()  # refilled by the next calls
-            self._reusable[key] = reusable
+            self._reusable[(ref, id(cfg))] = reusable
         return evaluation
+
+    def answer_again(self, ref: ObjectRef, cfg: TriggerConfig) -> Evaluation | None:
+        """answer()'s common case, with no coroutine: the kept evaluation, handed
+        to the observer again, while everything it was made from is unchanged;
+        None when answer() must evaluate."""
+        kept = self._reusable.get((ref, id(cfg)))
+        if kept is None or kept.config is not cfg or not self._unchanged(kept):
+            return None
+        if self._observer is not None:
+            self._observer(kept.evaluation)
+        return kept.evaluation
 
     def _reusable_from(self, cfg: TriggerConfig, evaluation: Evaluation) -> _Reusable | None:
         """What evaluation was made from, when nothing else (time included) went

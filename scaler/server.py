@@ -14,9 +14,9 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,7 +28,7 @@ from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.access import AccessPolicy
 from scaler.clock import Clock, SystemClock
-from scaler.config import ConfigError
+from scaler.config import ConfigError, TriggerConfig
 from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory
 from scaler.observability import DecisionRecorder, Metrics
 from scaler.signals.base import SourceError, SourceRejectedQuery
@@ -43,8 +43,6 @@ TARGET_SIZE = 1.0  # the metric is already in replicas: the HPA's ceil(value / 1
 # it expired do not wait for the read. Small, so a source that stops answering is
 # UNAVAILABLE at most this much later than without it.
 STALE_GRACE_SHARE = 0.2
-
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -225,74 +223,88 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self._stream_interval = stream_interval
         self._shutting_down = shutting_down
 
-    async def _answer(
-        self, method: str, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[R]]
-    ) -> R:
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
-        try:
-            return await work()
-        except (ConfigError, SourceRejectedQuery) as exc:
+    def _config(self, request: pb.ScaledObjectRef) -> tuple[ObjectRef, TriggerConfig]:
+        """The object and its parsed config (memoised by the request's bytes).
+        Raises ConfigError."""
+        ref = _ref(request)
+        memo_key = request.SerializeToString(deterministic=True)
+        return ref, self._engine.config(ref, request.scalerMetadata, memo_key=memo_key)
+
+    async def _refuse(
+        self, method: str, context: grpc.aio.ServicerContext, exc: BaseException, started: float
+    ) -> None:
+        """Count a call that raised `exc`, and abort it with the status the error
+        maps to (abort raises); returns, for the caller to re-raise, on
+        cancellation and on a bug (grpc answers UNKNOWN)."""
+        if isinstance(exc, (ConfigError, SourceRejectedQuery)):
             # SourceRejectedQuery: the source says the configured query is invalid.
             code = grpc.StatusCode.INVALID_ARGUMENT
-            await context.abort(code, str(exc))
-        except SourceError as exc:
+        elif isinstance(exc, SourceError):
             code = grpc.StatusCode.UNAVAILABLE
-            await context.abort(code, str(exc))
-        except asyncio.CancelledError:
+        elif isinstance(exc, asyncio.CancelledError):
             code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            # A bug: grpc answers UNKNOWN; count it as what it is, not as OK.
+        else:
+            # A bug: count it as what it is, not as OK.
             code = grpc.StatusCode.INTERNAL
-            log.exception("%s failed unexpectedly", method)
-            raise
-        finally:
-            self._metrics.rpc_done(method, code.name, time.perf_counter() - started)
-        raise AssertionError("unreachable: abort raises")
+            log.error("%s failed unexpectedly", method, exc_info=exc)
+        self._metrics.rpc_done(method, code.name, time.perf_counter() - started)
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE):
+            await context.abort(code, str(exc))
+
+    # The unary rpcs answer without awaiting while the object's last evaluation
+    # still holds (Engine.answer_again), and build no coroutine or closure beyond
+    # their own: under load every microsecond of a handler cost about three of
+    # process CPU per call (docs/benchmarks.md, throughput).
 
     async def GetMetricSpec(
         self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
     ) -> pb.GetMetricSpecResponse:
-        async def work() -> pb.GetMetricSpecResponse:
+        started = time.perf_counter()
+        try:
             # From the metadata alone: a source outage must surface in
             # GetMetrics/IsActive, where KEDA's fallback can act on it.
-            cfg = self._engine.config(_ref(request), request.scalerMetadata)
+            _, cfg = self._config(request)
             spec = pb.MetricSpec(
                 metricName=cfg.metric_name, targetSize=int(TARGET_SIZE), targetSizeFloat=TARGET_SIZE
             )
-            return pb.GetMetricSpecResponse(metricSpecs=[spec])
-
-        return await self._answer("GetMetricSpec", context, work)
+        except BaseException as exc:
+            await self._refuse("GetMetricSpec", context, exc, started)
+            raise
+        self._metrics.rpc_done("GetMetricSpec", "OK", time.perf_counter() - started)
+        return pb.GetMetricSpecResponse(metricSpecs=[spec])
 
     async def GetMetrics(
         self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMetricsResponse:
-        async def work() -> pb.GetMetricsResponse:
-            ref = request.scaledObjectRef
-            obj = _ref(ref)
-            cfg = self._engine.config(obj, ref.scalerMetadata)
+        started = time.perf_counter()
+        try:
+            ref, cfg = self._config(request.scaledObjectRef)
             if not _matches(request.metricName, cfg.metric_name):
                 raise ConfigError("metricName", f"{cfg.metric_name!r}", request.metricName)
-            ev = await self._engine.answer(obj, cfg)
+            ev = self._engine.answer_again(ref, cfg) or await self._engine.answer(ref, cfg)
             value = pb.MetricValue(
                 metricName=cfg.metric_name,
                 metricValue=ev.decision.metric_value,
                 metricValueFloat=ev.decision.desired,
             )
-            return pb.GetMetricsResponse(metricValues=[value])
-
-        return await self._answer("GetMetrics", context, work)
+        except BaseException as exc:
+            await self._refuse("GetMetrics", context, exc, started)
+            raise
+        self._metrics.rpc_done("GetMetrics", "OK", time.perf_counter() - started)
+        return pb.GetMetricsResponse(metricValues=[value])
 
     async def IsActive(
         self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
     ) -> pb.IsActiveResponse:
-        async def work() -> pb.IsActiveResponse:
-            ref = _ref(request)
-            ev = await self._engine.answer(ref, self._engine.config(ref, request.scalerMetadata))
-            return pb.IsActiveResponse(result=ev.decision.active)
-
-        return await self._answer("IsActive", context, work)
+        started = time.perf_counter()
+        try:
+            ref, cfg = self._config(request)
+            ev = self._engine.answer_again(ref, cfg) or await self._engine.answer(ref, cfg)
+        except BaseException as exc:
+            await self._refuse("IsActive", context, exc, started)
+            raise
+        self._metrics.rpc_done("IsActive", "OK", time.perf_counter() - started)
+        return pb.IsActiveResponse(result=ev.decision.active)
 
     async def StreamIsActive(
         self, request: pb.ScaledObjectRef, context: grpc.aio.ServicerContext
@@ -301,11 +313,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         nothing is sent (a failure is never reported as "inactive"); a query the
         source rejects ends the stream with INVALID_ARGUMENT. Ends with status OK
         when the server shuts down, so KEDA reconnects quickly."""
-        ref = _ref(request)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            self._engine.config(ref, request.scalerMetadata)
+            ref, _ = self._config(request)
         except ConfigError as exc:
             code = grpc.StatusCode.INVALID_ARGUMENT
             self._metrics.rpcs.count("StreamIsActive", code.name)
@@ -320,7 +331,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         try:
             while not self._shutting_down.is_set():
                 try:
-                    cfg = self._engine.config(ref, request.scalerMetadata)
+                    ref, cfg = self._config(request)
                     ev = await self._engine.answer(ref, cfg, queue_newer_than=newer_than)
                 except SourceRejectedQuery as exc:
                     # The query itself is invalid: no later tick can succeed. End the

@@ -170,6 +170,21 @@ def test_config_is_memoised_by_metadata(cache: ReadingCache, clock: ManualClock)
     assert changed.queue_length == 8.0
 
 
+def test_config_memo_key_stands_for_its_metadata(cache: ReadingCache, clock: ManualClock) -> None:
+    engine = Engine(cache, clock, FakeFactory())
+    first = engine.config(REF, METADATA, memo_key=b"request-1")
+    # Another key for the same metadata shares the parsed config (found by content).
+    assert engine.config(ObjectRef("x", "y"), METADATA, memo_key=b"request-2") is first
+    # A known key answers without reading the map again.
+    assert engine.config(REF, {}, memo_key=b"request-1") is first
+    changed = engine.config(REF, {**METADATA, "queueLength": "8"}, memo_key=b"request-3")
+    assert changed is not first and changed.queue_length == 8.0
+    # Refusals are never memoised: a bad map raises under any key, every time.
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="'mode'"):
+            engine.config(REF, {**METADATA, "mode": "batch"}, memo_key=b"request-4")
+
+
 def test_config_raises_config_error_every_time(cache: ReadingCache, clock: ManualClock) -> None:
     engine = Engine(cache, clock, FakeFactory())
     bad = {**METADATA, "mode": "batch"}
@@ -250,6 +265,25 @@ async def test_answer_reuses_the_evaluation_while_its_inputs_are_unchanged(
     # Another object on the same queue has an evaluation of its own.
     other = ObjectRef("ml", "other")
     assert (await engine.answer(other, engine.config(other, METADATA))).ref == other
+
+
+async def test_answer_again_is_the_reuse_without_a_coroutine(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    seen: list[Evaluation] = []
+    engine = Engine(cache, clock, factory, observer=seen.append)
+    queue = factory.queue(METADATA["queueURL"])
+    queue.reading = QueueReading(waiting=7, in_flight=2)
+    cfg = engine.config(REF, METADATA)
+    assert engine.answer_again(REF, cfg) is None  # nothing kept yet: answer() must evaluate
+    first = await engine.answer(REF, cfg)
+    assert engine.answer_again(REF, cfg) is first
+    assert seen == [first, first]
+    # Another config for the same object (its metadata changed) is not answered from it.
+    assert engine.answer_again(REF, engine.config(REF, {**METADATA, "queueLength": "8"})) is None
+    clock.advance(2.0)  # the reading's TTL ran out
+    assert engine.answer_again(REF, cfg) is None
+    assert queue.reads == 1
 
 
 async def test_answer_evaluates_again_when_the_forecast_outlook_moves(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import PurePosixPath
 
 import pytest
 from prometheus_client import generate_latest
@@ -89,7 +90,7 @@ def test_json_formatter_keeps_odd_values_and_errors() -> None:
         import sys
 
         record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
-    record.__dict__["ref"] = A  # not JSON-serialisable: written as its str()
+    record.__dict__["ref"] = PurePosixPath("ml/a")  # not JSON-serialisable: written as its str()
     entry = json.loads(JsonFormatter().format(record))
     assert entry["ref"] == "ml/a"
     assert entry["level"] == "error"

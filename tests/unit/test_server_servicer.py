@@ -1,0 +1,137 @@
+"""The servicer's error mapping: each outcome answered with its status and counted
+once under it (the rpcs themselves are tested against real servers in
+tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from prometheus_client import generate_latest
+
+from scaler._proto import externalscaler_pb2 as pb
+from scaler.clock import ManualClock
+from scaler.engine import Engine
+from scaler.observability import Metrics
+from scaler.server import ExternalScalerServicer, Shutdown
+from scaler.signals.base import SourceError
+from scaler.signals.cache import ReadingCache
+
+METADATA = {"source": "rabbitmq", "host": "amqp://127.0.0.1:5672/%2F", "queueName": "jobs"}
+
+
+class Aborted(Exception):
+    pass
+
+
+class Context:
+    """What the servicer uses of grpc's context: abort, which raises."""
+
+    def __init__(self) -> None:
+        self.status: tuple[grpc.StatusCode, str] | None = None
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.status = (code, details)
+        raise Aborted(details)
+
+
+Fixture = tuple[ExternalScalerServicer, Engine, Metrics]
+
+
+@pytest.fixture
+async def servicer() -> AsyncIterator[Fixture]:
+    clock = ManualClock()
+    cache = ReadingCache(clock, ttl=2.0, timeout=1.0)
+    engine, metrics = Engine(cache, clock), Metrics()
+    yield ExternalScalerServicer(engine, metrics, 1.0, Shutdown()), engine, metrics
+    cache.close()
+
+
+def counted(metrics: Metrics) -> dict[tuple[str, str], float]:
+    text = generate_latest(metrics.registry).decode()
+    pattern = r'prewarm_rpc_total\{code="(\w+)",method="(\w+)"\} ([\d.]+)'
+    return {(m, c): float(n) for c, m, n in re.findall(pattern, text)}
+
+
+def ref(metadata: dict[str, str]) -> pb.ScaledObjectRef:
+    return pb.ScaledObjectRef(name="worker", namespace="ml", scalerMetadata=metadata)
+
+
+async def test_bad_metadata_is_invalid_argument_naming_the_key(servicer: Fixture) -> None:
+    svc, _, metrics = servicer
+    context = Context()
+    with pytest.raises(Aborted):
+        await svc.IsActive(ref({**METADATA, "queueLength": "lots"}), context)
+    assert context.status is not None
+    assert context.status[0] is grpc.StatusCode.INVALID_ARGUMENT
+    assert "queueLength" in context.status[1]
+    assert counted(metrics) == {("IsActive", "INVALID_ARGUMENT"): 1.0}
+
+
+async def test_metric_name_not_ours_is_invalid_argument(servicer: Fixture) -> None:
+    svc, _, metrics = servicer
+    context = Context()
+    request = pb.GetMetricsRequest(scaledObjectRef=ref(METADATA), metricName="someone-else")
+    with pytest.raises(Aborted):
+        await svc.GetMetrics(request, context)
+    assert context.status is not None and context.status[0] is grpc.StatusCode.INVALID_ARGUMENT
+    assert "metricName" in context.status[1]
+    assert counted(metrics) == {("GetMetrics", "INVALID_ARGUMENT"): 1.0}
+
+
+async def test_source_error_is_unavailable(servicer: Fixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc, engine, metrics = servicer
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise SourceError("rabbitmq 127.0.0.1:5672: connection refused")
+
+    monkeypatch.setattr(engine, "answer", down)
+    context = Context()
+    with pytest.raises(Aborted):
+        await svc.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(METADATA)), context)
+    assert context.status == (grpc.StatusCode.UNAVAILABLE, "rabbitmq 127.0.0.1:5672: connection refused")
+    assert counted(metrics) == {("GetMetrics", "UNAVAILABLE"): 1.0}
+
+
+async def test_a_bug_is_counted_internal_logged_and_raised(
+    servicer: Fixture, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, engine, metrics = servicer
+
+    def broken(*args: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(engine, "answer_again", broken)
+    context = Context()
+    with caplog.at_level(logging.ERROR, logger="scaler.server"), pytest.raises(KeyError):
+        await svc.IsActive(ref(METADATA), context)
+    assert context.status is None  # grpc answers UNKNOWN for what the handler raised
+    assert counted(metrics) == {("IsActive", "INTERNAL"): 1.0}
+    assert "IsActive failed unexpectedly" in caplog.text and "KeyError" in caplog.text
+
+
+async def test_cancelled_is_counted_and_raised(servicer: Fixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc, engine, metrics = servicer
+
+    async def hangs(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(engine, "answer", hangs)
+    call = asyncio.ensure_future(svc.IsActive(ref(METADATA), Context()))
+    await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert counted(metrics) == {("IsActive", "CANCELLED"): 1.0}
+
+
+async def test_metric_spec_answers_from_the_metadata_alone(servicer: Fixture) -> None:
+    svc, _, metrics = servicer
+    reply = await svc.GetMetricSpec(ref(METADATA), Context())
+    assert [s.targetSizeFloat for s in reply.metricSpecs] == [1.0]
+    assert reply.metricSpecs[0].metricName  # the trigger's metric name
+    assert counted(metrics) == {("GetMetricSpec", "OK"): 1.0}
