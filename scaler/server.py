@@ -12,6 +12,7 @@ import gc
 import inspect
 import logging
 import os
+import random
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -328,6 +329,11 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         # interval per idle queue, shared by its streams). Active streams use the
         # cache as every other call does.
         newer_than: float | None = None
+        # The first pause is a random share of the interval, so that streams opened
+        # together (KEDA opens every object's at its start) do not tick together:
+        # 1,000 ticks in one burst held every other call up for up to 50 ms each
+        # second. Later pauses are the interval, so the phases stay spread.
+        pause = self._stream_interval * random.random()
         try:
             while not self._shutting_down.is_set():
                 try:
@@ -345,7 +351,8 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                     if ev.decision.active != last:
                         last = ev.decision.active
                         yield pb.IsActiveResponse(result=last)
-                await self._shutting_down.pause(self._stream_interval)
+                await self._shutting_down.pause(pause)
+                pause = self._stream_interval
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise

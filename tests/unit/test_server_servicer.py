@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -135,3 +136,39 @@ async def test_metric_spec_answers_from_the_metadata_alone(servicer: Fixture) ->
     assert [s.targetSizeFloat for s in reply.metricSpecs] == [1.0]
     assert reply.metricSpecs[0].metricName  # the trigger's metric name
     assert counted(metrics) == {("GetMetricSpec", "OK"): 1.0}
+
+
+async def test_streams_opened_together_tick_apart(servicer: Fixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc, engine, _ = servicer
+    active = SimpleNamespace(decision=SimpleNamespace(active=True), reads=())
+
+    async def answer(*args: object, **kwargs: object) -> SimpleNamespace:
+        return active
+
+    pauses: dict[int, list[float]] = {}
+
+    async def pause(self: Shutdown, seconds: float) -> None:
+        pauses.setdefault(id(asyncio.current_task()), []).append(seconds)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(engine, "answer", answer)
+    monkeypatch.setattr(Shutdown, "pause", pause)
+
+    async def three_ticks() -> list[bool]:
+        replies = []
+        async for reply in svc.StreamIsActive(ref(METADATA), Context()):
+            replies.append(reply.result)
+        return replies
+
+    streams = [asyncio.ensure_future(three_ticks()) for _ in range(20)]
+    while min((len(p) for p in pauses.values()), default=0) < 3 or len(pauses) < 20:
+        await asyncio.sleep(0)
+    for stream in streams:
+        stream.cancel()
+    await asyncio.gather(*streams, return_exceptions=True)
+    firsts = [p[0] for p in pauses.values()]
+    # Each stream's first pause is its own share of the 1 s interval; then the interval.
+    assert all(0 <= first < 1.0 for first in firsts)
+    assert len(set(firsts)) == len(firsts)
+    assert max(firsts) - min(firsts) > 0.5  # spread over the interval (20 draws: fails ~1e-5)
+    assert all(p[1:3] == [1.0, 1.0] for p in pauses.values())
