@@ -254,7 +254,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
 
     # The unary rpcs answer without awaiting while the object's last evaluation
     # still holds (Engine.answer_again), and build no coroutine or closure beyond
-    # their own: under load every microsecond of a handler cost about three of
+    # their own: under load every microsecond of a handler cost two to three of
     # process CPU per call (docs/benchmarks.md, throughput).
 
     async def GetMetricSpec(

@@ -241,14 +241,21 @@ def test_real_factory_keeps_one_source_per_source_config() -> None:
 # --- answer(): the last evaluation reused while its inputs are unchanged ------------
 
 
-async def test_answer_reuses_the_evaluation_while_its_inputs_are_unchanged(
+def observed(
     cache: ReadingCache, clock: ManualClock, factory: FakeFactory
-) -> None:
+) -> tuple[Engine, list[Evaluation], FakeQueue, TriggerConfig]:
+    """An engine whose observer keeps every evaluation, its queue with 9 messages, the config."""
     seen: list[Evaluation] = []
     engine = Engine(cache, clock, factory, observer=seen.append)
     queue = factory.queue(METADATA["queueURL"])
     queue.reading = QueueReading(waiting=7, in_flight=2)
-    cfg = engine.config(REF, METADATA)
+    return engine, seen, queue, engine.config(REF, METADATA)
+
+
+async def test_answer_reuses_the_evaluation_while_its_inputs_are_unchanged(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    engine, seen, queue, cfg = observed(cache, clock, factory)
     first = await engine.answer(REF, cfg)
     clock.advance(1.0)
     again = await engine.answer(REF, cfg)
@@ -270,11 +277,7 @@ async def test_answer_reuses_the_evaluation_while_its_inputs_are_unchanged(
 async def test_answer_again_is_the_reuse_without_a_coroutine(
     cache: ReadingCache, clock: ManualClock, factory: FakeFactory
 ) -> None:
-    seen: list[Evaluation] = []
-    engine = Engine(cache, clock, factory, observer=seen.append)
-    queue = factory.queue(METADATA["queueURL"])
-    queue.reading = QueueReading(waiting=7, in_flight=2)
-    cfg = engine.config(REF, METADATA)
+    engine, seen, queue, cfg = observed(cache, clock, factory)
     assert engine.answer_again(REF, cfg) is None  # nothing kept yet: answer() must evaluate
     first = await engine.answer(REF, cfg)
     assert engine.answer_again(REF, cfg) is first
