@@ -337,6 +337,13 @@ class Engine:
             reused = self.answer_again(ref, cfg)
             if reused is not None:
                 return reused
+        return await self.answer_anew(ref, cfg, queue_newer_than=queue_newer_than)
+
+    async def answer_anew(
+        self, ref: ObjectRef, cfg: TriggerConfig, *, queue_newer_than: float | None = None
+    ) -> Evaluation:
+        """answer() without trying the kept evaluation first (for a caller that just
+        did, with answer_again): evaluate, and keep the result while it is reusable."""
         evaluation = await self.evaluate_config(ref, cfg, queue_newer_than=queue_newer_than)
         reusable = self._reusable_from(cfg, evaluation)
         if reusable is not None:

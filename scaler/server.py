@@ -282,7 +282,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             ref, cfg = self._config(request.scaledObjectRef)
             if not _matches(request.metricName, cfg.metric_name):
                 raise ConfigError("metricName", f"{cfg.metric_name!r}", request.metricName)
-            ev = self._engine.answer_again(ref, cfg) or await self._engine.answer(ref, cfg)
+            ev = self._engine.answer_again(ref, cfg) or await self._engine.answer_anew(ref, cfg)
             value = pb.MetricValue(
                 metricName=cfg.metric_name,
                 metricValue=ev.decision.metric_value,
@@ -300,7 +300,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         started = time.perf_counter()
         try:
             ref, cfg = self._config(request)
-            ev = self._engine.answer_again(ref, cfg) or await self._engine.answer(ref, cfg)
+            ev = self._engine.answer_again(ref, cfg) or await self._engine.answer_anew(ref, cfg)
         except BaseException as exc:
             await self._refuse("IsActive", context, exc, started)
             raise

@@ -282,6 +282,10 @@ async def test_answer_again_is_the_reuse_without_a_coroutine(
     first = await engine.answer(REF, cfg)
     assert engine.answer_again(REF, cfg) is first
     assert seen == [first, first]
+    # answer_anew evaluates even while the kept one holds, and keeps what it made.
+    anew = await engine.answer_anew(REF, cfg)
+    assert anew is not first and anew.decision == first.decision
+    assert engine.answer_again(REF, cfg) is anew
     # Another config for the same object (its metadata changed) is not answered from it.
     assert engine.answer_again(REF, engine.config(REF, {**METADATA, "queueLength": "8"})) is None
     clock.advance(2.0)  # the reading's TTL ran out

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import grpc
 import pytest
-from prometheus_client import generate_latest
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler.clock import ManualClock
@@ -53,9 +51,13 @@ async def servicer() -> AsyncIterator[Fixture]:
 
 
 def counted(metrics: Metrics) -> dict[tuple[str, str], float]:
-    text = generate_latest(metrics.registry).decode()
-    pattern = r'prewarm_rpc_total\{code="(\w+)",method="(\w+)"\} ([\d.]+)'
-    return {(m, c): float(n) for c, m, n in re.findall(pattern, text)}
+    """prewarm_rpc_total by (method, code), as /metrics exports it."""
+    return {
+        (sample.labels["method"], sample.labels["code"]): sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "prewarm_rpc_total"
+    }
 
 
 def ref(metadata: dict[str, str]) -> pb.ScaledObjectRef:
@@ -90,7 +92,7 @@ async def test_source_error_is_unavailable(servicer: Fixture, monkeypatch: pytes
     async def down(*args: object, **kwargs: object) -> None:
         raise SourceError("rabbitmq 127.0.0.1:5672: connection refused")
 
-    monkeypatch.setattr(engine, "answer", down)
+    monkeypatch.setattr(engine, "answer_anew", down)
     context = Context()
     with pytest.raises(Aborted):
         await svc.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(METADATA)), context)
@@ -121,7 +123,7 @@ async def test_cancelled_is_counted_and_raised(servicer: Fixture, monkeypatch: p
     async def hangs(*args: object, **kwargs: object) -> None:
         await asyncio.sleep(60)
 
-    monkeypatch.setattr(engine, "answer", hangs)
+    monkeypatch.setattr(engine, "answer_anew", hangs)
     call = asyncio.ensure_future(svc.IsActive(ref(METADATA), Context()))
     await asyncio.sleep(0.01)
     call.cancel()
