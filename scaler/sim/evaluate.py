@@ -235,7 +235,8 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "the cold start and replicaThroughput = one replica's rate at 75 %) under KEDA's defaults; "
         "`prewarm-guard` adds the GPU guard. The baselines are described at the end. Frontiers sweep "
         "queueLength (0.5x, 1x and 2x the concurrency) for every queue policy, Prewarm's included, "
-        "the forecast quantile (0.5, 0.75, 0.9, 0.97), replicaThroughput (0.5x, 0.6x, 0.75x, 1x, 1.25x) and "
+        "the forecast quantile (0.5, 0.75, 0.9, 0.97), replicaThroughput (0.5x, 0.6x, 0.75x, 1x, 1.25x, "
+        "1.5x, 2x), minReplicaCount 1 (at replicaThroughput 1x, 1.25x and 2x) and "
         "drainSeconds (60 s; the default drains over the cold start) for Prewarm, the GPU target for the "
         "HPA and the replica count for static provisioning.",
     ]

@@ -253,9 +253,11 @@ def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) 
 def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength 0.5x, 1x and 2x the concurrency
     for every queue policy (Prewarm's included), the forecast quantile,
-    replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x one replica's rate at 75 %) and
-    drainSeconds (60 s) for Prewarm,
-    the GPU target for the HPA, the replica count for static provisioning."""
+    replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x, 1.5x, 2x one replica's rate at
+    75 %), drainSeconds (60 s) and minReplicaCount 1 (at replicaThroughput 1x,
+    1.25x and 2x) for Prewarm, the GPU target for the HPA, the replica count for
+    static provisioning. (Stock KEDA's minReplicaCount is its two families,
+    keda-min0 and keda-min1.)"""
     c = scenario.world.concurrency
     top = scenario.max_replicas
     rate = scenario.rate_per_replica
@@ -269,10 +271,25 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     # replicaThroughput stands for is Prewarm's cost knob: 0.5x, 0.6x, 0.75x, 1.25x the
     # default (0.6x: at a 600 s cold start on Twitter, Prewarm's frontier had no point
     # between 0.5x's and 0.75x's, where Kedastral's top point lies).
-    for factor in (0.5, 0.6, 0.75, 1.25):
+    # 1.5x and 2x: the cheap end, where Kedastral's cheapest points lie on the one-hour
+    # traces (Prewarm's frontier had none that cheap).
+    for factor in (0.5, 0.6, 0.75, 1.25, 1.5, 2.0):
         spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor)
         spec = replace(spec, knob="replicaThroughput", knob_value=rate * factor)
         specs.append(_named(spec, f"prewarm@throughput={factor:g}x"))
+    # minReplicaCount 1: a Ready replica keeps the capacity term sizing the pool, where a
+    # wake from zero asks for the plain term (the backlog / queueLength burst) and the HPA
+    # holds that burst for its scale-down window.
+    for factor in (1.0, 1.25, 2.0):
+        spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor)
+        spec = replace(
+            spec,
+            min_replicas=1,
+            knob="minReplicaCount",
+            knob_value=1.0,
+            description=spec.description.removesuffix(", min 0") + ", min 1",
+        )
+        specs.append(_named(spec, f"prewarm@min=1,throughput={factor:g}x"))
     # drainSeconds: the backlog drained over a minute (SLO-like) instead of the cold start.
     spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, drain_s=60.0)
     specs.append(_named(replace(spec, knob="drainSeconds", knob_value=60.0), "prewarm@drain=60s"))

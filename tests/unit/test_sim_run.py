@@ -11,7 +11,7 @@ import pytest
 from scaler.cli import main
 from scaler.sim.main import build_scenario
 from scaler.sim.report import dominates, markdown, pareto
-from scaler.sim.run import results, simulate, standard_policies
+from scaler.sim.run import results, simulate, standard_policies, sweep_policies
 from scaler.sim.traces import load_trace, sliced
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "traces"
@@ -62,6 +62,28 @@ def test_every_policy_on_a_trace_slice() -> None:
     assert by_name["static-peak"]["scale_ups"] == 0
     assert by_name["keda-min0"]["time_at_zero_share"] > 0
     assert by_name["keda-min1"]["time_at_zero_share"] == 0
+
+
+def test_prewarm_sweep_holds_one_replica_at_minreplicacount_1() -> None:
+    """The sweep's minReplicaCount points are Prewarm's family (one frontier) and run
+    under KEDA with a replica kept: no time at zero, unlike the same policy at min 0."""
+    trace = sliced(load_trace(BENCH / "azure_llm_2023_code.csv"), 0, 1200)
+    scenario, _ = build_scenario(
+        trace, concurrency=4, service=None, cold_start="120", slo=60, max_replicas=50, peak_replicas=10
+    )
+    specs = {spec.name: spec for spec in sweep_policies(scenario)}
+    held = [spec for spec in specs.values() if spec.knob == "minReplicaCount"]
+    assert [spec.name for spec in held] == [
+        "prewarm@min=1,throughput=1x",
+        "prewarm@min=1,throughput=1.25x",
+        "prewarm@min=1,throughput=2x",
+    ]
+    assert all(spec.family == "prewarm" and spec.min_replicas == 1 for spec in held)
+    assert all(spec.description.endswith(", min 1") for spec in held)
+    at_one = results(scenario, simulate(scenario, specs["prewarm@min=1,throughput=2x"]))
+    at_zero = results(scenario, simulate(scenario, specs["prewarm@throughput=2x"]))
+    assert at_one["time_at_zero_share"] == 0
+    assert at_zero["time_at_zero_share"] > 0
 
 
 def test_frontier_helpers() -> None:
