@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -229,25 +229,42 @@ class _Reusable:
 REUSABLE_LIMIT = 10_000  # objects whose last evaluation is kept for Engine.answer
 
 
+MemoKey = bytes | tuple[tuple[str, str], ...]
+
+
 @dataclass
 class _ConfigMemo:
     """Parsed configs, bounded (KEDA re-sends the same map every poll): by the
     sorted metadata, and by the key a caller gave for it (see Engine.config).
-    Objects with the same metadata share one config."""
+    Objects with the same metadata share one config.
+
+    Bounded in entries and in the bytes its keys hold: with one request-bytes key
+    per object, metadata at the parser's limits (100 values of 16 kB) would make
+    16,384 entries tens of GB; the oldest go first."""
 
     limit: int = 16_384
-    items: OrderedDict[Hashable, TriggerConfig] = field(default_factory=OrderedDict)
+    byte_limit: int = 64 * 1024 * 1024
+    items: OrderedDict[MemoKey, tuple[TriggerConfig, int]] = field(default_factory=OrderedDict)
+    size: int = 0  # the bytes the keys hold
 
-    def get(self, key: Hashable) -> TriggerConfig | None:
-        cfg = self.items.get(key)
-        if cfg is not None:
-            self.items.move_to_end(key)
-        return cfg
+    def get(self, key: MemoKey) -> TriggerConfig | None:
+        entry = self.items.get(key)
+        if entry is None:
+            return None
+        self.items.move_to_end(key)
+        return entry[0]
 
-    def put(self, key: Hashable, cfg: TriggerConfig) -> None:
-        self.items[key] = cfg
-        if len(self.items) > self.limit:
-            self.items.popitem(last=False)
+    def put(self, key: MemoKey, cfg: TriggerConfig) -> None:
+        old = self.items.pop(key, None)
+        if old is not None:
+            self.size -= old[1]
+        size = len(key) if isinstance(key, bytes) else sum(len(k) + len(v) for k, v in key)
+        self.items[key] = (cfg, size)
+        self.size += size
+        # The newest entry stays even alone over byte_limit: it is the one in use.
+        while len(self.items) > self.limit or (self.size > self.byte_limit and len(self.items) > 1):
+            _, (_, dropped) = self.items.popitem(last=False)
+            self.size -= dropped
 
 
 class Engine:

@@ -185,6 +185,31 @@ def test_config_memo_key_stands_for_its_metadata(cache: ReadingCache, clock: Man
             engine.config(REF, {**METADATA, "mode": "batch"}, memo_key=b"request-4")
 
 
+def test_config_memo_is_bounded_in_the_bytes_its_keys_hold(cache: ReadingCache, clock: ManualClock) -> None:
+    engine = Engine(cache, clock, FakeFactory())
+    memo = engine._memo
+    memo.byte_limit = 10_000
+    big = "x" * 3_000
+    configs = [
+        engine.config(
+            ObjectRef(f"o{i}", "ns"), {**METADATA, "note": big + str(i)}, memo_key=bytes(3_000) + bytes([i])
+        )
+        for i in range(4)
+    ]
+    # Each object left two keys of about 3 kB (its request bytes and its sorted map):
+    # the oldest went until the keys hold at most 10 kB, and the count agrees.
+    assert memo.size <= memo.byte_limit
+    assert memo.size == sum(size for _, size in memo.items.values())
+    assert len(memo.items) == 3
+    # The newest object's config is still found by its request bytes; the first's is not.
+    assert engine.config(REF, {}, memo_key=bytes(3_000) + bytes([3])) is configs[3]
+    assert memo.get(bytes(3_000) + bytes([0])) is None
+    # A key over the whole budget is kept, alone (it is the one in use).
+    memo.put(b"y" * 12_000, configs[0])
+    assert list(memo.items) == [b"y" * 12_000]
+    assert memo.size == 12_000
+
+
 def test_config_raises_config_error_every_time(cache: ReadingCache, clock: ManualClock) -> None:
     engine = Engine(cache, clock, FakeFactory())
     bad = {**METADATA, "mode": "batch"}
