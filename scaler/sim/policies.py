@@ -40,6 +40,11 @@ class Trigger(Protocol):
         ...
 
 
+# `prewarm serve`'s default --stream-interval: how often an open StreamIsActive
+# re-evaluates (and pushes a change).
+STREAM_INTERVAL_S = 1.0
+
+
 @dataclass
 class PolicySpec:
     """One ScaledObject (or static provisioning when `static` is set)."""
@@ -53,6 +58,10 @@ class PolicySpec:
     polling_s: float = 30.0
     behavior: Behavior = field(default_factory=Behavior)
     hpa_sync_s: float = HPA_SYNC_S  # the cluster's --horizontal-pod-autoscaler-sync-period
+    # An external-push trigger: its stream's interval. A `true` on the stream wakes a
+    # target at zero at once, between polls (KEDA acts on a pushed true; a false is
+    # ignored, so scaling to zero still waits for the polls and the cooldown).
+    push_s: float | None = None
     static: int | None = None
     knob: str = ""  # the swept knob and its value, for frontiers
     knob_value: float = 0.0

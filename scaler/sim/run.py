@@ -13,6 +13,7 @@ import numpy as np
 from scaler.clock import ManualClock
 from scaler.sim.keda import Hpa, ScaledObjectLoop
 from scaler.sim.policies import (
+    STREAM_INTERVAL_S,
     TARGET_UTILIZATION,
     GpuUtilizationTrigger,
     KedastralTrigger,
@@ -92,14 +93,19 @@ def simulate(
     hpa = Hpa(max(1, spec.min_replicas), spec.max_replicas, spec.behavior)
     polling = int(spec.polling_s)
     sync = max(1, int(spec.hpa_sync_s))
+    push = max(1, round(spec.push_s)) if spec.push_s else 0
     chunk = 3600
     for t in range(world.steps):
         poll = t % polling == 0
         syncing = t % sync == HPA_PHASE_S % sync
-        if poll or syncing:
+        # Between polls, a push trigger's stream matters only to a target at zero.
+        pushing = bool(push) and not poll and world.pods == 0 and t % push == 0
+        if poll or syncing or pushing:
             clock.now = float(t)
             readings = [trigger.read(t) for trigger in triggers]
             run.evaluations += 1
+            if pushing and any(active for _, _, active in readings):
+                world.set_replicas(keda.poll(t, world.pods, True), t)
             if poll:
                 current = world.pods
                 wanted = keda.poll(t, current, any(active for _, _, active in readings))
@@ -170,9 +176,11 @@ def prewarm_policy(
         extras.append("GPU guard")
     return PolicySpec(
         name=name,
-        description=f"Prewarm (the production Engine, forecast on by default), {', '.join(extras)}, min 0",
+        description=f"Prewarm (the production Engine, forecast on by default) as an external-push "
+        f"trigger, {', '.join(extras)}, min 0",
         make_triggers=lambda world, clock: [PrewarmTrigger(world, clock, metadata)],
         max_replicas=top,
+        push_s=STREAM_INTERVAL_S,
         knob="forecastQuantile" if quantile is not None else "queueLength",
         knob_value=quantile if quantile is not None else queue_length,
         family=name,

@@ -37,7 +37,7 @@ from scaler.sim.keda import (
     ScalingPolicy,
     ScalingRules,
 )
-from scaler.sim.policies import PolicySpec, PrewarmTrigger, QueueLengthTrigger
+from scaler.sim.policies import STREAM_INTERVAL_S, PolicySpec, PrewarmTrigger, QueueLengthTrigger
 from scaler.sim.traces import Trace, TraceError
 
 DAY_S = 86_400
@@ -179,6 +179,11 @@ def user_policies(user: UserObject, metadata: Mapping[str, str] | None = None) -
         "(Prewarm's Engine on its metadata)",
         make_triggers=lambda world, clock: [PrewarmTrigger(world, clock, meta)],
         family="prewarm",
+        # Its stream wakes a ScaledObject from zero at once (ScaledJobs ignore streams);
+        # KEDA's queue scaler, the twin, cannot push.
+        push_s=STREAM_INTERVAL_S
+        if target.trigger_type == "external-push" and target.kind != SCALED_JOB
+        else None,
         **common,  # type: ignore[arg-type]
     )
     queue_length, activation = cfg.queue_length, cfg.activation_queue_length

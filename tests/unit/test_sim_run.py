@@ -4,15 +4,27 @@ the promised fields, and the CLI writes results.json, report.md and plots."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scaler.cli import main
 from scaler.sim.main import build_scenario
+from scaler.sim.policies import PolicySpec
 from scaler.sim.report import dominates, markdown, pareto
-from scaler.sim.run import results, simulate, standard_policies, sweep_policies
-from scaler.sim.traces import load_trace, sliced
+from scaler.sim.run import (
+    Scenario,
+    keda_queue_policy,
+    prewarm_policy,
+    results,
+    simulate,
+    standard_policies,
+    sweep_policies,
+)
+from scaler.sim.traces import Trace, load_trace, sliced
+from scaler.sim.world import ColdStart, ServiceModel, WorldConfig
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "traces"
 REQUIRED = (
@@ -84,6 +96,28 @@ def test_prewarm_sweep_holds_one_replica_at_minreplicacount_1() -> None:
     at_zero = results(scenario, simulate(scenario, specs["prewarm@throughput=2x"]))
     assert at_one["time_at_zero_share"] == 0
     assert at_zero["time_at_zero_share"] > 0
+
+
+def test_push_trigger_wakes_from_zero_between_polls() -> None:
+    """KEDA acts on a pushed `true` at once; stock scalers wait for the next poll.
+    Polls at t = 0, 30, 60; the first request arrives at t = 40."""
+    counts = [0.0] * 40 + [1.0] * 200
+    trace = Trace(name="late", counts=np.asarray(counts), bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 2.0, 0.0), cold_start=ColdStart("constant", 60, 60)
+    )
+    scenario = Scenario(trace, cfg, peak_replicas=2)
+
+    def first_wake(spec: PolicySpec) -> int:
+        run = simulate(scenario, spec)
+        return next(t for t, before, after in run.world.replica_changes if before == 0 and after > 0)
+
+    pushed = prewarm_policy(4.0, 10, cold_start_s=60.0, replica_throughput=1.0)
+    assert pushed.push_s == 1.0
+    # The reading the stream asks for is at most the cache's TTL (2 s) old.
+    assert 40 < first_wake(pushed) <= 43
+    assert first_wake(replace(pushed, push_s=None)) == 60
+    assert first_wake(keda_queue_policy(4.0, 0, 10)) == 60
 
 
 def test_frontier_helpers() -> None:

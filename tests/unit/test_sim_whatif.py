@@ -1,13 +1,24 @@
-"""The what-if's pure parts: the HPA behavior as written, durations, and which
-setting to change first."""
+"""The what-if's parts that need no servers: the HPA behavior as written, durations,
+which setting to change first, and which objects wake between polls."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from scaler.explain import ExplainError
 from scaler.sim.keda import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, Behavior, ScalingPolicy
-from scaler.sim.whatif import WhatIfError, behavior_from, first_change, parse_duration
+from scaler.sim.whatif import (
+    WhatIfError,
+    behavior_from,
+    first_change,
+    load_user_object,
+    parse_duration,
+    user_policies,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 
 
 def test_behavior_as_written_and_defaults_for_what_is_left_out() -> None:
@@ -78,3 +89,27 @@ def test_meeting_the_slo_picks_the_biggest_saving_within_it() -> None:
     tried = [row("a", 80, 70), row("b", 90, 40), row("c", 95, 20)]
     assert first_change(current, tried, 60).startswith("b:")
     assert first_change(current, [row("a", 120, 10)], 60).startswith("keep them")
+
+
+@pytest.mark.parametrize(
+    ("manifest", "push", "push_s"),
+    [
+        ("sqs-diffusion/scaledobject.yaml", False, 1.0),  # external-push: the stream wakes it at once
+        ("vllm-guard/scaledobject.yaml", False, None),  # external: polled
+        ("vllm-guard/scaledobject.yaml", True, 1.0),  # the same object as external-push
+        ("rabbitmq-jobs/scaledjob.yaml", True, None),  # ScaledJobs ignore stream messages
+    ],
+)
+def test_only_a_pushed_scaledobject_wakes_between_polls(
+    manifest: str, push: bool, push_s: float | None, tmp_path: Path
+) -> None:
+    text = (EXAMPLES / manifest).read_text(encoding="utf-8")
+    if push:
+        assert "- type: external\n" in text
+        text = text.replace("- type: external\n", "- type: external-push\n")
+    path = tmp_path / "object.yaml"
+    path.write_text(text, encoding="utf-8")
+    environ = {"RABBITMQ_URL": "amqp://127.0.0.1", "RABBITMQ_MANAGEMENT_URL": "http://127.0.0.1:15672"}
+    prewarm, twin = user_policies(load_user_object(str(path), None, environ))
+    assert prewarm.push_s == push_s
+    assert twin.push_s is None  # KEDA's own queue scaler cannot push
