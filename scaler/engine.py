@@ -36,7 +36,7 @@ from scaler.forecast.demand import (
     DemandStore,
 )
 from scaler.forecast.model import Forecaster, ForecastState, Outlook
-from scaler.policy import Decision, RateAverage, Signals, decide, smoothed_rate
+from scaler.policy import Decision, RateAverage, Signals, decide, is_quiet, smoothed_rate
 from scaler.signals.base import (
     ArrivalReading,
     ColdStartReading,
@@ -292,6 +292,9 @@ class Engine:
         # The capacity term's publish rate averaged per queue (policy.smoothed_rate):
         # queue source key -> the average and its noise estimate.
         self._rates: OrderedDict[str, RateAverage] = OrderedDict()
+        # The capacity term's waking: queue source key -> when (monotonic read_at) the
+        # queue was last read quiet (policy.is_quiet).
+        self._quiet_at: OrderedDict[str, float] = OrderedDict()
         # Engine.answer: the last evaluation per (object, config), while reusable.
         self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
 
@@ -620,8 +623,13 @@ class Engine:
         if cfg.forecast.replica_throughput is not None and queue is not None:
             # The capacity-aware queue term (policy.capacity_queue_term): the measured
             # arrival rate and the cold start in use.
-            rate, cold_start = self._capacity_rate(cfg, reads), self._cold_start_in_use(cfg)[0]
-            signals = dataclasses.replace(signals, arrival_rate=rate, cold_start=cold_start)
+            rate = self._capacity_rate(cfg, reads)
+            signals = dataclasses.replace(
+                signals,
+                arrival_rate=rate,
+                cold_start=self._cold_start_in_use(cfg)[0],
+                since_quiet=self._since_quiet(cfg, reads, rate),
+            )
         view = self._forecast(ref, cfg, reads)
         if view is not None and view.used:
             signals = dataclasses.replace(
@@ -722,6 +730,29 @@ class Engine:
         if len(self._rates) > 4096:
             self._rates.popitem(last=False)
         return average.value
+
+    def _since_quiet(
+        self, cfg: TriggerConfig, reads: tuple[SignalRead, ...], rate: float | None
+    ) -> float | None:
+        """Seconds from the last reading of the trigger's queue that found it quiet
+        (policy.is_quiet, with the capacity term's rate) to this one; None when it
+        has not been seen quiet. One memory per queue, so many objects on one
+        queue agree."""
+        read = next((r for r in reads if isinstance(r.value, QueueReading)), None)
+        source = self.sources.queue_source(cfg) if cfg.source is not None else None
+        if rate is None or read is None or read.read_at is None or source is None:
+            return None
+        assert isinstance(read.value, QueueReading)
+        key = source.key
+        if is_quiet(read.value, rate):
+            self._quiet_at[key] = read.read_at
+            self._quiet_at.move_to_end(key)
+            if len(self._quiet_at) > 4096:
+                self._quiet_at.popitem(last=False)
+        quiet_at = self._quiet_at.get(key)
+        if quiet_at is None or read.read_at < quiet_at:  # never quiet, or an older reading
+            return None
+        return read.read_at - quiet_at
 
     def _cold_start_in_use(self, cfg: TriggerConfig) -> tuple[float, bool]:
         """coldStartQuery's last sane answer, else coldStartSeconds."""

@@ -46,6 +46,10 @@ class Signals:
     # capacity_queue_term); None when unknown.
     arrival_rate: float | None = None
     cold_start: float | None = None
+    # Seconds since the queue was last seen quiet (nothing waiting or in flight, and
+    # its arrival rate under QUIET_RATE), from the engine's memory of earlier
+    # readings; None when it has not been seen quiet (or cannot tell in-flight work).
+    since_quiet: float | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,11 @@ def queue_term(queue: QueueReading, cfg: TriggerConfig) -> Term:
 
 
 def capacity_queue_term(
-    queue: QueueReading, cfg: TriggerConfig, arrival_rate: float, cold_start: float
+    queue: QueueReading,
+    cfg: TriggerConfig,
+    arrival_rate: float,
+    cold_start: float,
+    since_quiet: float | None = None,
 ) -> Term:
     """The queue term when one replica's throughput is known (replicaThroughput)
     and the arrival rate is measured: the replicas that serve what arrives, plus
@@ -163,12 +171,16 @@ def capacity_queue_term(
                    (while messages wait; 0 otherwise)
         replicas = serving + backlog / (replicaThroughput * D)        L = the cold start in use
 
-    Waking (messages wait and none is in flight: no replica is consuming, so
-    every waiting message waits for a cold start whatever is asked): at least
-    the plain term, as stock KEDA asks. Spreading that first backlog's drain
-    over D would add D to the wait of requests that already waited a cold
-    start; after the wake the replicas are busy and the capacity term sizes
-    the pool again.
+    Waking: at least the plain term, as stock KEDA asks, while messages wait and
+    either none is in flight (no replica is consuming, so every waiting message
+    waits for a cold start whatever is asked) or the queue was quiet less than a
+    cold start ago (since_quiet < L: the work arrived from silence, so the
+    replicas there are the few a quiet queue keeps, minReplicaCount, and the rate
+    average is still learning the new rate from nothing). Spreading that first
+    backlog's drain over D would add D to the wait of requests that already
+    waited up to a cold start; a cold start after the quiet the rate is learnt,
+    the replicas asked at the wake are Ready, and the capacity term sizes the
+    pool again.
 
     Why: replicas asked for now serve only once Ready, one cold start L from now.
     The plain term (counted work / queueLength, shown in the reason) turns the
@@ -202,10 +214,13 @@ def capacity_queue_term(
         f"+ {growth:.3g}/s unserved * {horizon:g}s) drained over {over} = {replicas:.3g} "
         f"(plain {plain.replicas:.3g})"
     )
-    waking = queue.waiting > 0 and queue.in_flight == 0  # None (unknown) is not waking
-    if waking and plain.replicas > replicas:
+    # In flight None (unknown) is neither consuming nor idle: not waking.
+    from_zero = queue.waiting > 0 and queue.in_flight == 0
+    from_quiet = queue.waiting > 0 and since_quiet is not None and since_quiet < horizon
+    if (from_zero or from_quiet) and plain.replicas > replicas:
         replicas = plain.replicas
-        reason += f"; waking (nothing in flight): the plain term, {replicas:.3g}"
+        why = "nothing in flight" if from_zero else f"quiet {since_quiet:.0f}s ago"
+        reason += f"; waking ({why}): the plain term, {replicas:.3g}"
     return dataclasses.replace(plain, replicas=replicas, reason=reason)
 
 
@@ -220,6 +235,24 @@ def capacity_queue_term(
 RATE_SMOOTHING_S = 60.0
 RATE_NOISE_S = 600.0
 RATE_PRECISION = 0.04
+
+
+# A queue is quiet when nothing waits or is in flight and its arrival rate is under one
+# request per RATE_SMOOTHING_S. The averaged rate of a queue that had work falls under
+# that only after minutes of silence (about 5 minutes from 3/s), so the gaps between the
+# requests of a busy queue, or a pool that momentarily catches up, are not quiet.
+QUIET_RATE = 1.0 / RATE_SMOOTHING_S
+
+
+def is_quiet(queue: QueueReading, arrival_rate: float) -> bool:
+    """Whether the queue is quiet (see QUIET_RATE); never when in-flight work is
+    unknown (AMQP), which could hide a busy pool."""
+    return (
+        queue.in_flight is not None
+        and queue.waiting <= 0
+        and queue.in_flight <= 0
+        and arrival_rate < QUIET_RATE
+    )
 
 
 class RateAverage(NamedTuple):
@@ -371,7 +404,11 @@ def decide(signals: Signals, cfg: TriggerConfig, now: float) -> Decision:
     if signals.queue is not None:
         if _uses_capacity_term(signals, cfg):
             assert signals.arrival_rate is not None and signals.cold_start is not None
-            terms.append(capacity_queue_term(signals.queue, cfg, signals.arrival_rate, signals.cold_start))
+            terms.append(
+                capacity_queue_term(
+                    signals.queue, cfg, signals.arrival_rate, signals.cold_start, signals.since_quiet
+                )
+            )
         else:
             terms.append(queue_term(signals.queue, cfg))
     if signals.gpu is not None and cfg.gpu is not None:

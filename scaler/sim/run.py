@@ -263,7 +263,7 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     for every queue policy (Prewarm's included), the forecast quantile,
     replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x, 1.5x, 2x one replica's rate at
     75 %), drainSeconds (60 s) and minReplicaCount 1 (at replicaThroughput 1x,
-    1.25x and 2x) for Prewarm, the GPU target for the HPA, the replica count for
+    1.25x and 2x, and at queueLength 0.5x and 2x) for Prewarm, the GPU target for the HPA, the replica count for
     static provisioning. (Stock KEDA's minReplicaCount is its two families,
     keda-min0 and keda-min1.)"""
     c = scenario.world.concurrency
@@ -285,11 +285,14 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
         spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor)
         spec = replace(spec, knob="replicaThroughput", knob_value=rate * factor)
         specs.append(_named(spec, f"prewarm@throughput={factor:g}x"))
-    # minReplicaCount 1: a Ready replica keeps the capacity term sizing the pool, where a
-    # wake from zero asks for the plain term (the backlog / queueLength burst) and the HPA
-    # holds that burst for its scale-down window.
-    for factor in (1.0, 1.25, 2.0):
-        spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor)
+    # minReplicaCount 1 (stock KEDA's other family): a Ready replica serves from the first
+    # request, and after the first cold start from quiet the capacity term sizes the pool.
+    # At replicaThroughput 1x, 1.25x and 2x, and at queueLength 0.5x and 2x as keda-min1's
+    # own sweep has them.
+    min1 = [(c, factor, f"throughput={factor:g}x") for factor in (1.0, 1.25, 2.0)]
+    min1 += [(c * factor, 1.0, f"ql={c * factor:g}") for factor in (0.5, 2.0)]
+    for ql, factor, label in min1:
+        spec = prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate * factor)
         spec = replace(
             spec,
             min_replicas=1,
@@ -297,7 +300,7 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
             knob_value=1.0,
             description=spec.description.removesuffix(", min 0") + ", min 1",
         )
-        specs.append(_named(spec, f"prewarm@min=1,throughput={factor:g}x"))
+        specs.append(_named(spec, f"prewarm@min=1,{label}"))
     # drainSeconds: the backlog drained over a minute (SLO-like) instead of the cold start.
     spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, drain_s=60.0)
     specs.append(_named(replace(spec, knob="drainSeconds", knob_value=60.0), "prewarm@drain=60s"))

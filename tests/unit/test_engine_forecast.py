@@ -198,6 +198,53 @@ async def test_the_capacity_terms_publish_rate_is_averaged_over_a_minute_once_pe
         assert ev.decision.desired == pytest.approx(ev.signals.arrival_rate / 0.5)
 
 
+async def test_a_backlog_from_quiet_wakes_with_the_plain_term_for_one_cold_start(factory: Factory) -> None:
+    # The engine remembers when each queue was last read quiet (nothing waiting or in
+    # flight, averaged rate under one a minute) and passes the time since to the
+    # capacity term (policy.capacity_queue_term: waking for one cold start).
+    meta = {
+        "source": "rabbitmq",
+        "host": "http://guest:guest@rabbitmq:15672/",
+        "queueName": "jobs",
+        "queueLength": "4",
+        "replicaThroughput": "0.5",
+        "coldStartSeconds": "300",
+        "forecast": "off",
+    }
+    factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=0.0)
+    async for engine, clock in engine_at(12.0, factory):
+        ev = await engine.evaluate(REF, meta)
+        assert ev.signals.since_quiet == 0.0 and ev.decision.active is False
+        # 60 s later a surge: one replica (minReplicaCount 1) busy, 200 waiting
+        clock.advance(60)
+        factory.queue.reading = QueueReading(waiting=200, in_flight=4, publish_rate=3.0)
+        ev = await engine.evaluate(REF, meta)
+        assert ev.signals.since_quiet == pytest.approx(60.0)
+        assert ev.decision.desired == pytest.approx(204 / 4)  # the plain term
+        assert "waking (quiet 60s ago)" in ev.decision.terms[0].reason
+        # a cold start after the quiet: the capacity term again
+        clock.advance(240)
+        ev = await engine.evaluate(REF, meta)
+        assert ev.signals.since_quiet == pytest.approx(300.0)
+        assert "waking" not in ev.decision.terms[0].reason
+        assert ev.decision.desired < 204 / 4
+        # the queue drained, but its averaged rate is still up: a gap, not quiet
+        clock.advance(30)
+        factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=0.0)
+        ev = await engine.evaluate(REF, meta)
+        assert ev.signals.arrival_rate is not None and ev.signals.arrival_rate > 1 / 60
+        assert ev.signals.since_quiet == pytest.approx(330.0)
+
+
+async def test_a_queue_without_in_flight_counts_is_never_quiet(factory: Factory) -> None:
+    # AMQP cannot tell in-flight messages: an empty ready count could hide a busy pool
+    meta = {**METADATA, "replicaThroughput": "0.5", "forecast": "advisory"}
+    factory.queue.reading = QueueReading(waiting=0, in_flight=None)
+    factory.arrival.reading = ArrivalReading(rate=0.0)
+    ev = await evaluate_at(12.0, factory, meta)
+    assert ev.signals.arrival_rate == 0.0 and ev.signals.since_quiet is None
+
+
 async def test_an_arrival_query_rate_is_used_as_it_answers(factory: Factory) -> None:
     # its range (rate(...[1m])) is already an average: not averaged again
     meta = {**METADATA, "replicaThroughput": "0.5", "forecast": "advisory"}

@@ -8,7 +8,15 @@ import math
 import pytest
 
 from scaler.config import TriggerConfig, parse_trigger
-from scaler.policy import RateAverage, Signals, capacity_queue_term, decide, queue_term, smoothed_rate
+from scaler.policy import (
+    RateAverage,
+    Signals,
+    capacity_queue_term,
+    decide,
+    is_quiet,
+    queue_term,
+    smoothed_rate,
+)
 from scaler.signals.base import QueueReading
 
 SQS = {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q", "queueLength": "4"}
@@ -115,6 +123,51 @@ def test_waking_asks_at_least_the_plain_term_and_says_so() -> None:
     small = capacity_queue_term(QueueReading(waiting=1, in_flight=0), cfg(), 30.0, 300.0)
     assert small.replicas == pytest.approx(20 + (1 + 30 * 300) / (1.5 * 300))
     assert "waking" not in small.reason
+
+
+def test_a_backlog_from_quiet_asks_the_plain_term_for_one_cold_start() -> None:
+    # minReplicaCount 1 after silence: one replica consumes (4 in flight), 225 waiting,
+    # 3/s, cold start 300 s. The capacity term asks 3.5 (see the hand-computed cases);
+    # the queue was quiet 120 s ago, so the work came from silence: the plain term,
+    # (225 + 4) / 4 = 57.25, as stock KEDA asks.
+    reading = QueueReading(waiting=225, in_flight=4)
+    waking = capacity_queue_term(reading, cfg(), 3.0, 300.0, since_quiet=120.0)
+    assert waking.replicas == pytest.approx(229 / 4)
+    assert "waking (quiet 120s ago): the plain term" in waking.reason
+    # a cold start after the quiet, the capacity term sizes the pool again
+    later = capacity_queue_term(reading, cfg(), 3.0, 300.0, since_quiet=300.0)
+    assert later.replicas == pytest.approx(3.5) and "waking" not in later.reason
+    # never seen quiet: the capacity term
+    assert capacity_queue_term(reading, cfg(), 3.0, 300.0, since_quiet=None).replicas == pytest.approx(3.5)
+    # nothing waiting: no wake, whenever the quiet was (the rate's replicas only)
+    steady = capacity_queue_term(QueueReading(waiting=0, in_flight=4), cfg(), 3.0, 300.0, since_quiet=10.0)
+    assert steady.replicas == pytest.approx(2.0) and "waking" not in steady.reason
+    # the window is the cold start in use: drainSeconds paces the drain, not the wake
+    paced = capacity_queue_term(reading, cfg(drainSeconds="60"), 3.0, 300.0, since_quiet=120.0)
+    assert paced.replicas == pytest.approx(229 / 4) and "waking" in paced.reason
+
+
+def test_decide_passes_since_quiet_to_the_capacity_term() -> None:
+    reading = QueueReading(waiting=225, in_flight=4)
+    quiet = Signals(queue=reading, arrival_rate=3.0, cold_start=300.0, since_quiet=60.0)
+    assert decide(quiet, cfg(), 0.0).desired == pytest.approx(229 / 4)
+    busy = Signals(queue=reading, arrival_rate=3.0, cold_start=300.0)
+    assert decide(busy, cfg(), 0.0).desired == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize(
+    ("waiting", "in_flight", "rate", "quiet"),
+    [
+        (0, 0, 0.0, True),
+        (0, 0, 0.9 / 60, True),  # under one request a minute
+        (0, 0, 1.0 / 60, False),  # a busy queue's gap: its average rate is still up
+        (1, 0, 0.0, False),  # a message waits
+        (0, 1, 0.0, False),  # one in flight
+        (0, None, 0.0, False),  # in-flight work unknown (AMQP): could hide a busy pool
+    ],
+)
+def test_is_quiet(waiting: float, in_flight: float | None, rate: float, quiet: bool) -> None:
+    assert is_quiet(QueueReading(waiting=waiting, in_flight=in_flight), rate) is quiet
 
 
 MINUTE_5S = 1 - math.exp(-5 / 60)  # the minute's weight for a reading 5 s after the last

@@ -89,6 +89,8 @@ def test_prewarm_sweep_holds_one_replica_at_minreplicacount_1() -> None:
         "prewarm@min=1,throughput=1x",
         "prewarm@min=1,throughput=1.25x",
         "prewarm@min=1,throughput=2x",
+        "prewarm@min=1,ql=2",  # queueLength 0.5x and 2x, as keda-min1's own sweep
+        "prewarm@min=1,ql=8",
     ]
     assert all(spec.family == "prewarm" and spec.min_replicas == 1 for spec in held)
     assert all(spec.description.endswith(", min 1") for spec in held)
@@ -118,6 +120,28 @@ def test_push_trigger_wakes_from_zero_between_polls() -> None:
     assert 40 < first_wake(pushed) <= 43
     assert first_wake(replace(pushed, push_s=None)) == 60
     assert first_wake(keda_queue_policy(4.0, 0, 10)) == 60
+
+
+def test_a_surge_from_quiet_at_min_1_scales_as_stock_keda_for_one_cold_start() -> None:
+    """Ten quiet minutes, then 2 requests/s (8 s each, 4 per replica: 4 replicas busy)
+    with one replica kept. For the first cold start (120 s) Prewarm asks what keda-min1
+    asks (the plain term); the capacity term alone would ask a few replicas and drain
+    the backlog over another cold start."""
+    counts = [0.0] * 600 + [2.0] * 900
+    trace = Trace(name="surge", counts=np.asarray(counts), bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 8.0, 0.0), cold_start=ColdStart("constant", 120, 120)
+    )
+    scenario = Scenario(trace, cfg, peak_replicas=5)
+    prewarm = replace(prewarm_policy(4.0, 50, cold_start_s=120.0, replica_throughput=0.375), min_replicas=1)
+    keda = keda_queue_policy(4.0, 1, 50)
+    surge = slice(600, 720)
+    pods = {name: simulate(scenario, spec).world.rec_pods[surge] for name, spec in (("p", prewarm), ("k", keda))}
+    # KEDA's ask at the 15 s syncs: backlog / 4, grown at most 100 % (or 4 pods) a sync
+    assert pods["k"].max() >= 16
+    assert pods["p"].max() == pods["k"].max()
+    # (the rate's replicas, 2 / 0.375 = 5.3, plus the backlog at Ready drained over the
+    # cold start would be under 16)
 
 
 def test_frontier_helpers() -> None:
