@@ -263,8 +263,8 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     for every queue policy (Prewarm's included), the forecast quantile,
     replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x, 1.5x, 2x one replica's rate at
     75 %), drainSeconds (60 s) and minReplicaCount 1 (at replicaThroughput 1x,
-    1.25x and 2x, and at queueLength 0.5x and 2x) for Prewarm, the GPU target for the HPA, the replica count for
-    static provisioning. (Stock KEDA's minReplicaCount is its two families,
+    1.25x and 2x, and at queueLength 0.5x and 2x) for Prewarm, the GPU target for
+    the HPA, the replica count for static provisioning. (Stock KEDA's minReplicaCount is its two families,
     keda-min0 and keda-min1.)"""
     c = scenario.world.concurrency
     top = scenario.max_replicas

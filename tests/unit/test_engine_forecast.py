@@ -43,7 +43,6 @@ def daily(wall: float) -> float:
     return 0.0
 
 
-
 class Fake:
     def __init__(self, key: str, reading: object) -> None:
         self._key = key

@@ -136,7 +136,9 @@ def test_a_surge_from_quiet_at_min_1_scales_as_stock_keda_for_one_cold_start() -
     prewarm = replace(prewarm_policy(4.0, 50, cold_start_s=120.0, replica_throughput=0.375), min_replicas=1)
     keda = keda_queue_policy(4.0, 1, 50)
     surge = slice(600, 720)
-    pods = {name: simulate(scenario, spec).world.rec_pods[surge] for name, spec in (("p", prewarm), ("k", keda))}
+    pods = {
+        name: simulate(scenario, spec).world.rec_pods[surge] for name, spec in (("p", prewarm), ("k", keda))
+    }
     # KEDA's ask at the 15 s syncs: backlog / 4, grown at most 100 % (or 4 pods) a sync
     assert pods["k"].max() >= 16
     assert pods["p"].max() == pods["k"].max()
