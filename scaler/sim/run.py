@@ -289,10 +289,12 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     # request, and after the first cold start from quiet the capacity term sizes the pool.
     # At replicaThroughput 1x, 1.25x and 2x, and at queueLength 0.5x and 2x as keda-min1's
     # own sweep has them.
-    min1 = [(c, factor, f"throughput={factor:g}x") for factor in (1.0, 1.25, 2.0)]
+    min1: list[tuple[float, float, str]] = [
+        (c, factor, f"throughput={factor:g}x") for factor in (1.0, 1.25, 2.0)
+    ]
     min1 += [(c * factor, 1.0, f"ql={c * factor:g}") for factor in (0.5, 2.0)]
-    for ql, factor, label in min1:
-        spec = prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate * factor)
+    for length, factor, label in min1:
+        spec = prewarm_policy(length, top, cold_start_s=lead, replica_throughput=rate * factor)
         spec = replace(
             spec,
             min_replicas=1,
