@@ -361,6 +361,29 @@ class LastWeekTrigger:
         return rate, self.rate_per_replica, rate > 0
 
 
+class ForesightTrigger:
+    """A reference, not a baseline anyone can run: a trigger that knows the future.
+    It asks for the replicas that carry the arrivals of the minute starting `lead_s`
+    from now at `rate_per_replica`, and is active while that minute has arrivals; it
+    never reads the queue. Under the same KEDA/HPA loops as every policy it shows
+    what those loops cost given perfect foresight of the arrival rate."""
+
+    name = "foresight"
+    WINDOW_S = 60
+
+    def __init__(self, world: World, rate_per_replica: float, lead_s: float) -> None:
+        self.rate_per_replica = rate_per_replica
+        self.cumulative = np.concatenate(([0.0], np.cumsum(world.arrivals)))
+        self.lead = max(0, round(lead_s))
+
+    def read(self, t: int) -> tuple[float, float, bool]:
+        end_of_trace = len(self.cumulative) - 1
+        start = min(end_of_trace, t + self.lead)
+        end = min(end_of_trace, start + self.WINDOW_S)
+        rate = float(self.cumulative[end] - self.cumulative[start]) / self.WINDOW_S
+        return rate / self.rate_per_replica, 1.0, rate > 0
+
+
 class KedastralTrigger:
     """A Kedastral-like predictive scaler: a seasonal forecast of the arrival
     rate (the mean of the same minute on up to 7 previous days; the last 5

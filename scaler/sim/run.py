@@ -15,6 +15,7 @@ from scaler.sim.keda import Hpa, ScaledObjectLoop
 from scaler.sim.policies import (
     STREAM_INTERVAL_S,
     TARGET_UTILIZATION,
+    ForesightTrigger,
     GpuUtilizationTrigger,
     KedastralTrigger,
     LastWeekTrigger,
@@ -258,6 +259,26 @@ def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) 
     )
 
 
+def oracle_policy(utilization: float, rate_at_full: float, lead_s: float, top: int) -> PolicySpec:
+    """The perfect-foresight reference (ForesightTrigger): one replica carries
+    `rate_at_full` requests/s at 100 % utilisation; it asks for the replicas that
+    carry each minute's arrivals at `utilization`, `lead_s` ahead."""
+    return PolicySpec(
+        name="oracle",
+        description=f"a reference, not a baseline: knows the arrivals of the minute {lead_s:g} s ahead "
+        f"(a cold start and a polling interval) and asks for the replicas that carry them at "
+        f"{utilization:.0%} utilisation; never reads the queue; min 0",
+        make_triggers=lambda world, clock: [ForesightTrigger(world, rate_at_full * utilization, lead_s)],
+        max_replicas=top,
+        knob="utilization",
+        knob_value=utilization,
+        family="oracle",
+    )
+
+
+ORACLE_UTILIZATIONS = (0.8, 0.9, 1.0, 1.1, 1.2)
+
+
 def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength 0.5x, 1x and 2x the concurrency
     for every queue policy (Prewarm's included), the forecast quantile,
@@ -319,6 +340,13 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     for factor in (0.5, 0.75, 1.0, 1.25):
         n = max(1, round(peak * factor))
         specs.append(_named(static_policy(n), f"static@{n}"))
+    # The perfect-foresight reference, a cold start and a polling interval ahead (an ask
+    # acts at the next poll or sync; its pods are Ready a cold start later). Above 100 %
+    # the HPA's scale-down window supplies the headroom.
+    full = rate / TARGET_UTILIZATION
+    for utilization in ORACLE_UTILIZATIONS:
+        spec = oracle_policy(utilization, full, lead + 30.0, top)
+        specs.append(_named(spec, f"oracle@{utilization:.0%}"))
     return specs
 
 

@@ -77,6 +77,20 @@ def test_targets_missed_say_where() -> None:
     assert "**Targets met: 3 of 6.**" in text and "MISSED" in text
 
 
+def test_the_floor_line_gives_the_oracles_cheapest_point_and_no_target_counts_it() -> None:
+    plain = targets(result(prewarm_p95=80.0, prewarm_cost=14.0))
+    assert "oracle" not in plain[5]
+    with_oracle = result(prewarm_p95=80.0, prewarm_cost=14.0)
+    sweep = with_oracle["sweep"]
+    assert isinstance(sweep, list)
+    sweep += [row("oracle@90%", "oracle", 11.0, 30.0), row("oracle@120%", "oracle", 9.0, 200.0)]
+    lines = targets(with_oracle)
+    # its cheapest point at p95 <= 60 s: 11 GPU-h (the 9 GPU-h point waits 200 s)
+    assert lines[5].endswith("; perfect foresight's (oracle) 11.0 GPU-h (1.10x)")
+    assert [line.split(":")[0] for line in lines] == [line.split(":")[0] for line in plain]
+    assert len(lines) == len(plain)  # the oracle is no baseline: no dominance target for it
+
+
 def test_render_only_reads_the_saved_run(tmp_path: Path) -> None:
     folder = tmp_path / "evaluation"
     folder.mkdir()

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from scaler.cli import main
+from scaler.clock import ManualClock
 from scaler.sim.main import build_scenario
 from scaler.sim.policies import PolicySpec
 from scaler.sim.report import dominates, markdown, pareto
 from scaler.sim.run import (
     Scenario,
     keda_queue_policy,
+    oracle_policy,
     prewarm_policy,
     results,
     simulate,
@@ -24,7 +26,7 @@ from scaler.sim.run import (
     sweep_policies,
 )
 from scaler.sim.traces import Trace, load_trace, sliced
-from scaler.sim.world import ColdStart, ServiceModel, WorldConfig
+from scaler.sim.world import ColdStart, ServiceModel, World, WorldConfig
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "traces"
 REQUIRED = (
@@ -144,6 +146,30 @@ def test_a_surge_from_quiet_at_min_1_scales_as_stock_keda_for_one_cold_start() -
     assert pods["p"].max() == pods["k"].max()
     # (the rate's replicas, 2 / 0.375 = 5.3, plus the backlog at Ready drained over the
     # cold start would be under 16)
+
+
+def test_the_oracle_wakes_a_lead_ahead_and_asks_for_the_minute_it_foresees() -> None:
+    """Arrivals of 3/s from t = 300; 8 s each, 4 per replica: one replica carries
+    0.5/s at 100 %. The oracle at 100 %, 90 s ahead (a 60 s cold start and a 30 s
+    poll), reads at t the minute [t + 90, t + 150): active from t = 151, so KEDA's
+    poll at t = 180 wakes it and its pods are Ready by t = 240, before the first
+    request; it asks for 3 / 0.5 = 6 replicas."""
+    counts = [0.0] * 300 + [3.0] * 600
+    trace = Trace(name="step", counts=np.asarray(counts), bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 8.0, 0.0), cold_start=ColdStart("constant", 60, 60)
+    )
+    scenario = Scenario(trace, cfg, peak_replicas=6)
+    oracle = oracle_policy(1.0, 0.5, 90.0, 10)
+    assert oracle.family == "oracle" and oracle.knob == "utilization"
+    (trigger,) = oracle.make_triggers(World(trace, cfg), ManualClock())
+    assert trigger.read(150)[2] is False and trigger.read(151)[2] is True
+    assert trigger.read(300) == pytest.approx((6.0, 1.0, True))
+    run = simulate(scenario, oracle)
+    wake = next(t for t, before, after in run.world.replica_changes if before == 0 and after > 0)
+    assert wake == 180
+    assert run.world.rec_ready[299] >= 1 and run.world.rec_pods[330] == 6
+    assert results(scenario, run)["cold_start_waits"] == 0
 
 
 def test_frontier_helpers() -> None:
