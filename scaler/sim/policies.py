@@ -363,25 +363,31 @@ class LastWeekTrigger:
 
 class ForesightTrigger:
     """A reference, not a baseline anyone can run: a trigger that knows the future.
-    It asks for the replicas that carry the arrivals of the minute starting `lead_s`
-    from now at `rate_per_replica`, and is active while that minute has arrivals; it
-    never reads the queue. Under the same KEDA/HPA loops as every policy it shows
-    what those loops cost given perfect foresight of the arrival rate."""
+    It asks for the replicas that carry the busiest minute of arrivals between now
+    and `lead_s` ahead (so its pool is Ready for what comes and never dropped below
+    what is still arriving), plus those that drain the messages waiting now within a
+    minute, at `rate_per_replica`; active while it asks for any. Under the same
+    KEDA/HPA loops as every policy it shows what those loops cost given perfect
+    foresight of the arrival rate."""
 
     name = "foresight"
     WINDOW_S = 60
 
     def __init__(self, world: World, rate_per_replica: float, lead_s: float) -> None:
+        self.world = world
         self.rate_per_replica = rate_per_replica
-        self.cumulative = np.concatenate(([0.0], np.cumsum(world.arrivals)))
+        cumulative = np.concatenate(([0.0], np.cumsum(world.arrivals)))
+        starts = np.arange(len(cumulative))
+        ends = np.minimum(starts + self.WINDOW_S, len(cumulative) - 1)
+        # the arrival rate over the minute starting at each second
+        self.minute_rate = (cumulative[ends] - cumulative[starts]) / self.WINDOW_S
         self.lead = max(0, round(lead_s))
 
     def read(self, t: int) -> tuple[float, float, bool]:
-        end_of_trace = len(self.cumulative) - 1
-        start = min(end_of_trace, t + self.lead)
-        end = min(end_of_trace, start + self.WINDOW_S)
-        rate = float(self.cumulative[end] - self.cumulative[start]) / self.WINDOW_S
-        return rate / self.rate_per_replica, 1.0, rate > 0
+        busiest = float(self.minute_rate[t : t + self.lead + 1].max(initial=0.0))
+        backlog = self.world.waiting / self.WINDOW_S
+        replicas = (busiest + backlog) / self.rate_per_replica
+        return replicas, 1.0, replicas > 0
 
 
 class KedastralTrigger:

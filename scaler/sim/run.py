@@ -262,12 +262,13 @@ def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) 
 def oracle_policy(utilization: float, rate_at_full: float, lead_s: float, top: int) -> PolicySpec:
     """The perfect-foresight reference (ForesightTrigger): one replica carries
     `rate_at_full` requests/s at 100 % utilisation; it asks for the replicas that
-    carry each minute's arrivals at `utilization`, `lead_s` ahead."""
+    carry, at `utilization`, the busiest minute up to `lead_s` ahead plus the
+    backlog drained within a minute."""
     return PolicySpec(
         name="oracle",
-        description=f"a reference, not a baseline: knows the arrivals of the minute {lead_s:g} s ahead "
-        f"(a cold start and a polling interval) and asks for the replicas that carry them at "
-        f"{utilization:.0%} utilisation; never reads the queue; min 0",
+        description=f"a reference, not a baseline: knows the arrivals ahead and asks for the replicas "
+        f"that carry the busiest minute within {lead_s:g} s (a cold start and a polling interval) plus "
+        f"the messages waiting drained within a minute, at {utilization:.0%} utilisation; min 0",
         make_triggers=lambda world, clock: [ForesightTrigger(world, rate_at_full * utilization, lead_s)],
         max_replicas=top,
         knob="utilization",

@@ -151,9 +151,10 @@ def test_a_surge_from_quiet_at_min_1_scales_as_stock_keda_for_one_cold_start() -
 def test_the_oracle_wakes_a_lead_ahead_and_asks_for_the_minute_it_foresees() -> None:
     """Arrivals of 3/s from t = 300; 8 s each, 4 per replica: one replica carries
     0.5/s at 100 %. The oracle at 100 %, 90 s ahead (a 60 s cold start and a 30 s
-    poll), reads at t the minute [t + 90, t + 150): active from t = 151, so KEDA's
-    poll at t = 180 wakes it and its pods are Ready by t = 240, before the first
-    request; it asks for 3 / 0.5 = 6 replicas."""
+    poll), reads at t the busiest minute starting within [t, t + 90]: active from
+    t = 151 (the minute [241, 301) holds the first arrival), so KEDA's poll at t = 180
+    wakes it and its pods are Ready by t = 240, before the first request; it asks for
+    3 / 0.5 = 6 replicas, plus those that drain what waits within a minute."""
     counts = [0.0] * 300 + [3.0] * 600
     trace = Trace(name="step", counts=np.asarray(counts), bin_s=1.0)
     cfg = WorldConfig(
@@ -162,9 +163,13 @@ def test_the_oracle_wakes_a_lead_ahead_and_asks_for_the_minute_it_foresees() -> 
     scenario = Scenario(trace, cfg, peak_replicas=6)
     oracle = oracle_policy(1.0, 0.5, 90.0, 10)
     assert oracle.family == "oracle" and oracle.knob == "utilization"
-    (trigger,) = oracle.make_triggers(World(trace, cfg), ManualClock())
+    world = World(trace, cfg)
+    (trigger,) = oracle.make_triggers(world, ManualClock())
     assert trigger.read(150)[2] is False and trigger.read(151)[2] is True
     assert trigger.read(300) == pytest.approx((6.0, 1.0, True))
+    world.waiting = 30.0  # 30 waiting, drained within 60 s at 0.5/s per replica: + 1
+    assert trigger.read(300)[0] == pytest.approx(7.0)
+    assert trigger.read(900) == pytest.approx((1.0, 1.0, True))  # the trace is over: the backlog only
     run = simulate(scenario, oracle)
     wake = next(t for t, before, after in run.world.replica_changes if before == 0 and after > 0)
     assert wake == 180
