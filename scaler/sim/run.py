@@ -143,6 +143,7 @@ def standard_policies(scenario: Scenario, queue_length: float | None = None) -> 
     return [
         prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate),
         prewarm_policy(ql, top, gpu_guard=True, cold_start_s=lead, replica_throughput=rate),
+        prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate, forecast_off=True),
         keda_queue_policy(ql, 0, top),
         keda_queue_policy(ql, 1, top),
         gpu_hpa_policy(75.0, top),
@@ -161,9 +162,14 @@ def prewarm_policy(
     replica_throughput: float | None = None,
     quantile: float | None = None,
     drain_s: float | None = None,
+    forecast_off: bool = False,
 ) -> PolicySpec:
     metadata = prewarm_metadata(queue_length, gpu_guard, cold_start_s, replica_throughput, quantile, drain_s)
     name = "prewarm-guard" if gpu_guard else "prewarm"
+    if forecast_off:
+        # The ablation: what the forecast buys (the capacity-aware queue term stays).
+        metadata["forecast"] = "off"
+        name += "-noforecast"
     extras = [f"queueLength {queue_length:g}"]
     if cold_start_s is not None:
         extras.append(f"coldStartSeconds {metadata['coldStartSeconds']}")
@@ -175,9 +181,10 @@ def prewarm_policy(
         extras.append(f"drainSeconds {metadata['drainSeconds']}")
     if gpu_guard:
         extras.append("GPU guard")
+    forecast = "forecast off" if forecast_off else "forecast on by default"
     return PolicySpec(
         name=name,
-        description=f"Prewarm (the production Engine, forecast on by default) as an external-push "
+        description=f"Prewarm (the production Engine, {forecast}) as an external-push "
         f"trigger, {', '.join(extras)}, min 0",
         make_triggers=lambda world, clock: [PrewarmTrigger(world, clock, metadata)],
         max_replicas=top,

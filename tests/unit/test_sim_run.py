@@ -58,6 +58,7 @@ def test_every_policy_on_a_trace_slice() -> None:
     assert names == [
         "prewarm",
         "prewarm-guard",
+        "prewarm-noforecast",
         "keda-min0",
         "keda-min1",
         "hpa-gpu75",
@@ -73,6 +74,10 @@ def test_every_policy_on_a_trace_slice() -> None:
         assert row["lost_work"] == 0
     by_name = {row["policy"]: row for row in rows}
     assert by_name["prewarm"]["decision_winners"]  # the production Engine decided
+    # the ablation runs the same engine with the forecast off: no forecast was ever made
+    assert by_name["prewarm"]["forecast_states"]
+    assert not by_name["prewarm-noforecast"]["forecast_states"]
+    assert "forecast off" in by_name["prewarm-noforecast"]["description"]
     assert by_name["static-peak"]["scale_ups"] == 0
     assert by_name["keda-min0"]["time_at_zero_share"] > 0
     assert by_name["keda-min1"]["time_at_zero_share"] == 0
