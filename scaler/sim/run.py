@@ -293,8 +293,9 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x, 1.5x, 2x one replica's rate at
     75 %), drainSeconds (60 s) and minReplicaCount 1 (at replicaThroughput 1x,
     1.25x and 2x, and at queueLength 0.5x and 2x) for Prewarm, the GPU target for
-    the HPA, the replica count for static provisioning. (Stock KEDA's minReplicaCount is its two families,
-    keda-min0 and keda-min1.)"""
+    the HPA, the replica count for static provisioning (stock KEDA's minReplicaCount
+    is its two families, keda-min0 and keda-min1); and the perfect-foresight
+    reference's utilisation (oracle_policy)."""
     c = scenario.world.concurrency
     top = scenario.max_replicas
     rate = scenario.rate_per_replica

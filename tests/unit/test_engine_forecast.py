@@ -27,6 +27,16 @@ METADATA = {
     "coldStartSeconds": "300",
 }
 REF = ObjectRef("ml", "llm")
+# A RabbitMQ queue read through the management API (its publish rate is the capacity
+# term's arrival rate), replicaThroughput set, the forecast off.
+RABBIT_CAPACITY = {
+    "source": "rabbitmq",
+    "host": "http://guest:guest@rabbitmq:15672/",
+    "queueName": "jobs",
+    "queueLength": "4",
+    "replicaThroughput": "0.5",
+    "forecast": "off",
+}
 
 
 def daily(wall: float) -> float:
@@ -176,14 +186,7 @@ async def test_the_capacity_terms_publish_rate_is_averaged_over_a_minute_once_pe
     # RabbitMQ's publish rate (a 5 s sample) through policy.smoothed_rate: the first
     # reading as it is, then an exponential average (time constant 60 s) fed once per
     # new reading, not once per evaluation.
-    meta = {
-        "source": "rabbitmq",
-        "host": "http://guest:guest@rabbitmq:15672/",
-        "queueName": "jobs",
-        "queueLength": "4",
-        "replicaThroughput": "0.5",
-        "forecast": "off",
-    }
+    meta = RABBIT_CAPACITY
     factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=2.0)
     async for engine, clock in engine_at(12.0, factory):
         ev = await engine.evaluate(REF, meta)
@@ -201,15 +204,7 @@ async def test_a_backlog_from_quiet_wakes_with_the_plain_term_for_one_cold_start
     # The engine remembers when each queue was last read quiet (nothing waiting or in
     # flight, averaged rate under one a minute) and passes the time since to the
     # capacity term (policy.capacity_queue_term: waking for one cold start).
-    meta = {
-        "source": "rabbitmq",
-        "host": "http://guest:guest@rabbitmq:15672/",
-        "queueName": "jobs",
-        "queueLength": "4",
-        "replicaThroughput": "0.5",
-        "coldStartSeconds": "300",
-        "forecast": "off",
-    }
+    meta = {**RABBIT_CAPACITY, "coldStartSeconds": "300"}
     factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=0.0)
     async for engine, clock in engine_at(12.0, factory):
         ev = await engine.evaluate(REF, meta)
