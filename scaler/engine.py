@@ -227,6 +227,9 @@ class _Reusable:
 
 
 REUSABLE_LIMIT = 10_000  # objects whose last evaluation is kept for Engine.answer
+# Sources whose per-source memory the engine keeps (a measured cold start, an averaged
+# publish rate, when a queue was last quiet); the least recently read go first.
+SOURCE_MEMORY_LIMIT = 4096
 
 
 MemoKey = bytes | tuple[tuple[str, str], ...]
@@ -560,7 +563,7 @@ class Engine:
             )
         self._cold_starts[key] = (sane, now)
         self._cold_starts.move_to_end(key)
-        if len(self._cold_starts) > 4096:
+        if len(self._cold_starts) > SOURCE_MEMORY_LIMIT:
             self._cold_starts.popitem(last=False)
 
     def _warm_start_due(
@@ -727,7 +730,7 @@ class Engine:
         average = smoothed_rate(self._rates.get(key), read_at, rate)
         self._rates[key] = average
         self._rates.move_to_end(key)
-        if len(self._rates) > 4096:
+        if len(self._rates) > SOURCE_MEMORY_LIMIT:
             self._rates.popitem(last=False)
         return average.value
 
@@ -747,7 +750,7 @@ class Engine:
         if is_quiet(read.value, rate):
             self._quiet_at[key] = read.read_at
             self._quiet_at.move_to_end(key)
-            if len(self._quiet_at) > 4096:
+            if len(self._quiet_at) > SOURCE_MEMORY_LIMIT:
                 self._quiet_at.popitem(last=False)
         quiet_at = self._quiet_at.get(key)
         if quiet_at is None or read.read_at < quiet_at:  # never quiet, or an older reading

@@ -266,11 +266,13 @@ def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) 
     )
 
 
-def oracle_policy(utilization: float, rate_at_full: float, lead_s: float, top: int) -> PolicySpec:
+def oracle_policy(utilization: float, rate_at_full: float, cold_start_s: float, top: int) -> PolicySpec:
     """The perfect-foresight reference (ForesightTrigger): one replica carries
     `rate_at_full` requests/s at 100 % utilisation; it asks for the replicas that
-    carry, at `utilization`, the busiest minute up to `lead_s` ahead plus the
-    backlog drained within a minute."""
+    carry, at `utilization`, the busiest minute up to a cold start and a polling
+    interval ahead (an ask acts at the next poll or sync; its pods are Ready a cold
+    start later) plus the backlog drained within a minute."""
+    lead_s = cold_start_s + PolicySpec.polling_s  # KEDA's default pollingInterval, as it runs
     return PolicySpec(
         name="oracle",
         description=f"a reference, not a baseline: knows the arrivals ahead and asks for the replicas "
@@ -349,12 +351,11 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     for factor in (0.5, 0.75, 1.0, 1.25):
         n = max(1, round(peak * factor))
         specs.append(_named(static_policy(n), f"static@{n}"))
-    # The perfect-foresight reference, a cold start and a polling interval ahead (an ask
-    # acts at the next poll or sync; its pods are Ready a cold start later). Above 100 %
-    # the HPA's scale-down window supplies the headroom.
+    # The perfect-foresight reference. Above 100 % the HPA's scale-down window supplies
+    # the headroom.
     full = rate / TARGET_UTILIZATION
     for utilization in ORACLE_UTILIZATIONS:
-        spec = oracle_policy(utilization, full, lead + 30.0, top)
+        spec = oracle_policy(utilization, full, lead, top)
         specs.append(_named(spec, f"oracle@{utilization:.0%}"))
     return specs
 

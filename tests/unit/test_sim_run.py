@@ -166,7 +166,7 @@ def test_the_oracle_wakes_a_lead_ahead_and_asks_for_the_minute_it_foresees() -> 
         concurrency=4, service=ServiceModel("constant", 8.0, 0.0), cold_start=ColdStart("constant", 60, 60)
     )
     scenario = Scenario(trace, cfg, peak_replicas=6)
-    oracle = oracle_policy(1.0, 0.5, 90.0, 10)
+    oracle = oracle_policy(1.0, 0.5, 60.0, 10)  # lead: 60 s + the 30 s poll
     assert oracle.family == "oracle" and oracle.knob == "utilization"
     world = World(trace, cfg)
     (trigger,) = oracle.make_triggers(world, ManualClock())
