@@ -10,9 +10,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scaler.access import AccessPolicy, Patterns
+
+if TYPE_CHECKING:
+    from scaler.server import Settings
 
 ENV_PREFIX = "PREWARM_"
 
@@ -360,18 +363,12 @@ def _explain_directory(args: argparse.Namespace) -> int:
     return worst
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from scaler.observability import setup_logging
-    from scaler.server import Settings, run
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The server's settings from `prewarm serve`'s flags. With no flags and no
+    PREWARM_* variables they equal Settings()'s defaults (test_cli checks this)."""
+    from scaler.server import Settings
 
-    if (args.tls_cert is None) != (args.tls_key is None):
-        print("prewarm serve: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
-    if args.tls_client_ca is not None and args.tls_cert is None:
-        print("prewarm serve: --tls-client-ca needs --tls-cert and --tls-key", file=sys.stderr)
-        return 2
-    setup_logging(args.log_format, args.log_level)
-    settings = Settings(
+    return Settings(
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port or None,
@@ -390,5 +387,18 @@ def _serve(args: argparse.Namespace) -> int:
             allowed_hosts=args.allowed_hosts, ambient_identity_namespaces=args.ambient_identity_namespaces
         ),
     )
-    run(settings)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from scaler.observability import setup_logging
+    from scaler.server import run
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("prewarm serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        print("prewarm serve: --tls-client-ca needs --tls-cert and --tls-key", file=sys.stderr)
+        return 2
+    setup_logging(args.log_format, args.log_level)
+    run(serve_settings(args))
     return 0

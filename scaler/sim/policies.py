@@ -41,7 +41,8 @@ class Trigger(Protocol):
 
 
 # `prewarm serve`'s default --stream-interval: how often an open StreamIsActive
-# re-evaluates (and pushes a change).
+# re-evaluates (and pushes a change). Written here so that the simulator does not
+# import the gRPC server; test_cli checks that the two agree.
 STREAM_INTERVAL_S = 1.0
 
 

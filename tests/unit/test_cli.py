@@ -41,6 +41,18 @@ def test_defaults() -> None:
     assert (args.tls_cert, args.tls_key, args.tls_client_ca) == (None, None, None)
 
 
+def test_serve_defaults_are_the_servers_defaults() -> None:
+    # The flags' defaults are written in cli.py and Settings' in server.py: one
+    # place must not drift from the other.
+    assert cli.serve_settings(parse()) == scaler.server.Settings()
+
+
+def test_simulated_push_interval_is_serves_default() -> None:
+    from scaler.sim.policies import STREAM_INTERVAL_S
+
+    assert scaler.server.Settings().stream_interval == STREAM_INTERVAL_S
+
+
 def test_flags_parse() -> None:
     args = parse(
         "--host", "127.0.0.1",
