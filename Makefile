@@ -25,6 +25,7 @@ proto: venv
 
 lint: venv
 	$(PY) -m ruff check scaler tests bench
+	$(PY) -m ruff format --check scaler tests bench
 	$(PY) -m mypy
 	$(VENV)/bin/hadolint Dockerfile
 	bash .ci/actionlint.sh

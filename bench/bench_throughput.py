@@ -73,9 +73,7 @@ async def serve_bare() -> None:
 @contextlib.contextmanager
 def bare_server() -> Iterator[tuple[str, int]]:
     """The bare server's (target, process id)."""
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-bare"], stdout=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, __file__, "--serve-bare"], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         yield f"127.0.0.1:{int(process.stdout.readline())}", process.pid
@@ -127,7 +125,9 @@ def h2load(target: str, bodies: dict[str, Path], args: argparse.Namespace) -> Lo
     for run in runs:
         out, _ = run.communicate(timeout=args.duration + args.warm_up + 60)
         finished = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
-        requests = re.search(r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed", out)  # noqa: E501
+        requests = re.search(
+            r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed", out
+        )
         if run.returncode != 0 or finished is None or requests is None:
             raise RuntimeError(f"h2load failed:\n{out}")
         rate += float(finished.group(1))

@@ -323,8 +323,7 @@ def _explain_directory(args: argparse.Namespace) -> int:
 
     if args.trigger is not None:
         print(
-            "prewarm explain: --trigger picks a trigger of one object; give the object's file, "
-            "not a folder",
+            "prewarm explain: --trigger picks a trigger of one object; give the object's file, not a folder",
             file=sys.stderr,
         )
         return explain.EXIT_METADATA

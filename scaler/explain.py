@@ -89,9 +89,7 @@ class Target:
         return ObjectRef(namespace=self.namespace, name=self.name)
 
 
-def load_target(
-    manifest: str | Mapping[str, Any], trigger: int | None, environ: Mapping[str, str]
-) -> Target:
+def load_target(manifest: str | Mapping[str, Any], trigger: int | None, environ: Mapping[str, str]) -> Target:
     """The selected trigger of a KEDA object, or of the first one in a YAML text.
     Raises ExplainError."""
     obj = _first_keda_object(manifest) if isinstance(manifest, str) else manifest
@@ -421,8 +419,7 @@ def scaled_job_outcome(
         strategy = "default"  # what KEDA does with no usable percentage
     steps = [
         f"maxScale = min(ceil({desired:.3f}), maxReplicaCount - minReplicaCount = {limit}) = {max_scale}; "
-        f"scaleTo = ceil({desired:.3f}) = {scale_to}"
-        + ("" if active else " (0: the trigger is inactive)")
+        f"scaleTo = ceil({desired:.3f}) = {scale_to}" + ("" if active else " (0: the trigger is inactive)")
     ]
     if running < min_count:
         # Fewer unfinished Jobs than minReplicaCount: KEDA tops them up and

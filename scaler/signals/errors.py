@@ -80,8 +80,9 @@ _KINDS: tuple[tuple[Failure, Callable[[BaseException], bool]], ...] = (
     (Failure.REFUSED, lambda e: isinstance(e, ConnectionRefusedError)),
     (
         Failure.TIMEOUT,
-        lambda e: isinstance(e, TimeoutError | AMQPConnectorStackTimeout)
-        or type(e).__name__ in _TIMEOUT_NAMES,
+        lambda e: (
+            isinstance(e, TimeoutError | AMQPConnectorStackTimeout) or type(e).__name__ in _TIMEOUT_NAMES
+        ),
     ),
     (
         Failure.UNREACHABLE,

@@ -107,9 +107,7 @@ def downsample(values: np.ndarray, points: int, how: str = "mean") -> tuple[np.n
     return np.arange(m) * size, reduced
 
 
-def plot_runs(
-    path: Path, title: str, runs: dict[str, Any], names: Sequence[str] | None = None
-) -> None:
+def plot_runs(path: Path, title: str, runs: dict[str, Any], names: Sequence[str] | None = None) -> None:
     """plot_timeline for simulated runs (results of run_policies, each with its
     world): the first run's arrivals, and the backlog and pods of each run (of
     `names` only, when given)."""

@@ -194,8 +194,12 @@ async def test_oversized_metadata_gets_a_short_invalid_argument(fuzz_server):
     the client saw RESOURCE_EXHAUSTED instead of the message."""
     cases = {
         "queueName": {"source": "rabbitmq", "host": RABBIT_AMQP_URL, "queueName": "q" * 70_000},
-        "metricName": {"source": "rabbitmq", "host": RABBIT_AMQP_URL, "queueName": "q",
-                       "metricName": "m" * 70_000},
+        "metricName": {
+            "source": "rabbitmq",
+            "host": RABBIT_AMQP_URL,
+            "queueName": "q",
+            "metricName": "m" * 70_000,
+        },
         "key": {"source": "rabbitmq", "host": RABBIT_AMQP_URL, "queueName": "q", "k" * 70_000: "v"},
         "keys": {"source": "rabbitmq", "host": RABBIT_AMQP_URL, **{f"k{i}": "v" for i in range(5_000)}},
         "number": {"source": "rabbitmq", "host": RABBIT_AMQP_URL, "queueName": "q", "queueLength": "9" * 400},

@@ -178,4 +178,3 @@ async def test_a_failing_source_is_logged_once_and_its_recovery_once(start_scale
     assert len(recovered) == 1, [r.getMessage() for r in recovered]
     assert recovered[0].levelno == logging.INFO
     assert f"'{meta['queueName']}'" in recovered[0].getMessage()
-

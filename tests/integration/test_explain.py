@@ -204,7 +204,9 @@ def test_explain_says_what_to_check_when_a_host_does_not_resolve(tmp_path):
     """explain goes through the same engine as the server: the same plain causes,
     never a bare exception class such as `gaierror`."""
     manifest = scaled_object("jobs", "http://nonexistent.invalid:9090")
-    result = explain(manifest, tmp_path, env={"RABBIT_URL": "amqp://guest:guest@nonexistent.invalid:5672/%2F"})
+    result = explain(
+        manifest, tmp_path, env={"RABBIT_URL": "amqp://guest:guest@nonexistent.invalid:5672/%2F"}
+    )
     assert result.returncode == 1, result.stderr + result.stdout
     assert "gaierror" not in result.stdout
     for endpoint in ("nonexistent.invalid:5672", "nonexistent.invalid:9090"):

@@ -110,9 +110,7 @@ async def test_stream_pushes_active_for_the_pre_warm(
     scaler: ScalerHandle, rabbit: RabbitQueue, prometheus_with_history: PrometheusServer
 ) -> None:
     """external-push: the first message on the stream is already `true`, queue empty."""
-    stream = scaler.stub.StreamIsActive(
-        scaler.ref(metadata(rabbit, prometheus_with_history, "soon"))
-    )
+    stream = scaler.stub.StreamIsActive(scaler.ref(metadata(rabbit, prometheus_with_history, "soon")))
     try:
         first = await asyncio.wait_for(stream.read(), 10)
         assert first.result is True

@@ -73,8 +73,6 @@ def basic_auth_prometheus(gpu_exporter: GpuExporter) -> Iterator[PrometheusServe
 # --- an https Prometheus with a self-signed certificate ---------------------------
 
 
-
-
 @pytest.fixture(scope="module")
 def tls_prometheus(
     gpu_exporter: GpuExporter, tmp_path_factory: pytest.TempPathFactory

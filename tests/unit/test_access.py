@@ -91,7 +91,9 @@ def test_a_queue_named_by_its_short_name_is_checked_by_its_endpoint() -> None:
     assert trigger_hosts(named) == [("awsRegion", "sqs.us-east-1.amazonaws.com")]
     policy = hosts_policy("*.svc.cluster.local,sqs.*.amazonaws.com")
     check_access(named, "default", policy)
-    elsewhere = parse_trigger({**SQS_KEYS, "queueURL": "prompts", "awsRegion": "us-east-1", "awsEndpoint": "http://10.0.0.9"})
+    elsewhere = parse_trigger(
+        {**SQS_KEYS, "queueURL": "prompts", "awsRegion": "us-east-1", "awsEndpoint": "http://10.0.0.9"}
+    )
     with pytest.raises(ConfigError) as refused:
         check_access(elsewhere, "default", policy)
     assert refused.value.key == "awsEndpoint"

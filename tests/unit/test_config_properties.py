@@ -45,8 +45,9 @@ KEYS = [
 NUMBERS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
-    st.sampled_from(["0", "1", "5", "1e-300", "1e300", "1e9", "1e10", "0.0001", "-0", "2%", "75 %", "²", "١٢",
-                     "9" * 5000]),
+    st.sampled_from(
+        ["0", "1", "5", "1e-300", "1e300", "1e9", "1e10", "0.0001", "-0", "2%", "75 %", "²", "١٢", "9" * 5000]
+    ),
 )
 URLS = st.builds(
     "{}://{}{}:{}/{}".format,

@@ -46,8 +46,11 @@ def report(view=VIEW, arrival_error: bool = False):  # type: ignore[no-untyped-d
         if arrival_error
         else SignalRead("arrival", "prometheus", value=ArrivalReading(rate=1.2), age=0.1, optional=True)
     )
-    signals = Signals(queue=QueueReading(waiting=0, in_flight=0), forecast_floor=view.floor,
-                      forecast_reason="forecast: 360 arrivals expected within the 240s cold start")
+    signals = Signals(
+        queue=QueueReading(waiting=0, in_flight=0),
+        forecast_floor=view.floor,
+        forecast_reason="forecast: 360 arrivals expected within the 240s cold start",
+    )
     decision = decide(signals, cfg, 0.0)
     return build_report(target, cfg, (queue, arrival), decision, forecast=view)
 

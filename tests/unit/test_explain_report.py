@@ -408,9 +408,12 @@ def test_max_replica_count_unset_is_100_not_100_minus_min() -> None:
     assert outcome["max_replicas"] == 100 and outcome["max_scale"] == 100
     assert outcome["jobs_created"] == 100
     # set: the room above the minimum (KEDA's MaxReplicaCount() = max - min)
-    assert scaled_job_outcome(sj_target("default", min_replicas=5, max_replicas=100), 250.0, True, 5)[
-        "max_scale"
-    ] == 95
+    assert (
+        scaled_job_outcome(sj_target("default", min_replicas=5, max_replicas=100), 250.0, True, 5)[
+            "max_scale"
+        ]
+        == 95
+    )
 
 
 def test_scaled_job_reads_the_value_as_keda_does() -> None:

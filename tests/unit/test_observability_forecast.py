@@ -37,9 +37,7 @@ def with_forecast(view: ForecastView | None) -> Evaluation:
     forecast = Term(name="forecast", replicas=3.0, active=True, reason="forecast: 360 arrivals expected")
     queue = Term(name="queue", replicas=0.0, active=False, reason="0 waiting")
     decision = Decision(desired=3.0, active=True, winner="forecast", terms=(queue, forecast))
-    return Evaluation(
-        ref=A, config=CFG, signals=Signals(), ages={}, decision=decision, forecast=view
-    )
+    return Evaluation(ref=A, config=CFG, signals=Signals(), ages={}, decision=decision, forecast=view)
 
 
 def value(metrics: Metrics, name: str, **extra: str) -> float | None:

@@ -146,6 +146,7 @@ def test_readme_migration_is_type_and_scaler_address_only_and_parses(
     # the target KEDA's built-in scaler would use: value, queueLength, or its default
     target = before["metadata"].get("value") or before["metadata"].get("queueLength")
     assert cfg.queue_length == (float(target) if target else KEDA_DEFAULT_TARGET[before["type"]])
-    assert cfg.source is not None and cfg.source.value == {"rabbitmq": "rabbitmq", "aws-sqs-queue": "sqs"}[
-        before["type"]
-    ]
+    assert (
+        cfg.source is not None
+        and cfg.source.value == {"rabbitmq": "rabbitmq", "aws-sqs-queue": "sqs"}[before["type"]]
+    )
