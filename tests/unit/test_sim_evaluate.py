@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scaler.sim.evaluate import main, render, targets
+from scaler.sim.evaluate import main, render, summary, targets
 
 
 def row(policy: str, family: str, gpu_hours: float, p95: float) -> dict[str, object]:
@@ -99,3 +99,22 @@ def test_render_only_reads_the_saved_run(tmp_path: Path) -> None:
     )
     assert main(["--out", str(tmp_path), "--render-only"]) == 0
     assert "Targets met: 6 of 6" in (tmp_path / "evaluation.md").read_text()
+
+
+def test_summary_has_one_line_per_case_with_defaults_and_cheapest_points() -> None:
+    text = summary([result(prewarm_p95=40.0, prewarm_cost=12.0)])
+    header, rule, line = text.splitlines()
+    assert "targets met" in header and "oracle" in header
+    assert rule.startswith("|---|")
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # targets() meets all 6 here; the floor is 10 GPU-h; no keda-min1 default row.
+    assert cells[:3] == ["T", "300 s", "6 of 6"]
+    assert cells[3:6] == ["12.0 (1.20x) / 40.0 s", "14.0 (1.40x) / 100.0 s", "-"]
+    # Cheapest p95 <= 60 s: Prewarm's (12, 40); stock KEDA's only keda-min0's (25, 50);
+    # no oracle frontier.
+    assert cells[6] == "1.20x / 2.50x / none"
+
+
+def test_render_puts_the_summary_under_the_target_count() -> None:
+    text = render([result(prewarm_p95=40.0, prewarm_cost=12.0)], 60.0, quick=False)
+    assert text.index("Targets met: 6 of 6") < text.index("| T | 300 s | 6 of 6 |") < text.index("## T")
