@@ -140,17 +140,22 @@ class Hpa:
     def _changed_in(self, events: list[tuple[float, int]], now: float, period: float) -> int:
         return sum(n for stamp, n in events if stamp > now - period)
 
+    def _replicas_before(self, now: float, current: int, period: float) -> int:
+        """The replica count at the start of a policy's period: what a rate policy
+        (N pods or N % per period) is counted from, as the HPA counts it."""
+        return (
+            current
+            - self._changed_in(self._up_events, now, period)
+            + self._changed_in(self._down_events, now, period)
+        )
+
     def _up_limit(self, now: float, current: int) -> int:
         rules = self.behavior.scale_up
         if rules.select == "Disabled":
             return current
         results = []
         for policy in rules.policies:
-            start = (
-                current
-                - self._changed_in(self._up_events, now, policy.period_s)
-                + self._changed_in(self._down_events, now, policy.period_s)
-            )
+            start = self._replicas_before(now, current, policy.period_s)
             if policy.kind == "Pods":
                 results.append(start + policy.value)
             else:
@@ -163,11 +168,7 @@ class Hpa:
             return current
         results = []
         for policy in rules.policies:
-            start = (
-                current
-                - self._changed_in(self._up_events, now, policy.period_s)
-                + self._changed_in(self._down_events, now, policy.period_s)
-            )
+            start = self._replicas_before(now, current, policy.period_s)
             if policy.kind == "Pods":
                 results.append(start - policy.value)
             else:

@@ -264,10 +264,11 @@ def _rabbit_backlog(rabbit: Any) -> Callable[[int], Awaitable[None]]:
     return set_backlog
 
 
-async def test_broker_stopped_mid_stream_and_restarted(start_scaler, rabbit, amqp_proxy):
-    scaler = await start_scaler()
+async def _exercise_broker_fault(scaler, rabbit, amqp_proxy, suffix: str, down, up) -> None:
+    """A queue read through the proxy goes down and comes back while a healthy
+    control queue (read directly) keeps answering."""
     rabbit.publish(3)  # the healthy control, read directly
-    queue = RabbitQueue(name=rabbit.name + "-faulty")
+    queue = RabbitQueue(name=rabbit.name + suffix)
     queue.declare()
     try:
         fault = Fault(
@@ -279,40 +280,25 @@ async def test_broker_stopped_mid_stream_and_restarted(start_scaler, rabbit, amq
                 "queueLength": "1",
             },
             port=amqp_proxy.port,
-            down=lambda: asyncio.to_thread(amqp_proxy.cut),
-            up=lambda: asyncio.to_thread(amqp_proxy.restore),
+            down=lambda: asyncio.to_thread(down),
+            up=lambda: asyncio.to_thread(up),
             set_backlog=_rabbit_backlog(queue),
             helper_fds=amqp_proxy.fds,
         )
         await exercise(scaler, fault, rabbit.metadata("amqp", queueLength="1"), 3)
     finally:
         queue.cleanup()
+
+
+async def test_broker_stopped_mid_stream_and_restarted(start_scaler, rabbit, amqp_proxy):
+    scaler = await start_scaler()
+    await _exercise_broker_fault(scaler, rabbit, amqp_proxy, "-faulty", amqp_proxy.cut, amqp_proxy.restore)
 
 
 async def test_broker_that_hangs_mid_stream(start_scaler, rabbit, amqp_proxy):
     """Established connections freeze (a peer gone without a FIN), then recover."""
     scaler = await start_scaler()
-    rabbit.publish(3)
-    queue = RabbitQueue(name=rabbit.name + "-frozen")
-    queue.declare()
-    try:
-        fault = Fault(
-            name=queue.name,
-            metadata={
-                "source": "rabbitmq",
-                "host": amqp_proxy.url("amqp"),
-                "queueName": queue.name,
-                "queueLength": "1",
-            },
-            port=amqp_proxy.port,
-            down=lambda: asyncio.to_thread(amqp_proxy.freeze),
-            up=lambda: asyncio.to_thread(amqp_proxy.thaw),
-            set_backlog=_rabbit_backlog(queue),
-            helper_fds=amqp_proxy.fds,
-        )
-        await exercise(scaler, fault, rabbit.metadata("amqp", queueLength="1"), 3)
-    finally:
-        queue.cleanup()
+    await _exercise_broker_fault(scaler, rabbit, amqp_proxy, "-frozen", amqp_proxy.freeze, amqp_proxy.thaw)
 
 
 # --- SQS: moto's server killed, restarted, or hung -----------------------------------
