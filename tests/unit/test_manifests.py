@@ -271,6 +271,17 @@ def test_the_servicemonitor_is_optional() -> None:
     assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
 
 
+def test_the_alerts_are_optional_and_read_what_the_servicemonitor_scrapes() -> None:
+    assert not [o for o in render(MANIFESTS / "base") if o["kind"] == "PrometheusRule"]
+    objs = render(MANIFESTS / "examples" / "with-servicemonitor")
+    rule = find(objs, "PrometheusRule", "prewarm", "prewarm")
+    find(objs, "ServiceMonitor", "prewarm", "prewarm")
+    # The Prometheus Operator names a ServiceMonitor's job after the Service.
+    service = find(render(MANIFESTS / "base"), "Service", "prewarm", "prewarm")
+    exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert all(f'job="{service["metadata"]["name"]}"' in e for e in exprs), exprs
+
+
 def test_cert_manager_is_kept_out_of_the_default_tls_kustomization() -> None:
     tls = render(MANIFESTS / "examples" / "tls")
     assert not [o for o in tls if o["apiVersion"].startswith("cert-manager.io/")]
