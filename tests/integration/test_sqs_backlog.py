@@ -34,6 +34,16 @@ QUEUE_LENGTH = 4.0
 
 
 @pytest.fixture
+async def scaler_server(start_scaler):
+    """This module's scaler allows the production default of 5 s a read, not the
+    suite's 1 s: the first read of each trigger builds a boto3 client (and with a
+    role an STS client and AssumeRole too, against a moto that checks every
+    request's policy), which on a loaded machine took past 1 s and failed as a
+    timeout. Nothing here tests timeouts (test_connection_errors does)."""
+    return await start_scaler(source_timeout=5.0)
+
+
+@pytest.fixture
 def sqs_backlog(sqs_queue):
     """7 visible, 3 in flight (received by the test), 2 delayed."""
     sqs_queue.send(VISIBLE + IN_FLIGHT)
