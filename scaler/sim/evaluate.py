@@ -149,12 +149,12 @@ def targets(result: dict[str, Any]) -> list[str]:
             "(each point of its frontier)" + ("" if ok else ": " + "; ".join(misses))
         )
     floor = keda["floor_gpu_hours"]
-    mine_cost, keda_cost, _ = _cheapest_within_slo(fronts)
+    mine_cost, keda_cost, oracle_cost = _cheapest_within_slo(fronts)
     ok = mine_cost <= 1.3 * floor and keda_cost > 1.3 * floor
     # The perfect-foresight reference (not a target): what KEDA's loops allow at best.
     oracle = ""
     if "oracle" in fronts:
-        oracle = f"; perfect foresight's (oracle) {_cost(_cheapest_within_slo(fronts)[2], floor)}"
+        oracle = f"; perfect foresight's (oracle) {_cost(oracle_cost, floor)}"
     lines.append(
         f"{'MET' if ok else 'MISSED'}: p95 <= 60 s within 1.3x the floor ({1.3 * floor:.1f} GPU-h) "
         f"where stock KEDA needs more: Prewarm's cheapest {_cost(mine_cost, floor)}, "
