@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -213,13 +214,25 @@ def _cost(cost: float, floor: float) -> str:
     return "none reaches it" if math.isinf(cost) else f"{cost:.1f} GPU-h ({cost / floor:.2f}x)"
 
 
+def default_workers(cpus: int | None, cases: int) -> int:
+    """One process per CPU, no more than there are cases. Each case is independent
+    (its own scenario and seeds), so the results do not depend on the count; the
+    wall time is at least the slowest case's (Twitter, about 6 minutes here)."""
+    return max(1, min(cpus or 2, cases))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--out", default=str(ROOT / "docs"), help="folder for evaluation.md (plots in evaluation/)"
     )
     parser.add_argument("--quick", action="store_true", help="first 6 h of each trace (a smoke run)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes running cases at once (default: one per CPU, at most one per case)",
+    )
     parser.add_argument(
         "--render-only",
         action="store_true",
@@ -239,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     jobs = [(case, cold) for case in CASES for cold in COLD_STARTS]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers or default_workers(os.cpu_count(), len(jobs))) as pool:
         futures = [pool.submit(run_case, case, cold, str(plots), args.quick) for case, cold in jobs]
         results = []
         for (case, cold), future in zip(jobs, futures, strict=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scaler.sim.evaluate import main, render, summary, targets
+from scaler.sim.evaluate import default_workers, main, render, summary, targets
 
 
 def row(policy: str, family: str, gpu_hours: float, p95: float) -> dict[str, object]:
@@ -118,3 +118,10 @@ def test_summary_has_one_line_per_case_with_defaults_and_cheapest_points() -> No
 def test_render_puts_the_summary_under_the_target_count() -> None:
     text = render([result(prewarm_p95=40.0, prewarm_cost=12.0)], 60.0, quick=False)
     assert text.index("Targets met: 6 of 6") < text.index("| T | 300 s | 6 of 6 |") < text.index("## T")
+
+
+def test_default_workers_one_per_cpu_at_most_one_per_case() -> None:
+    assert default_workers(2, 15) == 2
+    assert default_workers(64, 15) == 15
+    assert default_workers(None, 15) == 2  # cpu_count unknown
+    assert default_workers(8, 0) == 1
