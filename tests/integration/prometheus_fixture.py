@@ -198,13 +198,15 @@ def start_prometheus(
     auth: tuple[str, str] | None = None,
     verify: bool | str = True,
     openmetrics: str | None = None,
+    scrape_configs: str = "",
 ) -> PrometheusServer:
     """Prometheus on a free loopback port, scraping `exporter`; returns once ready
     and the first scrape is stored. `web_config` is the text of a --web.config.file
     (basic_auth_users, tls_server_config with absolute paths); `scheme`, `auth` and
     `verify` are what the test's own requests then need. `openmetrics` (text ending
     in '# EOF') is backfilled as history before the server starts (promtool tsdb
-    create-blocks-from openmetrics)."""
+    create-blocks-from openmetrics). `scrape_configs` (YAML list items, indented two
+    spaces) adds scrape jobs beside the exporter's."""
     last_error = ""
     for _ in range(attempts):
         workdir = Path(tempfile.mkdtemp(prefix="prewarm-prometheus-"))
@@ -223,7 +225,7 @@ def start_prometheus(
             "scrape_configs:\n"
             "  - job_name: dcgm\n"
             "    static_configs:\n"
-            f"      - targets: ['{LOOPBACK}:{exporter.port}']\n"
+            f"      - targets: ['{LOOPBACK}:{exporter.port}']\n" + scrape_configs
         )
         port = find_free_port()
         log = (workdir / "prometheus.log").open("wb")

@@ -269,6 +269,8 @@ def test_the_servicemonitor_is_optional() -> None:
     service = find(render(MANIFESTS / "base"), "Service", "prewarm", "prewarm")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    # The per-object series' own namespace label must win over the target's.
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
 
 
 def test_the_alerts_are_optional_and_read_what_the_servicemonitor_scrapes() -> None:

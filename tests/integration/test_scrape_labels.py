@@ -1,0 +1,63 @@
+"""The scaler's per-object series keep their labels through a real Prometheus scrape
+only with honor_labels, which is why the ServiceMonitor sets honorLabels: true.
+
+The Prometheus Operator gives every target of a ServiceMonitor a `namespace` label,
+the scaler pod's namespace. The scaler's per-object series carry their own
+`namespace` (the ScaledObject's). Without honor_labels Prometheus keeps the target's
+and renames the scaler's to `exported_namespace`, so a query such as
+`prewarm_desired{namespace="diffusion", name="sd-worker"}` (docs/deploy.md) finds
+nothing. Here Debian's Prometheus scrapes the real scaler's /metrics twice, as the
+Operator would (target label namespace="prewarm"), with and without honor_labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import LOOPBACK
+from prometheus_fixture import gpu_exporter, start_prometheus  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration
+
+SCALER_NAMESPACE = "prewarm"  # the target label the Operator adds: the scaler's own namespace
+
+
+async def test_object_labels_survive_the_scrape_only_with_honor_labels(
+    start_scaler,
+    rabbit,
+    gpu_exporter,  # noqa: F811
+) -> None:
+    scaler = await start_scaler()
+    rabbit.publish(3)
+    value = await scaler.metric(rabbit.metadata("amqp", queueLength="1"), name="sd-worker")
+    assert value.metricValueFloat == 3.0
+    target = f"{LOOPBACK}:{scaler.server.metrics_port}"
+    jobs = "".join(
+        f"  - job_name: {job}\n"
+        f"    honor_labels: {honor}\n"
+        "    static_configs:\n"
+        f"      - targets: ['{target}']\n"
+        f"        labels: {{namespace: {SCALER_NAMESPACE}}}\n"
+        for job, honor in (("prewarm-honor", "true"), ("prewarm-plain", "false"))
+    )
+    server = await asyncio.to_thread(start_prometheus, gpu_exporter, scrape_configs=jobs)
+    try:
+        # With honor_labels: the object's own namespace, as docs/deploy.md queries it.
+        kept = 'prewarm_desired{job="prewarm-honor", namespace="default", name="sd-worker"}'
+        await asyncio.to_thread(server.wait_value, kept, 3.0)
+        # Series without a namespace of their own keep the target's (the alerts group by it).
+        calls = await asyncio.to_thread(
+            server.value, f'sum(prewarm_rpc_total{{job="prewarm-honor", namespace="{SCALER_NAMESPACE}"}})'
+        )
+        assert calls is not None and calls >= 2  # GetMetricSpec and GetMetrics at least
+        # Without: the object's namespace is renamed and the target's takes its place.
+        renamed = (
+            f'prewarm_desired{{job="prewarm-plain", namespace="{SCALER_NAMESPACE}", '
+            'exported_namespace="default", name="sd-worker"}'
+        )
+        await asyncio.to_thread(server.wait_value, renamed, 3.0)
+        lost = 'prewarm_desired{job="prewarm-plain", namespace="default"}'
+        assert await asyncio.to_thread(server.value, lost) is None
+    finally:
+        await asyncio.to_thread(server.stop)
