@@ -7,12 +7,17 @@ the scaler pod's namespace. The scaler's per-object series carry their own
 and renames the scaler's to `exported_namespace`, so a query such as
 `prewarm_desired{namespace="diffusion", name="sd-worker"}` (docs/deploy.md) finds
 nothing. Here Debian's Prometheus scrapes the real scaler's /metrics twice, as the
-Operator would (target label namespace="prewarm"), with and without honor_labels.
+Operator would (target label namespace="prewarm"), with and without honor_labels;
+every query of the Grafana dashboard (manifests/components/grafana-dashboard) then
+runs there and finds this object's series.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from pathlib import Path
 
 import pytest
 from conftest import LOOPBACK
@@ -59,5 +64,37 @@ async def test_object_labels_survive_the_scrape_only_with_honor_labels(
         await asyncio.to_thread(server.wait_value, renamed, 3.0)
         lost = 'prewarm_desired{job="prewarm-plain", namespace="default"}'
         assert await asyncio.to_thread(server.value, lost) is None
+        await asyncio.to_thread(_dashboard_queries_answer, server)
     finally:
         await asyncio.to_thread(server.stop)
+
+
+DASHBOARD = (
+    Path(__file__).resolve().parents[2] / "manifests" / "components" / "grafana-dashboard" / "prewarm.json"
+)
+
+
+def _dashboard_queries_answer(server) -> None:
+    """Every query of the Grafana dashboard, with its variables set to this object,
+    runs on the real Prometheus and finds series (busy GPUs exist only for a GPU
+    trigger, failed reads only once a read has failed)."""
+    optional = ("prewarm_busy_gpus", "prewarm_source_errors_total")
+    panels = json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+    assert exprs
+    for expr in exprs:
+        promql = (
+            expr.replace("$namespace", "default")
+            .replace("$name", "sd-worker")
+            .replace("$__rate_interval", "1m")
+            .replace('job="prewarm"', 'job="prewarm-honor"')
+        )
+        deadline = time.monotonic() + 15  # rates need two scrapes
+        while True:
+            answer = server.query(promql)
+            assert answer["status"] == "success", (promql, answer)
+            if answer["data"]["result"] or any(o in expr for o in optional) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if not any(o in expr for o in optional):
+            assert answer["data"]["result"], f"no series for the dashboard's {promql}"

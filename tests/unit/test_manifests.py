@@ -284,6 +284,16 @@ def test_the_alerts_are_optional_and_read_what_the_servicemonitor_scrapes() -> N
     assert all(f'job="{service["metadata"]["name"]}"' in e for e in exprs), exprs
 
 
+def test_the_dashboard_is_an_optional_configmap_for_grafanas_sidecar() -> None:
+    assert not [o for o in render(MANIFESTS / "base") if o["kind"] == "ConfigMap"]
+    dashboard = find(
+        render(MANIFESTS / "examples" / "with-servicemonitor"), "ConfigMap", "prewarm-dashboard", "prewarm"
+    )
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    source = MANIFESTS / "components" / "grafana-dashboard" / "prewarm.json"
+    assert dashboard["data"]["prewarm.json"] == source.read_text(encoding="utf-8")
+
+
 def test_cert_manager_is_kept_out_of_the_default_tls_kustomization() -> None:
     tls = render(MANIFESTS / "examples" / "tls")
     assert not [o for o in tls if o["apiVersion"].startswith("cert-manager.io/")]
