@@ -234,19 +234,28 @@ def test_explain_missing_env_variable_exits_2(tmp_path, rabbit, prometheus):
 
 
 def test_explain_reports_management_api_rates(tmp_path, rabbit):
-    rabbit.publish(10)
-    assert rabbit.take_one()  # a basic.get (the test as a worker): the deliver/get rate exists
-    # The management API has rates once the broker emitted statistics (every 5 s by
-    # default): wait, bounded, until it shows both, and the counts they go with. 60 s:
-    # a broker that has run for hours of benches once took longer than 20 s.
-    deadline = time.monotonic() + 60
-    while True:
-        body = rabbit.management()
-        stats = body.get("message_stats") or {}
-        if "publish_details" in stats and "deliver_get_details" in stats and body.get("messages_ready") == 9:
-            break
-        assert time.monotonic() < deadline, f"no rates from the management API: {body}"
-        time.sleep(0.25)
+    # Publish 10 and take one (a basic.get: the test as a worker) on one channel, kept
+    # open until the management API shows both rates: the broker collects a channel's
+    # publish and deliver/get counts every 5 s (by default) while it is open, and a
+    # channel closed before a collection leaves the queue with no message_stats at all
+    # (the flake this test had, when it closed its channels at once).
+    channel = rabbit.channel()
+    try:
+        for i in range(10):
+            channel.basic_publish(exchange="", routing_key=rabbit.name, body=f"job {i}".encode())
+        method, _props, _body = channel.basic_get(queue=rabbit.name, auto_ack=True)
+        assert method is not None
+        deadline = time.monotonic() + 60
+        while True:
+            body = rabbit.management()
+            stats = body.get("message_stats") or {}
+            rates = "publish_details" in stats and "deliver_get_details" in stats
+            if rates and body.get("messages_ready") == 9:
+                break
+            assert time.monotonic() < deadline, f"no rates from the management API: {body}"
+            time.sleep(0.25)
+    finally:
+        channel.close()
     manifest = textwrap.dedent(
         f"""\
         apiVersion: keda.sh/v1alpha1
