@@ -238,7 +238,8 @@ def test_explain_reports_management_api_rates(tmp_path, rabbit):
     # open until the management API shows both rates: the broker collects a channel's
     # publish and deliver/get counts every 5 s (by default) while it is open, and a
     # channel closed before a collection leaves the queue with no message_stats at all
-    # (the flake this test had, when it closed its channels at once).
+    # (rabbitmq/rabbitmq-management#353; the flake this test had when it closed its
+    # channels at once).
     channel = rabbit.channel()
     try:
         for i in range(10):
