@@ -45,6 +45,11 @@ from scaler.server import ScalerServer, Settings
 
 LOOPBACK = "127.0.0.1"
 
+# The shared fixture modules: some test modules import them directly and others load
+# them as plugins, so their asserts are rewritten whichever comes first (without this,
+# pytest warns that it cannot rewrite an already imported module).
+pytest.register_assert_rewrite("prometheus_fixture", "faults")
+
 # Short TTLs and intervals keep the suite fast; the values are production-shaped otherwise.
 FAST_SETTINGS = Settings(
     host=LOOPBACK,
