@@ -13,7 +13,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from scaler.access import AccessPolicy, check_access
 from scaler.clock import Clock
@@ -233,6 +233,18 @@ SOURCE_MEMORY_LIMIT = 4096
 
 
 MemoKey = bytes | tuple[tuple[str, str], ...]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(store: OrderedDict[_K, _V], key: _K, value: _V, limit: int) -> None:
+    """Keep `value` under `key` as the most recent entry, the least recently set
+    going first beyond `limit` entries."""
+    store[key] = value
+    store.move_to_end(key)
+    if len(store) > limit:
+        store.popitem(last=False)
 
 
 @dataclass
@@ -561,10 +573,7 @@ class Engine:
                 "coldStartQuery answered an implausible cold start; using coldStartSeconds",
                 extra={"source": read.description, "seconds": seconds, "bounds": [low, high]},
             )
-        self._cold_starts[key] = (sane, now)
-        self._cold_starts.move_to_end(key)
-        if len(self._cold_starts) > SOURCE_MEMORY_LIMIT:
-            self._cold_starts.popitem(last=False)
+        _remember(self._cold_starts, key, (sane, now), SOURCE_MEMORY_LIMIT)
 
     def _warm_start_due(
         self, cfg: TriggerConfig
@@ -626,12 +635,14 @@ class Engine:
         if cfg.forecast.replica_throughput is not None and queue is not None:
             # The capacity-aware queue term (policy.capacity_queue_term): the measured
             # arrival rate and the cold start in use.
-            rate = self._capacity_rate(cfg, reads)
+            source = self.sources.queue_source(cfg)
+            queue_key = source.key if source is not None else None
+            rate = self._capacity_rate(reads, queue_key)
             signals = dataclasses.replace(
                 signals,
                 arrival_rate=rate,
                 cold_start=self._cold_start_in_use(cfg)[0],
-                since_quiet=self._since_quiet(cfg, reads, rate),
+                since_quiet=self._since_quiet(reads, rate, queue_key),
             )
         view = self._forecast(ref, cfg, reads)
         if view is not None and view.used:
@@ -705,54 +716,42 @@ class Engine:
         key = (ref, cfg.metric_name)
         now = self.clock.monotonic()
         ask, started = job_pulse(now, self._job_pulses.get(key), view.cold_start)
-        self._job_pulses[key] = started
-        self._job_pulses.move_to_end(key)
-        if len(self._job_pulses) > 10_000:
-            self._job_pulses.popitem(last=False)
+        _remember(self._job_pulses, key, started, 10_000)
         if ask:
             return view
         return dataclasses.replace(view, floor=0.0, jobs_next_in=started + 3 * view.cold_start - now)
 
-    def _capacity_rate(self, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> float | None:
+    def _capacity_rate(self, reads: tuple[SignalRead, ...], queue_key: str | None) -> float | None:
         """The measured arrival rate (_rate_read); None when no rate is read.
         arrivalQuery's as it answers (its range is already an average); the
         publish rate, a 5 s sample, averaged over at most a minute, as long as its
         measured noise needs (policy.smoothed_rate), one average per queue, fed once
-        per new reading (many objects on one queue do not speed it up)."""
+        per new reading (many objects on one queue do not speed it up), keyed by
+        the queue source's key."""
         read = _rate_read(reads)
         if read is None:
             return None
         name, rate, read_at = read
-        source = self.sources.queue_source(cfg) if name != ARRIVAL else None
-        if source is None or read_at is None:
+        if name == ARRIVAL or queue_key is None or read_at is None:
             return rate
-        key = source.key
-        average = smoothed_rate(self._rates.get(key), read_at, rate)
-        self._rates[key] = average
-        self._rates.move_to_end(key)
-        if len(self._rates) > SOURCE_MEMORY_LIMIT:
-            self._rates.popitem(last=False)
+        average = smoothed_rate(self._rates.get(queue_key), read_at, rate)
+        _remember(self._rates, queue_key, average, SOURCE_MEMORY_LIMIT)
         return average.value
 
     def _since_quiet(
-        self, cfg: TriggerConfig, reads: tuple[SignalRead, ...], rate: float | None
+        self, reads: tuple[SignalRead, ...], rate: float | None, queue_key: str | None
     ) -> float | None:
         """Seconds from the last reading of the trigger's queue that found it quiet
         (policy.is_quiet, with the capacity term's rate) to this one; None when it
         has not been seen quiet. One memory per queue, so many objects on one
         queue agree."""
         read = next((r for r in reads if isinstance(r.value, QueueReading)), None)
-        source = self.sources.queue_source(cfg) if cfg.source is not None else None
-        if rate is None or read is None or read.read_at is None or source is None:
+        if rate is None or read is None or read.read_at is None or queue_key is None:
             return None
         assert isinstance(read.value, QueueReading)
-        key = source.key
         if is_quiet(read.value, rate):
-            self._quiet_at[key] = read.read_at
-            self._quiet_at.move_to_end(key)
-            if len(self._quiet_at) > SOURCE_MEMORY_LIMIT:
-                self._quiet_at.popitem(last=False)
-        quiet_at = self._quiet_at.get(key)
+            _remember(self._quiet_at, queue_key, read.read_at, SOURCE_MEMORY_LIMIT)
+        quiet_at = self._quiet_at.get(queue_key)
         if quiet_at is None or read.read_at < quiet_at:  # never quiet, or an older reading
             return None
         return read.read_at - quiet_at
