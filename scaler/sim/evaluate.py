@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
     from scaler.sim.report import frontiers, table
-    from scaler.sim.run import ORACLE_UTILIZATIONS
+    from scaler.sim.run import ORACLE_UTILIZATIONS, PolicySpec
 
     met = sum(line.startswith("MET") for r in results for line in targets(r))
     total = sum(1 for r in results for _ in targets(r))
@@ -379,7 +379,8 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         lines.append(
             "- `oracle` (frontiers only): a reference, not a baseline: knows the arrivals ahead and asks "
             "for the replicas that carry the busiest minute between now and a cold start and a polling "
-            "interval (30 s) ahead, plus the messages waiting drained within a minute, at "
+            f"interval ({PolicySpec.polling_s:g} s) ahead, plus the messages waiting drained within a "
+            "minute, at "
             f"{', '.join(f'{u:.0%}' for u in ORACLE_UTILIZATIONS)} utilisation; min 0"
         )
     return "\n".join(lines) + "\n"
