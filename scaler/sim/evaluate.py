@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         help="rewrite evaluation.md from the last run's evaluation/raw.json (no simulation)",
     )
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers: expected a whole number >= 1, got {args.workers}")
     from scaler.sim import report
 
     out = Path(args.out)

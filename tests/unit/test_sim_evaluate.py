@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from scaler.sim.evaluate import default_workers, main, render, summary, targets
 
 
@@ -125,3 +127,10 @@ def test_default_workers_one_per_cpu_at_most_one_per_case() -> None:
     assert default_workers(64, 15) == 15
     assert default_workers(None, 15) == 2  # cpu_count unknown
     assert default_workers(8, 0) == 1
+
+
+def test_workers_below_one_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--workers", "0", "--render-only"])
+    assert exit_.value.code == 2
+    assert "--workers: expected a whole number >= 1, got 0" in capsys.readouterr().err
