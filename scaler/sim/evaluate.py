@@ -16,7 +16,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scaler.sim.run import Scenario
+    from scaler.sim.traces import Trace
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "bench" / "traces"
@@ -55,10 +59,8 @@ CASES = (
 )
 
 
-def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str, Any]:
-    from scaler.sim import report
-    from scaler.sim.main import build_scenario, run_policies
-    from scaler.sim.run import standard_policies, sweep_policies
+def case_trace(case: Case, quick: bool) -> Trace:
+    """The slice of the bundled trace a case replays (before it is fitted to the fleet)."""
     from scaler.sim.traces import load_trace, sliced
 
     trace = load_trace(TRACES / case.file)
@@ -66,6 +68,14 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
         trace = sliced(trace, case.start, case.start + case.duration)
     if quick:
         trace = sliced(trace, 0, min(trace.duration_s, 6 * 3600))
+    return trace
+
+
+def case_scenario(case: Case, trace: Trace, cold_start: int, quick: bool) -> tuple[Scenario, list[str]]:
+    """The Scenario a case is judged on at one cold start (`trace` from case_trace), and
+    its setup lines."""
+    from scaler.sim.main import build_scenario
+
     scenario, setup = build_scenario(
         trace,
         concurrency=4,
@@ -81,6 +91,16 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
             f"the first {scenario.warmup_s / 3600:.0f} h are simulated as history for the forecasters "
             "and not scored or billed"
         )
+    return scenario, setup
+
+
+def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str, Any]:
+    from scaler.sim import report
+    from scaler.sim.main import build_scenario, run_policies
+    from scaler.sim.run import standard_policies, sweep_policies
+
+    trace = case_trace(case, quick)
+    scenario, setup = case_scenario(case, trace, cold_start, quick)
     started = time.monotonic()
     rows, runs = run_policies(scenario, standard_policies(scenario), progress=False)
     sweep_rows, _ = run_policies(scenario, sweep_policies(scenario), progress=False)

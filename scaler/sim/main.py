@@ -9,10 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scaler.sim.keda import DEFAULT_SCALE_DOWN
+
 if TYPE_CHECKING:  # numpy and friends load only when simulate runs (`serve` needs none of them)
     from scaler.sim.traces import Trace
 
 DEFAULT_PEAK_REPLICAS = 20
+DEFAULT_SCALE_DOWN_WINDOW_S = round(DEFAULT_SCALE_DOWN.stabilization_s)  # Kubernetes' default
 
 
 def add_parser(sub: Any) -> None:
@@ -93,6 +96,14 @@ def add_parser(sub: Any) -> None:
         help="queueLength for the queue policies (default: --concurrency)",
     )
     p.add_argument("--max-replicas", type=int, default=100, help="maxReplicaCount (default 100)")
+    p.add_argument(
+        "--scale-down-window",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="the HPA's scale-down stabilization window for every policy KEDA runs, 0..3600 "
+        f"(default {DEFAULT_SCALE_DOWN_WINDOW_S}, Kubernetes' own)",
+    )
     p.add_argument("--policies", default=None, help="comma-separated policy names (default: all)")
     p.add_argument("--sweep", action="store_true", help="also sweep each policy's main knob (frontiers)")
     p.add_argument(
@@ -173,11 +184,21 @@ def build_scenario(
         f"1 GPU; cold start {world.cold_start.describe()}",
         f"scale-in: {'kills in-flight work' if kill_in_flight else 'graceful (in-flight work finishes)'}; "
         f"SLO {slo:g} s; maxReplicaCount {max_replicas}",
-        "KEDA pollingInterval 30 s, cooldownPeriod 300 s; HPA sync 15 s, tolerance 0.1, default behavior "
-        "(scale-down window 300 s)",
+        loops_line(),
     ]
     setup += list(fitted.notes)
     return scenario, setup
+
+
+def loops_line(scale_down_window_s: int | None = None) -> str:
+    """The report's line on KEDA's and the HPA's settings."""
+    if scale_down_window_s is None:
+        behavior = f"default behavior (scale-down window {DEFAULT_SCALE_DOWN_WINDOW_S} s)"
+    else:
+        behavior = (
+            f"behavior: scale-down window {scale_down_window_s} s (--scale-down-window), else the default"
+        )
+    return f"KEDA pollingInterval 30 s, cooldownPeriod 300 s; HPA sync 15 s, tolerance 0.1, {behavior}"
 
 
 def run_policies(
@@ -207,10 +228,15 @@ def run_policies(
 
 def main(args: argparse.Namespace) -> int:
     from scaler.sim import report
-    from scaler.sim.run import standard_policies, sweep_policies
+    from scaler.sim.run import standard_policies, sweep_policies, with_scale_down_window
     from scaler.sim.traces import TraceError, load_trace, sliced
     from scaler.sim.world import ModelError
 
+    if args.scale_down_window is not None and (args.scaledobject or args.jobs):
+        # A what-if takes the behavior from the ScaledObject; ScaledJobs have no HPA.
+        where = "--scaledobject (set behavior in the ScaledObject)" if args.scaledobject else "--jobs"
+        print(f"prewarm simulate: --scale-down-window does not apply with {where}", file=sys.stderr)
+        return 2
     if args.scaledobject:
         from scaler.sim.whatif import main as whatif
 
@@ -239,6 +265,15 @@ def main(args: argparse.Namespace) -> int:
     except (TraceError, ModelError) as exc:
         print(f"prewarm simulate: {exc}", file=sys.stderr)
         return 2
+    window = args.scale_down_window
+    if window is not None:
+        if not 0 <= window <= 3600:
+            print(
+                f"prewarm simulate: --scale-down-window must be 0..3600 seconds, got {window}",
+                file=sys.stderr,
+            )
+            return 2
+        setup = [loops_line(window) if line == loops_line() else line for line in setup]
     if args.warmup:
         scenario.warmup_s = args.warmup
         setup.append(f"the first {args.warmup} s are history for the forecasters, not scored or billed")
@@ -256,11 +291,15 @@ def main(args: argparse.Namespace) -> int:
             )
             return 2
         specs = [spec for spec in specs if spec.name in wanted]
+    sweeps = sweep_policies(scenario) if args.sweep else []
+    if window is not None:
+        specs = [with_scale_down_window(spec, window) for spec in specs]
+        sweeps = [with_scale_down_window(spec, window) for spec in sweeps]
     progress = not args.no_progress and sys.stderr.isatty()
     rows, runs = run_policies(scenario, specs, progress)
     sweep_rows: list[dict[str, Any]] = []
-    if args.sweep:
-        sweep_rows, _ = run_policies(scenario, sweep_policies(scenario), progress, "sweep")
+    if sweeps:
+        sweep_rows, _ = run_policies(scenario, sweeps, progress, "sweep")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report.write_json(out / "results.json", rows)

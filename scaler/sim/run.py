@@ -364,6 +364,20 @@ def _named(spec: PolicySpec, name: str) -> PolicySpec:
     return replace(spec, name=name)
 
 
+def with_scale_down_window(spec: PolicySpec, window_s: float) -> PolicySpec:
+    """`spec` with the HPA's scale-down stabilization window set to `window_s` (a
+    ScaledObject's advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.
+    stabilizationWindowSeconds); static provisioning, which has no HPA, unchanged."""
+    if spec.static is not None:
+        return spec
+    scale_down = replace(spec.behavior.scale_down, stabilization_s=window_s)
+    return replace(
+        spec,
+        behavior=replace(spec.behavior, scale_down=scale_down),
+        description=f"{spec.description}; HPA scale-down window {window_s:g} s",
+    )
+
+
 # --- results ------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from scaler.sim.run import (
     simulate,
     standard_policies,
     sweep_policies,
+    with_scale_down_window,
 )
 from scaler.sim.traces import Trace, load_trace, sliced
 from scaler.sim.world import ColdStart, ServiceModel, World, WorldConfig
@@ -291,3 +292,45 @@ def test_arrival_and_cold_start_queries_read_the_simulation_not_prometheus() -> 
     source = trigger.engine.sources.arrival_source(trigger.cfg)
     history = source.history(1_000_000.0, 1_000_400.0, 60.0)  # type: ignore[union-attr]
     assert [wall for wall, _ in history] == [1_000_060.0, 1_000_120.0, 1_000_180.0]  # the past only
+
+
+def test_a_shorter_scale_down_window_reaches_the_hpa_and_releases_pods_sooner() -> None:
+    trace = sliced(load_trace(BENCH / "mooncake_conversation_requests.csv"), 0, 1800)
+    scenario, _ = build_scenario(
+        trace, concurrency=4, service=None, cold_start="120", slo=60, max_replicas=50, peak_replicas=10
+    )
+    stock = keda_queue_policy(4, 0, 50)
+    short = with_scale_down_window(stock, 60)
+    assert short.behavior.scale_down.stabilization_s == 60
+    assert short.behavior.scale_down.policies == stock.behavior.scale_down.policies
+    assert short.behavior.scale_up == stock.behavior.scale_up
+    assert short.name == stock.name and short.description.endswith("; HPA scale-down window 60 s")
+    held, released = (results(scenario, simulate(scenario, spec)) for spec in (stock, short))
+    assert released["gpu_hours"] < held["gpu_hours"]
+    assert released["scale_downs"] > held["scale_downs"]
+    static = next(spec for spec in standard_policies(scenario) if spec.static is not None)
+    assert with_scale_down_window(static, 60) is static
+
+
+def test_cli_scale_down_window(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = str(BENCH / "mooncake_conversation_requests.csv")
+    common = ["simulate", "--trace", trace, "--duration", "600", "--no-plots", "--no-progress"]
+    out = tmp_path / "out"
+    assert (
+        main([*common, "--policies", "prewarm,static-peak", "--scale-down-window", "60", "--out", str(out)])
+        == 0
+    )
+    rows = json.loads((out / "results.json").read_text())
+    assert rows[0]["description"].endswith("HPA scale-down window 60 s")
+    assert "window" not in rows[1]["description"]  # static provisioning has no HPA
+    report = (out / "report.md").read_text()
+    assert "behavior: scale-down window 60 s (--scale-down-window)" in report
+    assert "default behavior" not in report
+    capsys.readouterr()
+    for bad, message in (
+        (["--scale-down-window", "3601"], "--scale-down-window must be 0..3600 seconds, got 3601"),
+        (["--scale-down-window", "60", "--jobs"], "--scale-down-window does not apply with --jobs"),
+        (["--scale-down-window", "60", "--scaledobject", "so.yaml"], "set behavior in the ScaledObject"),
+    ):
+        assert main([*common, *bad, "--out", str(tmp_path / "x")]) == 2
+        assert message in capsys.readouterr().err
