@@ -15,6 +15,22 @@ if TYPE_CHECKING:  # numpy and friends load only when simulate runs (`serve` nee
     from scaler.sim.traces import Trace
 
 DEFAULT_PEAK_REPLICAS = 20
+DEFAULT_MAX_REPLICAS = 100
+# The what-if's defaults, filled in when it runs (None tells a flag that was not given).
+WHATIF_DEFAULTS = {"since": "7d", "gpu_price": 2.5, "timeout": 10.0}
+# Flags only one mode reads. Given in the other mode they are refused, not ignored.
+WHATIF_ONLY = (
+    "trigger",
+    "prometheus",
+    "arrival_query",
+    "since",
+    "step",
+    "service_query",
+    "gpu_price",
+    "timeout",
+    "no_advice",
+)
+TRACE_ONLY = ("max_replicas", "queue_length", "policies", "sweep", "jobs", "scale_down_window")
 DEFAULT_SCALE_DOWN_WINDOW_S = round(DEFAULT_SCALE_DOWN.stabilization_s)  # Kubernetes' default
 
 
@@ -51,14 +67,24 @@ def add_parser(sub: Any) -> None:
         metavar="Q",
         help="PromQL: requests/s into the workload (default: the trigger's arrivalQuery)",
     )
-    whatif.add_argument("--since", default="7d", help="how much history to replay (default 7d)")
+    whatif.add_argument(
+        "--since", default=None, help=f"how much history to replay (default {WHATIF_DEFAULTS['since']})"
+    )
     whatif.add_argument(
         "--step", default=None, help="the range query's step (default 60s, more for long spans)"
     )
     whatif.add_argument("--service-query", metavar="Q", help="PromQL: mean seconds one request holds a slot")
-    whatif.add_argument("--gpu-price", type=float, default=2.5, help="dollars per GPU-hour (default 2.5)")
     whatif.add_argument(
-        "--timeout", type=float, default=10.0, help="Prometheus query timeout, s (default 10)"
+        "--gpu-price",
+        type=float,
+        default=None,
+        help=f"dollars per GPU-hour (default {WHATIF_DEFAULTS['gpu_price']:g})",
+    )
+    whatif.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"Prometheus query timeout, s (default {WHATIF_DEFAULTS['timeout']:g})",
     )
     whatif.add_argument("--no-advice", action="store_true", help="skip the one-setting-at-a-time runs")
     scale = p.add_mutually_exclusive_group()
@@ -95,7 +121,9 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="queueLength for the queue policies (default: --concurrency)",
     )
-    p.add_argument("--max-replicas", type=int, default=100, help="maxReplicaCount (default 100)")
+    p.add_argument(
+        "--max-replicas", type=int, default=None, help=f"maxReplicaCount (default {DEFAULT_MAX_REPLICAS})"
+    )
     p.add_argument(
         "--scale-down-window",
         type=int,
@@ -226,19 +254,44 @@ def run_policies(
     return rows, runs
 
 
+def misplaced_flags(args: argparse.Namespace) -> str | None:
+    """What is wrong with flags given in a mode that does not read them, else None."""
+
+    def given(names: Sequence[str]) -> list[str]:
+        return ["--" + name.replace("_", "-") for name in names if getattr(args, name) not in (None, False)]
+
+    if args.scaledobject:
+        extra = given(TRACE_ONLY)
+        if extra:
+            return (
+                f"{', '.join(extra)}: not with --scaledobject (a what-if takes maxReplicaCount, "
+                "queueLength and the HPA's behavior from the ScaledObject, and compares it with stock KEDA)"
+            )
+        return None
+    extra = given(WHATIF_ONLY)
+    if extra:
+        return f"{', '.join(extra)}: only with --scaledobject (the what-if on your own ScaledObject)"
+    if args.jobs and args.scale_down_window is not None:
+        return "--scale-down-window: not with --jobs (ScaledJobs have no HPA)"
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
     from scaler.sim import report
     from scaler.sim.run import standard_policies, sweep_policies, with_scale_down_window
     from scaler.sim.traces import TraceError, load_trace, sliced
     from scaler.sim.world import ModelError
 
-    if args.scale_down_window is not None and (args.scaledobject or args.jobs):
-        # A what-if takes the behavior from the ScaledObject; ScaledJobs have no HPA.
-        where = "--scaledobject (set behavior in the ScaledObject)" if args.scaledobject else "--jobs"
-        print(f"prewarm simulate: --scale-down-window does not apply with {where}", file=sys.stderr)
+    refused = misplaced_flags(args)
+    if refused:
+        print(f"prewarm simulate: {refused}", file=sys.stderr)
         return 2
     if args.scaledobject:
         from scaler.sim.whatif import main as whatif
+
+        for name, value in WHATIF_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
 
         return whatif(args)
     if not args.trace:
@@ -256,7 +309,7 @@ def main(args: argparse.Namespace) -> int:
             service=args.service,
             cold_start=args.cold_start or "300",
             slo=args.slo,
-            max_replicas=args.max_replicas,
+            max_replicas=args.max_replicas or DEFAULT_MAX_REPLICAS,
             rate_scale=args.rate_scale,
             peak_replicas=args.peak_replicas,
             kill_in_flight=args.kill_in_flight,
@@ -351,7 +404,7 @@ def _jobs(args: argparse.Namespace, scenario: Any, setup: list[str], started: fl
 
     rows = [
         simulate_jobs(scenario.trace, scenario.world, p, scenario.slo_s)
-        for p in job_policies(args.max_replicas)
+        for p in job_policies(args.max_replicas or DEFAULT_MAX_REPLICAS)
     ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

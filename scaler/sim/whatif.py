@@ -475,7 +475,9 @@ def _main(args: argparse.Namespace) -> int:
             cold_start=cold_start,
             slo=args.slo,
             max_replicas=top,
-            rate_scale=args.rate_scale if args.rate_scale is not None else 1.0,
+            # The trace as it is, unless --rate-scale or --peak-replicas fits it to this fleet.
+            rate_scale=args.rate_scale if args.rate_scale is not None or args.peak_replicas else 1.0,
+            peak_replicas=args.peak_replicas,
             kill_in_flight=args.kill_in_flight,
             seed=args.seed,
         )

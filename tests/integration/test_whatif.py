@@ -178,3 +178,15 @@ def test_example_manifests(manifest: str, tmp_path: Path) -> None:
     assert all(r["gpu_hours"] > 0 for r in rows)
     assert "Change first:" in done.stdout
     assert "secret" not in done.stdout + done.stderr  # credentials from the environment stay out
+
+
+def test_peak_replicas_fits_the_trace_to_the_fleet(tmp_path: Path) -> None:
+    """--peak-replicas scales a what-if's trace as it scales simulate's (it was ignored)."""
+    done = simulate(
+        "--scaledobject", EXAMPLES / "sqs-diffusion" / "scaledobject.yaml",
+        "--trace", TRACE, "--duration", "3600", "--peak-replicas", "6",
+        "--cold-start", "120", "--no-advice", "--no-plots", "--out", tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "= 6 replicas at 75% utilisation" in done.stdout
+    assert "- rate scale 1:" not in done.stdout

@@ -329,8 +329,31 @@ def test_cli_scale_down_window(tmp_path: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     for bad, message in (
         (["--scale-down-window", "3601"], "--scale-down-window must be 0..3600 seconds, got 3601"),
-        (["--scale-down-window", "60", "--jobs"], "--scale-down-window does not apply with --jobs"),
-        (["--scale-down-window", "60", "--scaledobject", "so.yaml"], "set behavior in the ScaledObject"),
+        (
+            ["--scale-down-window", "60", "--jobs"],
+            "--scale-down-window: not with --jobs (ScaledJobs have no HPA)",
+        ),
     ):
         assert main([*common, *bad, "--out", str(tmp_path / "x")]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_flags_one_mode_does_not_read_are_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = str(BENCH / "mooncake_conversation_requests.csv")
+    out = ["--out", str(tmp_path / "x"), "--no-plots", "--no-progress"]
+    for argv, message in (
+        (
+            ["--scaledobject", "so.yaml", "--max-replicas", "10", "--sweep", "--scale-down-window", "60"],
+            "--max-replicas, --sweep, --scale-down-window: not with --scaledobject (a what-if takes "
+            "maxReplicaCount, queueLength and the HPA's behavior from the ScaledObject",
+        ),
+        (
+            ["--gpu-price", "3", "--since", "2d"],
+            "--since, --gpu-price: only with --scaledobject (the what-if on your own ScaledObject)",
+        ),
+    ):
+        assert main(["simulate", "--trace", trace, *argv, *out]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
