@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from scaler.access import AccessPolicy, Patterns
+from scaler.argtypes import port, positive, whole
 
 if TYPE_CHECKING:
     from scaler.server import Settings
@@ -57,27 +58,6 @@ def _shown(default: Any) -> str:
     return f"{default:g}" if isinstance(default, float) else str(default)
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port 0-65535, got {text!r}")
-    return value
-
-
-def _threads(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 1024:
-        raise argparse.ArgumentTypeError(f"expected a whole number 1-1024, got {text!r}")
-    return value
-
-
 def _log_format(text: str) -> str:
     if text not in ("json", "text"):
         raise argparse.ArgumentTypeError(f"expected 'json' or 'text', got {text!r}")
@@ -117,37 +97,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gRPC external scaler")
     _add(serve, "--host", default="[::]", help="address to listen on")
-    _add(serve, "--port", type=_port, default=6000, help="gRPC port")
+    _add(serve, "--port", type=port, default=6000, help="gRPC port")
     _add(
-        serve, "--metrics-port", type=_port, default=8080, help="Prometheus /metrics HTTP port; 0 disables it"
+        serve, "--metrics-port", type=port, default=8080, help="Prometheus /metrics HTTP port; 0 disables it"
     )
     _add(serve, "--log-format", type=_log_format, default="json", help="json or text")
     _add(serve, "--log-level", type=_log_level, default="info", help="debug, info, warning or error")
     _add(
         serve,
         "--cache-ttl",
-        type=_positive,
+        type=positive,
         default=2.0,
         help="seconds a source reading is shared before it is read again",
     )
     _add(
         serve,
         "--source-timeout",
-        type=_positive,
+        type=positive,
         default=5.0,
         help="seconds one source read may take before the answer is UNAVAILABLE",
     )
     _add(
         serve,
         "--stream-interval",
-        type=_positive,
+        type=positive,
         default=1.0,
         help="seconds between StreamIsActive re-evaluations",
     )
     _add(
         serve,
         "--read-threads",
-        type=_threads,
+        type=whole(1, 1024),
         default=64,
         help="threads for blocking source reads: the most distinct sources read at once "
         "(a hung source holds one until its read returns)",
@@ -155,14 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add(
         serve,
         "--grace-period",
-        type=_positive,
+        type=positive,
         default=10.0,
         help="seconds calls in flight get to finish on SIGTERM",
     )
     _add(
         serve,
         "--keepalive-time",
-        type=_positive,
+        type=positive,
         default=30.0,
         help="seconds of silence on a client connection before the server pings it, so a "
         "stream whose client vanished (no FIN) ends",
@@ -170,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(
         serve,
         "--keepalive-timeout",
-        type=_positive,
+        type=positive,
         default=10.0,
         help="seconds the server waits for the ping's answer before closing the connection",
     )
@@ -184,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(
         serve,
         "--health-port",
-        type=_port,
+        type=port,
         default=0,
         help="plaintext port serving only the gRPC health service (for kubelet probes when "
         "--tls-cert is set, since they cannot speak TLS); 0 disables it",
@@ -226,38 +206,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument(
         "--trigger",
-        type=_non_negative_int,
+        type=whole(0),
         default=None,
         help="index in spec.triggers (default: the first external or external-push trigger)",
     )
     explain.add_argument("--json", action="store_true", help="print one JSON document")
     explain.add_argument(
         "--running",
-        type=_non_negative_int,
+        type=whole(0),
         default=0,
         help="ScaledJob: unfinished Jobs now, pending ones included, as KEDA counts them (default 0)",
     )
     explain.add_argument(
         "--pending",
-        type=_non_negative_int,
+        type=whole(0),
         default=0,
         help="ScaledJob: of those, Jobs whose pods have not started (or not met pendingPodConditions) "
         "(default 0)",
     )
     explain.add_argument(
-        "--timeout", type=_positive, default=5.0, help="seconds each source read may take (default 5)"
+        "--timeout", type=positive, default=5.0, help="seconds each source read may take (default 5)"
     )
     from scaler.sim.main import add_parser as add_simulate
 
     add_simulate(sub)
     return parser
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

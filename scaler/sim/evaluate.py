@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scaler.argtypes import whole
+
 if TYPE_CHECKING:
     from scaler.sim.run import Scenario
     from scaler.sim.traces import Trace
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="first 6 h of each trace (a smoke run)")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=whole(1),
         default=None,
         help="processes running cases at once (default: one per CPU, at most one per case)",
     )
@@ -259,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
         help="rewrite evaluation.md from the last run's evaluation/raw.json (no simulation)",
     )
     args = parser.parse_args(argv)
-    if args.workers is not None and args.workers < 1:
-        parser.error(f"--workers: expected a whole number >= 1, got {args.workers}")
     from scaler.sim import report
 
     out = Path(args.out)

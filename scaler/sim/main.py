@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scaler.argtypes import number, positive, whole
 from scaler.sim.keda import DEFAULT_SCALE_DOWN
 
 if TYPE_CHECKING:  # numpy and friends load only when simulate runs (`serve` needs none of them)
@@ -55,7 +56,10 @@ def add_parser(sub: Any) -> None:
     )
     whatif.add_argument("--scaledobject", metavar="FILE", help="your ScaledObject manifest (YAML)")
     whatif.add_argument(
-        "--trigger", type=int, default=None, help="the trigger's index (default: the first external one)"
+        "--trigger",
+        type=whole(0),
+        default=None,
+        help="the trigger's index (default: the first external one)",
     )
     whatif.add_argument(
         "--prometheus",
@@ -76,28 +80,28 @@ def add_parser(sub: Any) -> None:
     whatif.add_argument("--service-query", metavar="Q", help="PromQL: mean seconds one request holds a slot")
     whatif.add_argument(
         "--gpu-price",
-        type=float,
+        type=number(0),
         default=None,
         help=f"dollars per GPU-hour (default {WHATIF_DEFAULTS['gpu_price']:g})",
     )
     whatif.add_argument(
         "--timeout",
-        type=float,
+        type=positive,
         default=None,
         help=f"Prometheus query timeout, s (default {WHATIF_DEFAULTS['timeout']:g})",
     )
     whatif.add_argument("--no-advice", action="store_true", help="skip the one-setting-at-a-time runs")
     scale = p.add_mutually_exclusive_group()
-    scale.add_argument("--rate-scale", type=float, help="multiply the trace's arrival rate by X")
+    scale.add_argument("--rate-scale", type=positive, help="multiply the trace's arrival rate by X")
     scale.add_argument(
         "--peak-replicas",
-        type=int,
+        type=whole(1),
         help=f"scale the trace so that N replicas carry its peak minute at 75 %% utilisation "
         f"(default {DEFAULT_PEAK_REPLICAS})",
     )
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=whole(1),
         default=None,
         help="requests one replica serves at once (default 4; with --scaledobject, its queueLength)",
     )
@@ -114,19 +118,27 @@ def add_parser(sub: Any) -> None:
         help="seconds to Ready: S, uniform:LO:HI or lognormal:MEDIAN:SIGMA (default 300; with "
         "--scaledobject, its coldStartQuery's answer or coldStartSeconds)",
     )
-    p.add_argument("--slo", type=float, default=60.0, help="queue-wait SLO in seconds (default 60)")
+    p.add_argument(
+        "--slo",
+        type=positive,
+        default=60.0,
+        help="queue-wait SLO in seconds (default 60)",
+    )
     p.add_argument(
         "--queue-length",
-        type=float,
+        type=positive,
         default=None,
         help="queueLength for the queue policies (default: --concurrency)",
     )
     p.add_argument(
-        "--max-replicas", type=int, default=None, help=f"maxReplicaCount (default {DEFAULT_MAX_REPLICAS})"
+        "--max-replicas",
+        type=whole(1),
+        default=None,
+        help=f"maxReplicaCount (default {DEFAULT_MAX_REPLICAS})",
     )
     p.add_argument(
         "--scale-down-window",
-        type=int,
+        type=whole(0, 3600),
         default=None,
         metavar="SECONDS",
         help="the HPA's scale-down stabilization window for every policy KEDA runs, 0..3600 "
@@ -142,11 +154,11 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="compare ScaledJobs instead (one Job per message; each strategy; Jobs per message)",
     )
-    p.add_argument("--start", type=int, default=0, help="simulate from this second of the trace")
-    p.add_argument("--duration", type=int, default=None, help="simulate this many seconds")
+    p.add_argument("--start", type=whole(0), default=0, help="simulate from this second of the trace")
+    p.add_argument("--duration", type=whole(1), default=None, help="simulate this many seconds")
     p.add_argument(
         "--warmup",
-        type=int,
+        type=whole(0),
         default=0,
         help="seconds at the start simulated as history for the forecasters but not scored or billed",
     )
@@ -320,12 +332,6 @@ def main(args: argparse.Namespace) -> int:
         return 2
     window = args.scale_down_window
     if window is not None:
-        if not 0 <= window <= 3600:
-            print(
-                f"prewarm simulate: --scale-down-window must be 0..3600 seconds, got {window}",
-                file=sys.stderr,
-            )
-            return 2
         setup = [loops_line(window) if line == loops_line() else line for line in setup]
     if args.warmup:
         scenario.warmup_s = args.warmup

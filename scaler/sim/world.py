@@ -28,6 +28,14 @@ class ModelError(ValueError):
     """A service-time or cold-start model that cannot be used; the message says why."""
 
 
+def _finite(text: str) -> float:
+    """A finite number, else ValueError (float() takes "inf" and "nan")."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
 @dataclass(frozen=True)
 class ServiceModel:
     """How long one request holds a slot.
@@ -48,26 +56,30 @@ class ServiceModel:
         """`2`, `constant:2`, `lognormal:2:0.5`, `trace`, `tokens` or `tokens:0.0002:0.03`."""
         parts = text.strip().split(":")
         try:
-            if re.fullmatch(r"[0-9.]+", parts[0]):
-                return ServiceModel("constant", float(parts[0]))
-            if parts[0] == "constant" and len(parts) == 2:
-                return ServiceModel("constant", float(parts[1]))
-            if parts[0] == "lognormal" and len(parts) in (2, 3):
-                sigma = float(parts[2]) if len(parts) == 3 else 0.5
-                return ServiceModel("lognormal", float(parts[1]), sigma)
+            # Service times must be positive: a zero-second request has no busy time, so
+            # no floor to compare against.
+            if re.fullmatch(r"[0-9.]+", parts[0]) and len(parts) == 1 and _finite(parts[0]) > 0:
+                return ServiceModel("constant", _finite(parts[0]))
+            if parts[0] == "constant" and len(parts) == 2 and _finite(parts[1]) > 0:
+                return ServiceModel("constant", _finite(parts[1]))
+            if parts[0] == "lognormal" and len(parts) in (2, 3) and _finite(parts[1]) > 0:
+                sigma = _finite(parts[2]) if len(parts) == 3 else 0.5
+                if sigma >= 0:
+                    return ServiceModel("lognormal", _finite(parts[1]), sigma)
             if parts[0] == "trace" and len(parts) == 1:
                 return ServiceModel("trace")
-            if parts[0] == "tokens" and len(parts) in (1, 3):
-                if len(parts) == 3:
-                    return ServiceModel(
-                        "tokens", prefill_s_per_token=float(parts[1]), decode_s_per_token=float(parts[2])
-                    )
+            if parts[0] == "tokens" and len(parts) == 1:
                 return ServiceModel("tokens")
+            if parts[0] == "tokens" and len(parts) == 3:
+                prefill, decode = _finite(parts[1]), _finite(parts[2])
+                if prefill >= 0 and decode >= 0 and prefill + decode > 0:
+                    return ServiceModel("tokens", prefill_s_per_token=prefill, decode_s_per_token=decode)
         except ValueError:
             pass
         raise ModelError(
-            f"service model {text!r}: expected SECONDS, constant:SECONDS, lognormal:MEAN[:SIGMA], "
-            "trace (the trace's service_s) or tokens[:PREFILL_S_PER_TOKEN:DECODE_S_PER_TOKEN]"
+            f"service model {text!r}: expected SECONDS, constant:SECONDS, lognormal:MEAN[:SIGMA] "
+            "(seconds > 0, sigma >= 0), trace (the trace's service_s) or "
+            "tokens[:PREFILL_S_PER_TOKEN:DECODE_S_PER_TOKEN] (>= 0, not both 0)"
         )
 
     def per_request(self, trace: Trace) -> np.ndarray | None:
@@ -136,13 +148,18 @@ class ColdStart:
         parts = text.strip().split(":")
         try:
             if len(parts) == 1:
-                value = float(parts[0])
+                value = _finite(parts[0])
                 if value >= 0:
                     return ColdStart("constant", value)
-            elif parts[0] == "uniform" and len(parts) == 3 and 0 <= float(parts[1]) <= float(parts[2]):
-                return ColdStart("uniform", float(parts[1]), float(parts[2]))
-            elif parts[0] == "lognormal" and len(parts) == 3 and float(parts[1]) > 0 and float(parts[2]) >= 0:
-                return ColdStart("lognormal", float(parts[1]), float(parts[2]))
+            elif parts[0] == "uniform" and len(parts) == 3 and 0 <= _finite(parts[1]) <= _finite(parts[2]):
+                return ColdStart("uniform", _finite(parts[1]), _finite(parts[2]))
+            elif (
+                parts[0] == "lognormal"
+                and len(parts) == 3
+                and _finite(parts[1]) > 0
+                and _finite(parts[2]) >= 0
+            ):
+                return ColdStart("lognormal", _finite(parts[1]), _finite(parts[2]))
         except ValueError:
             pass
         raise ModelError(

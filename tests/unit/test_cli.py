@@ -192,6 +192,11 @@ BAD_FLAGS = [
     ("--source-timeout", "-1"),
     ("--stream-interval", "nan"),
     ("--grace-period", "0"),
+    # inf is a float but no bound: a read that may take forever, readings never refreshed.
+    ("--source-timeout", "inf"),
+    ("--cache-ttl", "inf"),
+    ("--read-threads", "0"),
+    ("--grace-period", "inf"),
 ]
 
 

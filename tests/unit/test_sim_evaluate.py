@@ -133,4 +133,4 @@ def test_workers_below_one_is_refused_naming_the_flag(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as exit_:
         main(["--workers", "0", "--render-only"])
     assert exit_.value.code == 2
-    assert "--workers: expected a whole number >= 1, got 0" in capsys.readouterr().err
+    assert "argument --workers: expected a whole number >= 1, got '0'" in capsys.readouterr().err

@@ -327,15 +327,35 @@ def test_cli_scale_down_window(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "behavior: scale-down window 60 s (--scale-down-window)" in report
     assert "default behavior" not in report
     capsys.readouterr()
-    for bad, message in (
-        (["--scale-down-window", "3601"], "--scale-down-window must be 0..3600 seconds, got 3601"),
-        (
-            ["--scale-down-window", "60", "--jobs"],
-            "--scale-down-window: not with --jobs (ScaledJobs have no HPA)",
-        ),
-    ):
-        assert main([*common, *bad, "--out", str(tmp_path / "x")]) == 2
-        assert message in capsys.readouterr().err
+    jobs = ["--scale-down-window", "60", "--jobs", "--out", str(tmp_path / "x")]
+    assert main([*common, *jobs]) == 2
+    assert "--scale-down-window: not with --jobs (ScaledJobs have no HPA)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--scale-down-window", "3601", "a whole number 0..3600"),
+        ("--concurrency", "0", "a whole number >= 1"),
+        ("--peak-replicas", "0", "a whole number >= 1"),
+        ("--max-replicas", "0", "a whole number >= 1"),
+        ("--duration", "0", "a whole number >= 1"),
+        ("--start", "-1", "a whole number >= 0"),
+        ("--concurrency", "2.5", "a whole number >= 1"),
+        ("--slo", "nan", "a number > 0"),
+        ("--rate-scale", "inf", "a number > 0"),
+        ("--queue-length", "0", "a number > 0"),
+        ("--gpu-price", "-1", "a number >= 0"),
+    ],
+)
+def test_cli_numbers_out_of_range_are_refused_naming_the_flag(
+    flag: str, value: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each was silently replaced by its default (0 is falsy) or ran (nan, inf) before."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--trace", "t.csv", flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: expected {expected}, got {value!r}" in capsys.readouterr().err
 
 
 def test_flags_one_mode_does_not_read_are_refused_not_ignored(

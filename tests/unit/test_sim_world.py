@@ -104,6 +104,34 @@ def test_models_parse_and_reject_bad_text() -> None:
         ColdStart.parse("soon")
     with pytest.raises(ModelError, match="service model 'gamma:2'"):
         ServiceModel.parse("gamma:2")
+    assert ServiceModel.parse("tokens:0:0.03").decode_s_per_token == 0.03
+    assert ColdStart.parse("0") == ColdStart("constant", 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    # Zero-second requests (no busy time, a division by zero for the floor), negative
+    # spreads and non-finite numbers (float() takes them) were accepted.
+    [
+        "0",
+        "constant:0",
+        "lognormal:0",
+        "lognormal:2:-1",
+        "constant:nan",
+        "tokens:0:0",
+        "tokens:-1:0.03",
+        "2:3",
+    ],
+)
+def test_service_models_that_cannot_serve_are_refused(text: str) -> None:
+    with pytest.raises(ModelError, match=f"service model '{text}'"):
+        ServiceModel.parse(text)
+
+
+@pytest.mark.parametrize("text", ["inf", "uniform:0:inf", "lognormal:inf:1", "-1", "uniform:5:1"])
+def test_cold_starts_that_never_end_or_run_backwards_are_refused(text: str) -> None:
+    with pytest.raises(ModelError, match=f"cold start '{text}'"):
+        ColdStart.parse(text)
     pmf = ServiceModel("lognormal", 4.0, 0.5).completion_pmf()
     assert pmf.sum() == pytest.approx(1.0)
     assert (np.arange(1, len(pmf) + 1) * pmf).sum() == pytest.approx(4.0, rel=0.05)
