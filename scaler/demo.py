@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from scaler.argtypes import number, positive, whole
 from scaler.clock import Clock, ManualClock, ScaledClock
 from scaler.config import TriggerConfig
 from scaler.engine import SourceFactory
@@ -990,10 +991,10 @@ def main(argv: list[str] | None = None) -> int:
     defaults = DemoSettings()
     p = argparse.ArgumentParser(prog="python -m scaler.demo", description=__doc__.splitlines()[0])
     p.add_argument(
-        "--duration", type=int, default=defaults.duration_s, help="wall seconds of replay (default 120)"
+        "--duration", type=whole(5), default=defaults.duration_s, help="wall seconds of replay (default 120)"
     )
     p.add_argument(
-        "--speed", type=float, default=defaults.speed, help="workload seconds per wall second (default 60)"
+        "--speed", type=positive, default=defaults.speed, help="workload seconds per wall second (default 60)"
     )
     p.add_argument(
         "--trace",
@@ -1002,22 +1003,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--start",
-        type=int,
+        type=whole(0),
         default=defaults.start_s,
         help=f"the slice's start in the trace, seconds (default {defaults.start_s}, "
         f"{clock_label(defaults.start_s)})",
     )
     p.add_argument(
         "--cold-start",
-        type=float,
+        type=number(0),
         default=defaults.cold_start_s,
         help="seconds from pod creation to Ready (default 300)",
     )
     p.add_argument("--out", default="demo", help="folder for demo.png and summary.json (default ./demo)")
     p.add_argument("--no-live", action="store_true", help="print a line every 10 s instead of the live view")
     args = p.parse_args(argv)
-    if args.duration < 5 or args.speed <= 0 or args.cold_start < 0:
-        p.error("--duration must be >= 5, --speed > 0 and --cold-start >= 0")
     settings = replace(
         defaults, duration_s=args.duration, speed=args.speed, start_s=args.start, cold_start_s=args.cold_start
     )

@@ -5,9 +5,10 @@ warm start's history never reaches past the clock). Costs well under a second.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from scaler.clock import ManualClock
-from scaler.demo import TRACE_EPOCH, Pods, TraceArrivals
+from scaler.demo import TRACE_EPOCH, Pods, TraceArrivals, main
 
 
 def test_a_pod_scaled_in_while_working_is_billed_until_its_last_message_is_done() -> None:
@@ -69,3 +70,21 @@ def test_arrivals_read_the_last_minute_and_history_stops_at_now() -> None:
     assert times == [60, 120, 180, 240, 300]
     rates = dict(zip(times, (rate for _, rate in points), strict=True))
     assert rates == {60: 0.0, 120: 40 / 60, 180: 80 / 60, 240: 0.0, 300: 0.0}
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--duration", "4", "a whole number >= 5"),
+        ("--speed", "inf", "a number > 0"),  # crashed with OverflowError
+        ("--cold-start", "-1", "a number >= 0"),
+        ("--start", "-5", "a whole number >= 0"),
+    ],
+)
+def test_bad_flags_are_refused_naming_the_flag(
+    flag: str, value: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: expected {expected}, got {value!r}" in capsys.readouterr().err
