@@ -270,7 +270,10 @@ def misplaced_flags(args: argparse.Namespace) -> str | None:
     """What is wrong with flags given in a mode that does not read them, else None."""
 
     def given(names: Sequence[str]) -> list[str]:
-        return ["--" + name.replace("_", "-") for name in names if getattr(args, name) not in (None, False)]
+        # Unset flags are None (values) or False (switches); `is`, since 0 == False and
+        # --scale-down-window 0 is a value.
+        values = {name: getattr(args, name) for name in names}
+        return ["--" + n.replace("_", "-") for n, v in values.items() if v is not None and v is not False]
 
     if args.scaledobject:
         extra = given(TRACE_ONLY)

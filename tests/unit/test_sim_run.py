@@ -365,7 +365,7 @@ def test_flags_one_mode_does_not_read_are_refused_not_ignored(
     out = ["--out", str(tmp_path / "x"), "--no-plots", "--no-progress"]
     for argv, message in (
         (
-            ["--scaledobject", "so.yaml", "--max-replicas", "10", "--sweep", "--scale-down-window", "60"],
+            ["--scaledobject", "so.yaml", "--max-replicas", "10", "--sweep", "--scale-down-window", "0"],
             "--max-replicas, --sweep, --scale-down-window: not with --scaledobject (a what-if takes "
             "maxReplicaCount, queueLength and the HPA's behavior from the ScaledObject",
         ),
