@@ -286,8 +286,13 @@ def misplaced_flags(args: argparse.Namespace) -> str | None:
     extra = given(WHATIF_ONLY)
     if extra:
         return f"{', '.join(extra)}: only with --scaledobject (the what-if on your own ScaledObject)"
-    if args.jobs and args.scale_down_window is not None:
-        return "--scale-down-window: not with --jobs (ScaledJobs have no HPA)"
+    if args.jobs:
+        extra = given(("queue_length", "policies", "sweep", "scale_down_window"))
+        if extra:
+            return (
+                f"{', '.join(extra)}: not with --jobs (it compares KEDA's ScaledJob strategies, "
+                "with and without Prewarm; ScaledJobs have no HPA)"
+            )
     return None
 
 
@@ -354,6 +359,10 @@ def main(args: argparse.Namespace) -> int:
             return 2
         specs = [spec for spec in specs if spec.name in wanted]
     sweeps = sweep_policies(scenario) if args.sweep else []
+    if args.policies:
+        # The chosen policies' families, and the perfect-foresight reference beside them.
+        families = {spec.family for spec in specs} | {"oracle"}
+        sweeps = [spec for spec in sweeps if spec.family in families]
     if window is not None:
         specs = [with_scale_down_window(spec, window) for spec in specs]
         sweeps = [with_scale_down_window(spec, window) for spec in sweeps]

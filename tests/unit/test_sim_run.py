@@ -214,7 +214,9 @@ def test_cli_writes_results_report_and_plots(tmp_path: Path, capsys: pytest.Capt
     assert code == 0
     rows = json.loads((out / "results.json").read_text())
     assert [r["policy"] for r in rows] == ["prewarm", "keda-min0", "static-peak"]
-    assert (out / "sweep.json").exists()
+    # The sweep covers the chosen policies' families and the oracle, not every family.
+    families = {r["family"] for r in json.loads((out / "sweep.json").read_text())}
+    assert families == {"prewarm", "keda-min0", "static", "oracle"}
     report = (out / "report.md").read_text()
     assert "| prewarm |" in report and "Frontiers" in report
     for png in ("timeline.png", "frontiers.png"):
@@ -329,7 +331,7 @@ def test_cli_scale_down_window(tmp_path: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     jobs = ["--scale-down-window", "60", "--jobs", "--out", str(tmp_path / "x")]
     assert main([*common, *jobs]) == 2
-    assert "--scale-down-window: not with --jobs (ScaledJobs have no HPA)" in capsys.readouterr().err
+    assert "--scale-down-window: not with --jobs (it compares KEDA's ScaledJob" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -368,6 +370,10 @@ def test_flags_one_mode_does_not_read_are_refused_not_ignored(
             ["--scaledobject", "so.yaml", "--max-replicas", "10", "--sweep", "--scale-down-window", "0"],
             "--max-replicas, --sweep, --scale-down-window: not with --scaledobject (a what-if takes "
             "maxReplicaCount, queueLength and the HPA's behavior from the ScaledObject",
+        ),
+        (
+            ["--jobs", "--sweep", "--policies", "prewarm"],
+            "--policies, --sweep: not with --jobs (it compares KEDA's ScaledJob strategies",
         ),
         (
             ["--gpu-price", "3", "--since", "2d"],
