@@ -7,39 +7,25 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import TypeVar
+
+_N = TypeVar("_N", int, float)
 
 
-def _bound(low: float, high: float, above: bool) -> str:
+def _ranged(
+    convert: Callable[[str], _N], what: str, low: float, high: float, above: bool
+) -> Callable[[str], _N]:
     if above:
-        return f"> {low:g}"
-    if math.isfinite(high):
-        return f"{low:g}..{high:g}"
-    return f">= {low:g}"
+        bound = f"> {low:g}"
+    elif math.isfinite(high):
+        bound = f"{low:g}..{high:g}"
+    else:
+        bound = f">= {low:g}"
+    expected = f"expected {what} {bound}"
 
-
-def whole(low: int, high: float = math.inf) -> Callable[[str], int]:
-    """A whole number in [low, high]."""
-    expected = f"expected a whole number {_bound(low, high, False)}"
-
-    def parse(text: str) -> int:
+    def parse(text: str) -> _N:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-def number(low: float, high: float = math.inf, *, above: bool = False) -> Callable[[str], float]:
-    """A finite number in [low, high], or in (low, high] with `above`."""
-    expected = f"expected a number {_bound(low, high, above)}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
+            value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
         if not math.isfinite(value) or not low <= value <= high or (above and value == low):
@@ -47,6 +33,16 @@ def number(low: float, high: float = math.inf, *, above: bool = False) -> Callab
         return value
 
     return parse
+
+
+def whole(low: int, high: float = math.inf) -> Callable[[str], int]:
+    """A whole number in [low, high]."""
+    return _ranged(int, "a whole number", low, high, above=False)
+
+
+def number(low: float, high: float = math.inf, *, above: bool = False) -> Callable[[str], float]:
+    """A finite number in [low, high], or in (low, high] with `above`."""
+    return _ranged(float, "a number", low, high, above)
 
 
 positive = number(0, above=True)
