@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from scaler.argtypes import number, whole
 from scaler.sim import evaluate
 from scaler.sim.keda import DEFAULT_SCALE_DOWN
 from scaler.sim.main import run_policies
@@ -100,21 +101,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cases", default="functions,conv,code,mooncake", help=f"of {', '.join(CASES)}")
     parser.add_argument("--cold-starts", default="120,300,600")
-    parser.add_argument("--window", type=float, default=60.0, help="the short window, seconds (default 60)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--window", type=number(0, 3600), default=60.0, help="the short window, seconds (default 60)"
+    )
+    parser.add_argument("--workers", type=whole(1), default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     names = [name for name in args.cases.split(",") if name]
     unknown = [name for name in names if name not in CASES]
     if unknown:
         parser.error(f"--cases: unknown {', '.join(unknown)}; known: {', '.join(CASES)}")
-    if not 0 <= args.window <= 3600 or args.window == DEFAULT_WINDOW_S:
-        parser.error(f"--window: 0..3600 seconds other than {DEFAULT_WINDOW_S:g}, got {args.window:g}")
-    colds = [int(x) for x in args.cold_starts.split(",") if x]
+    if args.window == DEFAULT_WINDOW_S:
+        parser.error(f"--window: the default window is always run; give another, got {args.window:g}")
+    try:
+        colds = [whole(1)(x) for x in args.cold_starts.split(",") if x]
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"--cold-starts: {exc}")
+    if not names or not colds:
+        parser.error("--cases and --cold-starts: at least one each")
     jobs = [
         (name, cold, window) for name in names for cold in colds for window in (DEFAULT_WINDOW_S, args.window)
     ]
     started = time.monotonic()
-    with ProcessPoolExecutor(max_workers=max(1, min(args.workers, len(jobs)))) as pool:
+    with ProcessPoolExecutor(max_workers=min(args.workers, len(jobs))) as pool:
         done = list(pool.map(sweep, *zip(*jobs, strict=True)))
     lines, summary = table({(r["case"], r["cold_start"], r["window_s"]): r for r in done}, args.window)
     print("\n".join(lines))

@@ -43,7 +43,10 @@ def test_a_sweep_puts_every_hpa_run_policy_at_the_window_and_the_table_counts_ta
 def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     for argv, message in (
         (["--cases", "mars"], "--cases: unknown mars"),
-        (["--window", "300"], "--window: 0..3600 seconds other than 300, got 300"),
+        (["--window", "300"], "--window: the default window is always run; give another, got 300"),
+        (["--window", "4000"], "argument --window: expected a number 0..3600, got '4000'"),
+        (["--cold-starts", "120,soon"], "--cold-starts: expected a whole number >= 1, got 'soon'"),
+        (["--cases", ""], "--cases and --cold-starts: at least one each"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             bench.main(argv)
