@@ -16,7 +16,7 @@ def _ranged(
     convert: Callable[[str], _N], what: str, low: float, high: float, above: bool
 ) -> Callable[[str], _N]:
     if above:
-        bound = f"> {low:g}"
+        bound = f"> {low:g}" + (f" and <= {high:g}" if math.isfinite(high) else "")
     elif math.isfinite(high):
         bound = f"{low:g}..{high:g}"
     else:
@@ -47,3 +47,6 @@ def number(low: float, high: float = math.inf, *, above: bool = False) -> Callab
 
 positive = number(0, above=True)
 port = whole(0, 65535)
+# Seconds for timeouts and intervals: more than a day is a typo, and far more overflows
+# socket timeouts (1e300: "timestamp out of range for platform time_t").
+seconds = number(0, 86_400, above=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from scaler.access import AccessPolicy, Patterns
-from scaler.argtypes import port, positive, whole
+from scaler.argtypes import port, seconds, whole
 
 if TYPE_CHECKING:
     from scaler.server import Settings
@@ -106,21 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add(
         serve,
         "--cache-ttl",
-        type=positive,
+        type=seconds,
         default=2.0,
         help="seconds a source reading is shared before it is read again",
     )
     _add(
         serve,
         "--source-timeout",
-        type=positive,
+        type=seconds,
         default=5.0,
         help="seconds one source read may take before the answer is UNAVAILABLE",
     )
     _add(
         serve,
         "--stream-interval",
-        type=positive,
+        type=seconds,
         default=1.0,
         help="seconds between StreamIsActive re-evaluations",
     )
@@ -135,14 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add(
         serve,
         "--grace-period",
-        type=positive,
+        type=seconds,
         default=10.0,
         help="seconds calls in flight get to finish on SIGTERM",
     )
     _add(
         serve,
         "--keepalive-time",
-        type=positive,
+        type=seconds,
         default=30.0,
         help="seconds of silence on a client connection before the server pings it, so a "
         "stream whose client vanished (no FIN) ends",
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(
         serve,
         "--keepalive-timeout",
-        type=positive,
+        type=seconds,
         default=10.0,
         help="seconds the server waits for the ping's answer before closing the connection",
     )
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0)",
     )
     explain.add_argument(
-        "--timeout", type=positive, default=5.0, help="seconds each source read may take (default 5)"
+        "--timeout", type=seconds, default=5.0, help="seconds each source read may take (default 5)"
     )
     from scaler.sim.main import add_parser as add_simulate
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scaler.argtypes import number, positive, whole
+from scaler.argtypes import number, positive, seconds, whole
 from scaler.sim.keda import DEFAULT_SCALE_DOWN
 
 if TYPE_CHECKING:  # numpy and friends load only when simulate runs (`serve` needs none of them)
@@ -86,7 +86,7 @@ def add_parser(sub: Any) -> None:
     )
     whatif.add_argument(
         "--timeout",
-        type=positive,
+        type=seconds,
         default=None,
         help=f"Prometheus query timeout, s (default {WHATIF_DEFAULTS['timeout']:g})",
     )

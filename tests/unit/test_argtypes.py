@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from scaler.argtypes import number, port, positive, whole
+from scaler.argtypes import number, port, positive, seconds, whole
 
 
 def test_whole_numbers_in_range() -> None:
@@ -29,6 +29,8 @@ def test_whole_numbers_in_range() -> None:
         (positive, "soon", "expected a number > 0, got 'soon'"),
         (number(0), "-0.5", "expected a number >= 0, got '-0.5'"),
         (number(0, 1), "1.5", "expected a number 0..1, got '1.5'"),
+        (seconds, "1e300", "expected a number > 0 and <= 86400, got '1e300'"),
+        (seconds, "0", "expected a number > 0 and <= 86400, got '0'"),
     ],
 )
 def test_out_of_range_or_not_a_number_is_refused(
@@ -42,3 +44,4 @@ def test_bounds_are_inclusive_unless_above() -> None:
     assert number(0)("0") == 0.0
     assert number(0, 1)("1") == 1.0
     assert positive("1e-9") == 1e-9
+    assert seconds("86400") == 86400.0

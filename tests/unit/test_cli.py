@@ -197,6 +197,9 @@ BAD_FLAGS = [
     ("--cache-ttl", "inf"),
     ("--read-threads", "0"),
     ("--grace-period", "inf"),
+    # Finite but past a day: 1e300 overflowed socket timeouts on every read.
+    ("--source-timeout", "1e300"),
+    ("--keepalive-time", "86401"),
 ]
 
 
