@@ -307,6 +307,7 @@ def _explain_directory(args: argparse.Namespace) -> int:
         return exc.exit_code
     reports: list[dict[str, Any]] = []
     worst = explain.EXIT_OK
+    skipped = 0
     for index, (path, obj) in enumerate(objects):
         meta = obj.get("metadata") or {}
         title = f"{path}: {obj['kind']} {meta.get('namespace') or 'default'}/{meta.get('name') or 'unnamed'}"
@@ -320,6 +321,15 @@ def _explain_directory(args: argparse.Namespace) -> int:
                 pending=args.pending,
             )
             code = explain.exit_code(report)
+        except explain.NoExternalTrigger as exc:
+            # A folder may hold KEDA objects that do not use Prewarm (a cpu trigger beside
+            # it): named and left out, not a failure.
+            skipped += 1
+            if args.json:
+                reports.append({"file": str(path), "skipped": str(exc)})
+            else:
+                print(("\n" if index else "") + f"== {title}: skipped, {exc}")
+            continue
         except explain.ExplainError as exc:
             report = {"ok": False, "error": {"status": "INVALID_ARGUMENT", "message": str(exc)}}
             code = exc.exit_code
@@ -330,6 +340,14 @@ def _explain_directory(args: argparse.Namespace) -> int:
             reports.append({"file": str(path), **report})
         elif "object" in report:
             print(("\n" if index else "") + f"== {path}\n" + explain.format_text(report), end="")
+    if skipped == len(objects):
+        worst = explain.EXIT_METADATA
+        if not args.json:
+            print(
+                f"prewarm explain: {args.file}: no ScaledObject or ScaledJob there has an external "
+                "or external-push trigger",
+                file=sys.stderr,
+            )
     if args.json:
         print(explain.to_json({"ok": worst == explain.EXIT_OK, "reports": reports}))
     return worst

@@ -56,6 +56,10 @@ class ExplainError(Exception):
         self.exit_code = exit_code
 
 
+class NoExternalTrigger(ExplainError):
+    """The object has no external or external-push trigger: nothing of it is Prewarm's."""
+
+
 # --- the manifest --------------------------------------------------------------
 
 
@@ -185,7 +189,12 @@ def _select_trigger(triggers: list[Any], wanted: int | None) -> int:
         for i, trig in enumerate(triggers):
             if isinstance(trig, dict) and trig.get("type") in EXTERNAL_TYPES:
                 return i
-        raise ExplainError("no trigger of type external or external-push in spec.triggers")
+        types = [trig.get("type") if isinstance(trig, dict) else trig for trig in triggers]
+        raise NoExternalTrigger(
+            f"no trigger of type external or external-push in spec.triggers (found: "
+            f"{', '.join(map(repr, types)) or 'none'}); Prewarm answers for the triggers that name "
+            "it in scalerAddress"
+        )
     if not 0 <= wanted < len(triggers):
         raise ExplainError(f"--trigger {wanted}: spec.triggers has {len(triggers)} trigger(s), index 0..")
     trig = triggers[wanted]

@@ -318,6 +318,19 @@ def keda_object(kind: str, name: str, queue: str, queue_length: int) -> str:
     )
 
 
+CPU_SCALED_OBJECT = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: web, namespace: ai}
+spec:
+  scaleTargetRef: {name: web}
+  triggers:
+    - type: cpu
+      metricType: Utilization
+      metadata: {value: "60"}
+"""
+
+
 def test_explain_a_folder_explains_each_object_in_it(tmp_path, rabbit):
     rabbit.publish(5)
     folder = tmp_path / "manifests"
@@ -334,6 +347,16 @@ def test_explain_a_folder_explains_each_object_in_it(tmp_path, rabbit):
     assert "ScaledObject ai/worker" in result.stdout
     assert "What KEDA and the HPA would do: 2 replica(s)" in result.stdout  # 5 waiting / 4 per replica
 
+    # A KEDA object that does not use Prewarm (a cpu trigger beside it) is named and skipped.
+    (folder / "web.yaml").write_text(CPU_SCALED_OBJECT)
+    result = explain_path(folder)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert (
+        f"== {folder / 'web.yaml'}: ScaledObject ai/web: skipped, no trigger of type external or "
+        "external-push in spec.triggers (found: 'cpu')"
+    ) in result.stdout
+    assert "ScaledObject ai/worker" in result.stdout
+
     # One bad object: the others are still explained; the exit status is the worst (2).
     (folder / "typo.yaml").write_text(keda_object("ScaledObject", "typo", rabbit.name, -1))
     result = explain_path(folder, "--json")
@@ -341,7 +364,8 @@ def test_explain_a_folder_explains_each_object_in_it(tmp_path, rabbit):
     body = json.loads(result.stdout)
     assert body["ok"] is False
     by_file = {Path(r["file"]).name: r for r in body["reports"]}
-    assert set(by_file) == {"render.yaml", "typo.yaml", "worker.yaml"}
+    assert set(by_file) == {"render.yaml", "typo.yaml", "web.yaml", "worker.yaml"}
+    assert "found: 'cpu'" in by_file["web.yaml"]["skipped"]
     assert by_file["worker.yaml"]["ok"] and by_file["worker.yaml"]["keda"]["replicas"] == 2
     assert by_file["render.yaml"]["ok"]
     assert by_file["typo.yaml"]["error"]["status"] == "INVALID_ARGUMENT"

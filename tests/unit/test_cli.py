@@ -285,3 +285,16 @@ def test_explain_a_folder_without_keda_objects_says_so(
     assert "holds no ScaledObject or ScaledJob" in err and "Is a directory" not in err
     assert cli.main(["explain", "-f", str(tmp_path), "--trigger", "1"]) == 2
     assert "--trigger picks a trigger of one object; give the object's file" in capsys.readouterr().err
+
+
+def test_explain_a_folder_whose_keda_objects_do_not_use_prewarm_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "web.yaml").write_text(
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: web}\n"
+        "spec:\n  scaleTargetRef: {name: web}\n  triggers:\n    - type: cpu\n      metadata: {value: '60'}\n"
+    )
+    assert cli.main(["explain", "-f", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert "web.yaml: ScaledObject default/web: skipped, no trigger of type external" in out
+    assert "no ScaledObject or ScaledJob there has an external or external-push trigger" in err

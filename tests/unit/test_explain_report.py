@@ -121,7 +121,7 @@ def test_load_selects_a_trigger_by_index() -> None:
             "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\n"
             "spec:\n  triggers:\n    - type: cpu\n      metadata: {value: '1'}\n",
             None,
-            "no trigger of type external",
+            "no trigger of type external or external-push in spec.triggers (found: 'cpu')",
         ),
         (
             "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec: {}\n",
