@@ -190,3 +190,26 @@ def test_peak_replicas_fits_the_trace_to_the_fleet(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "= 6 replicas at 75% utilisation" in done.stdout
     assert "- rate scale 1:" not in done.stdout
+    assert "warning" not in done.stdout  # 6 replicas fit under its maxReplicaCount 16
+    # As it is, the trace needs far more than maxReplicaCount: both runs are capped, and
+    # the report says so instead of showing a tie.
+    as_is = simulate(
+        "--scaledobject", EXAMPLES / "sqs-diffusion" / "scaledobject.yaml",
+        "--trace", TRACE, "--duration", "3600",
+        "--cold-start", "120", "--no-advice", "--no-plots", "--out", tmp_path / "as-is",
+    )  # fmt: skip
+    assert as_is.returncode == 0, as_is.stderr
+    assert "- rate scale 1:" in as_is.stdout
+    assert "more than maxReplicaCount 16: both runs are capped there" in as_is.stdout
+
+
+def test_a_saturated_scaledjob_tries_a_higher_maxreplicacount(tmp_path: Path) -> None:
+    done = simulate(
+        "--scaledobject", EXAMPLES / "rabbitmq-jobs" / "scaledjob.yaml",
+        "--trace", TRACE, "--duration", "1800", "--service", "lognormal:120",
+        "--cold-start", "120", "--no-plots", "--out", tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "more than maxReplicaCount 20: both runs are capped there" in done.stdout
+    tried = [row["policy"] for row in json.loads((tmp_path / "settings.json").read_text())]
+    assert "maxReplicaCount 20 -> 30" in tried
