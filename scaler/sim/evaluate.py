@@ -366,7 +366,13 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "traces here have no earlier history to offer.) The line under each table says how often the "
         "forecast was cold, gated or used in that run. `prewarm-guard` holds every pod that has work in "
         "flight, which with consumers taking messages in turn is most pods while the queue is busy: it "
-        "buys waits with GPU-hours.",
+        "buys waits with GPU-hours. In the ScaledJob tables each `prewarm-job` row matches its "
+        "`keda-job` row by construction: job mode answers the unclaimed backlog (waiting / queueLength), "
+        "which is what KEDA's rabbitmq scaler answers over ready messages, the stock set-up that does "
+        "not duplicate Jobs, so those tables compare KEDA's scaling strategies. What job mode prevents "
+        "is the deployment-mode metric, which counts in-flight messages and has `accurate` recreate "
+        "their Jobs (README, Job mode); its forecast pre-start (maxPrewarmJobs) is off by default and "
+        "would be cold on these one-hour traces.",
     ]
     for r in results:
         lines += ["", f"## {r['case']}, cold start {r['cold_start']} s", ""]
