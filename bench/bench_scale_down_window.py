@@ -63,7 +63,7 @@ def met(result: dict[str, Any]) -> tuple[int, int]:
 
 def cheapest(result: dict[str, Any]) -> str:
     floor = result["rows"][0]["floor_gpu_hours"]
-    costs = evaluate._cheapest_within_slo(frontiers(result["sweep"]))
+    costs = evaluate.cheapest_within_slo(frontiers(result["sweep"]))
     return " / ".join("none" if c == float("inf") else f"{c / floor:.2f}x" for c in costs)
 
 

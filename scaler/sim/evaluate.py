@@ -172,7 +172,7 @@ def targets(result: dict[str, Any]) -> list[str]:
             "(each point of its frontier)" + ("" if ok else ": " + "; ".join(misses))
         )
     floor = keda["floor_gpu_hours"]
-    mine_cost, keda_cost, oracle_cost = _cheapest_within_slo(fronts)
+    mine_cost, keda_cost, oracle_cost = cheapest_within_slo(fronts)
     ok = mine_cost <= 1.3 * floor and keda_cost > 1.3 * floor
     # The perfect-foresight reference (not a target): what KEDA's loops allow at best.
     oracle = ""
@@ -186,7 +186,7 @@ def targets(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _cheapest_within_slo(fronts: dict[str, list[tuple[float, float]]]) -> tuple[float, float, float]:
+def cheapest_within_slo(fronts: dict[str, list[tuple[float, float]]]) -> tuple[float, float, float]:
     """The fewest GPU-hours with p95 <= 60 s on Prewarm's frontier, stock KEDA's
     (keda-min0's and keda-min1's) and the oracle's; inf where none reaches it."""
 
@@ -223,7 +223,7 @@ def summary(results: list[dict[str, Any]]) -> str:
         met = sum(line.startswith("MET") for line in judged)
         rows = {row["policy"]: row for row in r["rows"]}
         floor = rows["keda-min0"]["floor_gpu_hours"]
-        mine, keda, oracle = _cheapest_within_slo(frontiers(r["sweep"]))
+        mine, keda, oracle = cheapest_within_slo(frontiers(r["sweep"]))
         lines.append(
             f"| {r['case'].split(' (')[0]} | {r['cold_start']} s | {met} of {len(judged)} "
             f"| {default(rows, 'prewarm')} | {default(rows, 'keda-min0')} | {default(rows, 'keda-min1')} "

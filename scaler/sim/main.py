@@ -180,8 +180,11 @@ def build_scenario(
     peak_replicas: int | None = None,
     kill_in_flight: bool = False,
     seed: int = 0,
+    scale_down_window_s: int | None = None,
 ) -> tuple[Any, list[str]]:
-    """The Scenario and the lines describing how it was set up. Raises ModelError/TraceError."""
+    """The Scenario and the lines describing how it was set up (`scale_down_window_s`:
+    the window the policies will run with, for the line on KEDA's and the HPA's
+    settings). Raises ModelError/TraceError."""
     from scaler.sim.policies import TARGET_UTILIZATION
     from scaler.sim.run import Scenario
     from scaler.sim.traces import TraceError, peak_rate, scaled
@@ -224,13 +227,13 @@ def build_scenario(
         f"1 GPU; cold start {world.cold_start.describe()}",
         f"scale-in: {'kills in-flight work' if kill_in_flight else 'graceful (in-flight work finishes)'}; "
         f"SLO {slo:g} s; maxReplicaCount {max_replicas}",
-        loops_line(),
+        _loops_line(scale_down_window_s),
     ]
     setup += list(fitted.notes)
     return scenario, setup
 
 
-def loops_line(scale_down_window_s: int | None = None) -> str:
+def _loops_line(scale_down_window_s: int | None = None) -> str:
     """The report's line on KEDA's and the HPA's settings."""
     if scale_down_window_s is None:
         behavior = f"default behavior (scale-down window {DEFAULT_SCALE_DOWN_WINDOW_S} s)"
@@ -334,13 +337,11 @@ def main(args: argparse.Namespace) -> int:
             peak_replicas=args.peak_replicas,
             kill_in_flight=args.kill_in_flight,
             seed=args.seed,
+            scale_down_window_s=args.scale_down_window,
         )
     except (TraceError, ModelError) as exc:
         print(f"prewarm simulate: {exc}", file=sys.stderr)
         return 2
-    window = args.scale_down_window
-    if window is not None:
-        setup = [loops_line(window) if line == loops_line() else line for line in setup]
     if args.warmup:
         scenario.warmup_s = args.warmup
         setup.append(f"the first {args.warmup} s are history for the forecasters, not scored or billed")
@@ -363,6 +364,7 @@ def main(args: argparse.Namespace) -> int:
         # The chosen policies' families, and the perfect-foresight reference beside them.
         families = {spec.family for spec in specs} | {"oracle"}
         sweeps = [spec for spec in sweeps if spec.family in families]
+    window = args.scale_down_window
     if window is not None:
         specs = [with_scale_down_window(spec, window) for spec in specs]
         sweeps = [with_scale_down_window(spec, window) for spec in sweeps]
