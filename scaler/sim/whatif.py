@@ -198,6 +198,11 @@ def user_policies(user: UserObject, metadata: Mapping[str, str] | None = None) -
     return [prewarm, twin]
 
 
+def raised_max_replicas(top: int) -> int:
+    """The maxReplicaCount "change first" tries when the object reached its own."""
+    return math.ceil(top * 1.5)
+
+
 def candidate_changes(
     user: UserObject, cold_start_s: float, at_max: bool = False
 ) -> list[tuple[str, PolicySpec]]:
@@ -242,7 +247,7 @@ def candidate_changes(
     if base.min_replicas == 0:
         out.append(("minReplicaCount 0 -> 1", dataclasses.replace(base, min_replicas=1)))
     if at_max:
-        top = math.ceil(base.max_replicas * 1.5)
+        top = raised_max_replicas(base.max_replicas)
         out.append(
             (f"maxReplicaCount {base.max_replicas} -> {top}", dataclasses.replace(base, max_replicas=top))
         )
@@ -615,7 +620,7 @@ def _jobs(user: UserObject, scenario: Any, setup: list[str], args: argparse.Name
         more = dict(meta, maxPrewarmJobs=str(jobs + 2))
         tried.append(run(f"maxPrewarmJobs {jobs} -> {jobs + 2}", True, target, more, user.polling_s))
         if scenario.peak_replicas > top:
-            more_jobs = math.ceil(top * 1.5)
+            more_jobs = raised_max_replicas(top)
             tried.append(
                 run(f"maxReplicaCount {top} -> {more_jobs}", True, target, meta, user.polling_s, more_jobs)
             )
