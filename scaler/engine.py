@@ -192,7 +192,9 @@ class ForecastView:
     warm_start: str | None  # how the history was loaded (arrival series)
     # Job mode: seconds until pre-warm Jobs may be asked for again (None: not waiting).
     jobs_next_in: float | None = None
-    recurring: float = 0.0  # the usual peak minute in the window on past days (arrivals/s)
+    recurring: float = (
+        0.0  # the usual (or recent highest) peak minute in the window on past days (arrivals/s)
+    )
     # The model's outlook the view was made from (the model keeps one per 10 s while
     # it does not change): Engine.answer reuses a decision while it is the same one.
     outlook: Outlook | None = field(default=None, compare=False, repr=False)
@@ -810,7 +812,8 @@ def _view(
 
     While the model is gated (its point forecast worse than naive) a deployment
     with replicaThroughput keeps the recurring-peak floor only: the replicas for
-    the usual peak minute of [now, now + L] on past days (Outlook.recurring). The
+    the peak minute of [now, now + L] on past days (Outlook.recurring: their
+    average, or their recent highest where that has scored better). The
     gate judges the point forecast; the recurring peak extrapolates nothing (it
     is what this minute of the day usually brought), and it only raises."""
     fc = cfg.forecast
@@ -878,8 +881,9 @@ def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
     if view.floor <= 0:
         return f"no demand expected {window} ({view.expected_arrivals:.2g} arrivals; {view.reason})"
     if view.state is ForecastState.GATED:
+        basis = "recent highest" if view.outlook is not None and view.outlook.recurring_envelope else "usual"
         return (
-            f"forecast: {view.reason}; recurring peak {view.recurring:.3g}/s (the usual peak minute "
+            f"forecast: {view.reason}; recurring peak {view.recurring:.3g}/s (the {basis} peak minute "
             f"{window} on past days) / replicaThroughput {cfg.forecast.replica_throughput:g} = "
             f"{view.floor:.3g} replicas"
         )

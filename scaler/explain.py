@@ -596,6 +596,12 @@ def forecast_summary(view: ForecastView | None, cfg: TriggerConfig) -> dict[str,
         "predicted_rate": view.rate,
         "upper_rate": view.upper,
         "quantile": cfg.forecast.quantile,
+        # The per-minute profile of past days in the window (raises upper_rate):
+        # their average, or their recent highest where that has scored better.
+        "recurring_peak_rate": view.recurring,
+        "recurring_from": (
+            "recent highest" if view.outlook is not None and view.outlook.recurring_envelope else "average"
+        ),
         "expected_arrivals": view.expected_arrivals,
         "floor": view.floor,
         "error_ratio": view.error_ratio,
@@ -769,6 +775,11 @@ def _append_forecast(lines: list[str], report: Mapping[str, Any]) -> None:
         f"  predicted: {fc['predicted_rate']:.3g}/s over the cold start, peak upper {fc['upper_rate']:.3g}/s "
         f"(q{fc['quantile']:g}), {fc['expected_arrivals']:.3g} arrivals expected; floor {fc['floor']:.3g}"
     )
+    if fc["recurring_peak_rate"] > 0:
+        lines.append(
+            f"  recurring peak: {fc['recurring_peak_rate']:.3g}/s in the window "
+            f"({fc['recurring_from']} of past days at each minute)"
+        )
 
 
 def _value_text(value: Mapping[str, Any]) -> str:

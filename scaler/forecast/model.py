@@ -82,6 +82,9 @@ class Tuning:
     # Per day (one update per minute slot a day): each day's weight in the
     # recurring-peak profile, as in the daily profile (about 20 %).
     recurring: float = 0.2
+    # Per day: the recurring-peak envelope (each minute's highest recent rate)
+    # falls 15 % of the way to what the minute brings, and rises to it at once.
+    envelope_fade: float = 0.85
 
 
 class ForecastState(StrEnum):
@@ -103,7 +106,12 @@ class Outlook:
     upper: float  # the upper quantile of the peak, or the recurring peak if higher (arrivals/s)
     expected_arrivals: float  # rate * horizon: arrivals expected in the window
     error_ratio: float | None  # model error / naive error at the horizon; None before scored
-    recurring: float = 0.0  # the usual peak minute in the window on past days (arrivals/s)
+    recurring: float = (
+        0.0  # the usual (or recent highest) peak minute in the window on past days (arrivals/s)
+    )
+    # True when `recurring` is the envelope of recent days' highest minutes, the
+    # estimate that scored better at the quantile asked for; False: the average.
+    recurring_envelope: bool = False
 
     @property
     def usable(self) -> bool:
@@ -121,6 +129,7 @@ class Forecaster:
         "_daily",
         "_daily_n",
         "_daily_ready",
+        "_envelope",
         "_err_model",
         "_err_naive",
         "_first",
@@ -133,6 +142,8 @@ class Forecaster:
         "_pending_idx",
         "_pending_naive",
         "_quantile_memo",
+        "_recurring_loss",
+        "_recurring_scored",
         "_residual_n",
         "_residuals",
         "_scored",
@@ -158,6 +169,11 @@ class Forecaster:
         self._daily_ready = False
         self._weekly = array("d", [0.0]) * WEEKLY_SLOTS
         self._minute = array("f", [math.nan]) * MINUTE_SLOTS  # float32: 5.6 KB
+        self._envelope = array("f", [math.nan]) * MINUTE_SLOTS  # float32: 5.6 KB
+        # How each recurring estimate fared against the minute it estimated: the
+        # average under- and over-estimate of the average's, then the envelope's.
+        self._recurring_loss = array("d", [0.0]) * 4
+        self._recurring_scored = 0
         # Forecasts waiting for their outcome: one ring per horizon, indexed by
         # target bucket modulo the ring size (h / STEP entries each).
         sizes = [max(1, int(h // STEP)) for h in HORIZONS]
@@ -258,7 +274,13 @@ class Forecaster:
         t = self._tune
         minute = int((wall % DAY) // STEP)
         seen = self._minute[minute]
+        envelope = self._envelope[minute]
+        if not math.isnan(seen):
+            self._score_recurring(value, seen, envelope)
         self._minute[minute] = value if math.isnan(seen) else seen + t.recurring * (value - seen)
+        self._envelope[minute] = (
+            value if math.isnan(envelope) else value + t.envelope_fade * max(0.0, envelope - value)
+        )
         slot = int((wall % DAY) // DAILY_SLOT)
         current = self._daily[slot]
         if math.isnan(current):
@@ -355,7 +377,8 @@ class Forecaster:
         rate = sum(path) / points
         peak = max(path)
         margin = self._quantile(h, quantile)
-        recurring = self._recurring_peak(wall, horizon) if self._daily_ready else 0.0
+        envelope = self._daily_ready and self._envelope_scores_better(quantile)
+        recurring = self._recurring_peak(wall, horizon, envelope) if self._daily_ready else 0.0
         upper = max(peak, peak * (1 + margin), recurring)
         state, reason = self._state(history, h, ratio)
         return Outlook(
@@ -369,27 +392,56 @@ class Forecaster:
             expected_arrivals=rate * horizon,
             error_ratio=ratio,
             recurring=recurring,
+            recurring_envelope=envelope,
         )
 
-    def _recurring_peak(self, wall: float, horizon: float) -> float:
-        """The highest usual minute in [wall, wall + horizon] on past days.
+    def _recurring_peak(self, wall: float, horizon: float, envelope: bool) -> float:
+        """The highest minute in [wall, wall + horizon] on past days: their average
+        at each minute, or with `envelope` the recent highest (fading).
 
         The hourly profile (the point forecast) smooths a burst that comes back
-        at the same minute every day (a batch sender, a cron job, a scheduled
-        report) into its hour; this per-minute average over days keeps it, so the
-        upper rate (the floor) covers it before it comes, one cold start ahead.
-        It never lowers the upper rate, and it is used only with the forecast
-        (once the daily profile is in and the gate is open)."""
+        at the same minute of the day (a batch sender, a cron job, a scheduled
+        report) into its hour; these per-minute profiles keep it, so the upper
+        rate (the floor) covers it before it comes, one cold start ahead. It
+        never lowers the upper rate, and it is used only with the forecast (once
+        the daily profile is in; while gated, on its own)."""
+        profile = self._envelope if envelope else self._minute
         first = int((wall % DAY) // STEP)
         # Every minute the window touches, the one holding wall + horizon included:
         # replicas asked for now are Ready then, and must be for that minute.
         minutes = int((wall + horizon) // STEP) - int(wall // STEP) + 1
         peak = 0.0
         for i in range(minutes):
-            value = self._minute[(first + i) % MINUTE_SLOTS]
+            value = profile[(first + i) % MINUTE_SLOTS]
             if value > peak:  # NaN (a minute never seen) compares False
                 peak = value
         return peak
+
+    def _score_recurring(self, value: float, average: float, envelope: float) -> None:
+        """Score both recurring estimates of this minute (made from past days)
+        against what it brought: the average under- and over-estimate of each,
+        with the gate's memory of about a day."""
+        loss = self._recurring_loss
+        weight = 1.0 if self._recurring_scored == 0 else self._tune.error
+        for i, estimate in enumerate((average, envelope)):
+            loss[2 * i] += weight * (max(0.0, value - estimate) - loss[2 * i])
+            loss[2 * i + 1] += weight * (max(0.0, estimate - value) - loss[2 * i + 1])
+        self._recurring_scored += 1
+
+    def _envelope_scores_better(self, quantile: float) -> bool:
+        """Whether the envelope of recent days' highest minutes has been the better
+        `quantile` estimate of each minute than the average over days: a lower
+        pinball loss (under-estimates weigh `quantile`, over-estimates the rest).
+
+        A burst that comes back at its minute on some days but not all is half
+        averaged away, and the envelope keeps it; bursts at random times would
+        have the envelope pre-warm every minute one ever came at, and there it
+        loses on over-estimates and the average stays (docs/decisions.md)."""
+        if self._recurring_scored < MIN_SCORED:
+            return False
+        loss = self._recurring_loss
+        average = quantile * loss[0] + (1 - quantile) * loss[1]
+        return quantile * loss[2] + (1 - quantile) * loss[3] < average
 
     def _state(self, history: float, h: int, ratio: float | None) -> tuple[ForecastState, str]:
         if self._last_bucket is None:

@@ -385,7 +385,7 @@ async def test_a_measured_cold_start_survives_a_failed_read(factory: Factory) ->
         assert ev.forecast is not None and ev.forecast.cold_start == 120 and ev.forecast.cold_start_measured
 
 
-def gated_outlook(recurring: float) -> Outlook:
+def gated_outlook(recurring: float, envelope: bool = False) -> Outlook:
     return Outlook(
         state=ForecastState.GATED,
         reason="gated: error 1.10x naive",
@@ -397,6 +397,7 @@ def gated_outlook(recurring: float) -> Outlook:
         expected_arrivals=300.0,
         error_ratio=1.1,
         recurring=recurring,
+        recurring_envelope=envelope,
     )
 
 
@@ -406,7 +407,10 @@ def test_gated_keeps_the_recurring_peak_floor_only_with_replica_throughput() -> 
     view = _view(with_throughput, series, gated_outlook(6.0), 300.0, False)
     # the usual peak minute on past days, 6/s, at 0.5/s per replica: 12 replicas, used while gated
     assert view.used and view.floor == pytest.approx(12.0) and view.recurring == 6.0
-    assert "recurring peak 6/s" in _forecast_reason(view, with_throughput)
+    assert "recurring peak 6/s (the usual peak minute" in _forecast_reason(view, with_throughput)
+    # the reason says when the peak is the recent highest (the envelope scored better)
+    envelope = _view(with_throughput, series, gated_outlook(6.0, envelope=True), 300.0, False)
+    assert "recurring peak 6/s (the recent highest peak minute" in _forecast_reason(envelope, with_throughput)
     # fewer than one arrival at that rate within the cold start: no floor, not used
     quiet = _view(with_throughput, series, gated_outlook(0.002), 300.0, False)
     assert quiet.floor == 0.0 and not quiet.used

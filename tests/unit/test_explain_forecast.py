@@ -11,6 +11,7 @@ from test_observability_forecast import VIEW
 
 from scaler.engine import SignalRead
 from scaler.explain import build_report, format_text, load_target, to_json
+from scaler.forecast.model import ForecastState, Outlook
 from scaler.policy import Signals, decide
 from scaler.signals.base import ArrivalReading, QueueReading, SourceError
 
@@ -67,6 +68,32 @@ def test_text_and_json_show_the_forecast() -> None:
     assert "cold start in use: 240s (from coldStartQuery)" in text
     assert "1.2 requests/s" in text
     assert "forecast: 360 arrivals expected within the 240s cold start" in text
+
+
+def test_the_recurring_peak_and_where_it_came_from_are_shown() -> None:
+    # No recurring peak (the model has none yet): no line, and JSON says 0 from the average.
+    fc = json.loads(to_json(report()))["forecast"]
+    assert fc["recurring_peak_rate"] == 0.0 and fc["recurring_from"] == "average"
+    assert "recurring peak" not in format_text(report())
+    outlook = Outlook(
+        state=ForecastState.READY,
+        reason=VIEW.reason,
+        horizon=240.0,
+        history=7 * 86_400.0,
+        rate=1.5,
+        peak=1.8,
+        upper=2.5,
+        expected_arrivals=360.0,
+        error_ratio=0.9,
+        recurring=2.5,
+        recurring_envelope=True,
+    )
+    rep = report(dataclasses.replace(VIEW, recurring=2.5, outlook=outlook))
+    fc = json.loads(to_json(rep))["forecast"]
+    assert fc["recurring_peak_rate"] == 2.5 and fc["recurring_from"] == "recent highest"
+    assert "recurring peak: 2.5/s in the window (recent highest of past days at each minute)" in format_text(
+        rep
+    )
 
 
 def test_advisory_and_a_failing_arrival_read() -> None:
