@@ -35,7 +35,7 @@ from scaler.forecast.demand import (
     DemandSeries,
     DemandStore,
 )
-from scaler.forecast.model import Forecaster, ForecastState, Outlook
+from scaler.forecast.model import Forecaster, ForecastState, Outlook, Tuning
 from scaler.policy import Decision, RateAverage, Signals, decide, is_quiet, smoothed_rate
 from scaler.signals.base import (
     ArrivalReading,
@@ -292,6 +292,7 @@ class Engine:
         sources: SourceFactory | None = None,
         observer: DecisionObserver | None = None,
         access: AccessPolicy | None = None,
+        forecast_tuning: Tuning | None = None,  # the forecaster's constants (a benchmark seam)
     ) -> None:
         self.cache = cache
         self.clock = clock
@@ -301,7 +302,7 @@ class Engine:
         self.access = access or AccessPolicy()
         self._memo = _ConfigMemo()
         self._warned_unknown: OrderedDict[tuple[ObjectRef, str], None] = OrderedDict()
-        self.demand = DemandStore()
+        self.demand = DemandStore(tuning=forecast_tuning)
         # coldStartQuery source key -> (sane seconds or None, monotonic time of the last read)
         self._cold_starts: OrderedDict[str, tuple[float | None, float]] = OrderedDict()
         # Job mode: when each object's last pre-warm pulse started (see job_pulse).
@@ -611,7 +612,7 @@ class Engine:
 
     def _warm_loaded(self, series: DemandSeries, source: Source, points: object) -> None:
         assert isinstance(points, list)
-        model = Forecaster()
+        model = Forecaster(self.demand.tuning)
         for wall, rate in points:
             model.observe(wall, rate)
         series.model = model

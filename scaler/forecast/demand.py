@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from scaler.forecast.model import Forecaster
+from scaler.forecast.model import Forecaster, Tuning
 from scaler.signals.base import QueueReading
 
 # Warm start: one range query of this much history at this step (7 days at 60 s
@@ -71,15 +71,16 @@ class DemandSeries:
 
 
 class DemandStore:
-    def __init__(self, limit: int = 4096, idle_after: float = 3600.0) -> None:
+    def __init__(self, limit: int = 4096, idle_after: float = 3600.0, tuning: Tuning | None = None) -> None:
         self._limit = limit
         self._idle_after = idle_after
+        self.tuning = tuning  # the models' constants (None: the defaults)
         self._series: OrderedDict[str, DemandSeries] = OrderedDict()
 
     def get(self, key: str, kind: DemandKind, now: float) -> DemandSeries:
         series = self._series.get(key)
         if series is None or series.kind is not kind:
-            series = self._series[key] = DemandSeries(kind=kind)
+            series = self._series[key] = DemandSeries(kind=kind, model=Forecaster(self.tuning))
             if len(self._series) > self._limit:
                 self._series.popitem(last=False)
         else:

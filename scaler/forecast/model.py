@@ -31,6 +31,7 @@ import math
 from array import array
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 STEP = 60.0  # seconds per bucket: the model's time resolution
 DAY = 86_400.0
@@ -54,6 +55,8 @@ GATE_OPEN = 0.97  # and opens again only below this (no flapping at the edge)
 # A gap longer than this (no observation at all) lets the deviation fade out:
 # the profile is a better guess than a level from before the gap.
 LONG_GAP = 6 * 3600.0
+# Which recurring estimate raises the upper rate (Tuning.recurring_estimate).
+RecurringEstimate = Literal["scored", "average", "envelope"]
 OUTLOOK_RESOLUTION = 10.0  # seconds: outlooks are computed at wall time rounded down to this
 # A clock that moves back by more than this re-anchors the model (see observe()).
 CLOCK_BACK_LIMIT = 2 * 3600.0
@@ -85,6 +88,9 @@ class Tuning:
     # Per day: the recurring-peak envelope (each minute's highest recent rate)
     # falls 15 % of the way to what the minute brings, and rises to it at once.
     envelope_fade: float = 0.85
+    # Which recurring estimate raises the upper rate: the one that scored better
+    # (always, in the server), or one of them (a seam for bench/bench_recurring.py).
+    recurring_estimate: RecurringEstimate = "scored"
 
 
 class ForecastState(StrEnum):
@@ -377,7 +383,11 @@ class Forecaster:
         rate = sum(path) / points
         peak = max(path)
         margin = self._quantile(h, quantile)
-        envelope = self._daily_ready and self._envelope_scores_better(quantile)
+        envelope = self._daily_ready and (
+            self._envelope_scores_better(quantile)
+            if self._tune.recurring_estimate == "scored"
+            else self._tune.recurring_estimate == "envelope"
+        )
         recurring = self._recurring_peak(wall, horizon, envelope) if self._daily_ready else 0.0
         upper = max(peak, peak * (1 + margin), recurring)
         state, reason = self._state(history, h, ratio)

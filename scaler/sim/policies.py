@@ -20,6 +20,7 @@ import numpy as np
 from scaler.clock import ManualClock
 from scaler.config import TriggerConfig
 from scaler.engine import Engine, ObjectRef, SourceFactory
+from scaler.forecast.model import Tuning
 from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, QueueReading, Source
 from scaler.signals.cache import ReadingCache
 from scaler.sim.keda import HPA_SYNC_S, Behavior
@@ -288,9 +289,12 @@ class PrewarmTrigger:
         clock: ManualClock,
         metadata: Mapping[str, str],
         sources: SourceFactory | None = None,  # default: SimSourceFactory(world, clock)
+        forecast_tuning: Tuning | None = None,  # the forecaster's constants (None: the server's)
     ) -> None:
         cache = ReadingCache(clock, ttl=2.0, max_workers=1)
-        self.engine = Engine(cache, clock, sources or SimSourceFactory(world, clock))
+        self.engine = Engine(
+            cache, clock, sources or SimSourceFactory(world, clock), forecast_tuning=forecast_tuning
+        )
         self.ref = ObjectRef("sim", "workers")
         self.cfg = self.engine.config(self.ref, metadata)
         self.winners: dict[str, int] = {}

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from scaler.clock import ManualClock
+from scaler.forecast.model import Tuning
 from scaler.sim.keda import Hpa, ScaledObjectLoop
 from scaler.sim.policies import (
     STREAM_INTERVAL_S,
@@ -163,6 +164,7 @@ def prewarm_policy(
     quantile: float | None = None,
     drain_s: float | None = None,
     forecast_off: bool = False,
+    forecast_tuning: Tuning | None = None,
 ) -> PolicySpec:
     metadata = prewarm_metadata(queue_length, gpu_guard, cold_start_s, replica_throughput, quantile, drain_s)
     name = "prewarm-guard" if gpu_guard else "prewarm"
@@ -186,7 +188,9 @@ def prewarm_policy(
         name=name,
         description=f"Prewarm (the production Engine, {forecast}) as an external-push "
         f"trigger, {', '.join(extras)}, min 0",
-        make_triggers=lambda world, clock: [PrewarmTrigger(world, clock, metadata)],
+        make_triggers=lambda world, clock: [
+            PrewarmTrigger(world, clock, metadata, forecast_tuning=forecast_tuning)
+        ],
         max_replicas=top,
         push_s=STREAM_INTERVAL_S,
         knob="forecastQuantile" if quantile is not None else "queueLength",

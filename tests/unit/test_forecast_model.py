@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from scaler.forecast.model import DAY, STEP, Forecaster, ForecastState
+from scaler.forecast.model import DAY, STEP, Forecaster, ForecastState, Tuning
 
 T0 = 1_700_006_400.0  # a midnight UTC (1_700_006_400 % 86_400 == 0)
 
@@ -180,6 +180,12 @@ def test_a_burst_on_some_days_only_is_kept_at_its_height_by_the_envelope() -> No
     median = model.outlook(now, 300, quantile=0.5)
     assert not median.recurring_envelope
     assert 2.0 < median.recurring < upper.recurring
+    # The benchmark's seam forces either estimate, whatever the score.
+    for estimate, envelope in (("average", False), ("envelope", True)):
+        forced = Forecaster(Tuning(recurring_estimate=estimate))
+        feed(forced, T0, now, rate=burst_every_other_day)
+        for quantile in (0.5, 0.9):
+            assert forced.outlook(now, 300, quantile=quantile).recurring_envelope is envelope
 
 
 def test_bursts_at_random_minutes_keep_the_average() -> None:
