@@ -192,9 +192,8 @@ class ForecastView:
     warm_start: str | None  # how the history was loaded (arrival series)
     # Job mode: seconds until pre-warm Jobs may be asked for again (None: not waiting).
     jobs_next_in: float | None = None
-    recurring: float = (
-        0.0  # the usual (or recent highest) peak minute in the window on past days (arrivals/s)
-    )
+    # The usual (or recent highest) peak minute in the window on past days (arrivals/s).
+    recurring: float = 0.0
     # The model's outlook the view was made from (the model keeps one per 10 s while
     # it does not change): Engine.answer reuses a decision while it is the same one.
     outlook: Outlook | None = field(default=None, compare=False, repr=False)

@@ -12,7 +12,10 @@ buckets; each closed bucket updates the model once:
 - a weekly correction: the usual difference from the daily profile at each
   WEEKLY_SLOT of the week (used once two weeks are in);
 - level and damped trend (Holt) of the deviation from that seasonal profile;
-  before the profile is ready, of the rate itself.
+  before the profile is ready, of the rate itself;
+- a recurring peak: at each minute of the day, the average of past days and the
+  fading envelope of their highest, each scored against what the minute brought;
+  the better one at the asked quantile only raises the upper rate.
 
 The forecast for time t + h is the seasonal profile at t + h plus the current
 deviation, which decays towards the profile as h grows (today's traffic is
@@ -112,9 +115,8 @@ class Outlook:
     upper: float  # the upper quantile of the peak, or the recurring peak if higher (arrivals/s)
     expected_arrivals: float  # rate * horizon: arrivals expected in the window
     error_ratio: float | None  # model error / naive error at the horizon; None before scored
-    recurring: float = (
-        0.0  # the usual (or recent highest) peak minute in the window on past days (arrivals/s)
-    )
+    # The usual (or recent highest) peak minute in the window on past days (arrivals/s).
+    recurring: float = 0.0
     # True when `recurring` is the envelope of recent days' highest minutes, the
     # estimate that scored better at the quantile asked for; False: the average.
     recurring_envelope: bool = False
