@@ -343,7 +343,11 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "",
         "How to read it. The forecaster is cold until it has a day of history and has scored 6 h of its "
         "own forecasts, and is then used only while it beats the naive forecast (its gate; while gated, "
-        "only its recurring-peak floor stays). On the 1-hour LLM traces and the 1-day Functions trace it "
+        "only its recurring-peak floor stays). On Twitter, where it takes part, its recurring peak "
+        "pre-warms a cold start ahead for bursts that come back at the same minute of the day on some "
+        "days, at the height of recent days' highest where that estimate has scored better than their "
+        "average at forecastQuantile (docs/forecast.md). "
+        "On the 1-hour LLM traces and the 1-day Functions trace it "
         "therefore never takes part, and `prewarm` decides from the queue alone: with replicaThroughput "
         "and the measured publish rate (averaged over at most a minute, as long as its measured noise "
         "needs: the per-request LLM and Mooncake traces keep the minute, Twitter's and Functions' smoother "
