@@ -84,6 +84,13 @@ class Decision:
         return (self.replicas, self.active, self.winner)
 
 
+# The largest answer: far above any maxReplicaCount (Kubernetes' replica counts are
+# int32, and the HPA clamps to maxReplicaCount anyway), and within what the answer can
+# carry: the int64 `metricValue` (desired 1e30 failed GetMetrics with ValueError) and
+# KEDA's int64 milli-quantity (9.2e15). An infinite ask (KEDA reads inf as 0) is this too.
+MAX_DESIRED = 1e9
+
+
 def keda_milli(value: float) -> int:
     """The value as KEDA hands it to the HPA, in thousandths: KEDA formats it with
     `%.3f` (rounded to nearest, pkg/scalers/scaler.go: quantityFromFloat64) and
@@ -421,7 +428,9 @@ def decide(signals: Signals, cfg: TriggerConfig, now: float) -> Decision:
     for term in terms[1:]:
         if term.replicas > winner.replicas:
             winner = term
-    desired = max(0.0, winner.replicas)
+    # An ask past any real fleet (an arrivalQuery in the wrong unit, an overflow) is
+    # the most there is, never a failed answer or a zero: see MAX_DESIRED.
+    desired = min(max(0.0, winner.replicas), MAX_DESIRED)
     return Decision(
         desired=desired,
         active=any(t.active for t in terms),

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scaler._proto import externalscaler_pb2 as pb
 from scaler.config import TriggerConfig, parse_trigger
-from scaler.policy import Signals, decide, gpu_term
+from scaler.policy import MAX_DESIRED, Signals, decide, gpu_term
 from scaler.signals.base import GpuReading, QueueReading
 
 PROM = "http://127.0.0.1:9090"
@@ -237,3 +238,33 @@ def test_desired_is_the_largest_term_and_active_is_any(
     if role == "guard":
         # the guard never asks for more replicas than the busy GPUs can fill
         assert decision.terms[1].replicas <= gpus + 1e-9
+
+
+@pytest.mark.parametrize("floor", [1e30, math.inf])
+def test_an_ask_past_any_fleet_is_the_most_there_is_never_zero_or_a_failed_answer(floor: float) -> None:
+    # A forecast floor that overflowed (a float32 profile past 3.4e38 reads back as inf):
+    # 1e30 used to fail GetMetrics (int64 metricValue), and inf reached KEDA as 0.
+    decision = decide(Signals(queue=queue(3), forecast_floor=floor), cfg(), 0.0)
+    assert decision.winner == "forecast" and decision.active
+    assert decision.desired == MAX_DESIRED and decision.metric_value == int(MAX_DESIRED)
+    answer = pb.MetricValue(
+        metricName="q", metricValue=decision.metric_value, metricValueFloat=decision.desired
+    )
+    assert answer.metricValue == 10**9
+
+
+def test_a_wild_arrival_rate_asks_the_most_there_is() -> None:
+    # An arrivalQuery in the wrong unit (bytes/s, a counter instead of its rate) gives a
+    # capacity-aware queue term far past any fleet: capped, still the queue's answer.
+    capacity = parse_trigger(
+        {
+            "source": "sqs",
+            "queueURL": "https://sqs.us-east-1.amazonaws.com/1/q",
+            "queueLength": "5",
+            "replicaThroughput": "0.5",
+        }
+    )
+    signals = Signals(queue=queue(10, 4), arrival_rate=1e300, cold_start=300.0)
+    decision = decide(signals, capacity, 0.0)
+    assert decision.winner == "queue" and decision.desired == MAX_DESIRED
+    assert decision.terms[0].replicas > MAX_DESIRED  # the term itself says what it computed
