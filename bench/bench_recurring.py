@@ -26,6 +26,7 @@ import platform
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from scaler.argtypes import whole
 from scaler.forecast.model import DAY, STEP, Forecaster, RecurringEstimate, Tuning
 from scaler.sim import evaluate
 from scaler.sim.main import run_policies
-from scaler.sim.run import _named, prewarm_policy
+from scaler.sim.run import prewarm_policy
 from scaler.sim.traces import Trace
 
 QUANTILES = (0.5, 0.75, 0.9, 0.97)
@@ -111,11 +112,11 @@ def simulate(
     c, top, rate = scenario.world.concurrency, scenario.max_replicas, scenario.rate_per_replica
     tuning = Tuning(recurring_estimate=estimate)
     specs = [
-        _named(
+        replace(
             prewarm_policy(
                 c, top, cold_start_s=cold_start, replica_throughput=rate * factor, forecast_tuning=tuning
             ),
-            f"{factor:g}",
+            name=f"{factor:g}",
         )
         for factor in throughputs
     ]

@@ -198,6 +198,12 @@ class ForecastView:
     # it does not change): Engine.answer reuses a decision while it is the same one.
     outlook: Outlook | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def recurring_from(self) -> str:
+        """Which estimate of past days `recurring` is: their average at each minute,
+        or their recent highest (where that scored better at the quantile)."""
+        return "recent highest" if self.outlook is not None and self.outlook.recurring_envelope else "average"
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -881,10 +887,9 @@ def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
     if view.floor <= 0:
         return f"no demand expected {window} ({view.expected_arrivals:.2g} arrivals; {view.reason})"
     if view.state is ForecastState.GATED:
-        basis = "recent highest" if view.outlook is not None and view.outlook.recurring_envelope else "usual"
         return (
-            f"forecast: {view.reason}; recurring peak {view.recurring:.3g}/s (the {basis} peak minute "
-            f"{window} on past days) / replicaThroughput {cfg.forecast.replica_throughput:g} = "
+            f"forecast: {view.reason}; recurring peak {view.recurring:.3g}/s (the peak minute {window}, "
+            f"{view.recurring_from} of past days) / replicaThroughput {cfg.forecast.replica_throughput:g} = "
             f"{view.floor:.3g} replicas"
         )
     if cfg.mode is Mode.JOB:

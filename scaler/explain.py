@@ -599,9 +599,7 @@ def forecast_summary(view: ForecastView | None, cfg: TriggerConfig) -> dict[str,
         # The per-minute profile of past days in the window (raises upper_rate):
         # their average, or their recent highest where that has scored better.
         "recurring_peak_rate": view.recurring,
-        "recurring_from": (
-            "recent highest" if view.outlook is not None and view.outlook.recurring_envelope else "average"
-        ),
+        "recurring_from": view.recurring_from,
         "expected_arrivals": view.expected_arrivals,
         "floor": view.floor,
         "error_ratio": view.error_ratio,

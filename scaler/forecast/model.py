@@ -385,12 +385,11 @@ class Forecaster:
         rate = sum(path) / points
         peak = max(path)
         margin = self._quantile(h, quantile)
-        envelope = self._daily_ready and (
-            self._envelope_scores_better(quantile)
-            if self._tune.recurring_estimate == "scored"
-            else self._tune.recurring_estimate == "envelope"
-        )
-        recurring = self._recurring_peak(wall, horizon, envelope) if self._daily_ready else 0.0
+        envelope, recurring = False, 0.0
+        if self._daily_ready:
+            chosen = self._tune.recurring_estimate
+            envelope = self._envelope_scores_better(quantile) if chosen == "scored" else chosen == "envelope"
+            recurring = self._recurring_peak(wall, horizon, envelope)
         upper = max(peak, peak * (1 + margin), recurring)
         state, reason = self._state(history, h, ratio)
         return Outlook(

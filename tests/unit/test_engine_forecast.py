@@ -407,10 +407,14 @@ def test_gated_keeps_the_recurring_peak_floor_only_with_replica_throughput() -> 
     view = _view(with_throughput, series, gated_outlook(6.0), 300.0, False)
     # the usual peak minute on past days, 6/s, at 0.5/s per replica: 12 replicas, used while gated
     assert view.used and view.floor == pytest.approx(12.0) and view.recurring == 6.0
-    assert "recurring peak 6/s (the usual peak minute" in _forecast_reason(view, with_throughput)
+    assert "recurring peak 6/s (the peak minute within the 300s cold start, average of past days)" in (
+        _forecast_reason(view, with_throughput)
+    )
     # the reason says when the peak is the recent highest (the envelope scored better)
     envelope = _view(with_throughput, series, gated_outlook(6.0, envelope=True), 300.0, False)
-    assert "recurring peak 6/s (the recent highest peak minute" in _forecast_reason(envelope, with_throughput)
+    assert "6/s (the peak minute within the 300s cold start, recent highest of past days)" in (
+        _forecast_reason(envelope, with_throughput)
+    )
     # fewer than one arrival at that rate within the cold start: no floor, not used
     quiet = _view(with_throughput, series, gated_outlook(0.002), 300.0, False)
     assert quiet.floor == 0.0 and not quiet.used
