@@ -328,6 +328,17 @@ def _split_url(key: str, url: str, accepted: str) -> SplitResult:
         _ = parts.port  # validates the port; urlsplit alone does not
     except ValueError:
         raise ConfigError(key, accepted) from None
+    if not _plain_authority(parts):
+        # Clients disagree on odd authorities: urllib3 ends the host at a '\\' where
+        # urlsplit does not, so "http://127.0.0.1\\.prom.svc:9090" would pass an
+        # --allowed-hosts pattern for *.svc and connect to 127.0.0.1. Only a host
+        # every client reads alike is accepted.
+        raise ConfigError(
+            key,
+            f"{accepted}, whose host is a DNS name or an IP address (letters, digits, '.', '-' "
+            "and '_'; IPv6 in brackets), with no '\\', space, control or non-ASCII character "
+            "before the path",
+        )
     _, sep, rest = url.partition("://")
     if sep and "@" in rest and "@" not in parts.netloc:
         # A password with a raw '/', '?' or '#' ends the host part early, so the
@@ -338,6 +349,19 @@ def _split_url(key: str, url: str, accepted: str) -> SplitResult:
             "percent-encoded (%2F, %3F, %23, %40)",
         )
     return parts
+
+
+# A host every HTTP and AMQP client reads alike: a DNS name or IPv4 address, or an
+# IPv6 address (urlsplit drops its brackets) with an optional zone.
+_PLAIN_HOST = re.compile(r"[a-z0-9._-]+|[0-9a-f:.]*:[0-9a-f:.]*(%[a-z0-9._~-]+)?")
+
+
+def _plain_authority(parts: SplitResult) -> bool:
+    netloc = parts.netloc
+    if "\\" in netloc or not netloc.isascii() or any(c <= " " or c == "\x7f" for c in netloc):
+        return False
+    host = parts.hostname
+    return host is None or _PLAIN_HOST.fullmatch(host) is not None
 
 
 def _check_size(raw: Mapping[str, str]) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+import urllib3
 
 from scaler.access import (
     AccessPolicy,
@@ -138,6 +141,57 @@ def test_hosts_inside_the_list_pass() -> None:
     policy = hosts_policy("*.svc.cluster.local,sqs.*.amazonaws.com")
     for metadata in (SQS_KEYS, RABBIT, GPU, {**RABBIT, **GPU}):
         check_access(parse_trigger(metadata), "default", policy)
+
+
+# Authorities that urllib3 (requests), pika or botocore would read with another host
+# than urlsplit, which the policy reads: "\\" ends urllib3's host, so the first would
+# pass *.svc.cluster.local and connect to 127.0.0.1.
+ODD_AUTHORITIES = [
+    "127.0.0.1\\.prom.monitoring.svc.cluster.local",
+    "evil.example\\@prom.monitoring.svc.cluster.local",
+    "u:p@evil.example\\@prom.monitoring.svc.cluster.local",
+    "evil.example%40prom.monitoring.svc.cluster.local",
+    "prom.monitoring.svc.cluster.local\u3002evil.example",
+    "prom.monitoring.svc.cluster.local\x00.evil.example",
+]
+
+
+@pytest.mark.parametrize("authority", ODD_AUTHORITIES)
+@pytest.mark.parametrize(
+    ("key", "metadata"),
+    [
+        ("prometheusServerAddress", lambda a: {**GPU, "prometheusServerAddress": f"http://{a}:9090"}),
+        ("host", lambda a: {**RABBIT, "host": f"amqp://{a}:5672/"}),
+        ("host", lambda a: {**RABBIT, "protocol": "http", "host": f"http://{a}:15672/"}),
+        ("awsEndpoint", lambda a: {**SQS_KEYS, "awsEndpoint": f"http://{a}:4566"}),
+        ("queueURL", lambda a: {**SQS_KEYS, "queueURL": f"https://{a}/123456789012/q"}),
+    ],
+)
+def test_an_authority_clients_read_differently_is_refused_before_any_policy(
+    authority: str, key: str, metadata: Callable[[str], dict[str, str]]
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_trigger(metadata(authority))
+    assert refused.value.key == key
+    assert "DNS name or an IP address" in str(refused.value)
+    assert "evil" not in str(refused.value) and "127.0.0.1" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://prom.monitoring.svc.cluster.local:9090",
+        "http://user:p%40ss@prom.monitoring.svc.cluster.local:9090/prefix",
+        "https://10.0.0.7",
+        "http://[fd00::1]:9090",
+        "http://prom_1.monitoring.svc.cluster.local.:9090",
+    ],
+)
+def test_the_policy_reads_the_host_the_http_client_connects_to(address: str) -> None:
+    cfg = parse_trigger({**GPU, "prometheusServerAddress": address})
+    ((_, host),) = trigger_hosts(cfg)
+    connected = urllib3.util.parse_url(address).host or ""
+    assert host == connected.strip("[]").rstrip(".").lower()
 
 
 def test_a_long_host_is_cut_in_the_message() -> None:
