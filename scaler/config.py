@@ -372,7 +372,8 @@ def _check_size(raw: Mapping[str, str]) -> None:
         if len(key) > MAX_KEY_LENGTH:
             raise ConfigError(key, f"a key name of at most {MAX_KEY_LENGTH} characters")
         if len(value) > MAX_VALUE_LENGTH and key not in KEDA_OWN_KEYS:
-            raise ConfigError(key, f"a value of at most {MAX_VALUE_LENGTH} characters", value)
+            # Not quoted: any key may hold a secret (a URL's password, a secret key).
+            raise ConfigError(key, f"a value of at most {MAX_VALUE_LENGTH} characters, not {len(value)}")
 
 
 class _Metadata:
@@ -415,10 +416,9 @@ class _Metadata:
         bound = f"a number > {minimum:g}" if exclusive else f"a number >= {minimum:g}"
         if text is None:
             return default
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(key, bound, text) from None
+        value = _decimal(text)
+        if value is None:
+            raise ConfigError(key, bound, text)
         if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
             raise ConfigError(key, bound, text)
         if value > MAX_NUMBER:
@@ -467,6 +467,12 @@ def parse_trigger(metadata: Mapping[str, str]) -> TriggerConfig:
 
 def _parse_trigger(meta: _Metadata, metadata: Mapping[str, str]) -> TriggerConfig:
     source = meta.choice("source", SourceKind, _inferred_source(metadata))
+    if source is _NoSource.BOTH:
+        # Refused even when GPU keys would make a GPU-only trigger of it: the queue
+        # the user named would then be dropped, and the GPU role change with it.
+        raise ConfigError(
+            "source", "'sqs' or 'rabbitmq' (required when both queueURL and queueName are given)"
+        )
     has_gpu = _has_gpu_keys(metadata, has_queue=source is not _NO_SOURCE)
     if source is _NO_SOURCE and not has_gpu:
         raise ConfigError(
@@ -522,6 +528,7 @@ def _parse_trigger(meta: _Metadata, metadata: Mapping[str, str]) -> TriggerConfi
 
 class _NoSource(Enum):
     NONE = "none"
+    BOTH = "both"  # queueURL and queueName: which one is meant is not for us to guess
 
 
 _NO_SOURCE = _NoSource.NONE
@@ -538,7 +545,7 @@ def _inferred_source(metadata: Mapping[str, str]) -> SourceKind | _NoSource:
     sqs, rabbit = given("queueURL"), given("queueName")
     if sqs != rabbit:
         return SourceKind.SQS if sqs else SourceKind.RABBITMQ
-    return _NO_SOURCE
+    return _NoSource.BOTH if sqs else _NO_SOURCE
 
 
 _MODE_ACCEPTED = (
@@ -1023,15 +1030,29 @@ def _prometheus_address(meta: _Metadata) -> tuple[str, str | None, str | None]:
     return parts.scheme.lower() + safe[len(parts.scheme) :], user, password
 
 
+# A number as KEDA's Go parsers read one (strconv.ParseFloat, decimal): Python's float()
+# also takes '1_0', non-ASCII digits and 'infinity', which KEDA refuses, so a value
+# copied from or to a KEDA trigger would mean something else here.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
+def _decimal(text: str) -> float | None:
+    """The number `text` spells in decimal, or None."""
+    return float(text) if _DECIMAL.fullmatch(text) else None
+
+
 def _percent(meta: _Metadata, key: str, default: float, *, allow_zero: bool) -> float:
     text = meta.get(key)
     accepted = "a percentage, 0 to 100" if allow_zero else "a percentage, more than 0 and at most 100"
     if text is None:
         return default
-    try:
-        value = float(text.rstrip("%").strip())
-    except ValueError:
-        raise ConfigError(key, accepted, text) from None
-    if not math.isfinite(value) or value > 100 or value < 0 or (value == 0 and not allow_zero):
+    value = _decimal(text.rstrip("%").strip())
+    if (
+        value is None
+        or not math.isfinite(value)
+        or value > 100
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
         raise ConfigError(key, accepted, text)
     return value

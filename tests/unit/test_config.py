@@ -8,6 +8,7 @@ import pytest
 
 from scaler.config import (
     KEDA_OWN_KEYS,
+    MAX_VALUE_LENGTH,
     ConfigError,
     Mode,
     RabbitProtocol,
@@ -333,6 +334,29 @@ BAD: list[tuple[str, dict[str, str], str, list[str]]] = [
         "source",
         ["'sqs'", "'rabbitmq'", "required"],
     ),
+    # with GPU keys too: not taken for a GPU-only trigger that drops the queue named
+    (
+        "source missing, GPU keys",
+        {
+            "queueURL": SQS_URL,
+            "queueName": "jobs",
+            "prometheusServerAddress": "http://127.0.0.1:9090",
+            "gpuSelector": 'pod="a"',
+        },
+        "source",
+        ["'sqs'", "'rabbitmq'", "both queueURL and queueName"],
+    ),
+    (
+        "source missing, arrivalQuery",
+        {
+            "queueURL": SQS_URL,
+            "queueName": "jobs",
+            "prometheusServerAddress": "http://127.0.0.1:9090",
+            "arrivalQuery": "sum(rate(x[1m]))",
+        },
+        "source",
+        ["'sqs'", "'rabbitmq'", "both queueURL and queueName"],
+    ),
     ("source empty", sqs(source=" ", queueName="jobs"), "source", ["'sqs'", "'rabbitmq'", "required"]),
     ("source missing, no queue", {"host": AMQP_URL}, "source", ["'sqs'", "'rabbitmq'", "required"]),
     ("source unknown", sqs(source="kafka"), "source", ["'sqs'", "'rabbitmq'"]),
@@ -345,6 +369,17 @@ BAD: list[tuple[str, dict[str, str], str, list[str]]] = [
     ("activation negative", sqs(activationQueueLength="-0.5"), "activationQueueLength", ["a number >= 0"]),
     ("activation text", sqs(activationQueueLength="x"), "activationQueueLength", ["a number >= 0"]),
     ("activation inf", sqs(activationQueueLength="inf"), "activationQueueLength", ["a number >= 0"]),
+    # spellings Python's float() reads and KEDA's Go parsers refuse
+    ("queueLength underscore", sqs(queueLength="1_0"), "queueLength", ["a number > 0"]),
+    ("queueLength non-ASCII digit", sqs(queueLength="\u0665"), "queueLength", ["a number > 0"]),
+    ("queueLength full-width digit", sqs(queueLength="\uff15"), "queueLength", ["a number > 0"]),
+    ("queueLength infinity", sqs(queueLength="infinity"), "queueLength", ["a number > 0"]),
+    (
+        "coldStartSeconds non-ASCII",
+        sqs(coldStartSeconds="\u0661\u0662\u0660"),
+        "coldStartSeconds",
+        ["a number"],
+    ),
     ("metricName uppercase", sqs(metricName="MyMetric"), "metricName", ["lowercase letters, digits and '-'"]),
     ("metricName underscore", sqs(metricName="my_metric"), "metricName", ["lowercase letters"]),
     ("metricName leading dash", sqs(metricName="-m"), "metricName", ["starting and ending"]),
@@ -466,7 +501,22 @@ def test_bad_value_is_echoed_when_it_is_not_a_secret() -> None:
         parse_trigger(sqs(queueLength="five"))
 
 
+@pytest.mark.parametrize("text", ["5", "+5", "5.", ".5", "5e0", "0.5E+1", "-0", "0005"])
+def test_numbers_spelled_as_go_reads_them_are_accepted(text: str) -> None:
+    assert parse_trigger(sqs(activationQueueLength=text)).activation_queue_length == float(text)
+
+
 # --- secrets -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["host", "awsSecretAccessKey", "password", "prometheusServerAddress"])
+def test_an_oversized_value_is_refused_by_its_length_never_quoted(key: str) -> None:
+    value = f"amqp://user:{SECRET}@127.0.0.1:5672/" + "x" * MAX_VALUE_LENGTH
+    with pytest.raises(ConfigError) as info:
+        parse_trigger({**rabbit(), key: value})
+    assert info.value.key == key
+    assert f"at most {MAX_VALUE_LENGTH} characters, not {len(value)}" in str(info.value)
+    assert SECRET not in str(info.value) and "user:" not in str(info.value)
 
 
 @pytest.mark.parametrize(("metadata", "key"), [(c[1], c[2]) for c in BAD], ids=[c[0] for c in BAD])
