@@ -199,8 +199,12 @@ class GpuConfig:
 
     @property
     def activation_busy_gpus(self) -> float:
-        """Busy GPUs above which the GPU term is active: the activation level of one replica."""
-        return self.activation_utilization / 100 * self.gpus_per_replica
+        """Busy GPUs above which the GPU term is active. demand: the activation level
+        of one replica's GPUs (a summed duty cycle). guard: that of one GPU, since G
+        counts the GPUs above the level; one replica's would let one or two working
+        GPUs of a 4-GPU replica read as idle, and the pool be scaled to zero."""
+        per_gpu = self.activation_utilization / 100
+        return per_gpu if self.role is GpuRole.GUARD else per_gpu * self.gpus_per_replica
 
     @property
     def busy_gpus_per_replica_at_target(self) -> float:

@@ -346,10 +346,12 @@ def _message_rate_term(queue: QueueReading, cfg: TriggerConfig, messages: float)
 def gpu_term(gpu: GpuReading, cfg: GpuConfig) -> Term:
     """The GPU term, from G = busy GPUs (the sum of utilisation in GPU units).
 
-    Active (both roles) while G > gpuActivationUtilization/100 * gpusPerReplica,
-    i.e. while the pool carries more than the activation level of one replica's
-    GPUs. Idle GPUs read 0 %, so the threshold only filters noise; it applies to
-    the sum, so many GPUs each idling at a few percent can add up past it.
+    Active while G > the activation level (GpuConfig.activation_busy_gpus): for
+    demand, gpuActivationUtilization/100 * gpusPerReplica, i.e. while the pool
+    carries more than the activation level of one replica's GPUs (idle GPUs read
+    0 %, so it only filters noise; it applies to the sum, so many GPUs each idling
+    at a few percent can add up past it); for guard, gpuActivationUtilization/100,
+    i.e. while any GPU is counted above the level.
 
     - demand ("gpu"): replicas = G / (gpuTargetUtilization/100 * gpusPerReplica),
       the replicas that run the measured load at the target utilisation. Reported

@@ -253,12 +253,13 @@ def test_empty_gpu_values_do_not_turn_a_queue_trigger_into_a_gpu_trigger() -> No
 
 
 def test_activation_and_target_in_busy_gpus() -> None:
-    gpu = parse_trigger(
-        gpu_only(gpusPerReplica="4", gpuTargetUtilization="50", gpuActivationUtilization="10")
-    ).gpu
-    assert gpu is not None
-    assert gpu.activation_busy_gpus == pytest.approx(0.4)
-    assert gpu.busy_gpus_per_replica_at_target == pytest.approx(2.0)
+    levels = dict(gpusPerReplica="4", gpuTargetUtilization="50", gpuActivationUtilization="10")
+    demand = parse_trigger(gpu_only(**levels)).gpu  # a GPU-only trigger's role: demand
+    guard = parse_trigger(gpu_only(**levels, gpuRole="guard")).gpu
+    assert demand is not None and guard is not None
+    assert demand.activation_busy_gpus == pytest.approx(0.4)  # one replica's level: G sums duty
+    assert guard.activation_busy_gpus == pytest.approx(0.1)  # one GPU's: G counts GPUs
+    assert demand.busy_gpus_per_replica_at_target == pytest.approx(2.0)
 
 
 def test_ignore_null_values_follows_keda() -> None:

@@ -141,23 +141,33 @@ def test_busy_gpus_keep_a_pool_with_an_empty_queue_active() -> None:
     assert guard.active and guard.replicas == pytest.approx(0.4)
 
 
+ONE_GPU_EDGES = [
+    (0.0, "1", "5", False),
+    (0.05, "1", "5", False),  # equal to the level: inactive
+    (0.0501, "1", "5", True),
+    (0.0, "1", "0", False),  # activation 0: any load at all
+    (0.001, "1", "0", True),
+    (1.0, "1", "100", False),  # activation 100 %: only more than a fully busy replica
+    (1.01, "1", "100", True),
+]
+
+
 @pytest.mark.parametrize(
-    ("gpus", "per_replica", "activation", "active"),
-    [
-        (0.0, "1", "5", False),
-        (0.05, "1", "5", False),  # equal to the level: inactive
-        (0.0501, "1", "5", True),
-        (0.09, "2", "5", False),  # 5 % of 2 GPUs = 0.1 busy GPUs
-        (0.11, "2", "5", True),
-        (0.0, "1", "0", False),  # activation 0: any load at all
-        (0.001, "1", "0", True),
-        (1.0, "1", "100", False),  # activation 100 %: only more than a fully busy replica
-        (1.01, "1", "100", True),
+    ("role", "gpus", "per_replica", "activation", "active"),
+    [(role, *edge) for role in ("guard", "demand") for edge in ONE_GPU_EDGES]
+    + [
+        # demand sums duty cycles: 5 % of 2 GPUs = 0.1 busy GPUs
+        ("demand", 0.09, "2", "5", False),
+        ("demand", 0.11, "2", "5", True),
+        # guard counts GPUs above the level: any one of them, whatever the GPUs per replica
+        ("guard", 1.0, "4", "50", True),
+        ("guard", 2.0, "4", "50", True),
+        ("guard", 0.0, "4", "50", False),
+        ("guard", 0.09, "2", "5", True),
     ],
 )
-@pytest.mark.parametrize("role", ["guard", "demand"])
 def test_gpu_activation_edges(
-    gpus: float, per_replica: str, activation: str, active: bool, role: str
+    role: str, gpus: float, per_replica: str, activation: str, active: bool
 ) -> None:
     config = cfg(gpusPerReplica=per_replica, gpuActivationUtilization=activation, gpuRole=role)
     decision = decide(Signals(queue=queue(0), gpu=busy(gpus)), config, now=0.0)
@@ -165,6 +175,16 @@ def test_gpu_activation_edges(
     term = decision.terms[1]
     assert term.active is active
     assert ("active:" if active else "inactive:") in term.reason
+
+
+def test_one_working_gpu_of_a_multi_gpu_replica_keeps_the_pool_with_an_empty_queue() -> None:
+    # 4 GPUs per replica at activation 50 %: one GPU above 50 % (G counts it) is a
+    # replica at work. Against one replica's level (2 GPUs) it read as idle, so KEDA's
+    # cooldown could scale a working pool to zero.
+    config = cfg(gpusPerReplica="4", gpuActivationUtilization="50")
+    decision = decide(Signals(queue=queue(0, in_flight=0), gpu=busy(1.0)), config, now=0.0)
+    assert decision.active is True
+    assert decision.metric_value == 1  # ceil(1 GPU / 4 per replica)
 
 
 def test_guard_below_activation_holds_no_floor_but_demand_reports_its_need() -> None:
