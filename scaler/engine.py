@@ -320,6 +320,8 @@ class Engine:
         self._quiet_at: OrderedDict[str, float] = OrderedDict()
         # Engine.answer: the last evaluation per (object, config), while reusable.
         self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
+        # Warm starts run as their own tasks (read_signals); held here until done.
+        self._warm_starts: set[asyncio.Task[None]] = set()
 
     def config(
         self, ref: ObjectRef, metadata: Mapping[str, str], *, memo_key: bytes | None = None
@@ -470,7 +472,7 @@ class Engine:
                 self.cache.get(source, queue_newer_than if name == "queue" else None)
                 for name, source, _ in wanted
             ),
-            *([self._warm_start(*warm)] if warm is not None else []),
+            *([asyncio.shield(self._warm_start_task(*warm))] if warm is not None else []),
             return_exceptions=True,
         )
         return self._signal_reads(wanted, outcomes[: len(wanted)])
@@ -601,6 +603,18 @@ class Engine:
         series.warming = True
         return series, source, history
 
+    def _warm_start_task(
+        self, series: DemandSeries, source: Source, history: Callable[[float, float, float], object]
+    ) -> asyncio.Task[None]:
+        """The warm start as a task of its own: the call that started it waits for it
+        (shielded), and a cancelled call (KEDA gone, a stream reopened) leaves it to
+        finish; inside that call it was cancelled with it and the series stayed
+        `warming`, never loaded, retried or evicted."""
+        task = asyncio.ensure_future(self._warm_start(series, source, history))
+        self._warm_starts.add(task)
+        task.add_done_callback(self._warm_starts.discard)
+        return task
+
     async def _warm_start(
         self, series: DemandSeries, source: Source, history: Callable[[float, float, float], object]
     ) -> None:
@@ -614,6 +628,9 @@ class Engine:
             self._warm_loaded(series, source, points)
         except Exception as exc:
             self._warm_failed(series, source, exc)
+        except BaseException as exc:  # cancelled (the loop closing): retried as any failure
+            self._warm_failed(series, source, exc)
+            raise
 
     def _warm_loaded(self, series: DemandSeries, source: Source, points: object) -> None:
         assert isinstance(points, list)

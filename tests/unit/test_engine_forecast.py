@@ -3,7 +3,9 @@ off and advisory, the warm start and its failure, shared series, cold start in u
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -275,6 +277,33 @@ async def test_a_failed_warm_start_is_cold_never_an_error_and_is_retried(factory
         assert factory.arrival.history_calls == 2
         assert ev.forecast is not None and ev.forecast.warm_start is not None
         assert ev.forecast.warm_start.startswith("loaded")
+
+
+async def test_a_call_cancelled_during_the_warm_start_leaves_it_to_finish(factory: Factory) -> None:
+    # KEDA goes away (or a stream is reopened) while the range query runs: the warm
+    # start still loads, and the next answer has the warm-started forecast. Inside the
+    # call it was cancelled with it, and the series stayed "warming" for good.
+    released = threading.Event()
+    history = factory.arrival.history
+
+    def slow_history(start: float, end: float, step: float) -> list[tuple[float, float]]:
+        released.wait(5.0)
+        return history(start, end, step)
+
+    factory.arrival.history = slow_history  # type: ignore[method-assign]
+    async for engine, _clock in engine_at(12.0, factory):
+        call = asyncio.ensure_future(engine.evaluate(REF, METADATA))
+        await asyncio.sleep(0.05)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        released.set()
+        await asyncio.sleep(0.3)  # the range query returns at once now
+        ev = await engine.evaluate(REF, METADATA)
+        assert factory.arrival.history_calls == 1
+        assert ev.forecast is not None and ev.forecast.warm_start is not None
+        assert ev.forecast.warm_start.startswith("loaded")
+        assert ev.decision.winner == "forecast"
 
 
 async def test_a_failing_arrival_source_does_not_fail_the_answer(factory: Factory) -> None:
