@@ -92,6 +92,18 @@ class TooManyKeys(ConfigError):
         self.key = ""
 
 
+class ObjectRefError(ConfigError):
+    """The request's object reference, not its metadata, is invalid (INVALID_ARGUMENT too)."""
+
+    def __init__(self, field_name: str, limit: int, length: int) -> None:
+        ValueError.__init__(
+            self,
+            f"ScaledObjectRef {field_name}: expected at most {limit} characters "
+            f"(Kubernetes' limit), got {length}",
+        )
+        self.key = ""
+
+
 class Mode(StrEnum):
     DEPLOYMENT = "deployment"
     JOB = "job"

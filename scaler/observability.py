@@ -203,14 +203,27 @@ class Metrics:
             self.source_errors.labels(kind).inc()
 
 
+# Objects whose series the recorder keeps at once (as many as Engine keeps answers
+# for); past it the least recently seen are dropped early, so a client inventing
+# names cannot grow /metrics without bound within object_ttl.
+MAX_RECORDED_OBJECTS = 10_000
+
+
 class DecisionRecorder:
     """Publishes each evaluation as gauges, logs changed decisions, and drops the
     series of objects not seen for `object_ttl` seconds."""
 
-    def __init__(self, metrics: Metrics, clock: Clock, object_ttl: float = 900.0) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        clock: Clock,
+        object_ttl: float = 900.0,
+        max_objects: int = MAX_RECORDED_OBJECTS,
+    ) -> None:
         self._metrics = metrics
         self._clock = clock
         self._object_ttl = object_ttl
+        self._max_objects = max_objects
         self._lock = threading.Lock()
         # (ref, metric) -> (last seen, last decision key, term names)
         self._seen: dict[tuple[ObjectRef, str], tuple[float, tuple[int, bool, str], tuple[str, ...]]] = {}
@@ -262,6 +275,7 @@ class DecisionRecorder:
         with self._lock:
             previous = self._seen.get(marker)
             self._seen[marker] = (self._clock.monotonic(), d.key(), marker_terms)
+            over = len(self._seen) - self._max_objects if previous is None else 0
             self._recorded[marker] = ev
             published = self._with_forecast.get(marker)
             if ev.forecast is not None:
@@ -278,6 +292,9 @@ class DecisionRecorder:
             # series rather than leave their last values standing. Only on a
             # change: the hot path never tries to remove what is not there.
             _remove_term_series(m, labels, set(previous[2]) - set(marker_terms), kept=set(marker_terms))
+        if over > 0:
+            # A batch at a time: a client inventing names costs one sort per 1 %.
+            self._drop(self._least_recently_seen(over + self._max_objects // 100, keep=marker))
         if previous is None or previous[1] != d.key():
             log.info(
                 "decision changed",
@@ -301,6 +318,17 @@ class DecisionRecorder:
         now = self._clock.monotonic()
         with self._lock:
             stale = [k for k, v in self._seen.items() if now - v[0] > self._object_ttl]
+        return self._drop(stale)
+
+    def _least_recently_seen(self, count: int, keep: tuple[ObjectRef, str]) -> list[tuple[ObjectRef, str]]:
+        with self._lock:
+            ordered = sorted((k for k in self._seen if k != keep), key=lambda k: self._seen[k][0])
+        return ordered[:count]
+
+    def _drop(self, markers: list[tuple[ObjectRef, str]]) -> int:
+        """Remove the markers' series. Returns how many were there."""
+        with self._lock:
+            stale = [k for k in markers if k in self._seen]
             dropped = [(k, self._seen.pop(k)[2]) for k in stale]
             for k in stale:
                 self._published.pop(k, None)

@@ -29,7 +29,7 @@ from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.access import AccessPolicy
 from scaler.clock import Clock, SystemClock
-from scaler.config import ConfigError, TriggerConfig
+from scaler.config import ConfigError, ObjectRefError, TriggerConfig
 from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory
 from scaler.observability import DecisionRecorder, Metrics
 from scaler.signals.base import SourceError, SourceRejectedQuery
@@ -79,7 +79,21 @@ def _queue_read_at(ev: Evaluation) -> float | None:
     return next((r.read_at for r in ev.reads if r.name == "queue"), None)
 
 
+# Kubernetes' limits: a namespace is a DNS label, an object's name a DNS subdomain.
+# Every object's name is kept (the engine, the recorder) and becomes a label of about
+# fifteen /metrics series, so a client must not make the scaler keep megabytes each.
+MAX_NAMESPACE_LENGTH = 63
+MAX_NAME_LENGTH = 253
+
+
 def _ref(request: pb.ScaledObjectRef) -> ObjectRef:
+    """Raises ConfigError for a name longer than Kubernetes allows."""
+    for field_name, value, limit in (
+        ("namespace", request.namespace, MAX_NAMESPACE_LENGTH),
+        ("name", request.name, MAX_NAME_LENGTH),
+    ):
+        if len(value) > limit:
+            raise ObjectRefError(field_name, limit, len(value))
     return ObjectRef(namespace=request.namespace, name=request.name)
 
 

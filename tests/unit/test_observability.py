@@ -196,6 +196,25 @@ def test_expire_drops_series_of_objects_not_seen(metrics: Metrics, clock: Manual
     assert recorder.expire() == 0
 
 
+def test_past_its_object_limit_the_least_recently_seen_are_dropped(
+    metrics: Metrics, clock: ManualClock
+) -> None:
+    # A client inventing names must not grow /metrics without bound within object_ttl.
+    recorder = DecisionRecorder(metrics, clock, max_objects=200)
+    value = metrics.registry.get_sample_value
+    refs = [ObjectRef("ml", f"o{i}") for i in range(201)]
+    for ref in refs[:200]:
+        recorder(evaluation(ref, 1.0))
+        clock.advance(1.0)
+    recorder(evaluation(refs[0], 1.0))  # o0 seen again: now the most recent
+    recorder(evaluation(refs[200], 1.0))  # one past the limit, and 1 % more: o1, o2, o3 go
+    for dropped in refs[1:4]:
+        assert value("prewarm_desired", labels(dropped)) is None
+    for kept in (refs[0], refs[4], refs[200]):
+        assert value("prewarm_desired", labels(kept)) is not None
+    assert recorder.expire() == 0
+
+
 def test_expired_object_seen_again_is_recorded_and_logged_afresh(
     metrics: Metrics, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:

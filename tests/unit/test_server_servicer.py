@@ -75,6 +75,35 @@ async def test_bad_metadata_is_invalid_argument_naming_the_key(servicer: Fixture
     assert counted(metrics) == {("IsActive", "INVALID_ARGUMENT"): 1.0}
 
 
+@pytest.mark.parametrize(
+    ("field", "namespace", "name", "limit"),
+    [("namespace", "n" * 64, "worker", 63), ("name", "ml", "w" * 254, 253)],
+)
+async def test_a_name_longer_than_kubernetes_allows_is_invalid_argument(
+    servicer: Fixture, field: str, namespace: str, name: str, limit: int
+) -> None:
+    # Every object's name is kept and labels its /metrics series: a client must not
+    # make the scaler keep megabytes per object.
+    svc, engine, _ = servicer
+    request = pb.ScaledObjectRef(name=name, namespace=namespace, scalerMetadata=METADATA)
+    for call in (svc.IsActive, svc.GetMetricSpec):
+        context = Context()
+        with pytest.raises(Aborted):
+            await call(request, context)
+        assert context.status is not None and context.status[0] is grpc.StatusCode.INVALID_ARGUMENT
+        assert f"ScaledObjectRef {field}: expected at most {limit} characters" in context.status[1]
+    context = Context()
+    stream = svc.StreamIsActive(request, context)
+    with pytest.raises(Aborted):
+        await anext(stream)
+    assert context.status is not None and context.status[0] is grpc.StatusCode.INVALID_ARGUMENT
+    assert not engine._reusable  # nothing kept
+    # At the limits, accepted.
+    ok = pb.ScaledObjectRef(name="w" * 253, namespace="n" * 63, scalerMetadata=METADATA)
+    spec = await svc.GetMetricSpec(ok, Context())
+    assert spec.metricSpecs[0].metricName
+
+
 async def test_metric_name_not_ours_is_invalid_argument(servicer: Fixture) -> None:
     svc, _, metrics = servicer
     context = Context()
