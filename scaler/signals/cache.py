@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import copy
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -81,6 +82,7 @@ class _Turn:
 
     thread: concurrent.futures.Future[object]
     done: asyncio.Event
+    deadline: float  # loop time by which the read should have returned
 
 
 ReadObserver = Callable[[Source, float, "SourceError | None"], None]
@@ -107,6 +109,10 @@ class ReadingCache:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="source-read"
         )
+        self._max_workers = max_workers
+        # Pool threads still inside a client past their read's deadline (see _submit).
+        self._stuck = 0
+        self._stuck_lock = threading.Lock()
         self._idle_evict_after = idle_evict_after
         self._on_read = on_read
         self._turns: dict[str, _Turn] = {}
@@ -208,15 +214,17 @@ class ReadingCache:
             connection = getattr(source, "connection_key", None)
             if connection is not None:
                 await self._wait_turn(source, connection, deadline)
-            entry.thread = self._executor.submit(source.read)
+            entry.thread = self._submit(source.read)
             if connection is not None:
-                self._take_turn(connection, entry.thread, loop)
+                self._take_turn(connection, entry.thread, loop, deadline)
             remaining = max(deadline - loop.time(), 0.0)
             value = await asyncio.wait_for(asyncio.wrap_future(entry.thread, loop=loop), remaining)
             entry.reading = Reading(value, self._clock.monotonic())
             entry.error = None
         except TimeoutError:
             error = SourceError(f"{source.description}: no answer within {self.timeout:g}s")
+            if entry.thread is not None:
+                self._count_stuck(entry.thread)
         except SourceError as exc:
             error = exc
         except Exception as exc:  # a client library failure we did not map
@@ -231,6 +239,40 @@ class ReadingCache:
         if self._on_read is not None:
             self._on_read(source, entry.finished_at - started, error)
 
+    def _submit(self, read: Callable[[], object]) -> concurrent.futures.Future[object]:
+        """Run `read` in the pool, or, while half the pool is stuck in clients past
+        their deadlines, in a thread of its own. Each key holds at most one thread,
+        but distinct keys behind one tarpitting endpoint could take every pool
+        thread, and a healthy source's read would then wait in the pool's queue
+        until its own deadline and fail, blamed on it."""
+        if self._stuck < self._max_workers // 2:
+            return self._executor.submit(read)
+        future: concurrent.futures.Future[object] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(read())
+            except BaseException as exc:  # handed to the waiting read, as the pool does
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="source-read-overflow", daemon=True).start()
+        return future
+
+    def _count_stuck(self, thread: concurrent.futures.Future[object]) -> None:
+        """Count `thread` as stuck until it returns (its read timed out)."""
+        with self._stuck_lock:
+            if thread.done():
+                return
+            self._stuck += 1
+
+        def returned(_: object) -> None:
+            with self._stuck_lock:
+                self._stuck -= 1
+
+        thread.add_done_callback(returned)
+
     async def _wait_turn(self, source: Source, connection: str, deadline: float) -> None:
         """Wait, on the event loop, until no read thread uses the connection.
 
@@ -240,6 +282,13 @@ class ReadingCache:
         starve the pool of the reads of healthy sources."""
         loop = asyncio.get_running_loop()
         while (turn := self._turns.get(connection)) is not None and not turn.thread.done():
+            if loop.time() >= turn.deadline:
+                # The read using the connection is stuck past its own deadline: say
+                # so at once instead of making every refresh wait out the timeout.
+                raise SourceError(
+                    f"{source.description}: another read on the same connection has not returned "
+                    f"within {self.timeout:g}s"
+                )
             try:
                 await asyncio.wait_for(turn.done.wait(), max(deadline - loop.time(), 0.0))
             except TimeoutError:
@@ -249,10 +298,14 @@ class ReadingCache:
                 ) from None
 
     def _take_turn(
-        self, connection: str, thread: concurrent.futures.Future[object], loop: asyncio.AbstractEventLoop
+        self,
+        connection: str,
+        thread: concurrent.futures.Future[object],
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
     ) -> None:
         done = asyncio.Event()
-        self._turns[connection] = _Turn(thread, done)
+        self._turns[connection] = _Turn(thread, done, deadline)
 
         # The callback holds the event, not the turn: the turn holds the future, which
         # keeps its callbacks, so a callback holding the turn would be a reference
@@ -290,6 +343,9 @@ class ReadingCache:
             for k, e in self._entries.items()
             if e.pending is None and now - e.last_used > self._idle_evict_after
         ]
+        # A finished turn is as good as none; connections whose sources all went
+        # away would otherwise keep theirs (and its last reading) for good.
+        self._turns = {c: t for c, t in self._turns.items() if not t.thread.done()}
         loop = asyncio.get_running_loop()
         closing = []
         for key in stale:

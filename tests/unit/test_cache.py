@@ -571,3 +571,55 @@ async def test_reads_on_a_shared_connection_leave_no_cyclic_garbage(
         gc.enable()
     assert source.reads == 21
     assert cyclic == 0
+
+
+async def test_hung_reads_of_many_keys_do_not_starve_a_healthy_source(
+    make_cache: Callable[..., ReadingCache],
+) -> None:
+    # Distinct queues behind one tarpitting endpoint each hold a thread (one per key)
+    # until every pool thread is stuck; a healthy source's read then waited in the
+    # pool's queue past its deadline and failed, blamed on itself.
+    cache = make_cache(timeout=0.2, max_workers=4)
+    gate = threading.Event()
+    hung = [FakeSource(f"hung|q{i}") for i in range(4)]
+    for source in hung:
+        source.gate = gate
+    try:
+        outcomes = await asyncio.gather(*(cache.get(s) for s in hung), return_exceptions=True)
+        assert all("no answer within 0.2s" in str(o) for o in outcomes)
+        reading = await asyncio.wait_for(cache.get(FakeSource("healthy|q")), 1.0)
+        assert reading.value == QueueReading(waiting=1.0, in_flight=0.0)
+    finally:
+        gate.set()
+
+
+async def test_a_connection_stuck_past_its_deadline_fails_its_other_queues_at_once(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    # Once the read using a shared connection is past its deadline, the other queues
+    # on it fail at once on each refresh instead of each waiting out the timeout.
+    cache = make_cache(ttl=1.0, timeout=0.2)
+    gate = threading.Event()
+    stuck, other = SharedConnectionSource("q0", "amqp|broker"), SharedConnectionSource("q1", "amqp|broker")
+    stuck.gate = gate
+    try:
+        with pytest.raises(SourceError, match=r"no answer within 0\.2s"):
+            await cache.get(stuck)
+        started = time.monotonic()
+        with pytest.raises(SourceError, match="another read on the same connection has not returned"):
+            await cache.get(other)
+        assert time.monotonic() - started < 0.15  # not the 0.3 s deadline
+    finally:
+        gate.set()
+
+
+async def test_evict_idle_forgets_finished_turns(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(idle_evict_after=60.0)
+    await cache.get(SharedConnectionSource("q0", "amqp|broker-a"))
+    await cache.get(SharedConnectionSource("q1", "amqp|broker-b"))
+    assert len(cache._turns) == 2
+    clock.advance(61.0)
+    assert await cache.evict_idle() == 2
+    assert cache._turns == {}
