@@ -28,11 +28,21 @@ def _ranged(
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
-        if not math.isfinite(value) or not low <= value <= high or (above and value == low):
+        if not _finite(value) or not low <= value <= high or (above and value == low):
             raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
         return value
 
     return parse
+
+
+def _finite(value: float) -> bool:
+    """Not inf or nan. int() reads any number of digits, and math.isfinite raises
+    OverflowError on an int too large for a float: refuse that one too, as the float
+    arithmetic it would meet next could not take it either."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def whole(low: int, high: float = math.inf) -> Callable[[str], int]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,7 @@ SCALED_OBJECT = "ScaledObject"
 SCALED_JOB = "ScaledJob"
 DEFAULT_MAX_REPLICAS = 100
 DEFAULT_COOLDOWN = 300
+INT64_LIMIT = 2**63  # Go's int64 holds -2**63 .. 2**63 - 1
 
 
 class ExplainError(Exception):
@@ -82,8 +85,9 @@ class Target:
     metric_type: str = "AverageValue"
     strategy: str = "default"  # ScaledJob scalingStrategy.strategy
     custom_deduction: int = 0  # ScaledJob customScalingQueueLengthDeduction (an int32 in KEDA)
-    # ScaledJob customScalingRunningJobPercentage; None when unset or not a number,
-    # in which case KEDA runs the default strategy instead of custom.
+    # ScaledJob customScalingRunningJobPercentage, finite; None when unset or refused by
+    # Go's strconv.ParseFloat, in which case KEDA runs the default strategy instead of
+    # custom (and None for the other strategies, which never read it).
     custom_running_percentage: float | None = None
     triggers_total: int = 1
     notes: tuple[str, ...] = ()  # things noticed while reading the manifest
@@ -258,21 +262,31 @@ def _with_strategy(target: Target, strategy: Mapping[str, Any]) -> Target:
             "spec.scalingStrategy.customScalingQueueLengthDeduction must be a whole number, "
             f"got {deduction!r}"
         )
-    # A string in KEDA's CRD, parsed when the strategy is chosen; unset or not a
-    # number, KEDA silently runs the default strategy instead of custom.
+    # A string in KEDA's CRD, read with Go's strconv.ParseFloat only when the custom
+    # strategy is chosen; unset or refused by Go, KEDA silently runs the default
+    # strategy instead of custom.
     raw = strategy.get("customScalingRunningJobPercentage")
     percentage: float | None = None
     notes = list(target.notes)
-    try:
-        percentage = float(str(raw).strip()) if raw is not None else None
-    except ValueError:
-        percentage = None
-    if name == "custom" and percentage is None:
-        given = "is not set" if raw is None else f"{raw!r} is not a number"
-        notes.append(
-            f"scalingStrategy custom: customScalingRunningJobPercentage {given}, so KEDA runs the "
-            "default strategy (maxScale - running) instead"
-        )
+    if name == "custom":
+        percentage = go_parse_float(str(raw)) if raw is not None else None
+        if percentage is None:
+            given = "is not set" if raw is None else f"{raw!r} is refused by Go's strconv.ParseFloat"
+            notes.append(
+                f"scalingStrategy custom: customScalingRunningJobPercentage {given}, so KEDA runs the "
+                "default strategy (maxScale - running) instead"
+            )
+        elif not math.isfinite(percentage):
+            # KEDA accepts NaN and Inf, but then converts running x percentage to an
+            # int64, which the Go spec leaves to the platform for NaN and infinities
+            # (amd64 gives the lowest int64, arm64 saturates or gives 0): the Jobs it
+            # creates cannot be predicted, so explain refuses rather than guess.
+            raise ExplainError(
+                "spec.scalingStrategy.customScalingRunningJobPercentage: expected a finite number, "
+                f"got {raw!r}. KEDA accepts it, but the Jobs it then creates depend on the CPU it runs "
+                "on (Go converts running x percentage to a whole number in a platform-defined way); "
+                "set a finite number such as '0.5'"
+            )
     return dataclasses.replace(
         target,
         strategy=name,
@@ -280,6 +294,38 @@ def _with_strategy(target: Target, strategy: Mapping[str, Any]) -> Target:
         custom_running_percentage=percentage,
         notes=tuple(notes),
     )
+
+
+# What Go's strconv.ParseFloat(s, 64) accepts: a decimal or hexadecimal float as in Go
+# source (underscores only between digits; a hex float needs its p exponent), or
+# NaN / [+-]Inf / [+-]Infinity in any case. ASCII only, no surrounding whitespace:
+# Python's float() differs (it strips whitespace, reads non-ASCII digits, and refuses
+# hex), so it cannot tell which strategy KEDA picks.
+_DIGITS = r"[0-9](?:_?[0-9])*"
+_HEX_DIGITS = r"[0-9a-fA-F](?:_?[0-9a-fA-F])*"
+_GO_DECIMAL_FLOAT = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
+# After 0x an underscore may also come before the first digit (Go's underscoreOK).
+_GO_HEX_FLOAT = re.compile(
+    rf"[+-]?0[xX](?:_?{_HEX_DIGITS}(?:\.(?:{_HEX_DIGITS})?)?|\.{_HEX_DIGITS})[pP][+-]?{_DIGITS}"
+)
+_GO_SPECIAL_FLOAT = re.compile(r"[+-]?inf(?:inity)?|nan", re.IGNORECASE)
+
+
+def go_parse_float(text: str) -> float | None:
+    """The number Go's strconv.ParseFloat(text, 64) returns, or None where it returns
+    an error: a syntax error, or a finite literal too large for a float64 (Go's
+    ErrRange, which KEDA treats as any other error). NaN and infinities are returned."""
+    if _GO_SPECIAL_FLOAT.fullmatch(text):
+        return float(text)
+    if _GO_DECIMAL_FLOAT.fullmatch(text):
+        value = float(text)  # the same underscores are valid here
+        return value if math.isfinite(value) else None
+    if _GO_HEX_FLOAT.fullmatch(text):
+        try:
+            return float.fromhex(text.replace("_", ""))
+        except OverflowError:
+            return None
+    return None
 
 
 # --- what KEDA and the HPA do ----------------------------------------------------
@@ -397,12 +443,27 @@ def job_strategy(
     if strategy == "custom" and percentage is not None:
         # int() of the running share alone: Go's int64() truncates it toward zero,
         # before the subtraction.
+        share = running * percentage
+        if not -INT64_LIMIT <= share < INT64_LIMIT:
+            # Go's int64() of a float it cannot hold is platform-defined (see _with_strategy).
+            raise ExplainError(
+                f"spec.scalingStrategy.customScalingRunningJobPercentage: {percentage:g} x {running} running "
+                "Jobs does not fit KEDA's int64, and what Go makes of it depends on the CPU KEDA runs on; "
+                "set a smaller percentage"
+            )
         formula = (
             "min(maxScale - deduction - int(running x percentage), maxReplicaCount) = "
             f"min({max_scale} - {deduction} - int({running} x {percentage:g}), {limit})"
         )
-        return min(max_scale - deduction - int(running * percentage), limit), scale_to, formula
+        return min(max_scale - deduction - int(share), limit), scale_to, formula
     return max_scale - running, scale_to, f"maxScale - running = {max_scale} - {running}"
+
+
+def has_value_target(target: Target) -> bool:
+    """Whether KEDA gives the trigger's metric a Value target instead of an
+    AverageValue one: for any metricType but AverageValue (the default) and
+    Utilization, which KEDA refuses for external triggers (pkg/scalers/scaler.go)."""
+    return target.metric_type not in ("AverageValue", "Utilization")
 
 
 def scaled_job_outcome(
@@ -420,16 +481,28 @@ def scaled_job_outcome(
     # while the trigger is active and the value is above zero.
     value = hpa_replicas(desired) if active else 0
     scale_to = value
-    max_scale = min(value, limit)
+    inactive = "" if active else " (0: the trigger is inactive)"
+    scale_to_text = f"scaleTo = ceil({desired:.3f}) = {scale_to}{inactive}"
+    if has_value_target(target):
+        # KEDA divides the value by the metric's AverageValue target, skips the
+        # division when there is none, and leaves maxScale at 0 (scaledjob/metrics.go).
+        max_scale = 0
+        steps = [
+            f"maxScale = 0: with metricType {target.metric_type} the metric has no AverageValue target "
+            f"for KEDA to divide the value by, so it creates no Jobs for the value; remove metricType "
+            f"(AverageValue is the default); {scale_to_text}"
+        ]
+    else:
+        max_scale = min(value, limit)
+        steps = [
+            f"maxScale = min(ceil({desired:.3f}), maxReplicaCount - minReplicaCount = {limit}) = "
+            f"{max_scale}; {scale_to_text}"
+        ]
     # With minReplicaCount > 0 the ScaledJob always counts as active.
     keda_active = active or min_count > 0
     strategy = target.strategy
     if strategy == "custom" and target.custom_running_percentage is None:
         strategy = "default"  # what KEDA does with no usable percentage
-    steps = [
-        f"maxScale = min(ceil({desired:.3f}), maxReplicaCount - minReplicaCount = {limit}) = {max_scale}; "
-        f"scaleTo = ceil({desired:.3f}) = {scale_to}" + ("" if active else " (0: the trigger is inactive)")
-    ]
     if running < min_count:
         # Fewer unfinished Jobs than minReplicaCount: KEDA tops them up and
         # skips the scaling strategy altogether for this poll.
@@ -542,7 +615,13 @@ def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
             f"idleReplicaCount {target.idle_replicas} must be less than minReplicaCount "
             f"{target.min_replicas}: KEDA rejects this ScaledObject"
         )
-    if target.metric_type != "AverageValue":
+    if target.kind == SCALED_JOB and has_value_target(target):
+        found.append(
+            f"metricType {target.metric_type}: a ScaledJob divides the value by the metric's AverageValue "
+            "target, which KEDA sets only for metricType AverageValue, so maxScale is 0 and KEDA creates "
+            "no Jobs for the value; remove metricType (AverageValue is the default)"
+        )
+    elif target.metric_type != "AverageValue":
         found.append(
             f"metricType {target.metric_type}: the scaler's value is meant for AverageValue (the default); "
             "the numbers below assume it"

@@ -45,3 +45,12 @@ def test_bounds_are_inclusive_unless_above() -> None:
     assert number(0, 1)("1") == 1.0
     assert positive("1e-9") == 1e-9
     assert seconds("86400") == 86400.0
+
+
+@pytest.mark.parametrize("parse", [whole(0), whole(1, 1024), port])
+def test_a_whole_number_too_large_for_a_float_is_refused(parse: Callable[[str], object]) -> None:
+    # int() reads it; math.isfinite() on it raised OverflowError, which argparse
+    # and the PREWARM_* variables' check do not turn into an error naming the flag.
+    huge = "9" * 400
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^expected a whole number .*, got '{huge}'$"):
+        parse(huge)

@@ -180,6 +180,8 @@ def test_help_shows_a_value_set_in_the_environment(
     assert "[env PREWARM_HOST, set to '10%.example']" in entries["--host"]
 
 
+HUGE = "9" * 400  # a whole number past any float (about 1.8e308)
+
 BAD_FLAGS = [
     ("--port", "abc"),
     ("--port", "70000"),
@@ -200,6 +202,11 @@ BAD_FLAGS = [
     # Finite but past a day: 1e300 overflowed socket timeouts on every read.
     ("--source-timeout", "1e300"),
     ("--keepalive-time", "86401"),
+    # int() reads any number of digits; one too large for a float once raised OverflowError.
+    pytest.param("--port", HUGE, id="--port-huge"),
+    pytest.param("--metrics-port", HUGE, id="--metrics-port-huge"),
+    pytest.param("--health-port", HUGE, id="--health-port-huge"),
+    pytest.param("--read-threads", HUGE, id="--read-threads-huge"),
 ]
 
 
@@ -227,6 +234,17 @@ def test_bad_env_value_exits_naming_the_env_var(
     err = capsys.readouterr().err
     assert f"environment variable {env}={value!r}" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["--trigger", "--running", "--pending"])
+def test_explain_refuses_a_huge_number_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["explain", "-f", str(tmp_path / "so.yaml"), flag, HUGE])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: expected a whole number >= 0, got {HUGE!r}" in err
 
 
 @pytest.fixture

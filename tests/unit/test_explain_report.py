@@ -402,6 +402,49 @@ def test_custom_strategy_without_a_percentage_is_the_default_strategy_and_says_s
     assert scaled_job_outcome(with_percentage, 6.0, True, running=2)["jobs_created"] == 4  # 6 - 1 - 1
 
 
+def custom_job(percentage: str) -> str:
+    return SCALED_JOB.replace(
+        "strategy: accurate",
+        f"strategy: custom\n    customScalingRunningJobPercentage: {json.dumps(percentage)}",
+    )
+
+
+@pytest.mark.parametrize("percentage", ["NaN", "nan", "Inf", "+inf", "-Infinity"])
+def test_a_non_finite_custom_percentage_is_refused_naming_the_field(percentage: str) -> None:
+    # Go's ParseFloat accepts these, so KEDA runs custom, but its int64(running x NaN or
+    # Inf) is platform-defined: explain says so instead of crashing on int(nan).
+    with pytest.raises(ExplainError, match="customScalingRunningJobPercentage: expected a finite number"):
+        load_target(custom_job(percentage), None, {})
+
+
+def test_a_running_share_past_int64_is_refused_naming_the_field() -> None:
+    # finite, but 2 x 1e308 is inf in float64, and past int64 Go's conversion is platform-defined
+    target = sj_target("custom", custom_running_percentage=1e308)
+    with pytest.raises(ExplainError, match=r"customScalingRunningJobPercentage: .* does not fit"):
+        scaled_job_outcome(target, 5.0, True, running=2)
+    with pytest.raises(ExplainError, match="does not fit"):
+        scaled_job_outcome(sj_target("custom", custom_running_percentage=1e10), 5.0, True, running=10**9)
+
+
+# Python's float() reads these; Go's strconv.ParseFloat refuses them (1e400: ErrRange),
+# so KEDA runs the default strategy.
+@pytest.mark.parametrize("percentage", [" 0.5", "0.5\n", "\u0665", "\uff15", "1e400", "+nan"])
+def test_a_percentage_go_refuses_means_the_default_strategy(percentage: str) -> None:
+    target = load_target(custom_job(percentage), None, {})
+    assert target.custom_running_percentage is None
+    assert any("refused by Go's strconv.ParseFloat" in note for note in target.notes)
+    outcome = scaled_job_outcome(target, 6.0, True, running=2)
+    assert outcome["used"] == "default" and outcome["jobs_created"] == 4
+
+
+# Go reads hex floats, which float() refuses: KEDA runs custom.
+@pytest.mark.parametrize(("percentage", "value"), [("0x1p-1", 0.5), ("0X.8P0", 0.5), ("0x_1p-2", 0.25)])
+def test_a_hex_percentage_is_read_as_go_reads_it(percentage: str, value: float) -> None:
+    target = load_target(custom_job(percentage), None, {})
+    assert target.custom_running_percentage == value and not target.notes
+    assert scaled_job_outcome(target, 6.0, True, running=2)["used"] == "custom"
+
+
 def test_max_replica_count_unset_is_100_not_100_minus_min() -> None:
     target = sj_target("default", min_replicas=5, max_replicas=None)
     outcome = scaled_job_outcome(target, 250.0, True, running=5)
@@ -608,6 +651,25 @@ def test_scaled_job_report_shows_jobs_created() -> None:
     text = format_text(report)
     assert "4 new Job(s) this poll (running 2, pending 1)" in text
     assert "accurate strategy" in text
+
+
+def test_a_scaled_job_with_metric_type_value_creates_no_jobs() -> None:
+    # KEDA's ScaledJob divides the value by the AverageValue target; with metricType
+    # Value there is none, and maxScale stays 0.
+    manifest = SCALED_JOB.replace("- type: external", "- type: external\n      metricType: Value")
+    target = load_target(manifest, None, {})
+    cfg = parse_trigger(target.metadata)
+    reads = (SignalRead("queue", "rabbitmq queue 'renders'", QueueReading(5, None), 0.0),)
+    decision = decide(Signals(queue=QueueReading(5, None)), cfg, now=0.0)
+    report = build_report(target, cfg, reads, decision, running=2, pending=1)
+    assert report["keda"]["jobs_created"] == 0 and report["keda"]["max_scale"] == 0
+    text = format_text(report)
+    assert "0 new Job(s) this poll" in text
+    assert "maxScale = 0: with metricType Value the metric has no AverageValue target" in text
+    assert any("KEDA creates no Jobs for the value; remove metricType" in w for w in report["warnings"])
+    # minReplicaCount is still topped up: KEDA does that before it looks at maxScale
+    topped_up = scaled_job_outcome(dataclasses.replace(target, min_replicas=2), 5.0, True, running=0)
+    assert topped_up["jobs_created"] == 2
 
 
 def test_a_folder_is_read_as_kubectl_apply_reads_one(tmp_path: Path) -> None:
