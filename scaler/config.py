@@ -1046,9 +1046,10 @@ def _prometheus_address(meta: _Metadata) -> tuple[str, str | None, str | None]:
     return parts.scheme.lower() + safe[len(parts.scheme) :], user, password
 
 
-# A number as KEDA's Go parsers read one (strconv.ParseFloat, decimal): Python's float()
-# also takes '1_0', non-ASCII digits and 'infinity', which KEDA refuses, so a value
-# copied from or to a KEDA trigger would mean something else here.
+# A plain decimal number, which every one of KEDA's Go parsers reads alike. Python's
+# float() also takes non-ASCII digits and 'infinity' (Go refuses both) and '1_0'
+# (strconv.ParseInt, which KEDA's SQS scaler uses for queueLength, refuses it), so
+# a value copied from or to a KEDA trigger could mean something else here.
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
