@@ -495,7 +495,8 @@ class Engine:
             series, source, history = warm
             end = self.clock.wall()
             try:
-                self._warm_loaded(series, source, history(end - WARM_START_SPAN, end, WARM_START_STEP))
+                loaded = self._warm_model(history(end - WARM_START_SPAN, end, WARM_START_STEP))
+                self._warm_loaded(series, source, *loaded)
             except Exception as exc:
                 self._warm_failed(series, source, exc)
         outcomes: list[object] = []
@@ -621,29 +622,38 @@ class Engine:
         """Load the series' recent history with one range query, bounded by the
         source timeout. Never raises: a failure leaves the forecast cold, retried later."""
         end = self.clock.wall()
+
+        def load() -> tuple[Forecaster, str]:
+            # The model is built in the thread too: replaying a week of points takes
+            # about a quarter of a second, which on the event loop would hold up
+            # every answer (and the health checks) for each series warm-started.
+            return self._warm_model(history(end - WARM_START_SPAN, end, WARM_START_STEP))
+
         try:
-            points = await asyncio.wait_for(
-                asyncio.to_thread(history, end - WARM_START_SPAN, end, WARM_START_STEP), self.cache.timeout
-            )
-            self._warm_loaded(series, source, points)
+            loaded = await asyncio.wait_for(asyncio.to_thread(load), self.cache.timeout)
+            self._warm_loaded(series, source, *loaded)
         except Exception as exc:
             self._warm_failed(series, source, exc)
         except BaseException as exc:  # cancelled (the loop closing): retried as any failure
             self._warm_failed(series, source, exc)
             raise
 
-    def _warm_loaded(self, series: DemandSeries, source: Source, points: object) -> None:
+    def _warm_model(self, points: object) -> tuple[Forecaster, str]:
+        """A model fed the history's points, and what was loaded."""
         assert isinstance(points, list)
         model = Forecaster(self.demand.tuning)
         for wall, rate in points:
             model.observe(wall, rate)
+        days = (points[-1][0] - points[0][0]) / 86_400 if points else 0.0
+        return model, f"loaded {len(points)} points ({days:.1f} d of history)"
+
+    def _warm_loaded(self, series: DemandSeries, source: Source, model: Forecaster, loaded: str) -> None:
         series.model = model
         series.last_read_at = None
         series.warming = False
         series.warm_loaded = True
-        days = (points[-1][0] - points[0][0]) / 86_400 if points else 0.0
-        series.warm_start = f"loaded {len(points)} points ({days:.1f} d of history)"
-        log.info("forecast warm start", extra={"source": source.description, "points": len(points)})
+        series.warm_start = loaded
+        log.info("forecast warm start", extra={"source": source.description, "loaded": loaded})
 
     def _warm_failed(self, series: DemandSeries, source: Source, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, SourceError) else f"no answer in time ({type(exc).__name__})"

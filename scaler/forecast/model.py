@@ -63,6 +63,17 @@ RecurringEstimate = Literal["scored", "average", "envelope"]
 OUTLOOK_RESOLUTION = 10.0  # seconds: outlooks are computed at wall time rounded down to this
 # A clock that moves back by more than this re-anchors the model (see observe()).
 CLOCK_BACK_LIMIT = 2 * 3600.0
+# Arrival rates above this (per second) are taken for a bad reading (a query in the
+# wrong unit, a corrupt sample) and ignored: one such minute would hold the recurring
+# floor at maxReplicaCount at that minute for weeks, and past about 1e38 overflow the
+# float32 profiles (and the sums past 1e308), leaving a series NaN or inf for good.
+MAX_RATE = 1e7
+# A forecast whose target minute had no reading is scored against the next minute
+# that has one, up to this many minutes late (readings a poll apart when KEDA polls a
+# workload at zero every 2 to 5 minutes); later than that it is dropped.
+SCORE_LATE_BUCKETS = 5
+# The error ratio reported when naive's error is exactly 0 and the model's is not.
+MAX_ERROR_RATIO = 1e6
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,7 @@ class Forecaster:
 
     def observe(self, wall: float, rate: float) -> None:
         """One reading of the arrival rate (per second) at wall-clock time `wall`."""
-        if not (math.isfinite(wall) and math.isfinite(rate)) or rate < 0:
+        if not (math.isfinite(wall) and math.isfinite(rate)) or rate < 0 or rate > MAX_RATE:
             self.ignored += 1
             return
         index = int(wall // STEP)
@@ -308,6 +319,7 @@ class Forecaster:
             for h in range(len(HORIZONS)):
                 self._scored[h] = 0
                 self._residual_n[h] = 0
+                self.gated[h] = 0  # the gate judges the new model only
             # From now on the level is the deviation from the profile.
             self._level = value - self._daily_at(wall)
             self._trend = 0.0
@@ -376,6 +388,9 @@ class Forecaster:
         return made
 
     def _outlook(self, wall: float, horizon: float, quantile: float) -> Outlook:
+        # A window of at least one bucket to read the forecast over; arrivals are
+        # expected within the cold start itself.
+        cold_start = horizon
         horizon = max(STEP, horizon)
         history = self.history_at(wall)
         h = _horizon_index(horizon)
@@ -400,7 +415,7 @@ class Forecaster:
             rate=rate,
             peak=peak,
             upper=upper,
-            expected_arrivals=rate * horizon,
+            expected_arrivals=rate * cold_start,
             error_ratio=ratio,
             recurring=recurring,
             recurring_envelope=envelope,
@@ -478,8 +493,8 @@ class Forecaster:
         naive = self._err_naive[h]
         model = self._err_model[h]
         if naive <= 0:
-            return 1.0 if model <= 0 else math.inf
-        return model / naive
+            return 1.0 if model <= 0 else MAX_ERROR_RATIO
+        return min(MAX_ERROR_RATIO, model / naive)
 
     def history_at(self, wall: float) -> float:
         """Seconds between the first observation and `wall`."""
@@ -500,35 +515,45 @@ class Forecaster:
             offset += size
 
     def _score(self, index: int, value: float) -> None:
-        t = self._tune
+        """Score the forecasts made for this bucket, and, after buckets without a
+        reading, those made for them (against this bucket, up to SCORE_LATE_BUCKETS
+        late): with readings 2 minutes apart, the 1, 3 and 5-minute forecasts never
+        met their exact target, and the forecast stayed cold for good."""
         offset = 0
+        skipped = self._last_bucket is not None and index - self._last_bucket > 1
         for h, horizon in enumerate(HORIZONS):
             size = max(1, int(horizon // STEP))
-            slot = offset + index % size
+            slots = range(offset, offset + size) if skipped else (offset + index % size,)
             offset += size
-            if self._pending_idx[slot] != index:
-                continue
-            forecast = self._pending_f[slot]
-            model_err = abs(value - forecast)
-            naive_err = abs(value - self._pending_naive[slot])
-            if self._scored[h] == 0:
-                self._err_model[h], self._err_naive[h] = model_err, naive_err
-            else:
-                self._err_model[h] += t.error * (model_err - self._err_model[h])
-                self._err_naive[h] += t.error * (naive_err - self._err_naive[h])
-            self._scored[h] += 1
-            ratio = self.error_ratio(h)
-            if ratio is not None:
-                if ratio > GATE_CLOSE:
-                    self.gated[h] = 1
-                elif ratio < GATE_OPEN:
-                    self.gated[h] = 0
-            # Relative residual (how far above the forecast it came), for the quantile.
-            scale = max(forecast, 1e-9)
-            residual = min(10.0, max(-1.0, (value - forecast) / scale)) if forecast > 0 else 0.0
-            n = self._residual_n[h]
-            self._residuals[h * RESIDUALS_KEPT + n % RESIDUALS_KEPT] = residual
-            self._residual_n[h] = n + 1
+            for slot in slots:
+                target = self._pending_idx[slot]
+                if target == index or (skipped and 0 <= index - target <= SCORE_LATE_BUCKETS):
+                    self._pending_idx[slot] = -1
+                    self._score_one(h, slot, value)
+
+    def _score_one(self, h: int, slot: int, value: float) -> None:
+        t = self._tune
+        forecast = self._pending_f[slot]
+        model_err = abs(value - forecast)
+        naive_err = abs(value - self._pending_naive[slot])
+        if self._scored[h] == 0:
+            self._err_model[h], self._err_naive[h] = model_err, naive_err
+        else:
+            self._err_model[h] += t.error * (model_err - self._err_model[h])
+            self._err_naive[h] += t.error * (naive_err - self._err_naive[h])
+        self._scored[h] += 1
+        ratio = self.error_ratio(h)
+        if ratio is not None:
+            if ratio > GATE_CLOSE:
+                self.gated[h] = 1
+            elif ratio < GATE_OPEN:
+                self.gated[h] = 0
+        # Relative residual (how far above the forecast it came), for the quantile.
+        scale = max(forecast, 1e-9)
+        residual = min(10.0, max(-1.0, (value - forecast) / scale)) if forecast > 0 else 0.0
+        n = self._residual_n[h]
+        self._residuals[h * RESIDUALS_KEPT + n % RESIDUALS_KEPT] = residual
+        self._residual_n[h] = n + 1
 
     def _quantile(self, h: int, quantile: float) -> float:
         """The `quantile` of the recent relative residuals at HORIZONS[h] (0 without any)."""

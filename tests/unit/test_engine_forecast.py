@@ -298,8 +298,11 @@ async def test_a_call_cancelled_during_the_warm_start_leaves_it_to_finish(factor
         with pytest.raises(asyncio.CancelledError):
             await call
         released.set()
-        await asyncio.sleep(0.3)  # the range query returns at once now
-        ev = await engine.evaluate(REF, METADATA)
+        for _ in range(100):  # the range query returns at once now; the model is built
+            await asyncio.sleep(0.05)
+            ev = await engine.evaluate(REF, METADATA)
+            if ev.forecast is not None and ev.forecast.warm_start is not None:
+                break
         assert factory.arrival.history_calls == 1
         assert ev.forecast is not None and ev.forecast.warm_start is not None
         assert ev.forecast.warm_start.startswith("loaded")

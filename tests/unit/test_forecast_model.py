@@ -203,3 +203,70 @@ def test_bursts_at_random_minutes_keep_the_average() -> None:
     # the default quantile. (At 0.97, a miss weighs 32 idle replicas and the two about tie.)
     for quantile in (0.5, 0.75, 0.9):
         assert not model.outlook(T0 + 7 * DAY, 300, quantile=quantile).recurring_envelope
+
+
+@pytest.mark.parametrize("every", [120.0, 240.0])
+def test_readings_minutes_apart_are_scored_and_the_forecast_gets_ready(every: float) -> None:
+    # A workload at zero is read when KEDA polls it: with pollingInterval 120 the
+    # 1, 3 and 5-minute forecasts never met a reading in their exact target minute,
+    # and at the default 300 s cold start the forecast stayed cold for good.
+    model = Forecaster()
+    feed(model, T0, T0 + 4 * DAY, every=every)
+    now = T0 + 4 * DAY + 12 * 3600
+    feed(model, T0 + 4 * DAY, now, every=every)
+    outlook = model.outlook(now, 300)
+    assert outlook.state is ForecastState.READY, outlook.reason
+    assert outlook.error_ratio is not None and outlook.error_ratio < 1
+
+
+def test_a_reading_past_any_real_rate_is_ignored_and_corrupts_nothing() -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 3 * DAY)
+    for bad in (1e308, 1e308, 1e39, 2e7):
+        model.observe(T0 + 3 * DAY + 3 * 3600 + 30, bad)  # 03:00, when nothing arrives
+    assert model.ignored == 4
+    feed(model, T0 + 3 * DAY + 3 * 3600 + 60, T0 + 5 * DAY + 2.9 * 3600)
+    night = model.outlook(T0 + 5 * DAY + 2.9 * 3600, 300)  # the next 03:00, two days on
+    assert all(math.isfinite(x) for x in (night.rate, night.upper, night.recurring))
+    assert night.upper < 1  # no floor held up by the bad minute
+    feed(model, T0 + 5 * DAY + 2.9 * 3600, T0 + 5 * DAY + 12 * 3600 - 600)
+    noon = model.outlook(T0 + 5 * DAY + 12 * 3600 - 600, 600)
+    assert noon.state is ForecastState.READY, noon.reason  # not NaN, not gated for good
+    assert noon.rate == pytest.approx(daily(T0 + 12 * 3600 - 300), rel=0.2)
+
+
+def test_the_gate_judges_the_model_with_its_profile_afresh() -> None:
+    # The first day's model (level and trend only) is usually worse than naive, so
+    # the gate closes on day 1; it must not stay closed for the model with its
+    # profile, whose first ratios are scored from zero.
+    model = Forecaster()
+    rng = random.Random(28)
+    level, wall = 5.0, T0 + 30
+    seen_day_one_gated = False
+    while not model._daily_ready:
+        level = max(0.0, level + rng.gauss(0, 0.3))
+        hour = (wall % DAY) / 3600
+        model.observe(wall, level + 2 * math.sin(2 * math.pi * hour / 24) + 2 + rng.gauss(0, 0.5))
+        seen_day_one_gated |= model.gated[2] == 1  # HORIZONS[2] = 300 s
+        wall += STEP
+    assert seen_day_one_gated
+    assert model.gated[2] == 0
+
+
+@pytest.mark.parametrize("cold_start", [10.0, 30.0])
+def test_arrivals_are_expected_within_a_cold_start_shorter_than_a_minute(cold_start: float) -> None:
+    model = Forecaster()
+    feed(model, T0, T0 + 3 * DAY, rate=lambda w: 0.05)
+    outlook = model.outlook(T0 + 3 * DAY + 60, cold_start)
+    assert outlook.rate == pytest.approx(0.05, rel=0.05)
+    assert outlook.expected_arrivals == pytest.approx(0.05 * cold_start, rel=0.05)
+
+
+def test_the_error_ratio_is_finite_when_naive_is_perfect() -> None:
+    # A series that goes flat once its profile is in: naive's error is exactly 0.
+    model = Forecaster()
+    feed(model, T0, T0 + DAY)
+    feed(model, T0 + DAY, T0 + DAY + 14 * 3600, rate=lambda w: 0.0)
+    outlook = model.outlook(T0 + DAY + 14 * 3600, 300)
+    assert outlook.error_ratio is not None and math.isfinite(outlook.error_ratio)
+    assert outlook.state is ForecastState.GATED  # still worse than naive
