@@ -1,25 +1,31 @@
-"""Resident memory of the real scaler for N objects over Q RabbitMQ queues.
+"""Resident memory of the real scaler for N objects over Q RabbitMQ or SQS queues.
 
     python bench/bench_memory.py --objects 300 --queues 300
+    python bench/bench_memory.py --objects 300 --queues 300 --source sqs
 
-Starts `python -m scaler serve` on loopback ports, creates Q temporary queues on
-the local broker (amqp://guest:guest@127.0.0.1:5672/), sends each of the N
-objects (object i reads queue i mod Q) a few GetMetrics + IsActive rounds, and
-prints the server's resident set size (VmRSS) idle and after the load, and how
-many AMQP connections the broker sees from the scaler. The queues are deleted
-afterwards; nothing is consumed. Bounded: a fixed number of rounds, then exit.
+Starts `python -m scaler serve` on loopback ports, creates Q temporary queues
+(RabbitMQ: on the local broker, amqp://guest:guest@127.0.0.1:5672/; SQS: on a
+moto server started on a free loopback port, all queues with the same keys),
+sends each of the N objects (object i reads queue i mod Q) a few GetMetrics +
+IsActive rounds, and prints the server's resident set size (VmRSS) idle and
+after the load, and for RabbitMQ how many AMQP connections the broker sees from
+the scaler. The queues are deleted afterwards; nothing is consumed. Bounded: a
+fixed number of rounds, then exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import re
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -49,6 +55,55 @@ def scaler_connections() -> int:
     return sum(1 for c in connections if c.get("client_properties", {}).get("connection_name") != "bench")
 
 
+@contextlib.contextmanager
+def rabbitmq_queues(count: int) -> Iterator[list[dict[str, str]]]:
+    """`count` temporary queues on the local broker: each one's trigger metadata."""
+    params = pika.URLParameters(AMQP_URL)
+    params.client_properties = {"connection_name": "bench"}
+    broker = pika.BlockingConnection(params)
+    channel = broker.channel()
+    names = [f"prewarm-bench-mem-{uuid.uuid4().hex[:6]}-{i}" for i in range(count)]
+    try:
+        for name in names:
+            channel.queue_declare(queue=name, auto_delete=False)
+        yield [{"source": "rabbitmq", "host": AMQP_URL, "queueName": name} for name in names]
+    finally:
+        for name in names:
+            channel.queue_delete(queue=name)
+        broker.close()
+
+
+@contextlib.contextmanager
+def sqs_queues(count: int) -> Iterator[list[dict[str, str]]]:
+    """`count` queues on a moto server of the bench's own, read with one set of keys."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access-log line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+    try:
+        client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", **keys)
+        prefix = f"prewarm-bench-mem-{uuid.uuid4().hex[:6]}"
+        urls = [client.create_queue(QueueName=f"{prefix}-{i}")["QueueUrl"] for i in range(count)]
+        yield [
+            {
+                "source": "sqs",
+                "queueURL": url,
+                "awsRegion": "us-east-1",
+                "awsEndpoint": endpoint,
+                "awsAccessKeyID": keys["aws_access_key_id"],
+                "awsSecretAccessKey": keys["aws_secret_access_key"],
+            }
+            for url in urls
+        ]
+    finally:
+        server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -56,11 +111,14 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=300)
     parser.add_argument("--queues", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--source", choices=("rabbitmq", "sqs"), default="rabbitmq")
     args = parser.parse_args()
     if not (args.objects > 0 and 0 < args.queues <= args.objects):
         parser.error("need objects > 0 and 0 < queues <= objects")
 
-    with tempfile.TemporaryDirectory() as tmp:
+    queues = rabbitmq_queues(args.queues) if args.source == "rabbitmq" else sqs_queues(args.queues)
+    connections: int | None = None
+    with tempfile.TemporaryDirectory() as tmp, queues as triggers:
         log_path = Path(tmp) / "server.log"
         with log_path.open("w") as log:
             server = subprocess.Popen(
@@ -80,37 +138,29 @@ def main() -> int:
                 stderr=log,
                 text=True,
             )
-        params = pika.URLParameters(AMQP_URL)
-        params.client_properties = {"connection_name": "bench"}
-        broker = pika.BlockingConnection(params)
-        channel = broker.channel()
-        names = [f"prewarm-bench-mem-{uuid.uuid4().hex[:6]}-{i}" for i in range(args.queues)]
         try:
             port = _wait_for_port(server, log_path)
-            for name in names:
-                channel.queue_declare(queue=name, auto_delete=False)
             stub = pb_grpc.ExternalScalerStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
             idle = rss_mib(server.pid)
             for _ in range(args.rounds):
                 for i in range(args.objects):
-                    metadata = {"source": "rabbitmq", "host": AMQP_URL, "queueName": names[i % args.queues]}
+                    metadata = triggers[i % args.queues]
                     ref = pb.ScaledObjectRef(name=f"object-{i}", namespace="bench", scalerMetadata=metadata)
                     stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref), timeout=10)
                     stub.IsActive(ref, timeout=10)
                 time.sleep(2.1)  # past the cache TTL: every round reads every queue again
             loaded = rss_mib(server.pid)
-            time.sleep(5.5)  # the management API's connection list lags by its stats interval
-            connections = scaler_connections()
+            if args.source == "rabbitmq":
+                time.sleep(5.5)  # the management API's connection list lags by its stats interval
+                connections = scaler_connections()
         finally:
-            for name in names:
-                channel.queue_delete(queue=name)
-            broker.close()
             server.terminate()
             server.wait(15)
     per_object = (loaded - idle) * 1024 / args.objects
-    print(f"objects {args.objects}, queues {args.queues}, rounds {args.rounds}")
+    print(f"source {args.source}, objects {args.objects}, queues {args.queues}, rounds {args.rounds}")
     print(f"RSS idle {idle:.0f} MiB, after load {loaded:.0f} MiB ({per_object:.0f} KiB per object)")
-    print(f"AMQP connections from the scaler seen by the broker: {connections}")
+    if connections is not None:
+        print(f"AMQP connections from the scaler seen by the broker: {connections}")
     return 0
 
 

@@ -47,6 +47,7 @@ from scaler.signals.base import (
     SourceRejectedQuery,
 )
 from scaler.signals.cache import Reading, ReadingCache
+from scaler.signals.errors import unexpected
 
 log = logging.getLogger(__name__)
 
@@ -656,7 +657,12 @@ class Engine:
         log.info("forecast warm start", extra={"source": source.description, "loaded": loaded})
 
     def _warm_failed(self, series: DemandSeries, source: Source, exc: BaseException) -> None:
-        reason = str(exc) if isinstance(exc, SourceError) else f"no answer in time ({type(exc).__name__})"
+        if isinstance(exc, SourceError):
+            reason = str(exc)
+        elif isinstance(exc, TimeoutError):
+            reason = f"no answer within {self.cache.timeout:g}s"
+        else:  # a library surprise or a malformed answer: its kind, never its text
+            reason = unexpected(exc)
         series.warming = False
         series.warm_start = f"failed, retried in {WARM_START_RETRY:g}s: {reason}"
         series.warm_retry_at = self.clock.monotonic() + WARM_START_RETRY

@@ -10,6 +10,7 @@ endpoint is host:port only, so no credential can appear in a message.
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -190,3 +191,24 @@ def unexpected(exc: BaseException) -> str:
         }
         return f"cannot read the source: {words[kind]}"
     return f"unexpected error while reading ({type(exc).__name__}); the scaler's debug log has the details"
+
+
+MAX_SERVER_MESSAGE = 200  # characters of a server's own error message shown
+# A safety net for server messages that are shown: anything that looks like a
+# signing header or parameter (a session token, a signature), or an AWS access key ID.
+_SECRET_LOOKING = re.compile(
+    r"(?i)\b(x-amz-security-token|x-amz-credential|x-amz-signature|credential|signature|authorization)"
+    r"(\s*[:=]\s*)[^\s,;&'\"]+"
+)
+_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b")
+
+
+def server_message(message: str, limit: int = MAX_SERVER_MESSAGE) -> str:
+    """What of a server's error message may be shown: its first line (what
+    follows is detail, and may quote the request), with anything credential-like
+    redacted, cut to `limit` characters."""
+    lines = message.strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    first = _SECRET_LOOKING.sub(r"\1\2<redacted>", first)
+    first = _ACCESS_KEY_ID.sub("<redacted>", first)
+    return first if len(first) <= limit else first[: limit - 3] + "..."

@@ -63,6 +63,24 @@ READINGS: dict[str, tuple[Callable[[float, int], object], str, str]] = {
 }
 
 
+def _duration(seconds: float) -> str:
+    """A duration as Prometheus's API reads it: whole seconds ("5s"), else whole
+    milliseconds ("2500ms"). "2.5s" would be refused: Prometheus takes a plain
+    number or a duration in whole units, and answers 400 bad_data otherwise."""
+    if seconds == int(seconds) and seconds >= 1:
+        return f"{int(seconds)}s"
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _finite(text: Any) -> float | None:
+    """A finite number from an answer's field; None for anything else."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _short(query: str, limit: int = 200) -> str:
     return query if len(query) <= limit else query[: limit - 3] + "..."
 
@@ -92,7 +110,7 @@ class PrometheusSource:
         return f"prometheus at {self._cfg.server_address}, query {_short(self._cfg.query)!r}"
 
     def read(self) -> object:
-        params = {"timeout": f"{self._timeout:g}s"}
+        params = {"timeout": _duration(self._timeout)}
         return self._reading(self._query(lambda client: client.custom_query(self._cfg.query, params=params)))
 
     def history(self, start_wall: float, end_wall: float, step_s: float) -> list[tuple[float, float]]:
@@ -105,23 +123,33 @@ class PrometheusSource:
                 self._cfg.query,
                 start_time=datetime.fromtimestamp(start_wall, UTC),
                 end_time=datetime.fromtimestamp(end_wall, UTC),
-                step=f"{step_s:g}s",
-                params={"timeout": f"{self._timeout:g}s"},
+                step=_duration(step_s),
+                params={"timeout": _duration(self._timeout)},
             )
 
         result = self._query(run)
-        if not isinstance(result, list) or len(result) > 1:
+        if not isinstance(result, list) or not all(isinstance(series, dict) for series in result):
+            raise self._bad_range_answer("not a list of series")
+        if len(result) > 1:
             raise SourceError(f"{self.description}: the history must be one series, got {len(result)}")
         points: list[tuple[float, float]] = []
         for series in result:
-            for stamp, text in series.get("values", []) if isinstance(series, dict) else []:
-                try:
-                    value = float(text)
-                except (TypeError, ValueError):
-                    continue
-                if math.isfinite(value) and value >= 0:
-                    points.append((float(stamp), value))
+            values = series.get("values")
+            if not isinstance(values, list):
+                raise self._bad_range_answer("no list of values")
+            for point in values:
+                if not isinstance(point, list) or len(point) != 2:
+                    raise self._bad_range_answer("a point that is not [time, value]")
+                stamp = _finite(point[0])
+                if stamp is None:
+                    raise self._bad_range_answer("a time that is not a number")
+                value = _finite(point[1])
+                if value is not None and value >= 0:  # NaN, negative and the like are left out
+                    points.append((stamp, value))
         return points
+
+    def _bad_range_answer(self, why: str) -> SourceError:
+        return SourceError(f"{self.description}: unexpected answer to the range query ({why})")
 
     def _query(self, run: Callable[[PrometheusConnect], Any]) -> Any:
         with self._lock:
@@ -132,14 +160,20 @@ class PrometheusSource:
                 return run(client)
             except PrometheusApiClientException:
                 raise self._http_error() from None
+            except requests.exceptions.JSONDecodeError:
+                # Before RequestException, which it also is: a 200 answer that is not JSON.
+                raise self._not_prometheus() from None
             except requests.RequestException as exc:
                 raise SourceError(f"{self.description}: {self._request_failed(exc)}") from None
             except (ValueError, KeyError, TypeError):
                 # A 200 answer that is not Prometheus's JSON.
-                raise SourceError(
-                    f"{self.description}: the answer is not Prometheus's API JSON; check that "
-                    "prometheusServerAddress points at Prometheus (or a compatible API) itself"
-                ) from None
+                raise self._not_prometheus() from None
+
+    def _not_prometheus(self) -> SourceError:
+        return SourceError(
+            f"{self.description}: the answer is not Prometheus's API JSON; check that "
+            "prometheusServerAddress points at Prometheus (or a compatible API) itself"
+        )
 
     def _request_failed(self, exc: requests.RequestException) -> str:
         """The cause of a request that got no HTTP answer, saying what to check."""

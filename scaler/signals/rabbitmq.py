@@ -7,6 +7,7 @@ rates. Neither path ever consumes, gets or acknowledges a message.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -371,24 +372,43 @@ class RabbitHttpSource(_RabbitQueueSource):
             body = response.json()
         except ValueError:
             raise SourceError(f"{self.description}: unexpected answer from the management API") from None
-        if not isinstance(body, dict) or "messages_ready" not in body:
+        if (
+            not isinstance(body, dict)
+            or body.get("messages_ready") is None
+            or (body.get("messages_unacknowledged") is None)
+        ):
             # A queue the broker has not emitted statistics for yet (new, or just
             # after a restart): the API has no counts (with `columns`, it answers
-            # `[]`). Reporting 0 would be a made-up zero.
+            # `[]`), or not both. Reporting 0 would be a made-up zero.
             raise SourceError(
                 f"{self.description}: the management API has no message counts for the queue yet "
                 "(statistics are collected every few seconds)"
             )
-        try:
-            stats = body.get("message_stats") or {}
-            return QueueReading(
-                waiting=float(body.get("messages_ready", 0) or 0),
-                in_flight=float(body.get("messages_unacknowledged", 0) or 0),
-                publish_rate=_rate(stats, "publish_details"),
-                deliver_rate=_rate(stats, "deliver_get_details"),
+        stats = body.get("message_stats")
+        if not isinstance(stats, dict):
+            stats = {}
+        return QueueReading(
+            waiting=self._count(body, "messages_ready"),
+            in_flight=self._count(body, "messages_unacknowledged"),
+            publish_rate=_rate(stats, "publish_details"),
+            deliver_rate=_rate(stats, "deliver_get_details"),
+        )
+
+    def _count(self, body: dict[str, Any], field: str) -> float:
+        """A message count from the answer: a number, finite and not negative (the
+        engine would read NaN as an idle queue)."""
+        value = body[field]
+        # JSON's true/false would pass float(); a count is a JSON number.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SourceError(
+                f"{self.description}: unexpected answer from the management API ({field} is not a number)"
             )
-        except (ValueError, AttributeError, TypeError):
-            raise SourceError(f"{self.description}: unexpected answer from the management API") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise SourceError(
+                f"{self.description}: the management API reports {field} = {float(value):g}; expected a "
+                "count of messages (finite, not negative)"
+            )
+        return float(value)
 
     def _request_failed(self, exc: requests.RequestException) -> str:
         parts = urlsplit(self._base)
@@ -407,10 +427,15 @@ class RabbitHttpSource(_RabbitQueueSource):
 
 
 def _rate(stats: dict[str, Any], field: str) -> float | None:
+    """A rate the broker reports, or None where it reports none (or nonsense:
+    NaN, infinite, negative or not a number)."""
     details = stats.get(field)
-    if isinstance(details, dict) and "rate" in details:
-        return float(details["rate"])
-    return None
+    if not isinstance(details, dict):
+        return None
+    rate = details.get("rate")
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        return None
+    return float(rate) if math.isfinite(rate) and rate >= 0 else None
 
 
 def rabbitmq_source(

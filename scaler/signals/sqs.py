@@ -7,6 +7,8 @@ yet deleted), ...Delayed = delayed. Credentials come from the default AWS chain
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import threading
 import time
@@ -25,20 +27,28 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from scaler.config import SqsConfig, quoted
+from scaler.config import SqsConfig, quoted, redact_url
 from scaler.signals.base import QueueReading, SourceError
-from scaler.signals.errors import connection_failure
+from scaler.signals.errors import connection_failure, server_message
 
 WAITING = "ApproximateNumberOfMessages"
 IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible"
 DELAYED = "ApproximateNumberOfMessagesDelayed"
-# What to check for SQS's error codes that mean the request's identity is wrong.
+# SQS's error codes that mean the request's credentials are wrong, and what to
+# check. Their messages are never shown: SignatureDoesNotMatch's quotes the
+# canonical request, whose signed headers hold the session token.
 _CREDENTIAL_CODES = {
     "InvalidClientTokenId": "the access key ID",
     "UnrecognizedClientException": "the access key ID",
     "SignatureDoesNotMatch": "the secret access key",
     "InvalidSignatureException": "the secret access key",
+    "IncompleteSignature": "the secret access key",
     "ExpiredToken": "the session token (it has expired)",
+    "ExpiredTokenException": "the session token (it has expired)",
+}
+# Codes that mean the identity may not read the queue: the message says which
+# action on which resource was denied, so its first line is kept (sanitised).
+_PERMISSION_CODES = {
     "AccessDenied": "the identity's sqs:GetQueueAttributes permission on the queue",
     "AccessDeniedException": "the identity's sqs:GetQueueAttributes permission on the queue",
 }
@@ -58,21 +68,198 @@ def _client_error(exc: ClientError) -> tuple[str, str]:
     return code, message
 
 
-def _advice(code: str) -> str:
-    what = _CREDENTIAL_CODES.get(code)
-    return f"; check {what}" if what else ""
+def _error_detail(code: str, message: str) -> str:
+    """The code, what of the message may be shown, and what to check."""
+    if code in _CREDENTIAL_CODES:
+        return f"{code}; check {_CREDENTIAL_CODES[code]}"
+    shown = server_message(message)
+    detail = f"{code}: {shown}" if shown else code
+    if code in _PERMISSION_CODES:
+        detail += f"; check {_PERMISSION_CODES[code]}"
+    return detail
 
 
 # Refresh assumed-role credentials this long before they expire.
 ROLE_REFRESH_MARGIN_S = 300.0
+# Connections a shared client keeps to its endpoint. The queues sharing it are
+# read at the same time (the read pool has 64 threads by default); past its pool
+# size urllib3 still connects, but drops each extra connection with a warning.
+MAX_POOL_CONNECTIONS = 64
+
+
+def _boto_config(timeout: float) -> BotoConfig:
+    # Bounded: one attempt each with short timeouts; the cache retries next TTL.
+    return BotoConfig(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        # total_max_attempts counts the first try; max_attempts would allow one retry.
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+    )
+
+
+class SqsClients:
+    """SQS clients shared by every queue read with the same endpoint, region and
+    credentials (botocore clients are thread-safe): a hundred queues of one
+    account cost one client, not a hundred. A client closes when the last source
+    using it closes (the cache closes idle sources).
+
+    Every client is made from one boto3 Session, which parses the service model
+    and endpoint data once: a Session of its own cost each queue about 8 MiB and
+    0.25 s of CPU.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shared: dict[str, SharedSqsClient] = {}
+        self._session: boto3.session.Session | None = None
+        self._session_lock = threading.Lock()  # a boto3 Session is not thread-safe
+
+    @staticmethod
+    def key(cfg: SqsConfig, timeout: float) -> str:
+        """What makes a client: endpoint, region, credentials (a role with the keys
+        that assume it) and timeout. Hashed in full: the key holds no credential."""
+        material = "\0".join(
+            x or ""
+            for x in (
+                cfg.endpoint,
+                cfg.region,
+                cfg.access_key_id,
+                cfg.secret_access_key,
+                cfg.session_token,
+                cfg.role_arn,
+                repr(float(timeout)),
+            )
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    def acquire(self, cfg: SqsConfig, user: object, timeout: float) -> SharedSqsClient:
+        key = self.key(cfg, timeout)
+        with self._lock:
+            shared = self._shared.get(key)
+            if shared is None:
+                shared = self._shared[key] = SharedSqsClient(cfg, timeout, self)
+            shared.users.add(id(user))
+            return shared
+
+    def release(self, cfg: SqsConfig, user: object, timeout: float) -> None:
+        key = self.key(cfg, timeout)
+        with self._lock:
+            shared = self._shared.get(key)
+            if shared is None:
+                return
+            shared.users.discard(id(user))
+            if shared.users:
+                return
+            del self._shared[key]
+        shared.close()
+
+    def make_client(self, service: str, **kwargs: Any) -> Any:
+        with self._session_lock:
+            if self._session is None:
+                self._session = boto3.session.Session()
+            # (the stubs type client() per literal service name)
+            return self._session.client(service, **kwargs)  # type: ignore[call-overload]
+
+    def __len__(self) -> int:
+        return len(self._shared)
+
+
+class SharedSqsClient:
+    """The client of one endpoint, region and set of credentials. With a role,
+    it is remade from new AssumeRole credentials before they expire, and the old
+    one closed (a read still using it finishes: a closed botocore client only
+    drops its idle connections)."""
+
+    def __init__(self, cfg: SqsConfig, timeout: float, clients: SqsClients) -> None:
+        self._cfg = cfg  # every user's config has the same endpoint, region and credentials
+        self._timeout = timeout
+        self._clients = clients
+        self._lock = threading.Lock()  # one build at a time
+        self._current: tuple[Any, float] | None = None  # (client, monotonic time to remake it)
+        self.users: set[int] = set()
+
+    def client(self, description: str) -> Any:
+        """The client, made (or remade) on the way if needed. `description` is the
+        reading source's, for its errors. Raises SourceError."""
+        current = self._current
+        if current is not None and time.monotonic() < current[1]:
+            return current[0]
+        if not self._lock.acquire(timeout=self._timeout):
+            raise SourceError(
+                f"{description}: another read with the same credentials has been assuming role "
+                f"{self._cfg.role_arn} for over {self._timeout:g}s; check that STS answers"
+            )
+        try:
+            current = self._current
+            if current is not None and time.monotonic() < current[1]:
+                return current[0]  # made while this read waited
+            self._current = self._build(description)
+            client = self._current[0]
+        finally:
+            self._lock.release()
+        if current is not None:
+            current[0].close()
+        return client
+
+    def _build(self, description: str) -> tuple[Any, float]:
+        c = self._cfg
+        config = _boto_config(self._timeout)
+        keys = {
+            "aws_access_key_id": c.access_key_id,
+            "aws_secret_access_key": c.secret_access_key,
+            "aws_session_token": c.session_token,
+        }
+        expires = math.inf
+        if c.role_arn:
+            creds = self._assume_role(description, keys, config)
+            keys = {
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            }
+            remaining = creds["Expiration"].timestamp() - time.time()
+            expires = time.monotonic() + max(0.0, remaining - ROLE_REFRESH_MARGIN_S)
+        client = self._clients.make_client(
+            "sqs", region_name=c.region, endpoint_url=c.endpoint, config=config, **keys
+        )
+        return client, expires
+
+    def _assume_role(self, description: str, keys: dict[str, str | None], config: BotoConfig) -> Any:
+        role_arn = self._cfg.role_arn
+        # awsEndpoint is the SQS endpoint (often a VPC endpoint for SQS only); STS
+        # goes where the AWS SDK sends it: its regional endpoint, or
+        # AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL in the scaler's environment.
+        sts = self._clients.make_client("sts", region_name=self._cfg.region, config=config, **keys)
+        try:
+            return sts.assume_role(RoleArn=role_arn, RoleSessionName="prewarm-scaler")["Credentials"]
+        except ClientError as exc:
+            # The error code (AccessDenied, InvalidClientTokenId, ...) is the cause;
+            # STS's message may quote the caller's identity, so it is left out.
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise SourceError(f"{description}: cannot assume role {role_arn}: {code}") from None
+        except BotoCoreError as exc:
+            raise SourceError(f"{description}: cannot assume role {role_arn}: {type(exc).__name__}") from None
+        finally:
+            sts.close()  # used once an hour at most: not kept
+
+    def close(self) -> None:
+        with self._lock:  # not under a build
+            current, self._current = self._current, None
+        if current is not None:
+            current[0].close()
+
+
+# The process's clients: every SqsSource shares them unless given its own.
+SHARED_CLIENTS = SqsClients()
 
 
 class SqsSource:
-    def __init__(self, cfg: SqsConfig, *, timeout: float = 5.0) -> None:
+    def __init__(self, cfg: SqsConfig, *, timeout: float = 5.0, clients: SqsClients | None = None) -> None:
         self._cfg = cfg
         self._timeout = timeout
-        self._client: Any = None
-        self._client_expires = float("inf")
+        self._clients = clients if clients is not None else SHARED_CLIENTS
+        self._shared: SharedSqsClient | None = None  # taken on the first read, given back by close()
         self._lock = threading.Lock()
         # queueURL as given, or, for a queue given by name, its URL once looked up.
         self._queue_url: str | None = None if cfg.is_name_only else cfg.queue_url
@@ -98,14 +285,14 @@ class SqsSource:
     def read(self) -> QueueReading:
         with self._lock:
             try:
-                attrs = self._sqs().get_queue_attributes(
+                response = self._sqs().get_queue_attributes(
                     QueueUrl=self._resolved_queue_url(), AttributeNames=list(self.attributes)
-                )["Attributes"]
+                )
             except ClientError as exc:
                 code, message = _client_error(exc)
                 if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
                     raise SourceError(f"{self.description}: queue does not exist") from None
-                raise SourceError(f"{self.description}: {code}: {message}{_advice(code)}") from None
+                raise SourceError(f"{self.description}: {_error_detail(code, message)}") from None
             except NoCredentialsError:
                 raise SourceError(
                     f"{self.description}: no AWS credentials found (IRSA, environment, or "
@@ -116,25 +303,36 @@ class SqsSource:
                 # itself, and rebuilding the client costs more than a read's timeout
                 # slack on a busy node.
                 raise SourceError(f"{self.description}: {self._connection_failed(exc)}") from None
+        # An answer without Attributes lacks every count: _count names the first.
+        attrs = response.get("Attributes")
+        if not isinstance(attrs, dict):
+            attrs = {}
         return QueueReading(
             waiting=self._count(attrs, WAITING),
             in_flight=self._count(attrs, IN_FLIGHT),
             delayed=self._count(attrs, DELAYED) if DELAYED in self.attributes else 0.0,
         )
 
-    def _count(self, attrs: dict[str, str], name: str) -> float:
-        """One attribute as a number. A missing one is an error, as in KEDA's own
+    def _count(self, attrs: dict[str, Any], name: str) -> float:
+        """One attribute as a count. A missing one is an error, as in KEDA's own
         scaler: reading it as 0 would be a made-up zero (SQS-compatible servers
-        do not all report every attribute)."""
+        do not all report every attribute). So is NaN, infinite or negative: the
+        engine would read NaN as an idle queue."""
         if name not in attrs:
             raise SourceError(
                 f"{self.description}: the answer has no {name}; check that the server at "
                 f"{self._endpoint_name()} reports it"
             )
         try:
-            return float(attrs[name])
+            value = float(attrs[name])
         except (TypeError, ValueError):
             raise SourceError(f"{self.description}: {name} is not a number ({attrs[name]!r})") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise SourceError(
+                f"{self.description}: {name} is {value:g}; expected a count of messages (finite, "
+                f"not negative); check the server at {self._endpoint_name()}"
+            )
+        return value
 
     def _connection_failed(self, exc: BotoCoreError) -> str:
         endpoint_url = self._cfg.endpoint or f"https://sqs.{self._cfg.region}.amazonaws.com"
@@ -164,57 +362,15 @@ class SqsSource:
 
     def close(self) -> None:
         with self._lock:  # not under a read in progress
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            shared, self._shared = self._shared, None
+        if shared is not None:
+            self._clients.release(self._cfg, self, self._timeout)
 
     def _endpoint_name(self) -> str:
-        return self._cfg.endpoint or f"SQS in {self._cfg.region}"
-
-    def _boto_config(self) -> BotoConfig:
-        # Bounded: one attempt each with short timeouts; the cache retries next TTL.
-        return BotoConfig(
-            connect_timeout=self._timeout,
-            read_timeout=self._timeout,
-            # total_max_attempts counts the first try; max_attempts would allow one retry.
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        )
+        # awsEndpoint may carry user info (botocore ignores it): never shown.
+        return redact_url(self._cfg.endpoint) if self._cfg.endpoint else f"SQS in {self._cfg.region}"
 
     def _sqs(self) -> Any:
-        if self._client is not None and time.monotonic() < self._client_expires:
-            return self._client
-        c = self._cfg
-        session = boto3.session.Session(
-            aws_access_key_id=c.access_key_id,
-            aws_secret_access_key=c.secret_access_key,
-            aws_session_token=c.session_token,
-            region_name=c.region,
-        )
-        expires = float("inf")
-        if c.role_arn:
-            try:
-                # awsEndpoint is the SQS endpoint (often a VPC endpoint for SQS only);
-                # STS goes where the AWS SDK sends it: its regional endpoint, or
-                # AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL in the scaler's environment.
-                sts = session.client("sts", config=self._boto_config())
-                creds = sts.assume_role(RoleArn=c.role_arn, RoleSessionName="prewarm-scaler")["Credentials"]
-            except ClientError as exc:
-                # The error code (AccessDenied, InvalidClientTokenId, ...) is the cause;
-                # STS's message may quote the caller's identity, so it is left out.
-                code = exc.response.get("Error", {}).get("Code", "error")
-                raise SourceError(f"{self.description}: cannot assume role {c.role_arn}: {code}") from None
-            except BotoCoreError as exc:
-                raise SourceError(
-                    f"{self.description}: cannot assume role {c.role_arn}: {type(exc).__name__}"
-                ) from None
-            session = boto3.session.Session(
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-                region_name=c.region,
-            )
-            remaining = creds["Expiration"].timestamp() - time.time()
-            expires = time.monotonic() + max(0.0, remaining - ROLE_REFRESH_MARGIN_S)
-        self._client = session.client("sqs", endpoint_url=c.endpoint, config=self._boto_config())
-        self._client_expires = expires
-        return self._client
+        if self._shared is None:
+            self._shared = self._clients.acquire(self._cfg, self, self._timeout)
+        return self._shared.client(self.description)

@@ -12,7 +12,15 @@ import pika.exceptions
 import pytest
 from pika.adapters.utils.connection_workflow import AMQPConnectorSocketConnectError, AMQPConnectorStackTimeout
 
-from scaler.signals.errors import Failure, classify, connection_failure, endpoint, unexpected
+from scaler.signals.errors import (
+    MAX_SERVER_MESSAGE,
+    Failure,
+    classify,
+    connection_failure,
+    endpoint,
+    server_message,
+    unexpected,
+)
 
 REFUSED = ConnectionRefusedError(111, "Connection refused")
 
@@ -62,3 +70,38 @@ def test_endpoint_brackets_ipv6_and_never_has_user_info() -> None:
 def test_unexpected_names_the_type_never_the_text() -> None:
     text = unexpected(ValueError("amqp://user:hunter2@broker"))
     assert "ValueError" in text and "hunter2" not in text
+
+
+def test_a_server_message_keeps_its_first_line_only() -> None:
+    # SQS's SignatureDoesNotMatch quotes the canonical request from the third line on.
+    message = (
+        "The request signature we calculated does not match.\n\n"
+        "The Canonical String was\n'x-amz-security-token:tok'"
+    )
+    assert server_message(message) == "The request signature we calculated does not match."
+    assert server_message("  \n ") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("x-amz-security-token:IQoJb3JpZ2lu token", "x-amz-security-token:<redacted> token"),
+        ("X-Amz-Security-Token = IQoJb3JpZ2lu", "X-Amz-Security-Token = <redacted>"),
+        ("Credential=ASIAXXXX/20260101/us-east-1/sqs/aws4_request, x", "Credential=<redacted>, x"),
+        ("Signature=0123abcd&X-Amz-Credential=AKID/1", "Signature=<redacted>&X-Amz-Credential=<redacted>"),
+        ("Authorization: AWS4-HMAC-SHA256 x", "Authorization: <redacted> x"),
+        ("key AKIAABCDEFGHIJKLMNOP used", "key <redacted> used"),
+        (
+            "The request signature we calculated does not match",
+            "The request signature we calculated does not match",
+        ),
+    ],
+)
+def test_a_server_message_has_anything_credential_like_redacted(text: str, shown: str) -> None:
+    assert server_message(text) == shown
+
+
+def test_a_server_message_is_cut() -> None:
+    shown = server_message("x" * 1000)
+    assert len(shown) == MAX_SERVER_MESSAGE and shown.endswith("...")
+    assert server_message("x" * 1000, limit=20) == "x" * 17 + "..."
