@@ -111,8 +111,9 @@ def check_access(cfg: TriggerConfig, namespace: str, policy: AccessPolicy) -> No
             use = "assume awsRoleArn with" if identity_key == "awsRoleArn" else "use"
             raise ConfigError(
                 identity_key,
-                "the queue's own credentials (awsAccessKeyID and awsSecretAccessKey, for example "
-                f"from a TriggerAuthentication): namespace {quoted(namespace)} may not {use} "
+                "the queue's own credentials (awsAccessKeyIDFromEnv and awsSecretAccessKeyFromEnv, "
+                "from the workload's environment: KEDA does not pass a TriggerAuthentication to "
+                f"an external scaler): namespace {quoted(namespace)} may not {use} "
                 f"the scaler's own AWS identity ({AMBIENT_IDENTITY_FLAG})",
             )
 
