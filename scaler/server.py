@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
 from scaler import tls
 from scaler._proto import externalscaler_pb2 as pb
@@ -84,6 +84,22 @@ def _queue_read_at(ev: Evaluation) -> float | None:
 # fifteen /metrics series, so a client must not make the scaler keep megabytes each.
 MAX_NAMESPACE_LENGTH = 63
 MAX_NAME_LENGTH = 253
+
+
+def start_metrics_http(
+    port: int, host: str, registry: CollectorRegistry, start: Callable[..., Any] = start_http_server
+) -> Any:
+    """The /metrics HTTP server on the gRPC server's host ("[::]": every address)."""
+    addr = "::" if host in ("[::]", "::") else host.strip("[]")
+    try:
+        server, _thread = start(port, addr=addr, registry=registry)
+    except OSError:
+        if addr != "::":
+            raise
+        # A node with IPv6 turned off has no "::" to bind; gRPC falls back to IPv4 by
+        # itself, the HTTP server does not.
+        server, _thread = start(port, addr="0.0.0.0", registry=registry)
+    return server
 
 
 def _ref(request: pb.ScaledObjectRef) -> ObjectRef:
@@ -450,9 +466,8 @@ class ScalerServer:
         if self.settings.health_port is not None:
             await self._start_health_server()
         if self.settings.metrics_port is not None:
-            host = "::" if self.settings.host in ("[::]", "::") else self.settings.host.strip("[]")
-            http_server, _thread = start_http_server(
-                self.settings.metrics_port, addr=host, registry=self.metrics.registry
+            http_server = start_metrics_http(
+                self.settings.metrics_port, self.settings.host, self.metrics.registry
             )
             self._metrics_http = http_server
             self.metrics_port = http_server.server_port
