@@ -333,8 +333,10 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "drain what waits within a minute (utilisation 80 % to 120 %; above 100 % the HPA's scale-down "
         "window supplies the headroom), run under the same KEDA and HPA loops. It is in no target; the "
         "floor target's line gives its cheapest point at p95 <= 60 s, what those loops allow with "
-        "perfect foresight. Every policy runs under the HPA's default behavior (a 300 s scale-down "
-        "window), as users run it until they change it; the same sweeps with every policy at a 60 s "
+        "perfect foresight. Every policy runs under the HPA as KEDA creates it unless the ScaledObject "
+        "sets a behavior: with none, Kubernetes' legacy rules (the highest ask of the last 300 s, this one "
+        "included, up by at most max(2x, 4) a sync), as users run it until they change it; the same "
+        "sweeps with every policy at a 60 s "
         "window are in docs/benchmarks.md (at a 120 s cold start a p95 under a minute costs less on four "
         "of the five traces, for Prewarm and stock KEDA alike; fewer targets are met), and "
         "docs/decisions.md says why the evaluation keeps the default.",

@@ -5,10 +5,18 @@ Follows /docs of KEDA and Kubernetes as the project's KEDA notes describe them:
   every `sync_s` (15 s) it asks each metric for a replica count,
   `ceil(value / target)` for an AverageValue target unless
   `|value / (target x current) - 1| <= tolerance` (0.1), takes the largest, then
-  stabilises it (scale-up window, default 0 s: the lowest recommendation in the
-  window; scale-down window, default 300 s: the highest) and limits the rate
-  (default: up by max(100 %, 4 pods) per 15 s, down by 100 % per 15 s), within
-  [minReplicas, maxReplicas]. A target at 0 replicas is left alone.
+  normalises it, within [minReplicas, maxReplicas]. A target at 0 replicas is
+  left alone. Normalising depends on whether the HPA has a `behavior`:
+  - none (KEDA sets one only from the ScaledObject's
+    advanced.horizontalPodAutoscalerConfig.behavior, and the API server fills
+    in the rules only of a behavior that is there): normalizeDesiredReplicas,
+    the highest recommendation of the last 300 s (the controller's
+    --horizontal-pod-autoscaler-downscale-stabilization), the new one included,
+    whichever way it points, then at most max(2 x current, 4) replicas;
+  - a behavior (normalizeDesiredReplicasWithBehaviors): stabilised (scale-up
+    window, default 0 s: the lowest recommendation in the window; scale-down
+    window, default 300 s: the highest) and rate-limited (default: up by
+    max(100 %, 4 pods) per 15 s, down by 100 % per 15 s).
 - KEDA (pkg/scaling/executor/scale_scaledobjects.go): every `polling_s` (30 s) it
   asks every trigger whether it is active; an active trigger wakes a target at 0
   to max(minReplicaCount, 1); when every trigger has been inactive for
@@ -60,6 +68,14 @@ class Behavior:
     scale_down: ScalingRules = DEFAULT_SCALE_DOWN
 
 
+# An HPA without a behavior (normalizeDesiredReplicas): the controller's
+# --horizontal-pod-autoscaler-downscale-stabilization (default 5 minutes), and
+# calculateScaleUpLimit's max(2 x current, 4).
+LEGACY_STABILIZATION_S = 300.0
+LEGACY_SCALE_UP_FACTOR = 2.0
+LEGACY_SCALE_UP_MINIMUM = 4
+
+
 def metric_replicas(value: float, target: float, current: int, tolerance: float = HPA_TOLERANCE) -> int:
     """The HPA's replica count for one AverageValue external metric
     (GetExternalPerPodMetricReplicas): unchanged within the tolerance, else
@@ -78,7 +94,7 @@ class Hpa:
 
     min_replicas: int
     max_replicas: int
-    behavior: Behavior = field(default_factory=Behavior)
+    behavior: Behavior | None = None  # None: no behavior set (KEDA's default)
     tolerance: float = HPA_TOLERANCE
     _recommendations: list[tuple[float, int]] = field(default_factory=list)
     _up_events: list[tuple[float, int]] = field(default_factory=list)
@@ -96,10 +112,33 @@ class Hpa:
         else:
             asks = (metric_replicas(v, t, current, self.tolerance) for v, t in metrics)
             proposed = max(asks, default=current)
-            desired = self._normalize(now, current, proposed)
+            if self.behavior is None:
+                desired = self._normalize_legacy(now, current, proposed)
+            else:
+                desired = self._normalize(now, current, proposed)
         if desired != current:
             self._record_event(now, current, desired)
         return desired
+
+    @property
+    def _rules(self) -> Behavior:
+        """The behavior, on the paths that have one."""
+        assert self.behavior is not None
+        return self.behavior
+
+    def _normalize_legacy(self, now: float, current: int, proposed: int) -> int:
+        """normalizeDesiredReplicas: stabilizeRecommendation (the highest
+        recommendation not older than the window, the new one included: a high ask
+        keeps pulling the count up for the whole window, not only holding it), then
+        convertDesiredReplicasWithRules (at most max(2 x current, 4), within
+        [minReplicas, maxReplicas])."""
+        cutoff = now - LEGACY_STABILIZATION_S
+        kept = [(stamp, rec) for stamp, rec in self._recommendations if stamp >= cutoff]
+        highest = max([proposed, *(rec for _, rec in kept)])
+        self._recommendations = [*kept, (now, proposed)]
+        up_limit = int(max(LEGACY_SCALE_UP_FACTOR * current, LEGACY_SCALE_UP_MINIMUM))
+        allowed = min(self.max_replicas, up_limit)
+        return max(self.min_replicas, min(highest, allowed))
 
     def _normalize(self, now: float, current: int, proposed: int) -> int:
         stabilized = self._stabilize(now, current, proposed)
@@ -107,8 +146,8 @@ class Hpa:
 
     def _stabilize(self, now: float, current: int, proposed: int) -> int:
         """stabilizeRecommendationWithBehaviors."""
-        up_cutoff = now - self.behavior.scale_up.stabilization_s
-        down_cutoff = now - self.behavior.scale_down.stabilization_s
+        up_cutoff = now - self._rules.scale_up.stabilization_s
+        down_cutoff = now - self._rules.scale_down.stabilization_s
         up = down = proposed
         for stamp, rec in self._recommendations:
             if stamp > up_cutoff:
@@ -150,7 +189,7 @@ class Hpa:
         )
 
     def _up_limit(self, now: float, current: int) -> int:
-        rules = self.behavior.scale_up
+        rules = self._rules.scale_up
         if rules.select == "Disabled":
             return current
         results = []
@@ -163,7 +202,7 @@ class Hpa:
         return min(results) if rules.select == "Min" else max(results)
 
     def _down_limit(self, now: float, current: int) -> int:
-        rules = self.behavior.scale_down
+        rules = self._rules.scale_down
         if rules.select == "Disabled":
             return current
         results = []
@@ -177,8 +216,10 @@ class Hpa:
         return max(results) if rules.select == "Min" else min(results)
 
     def _record_event(self, now: float, current: int, desired: int) -> None:
+        if self.behavior is None:
+            return  # the legacy rules count no scale events
         longest = max(
-            [p.period_s for p in self.behavior.scale_up.policies + self.behavior.scale_down.policies],
+            [p.period_s for p in self._rules.scale_up.policies + self._rules.scale_down.policies],
             default=0.0,
         )
         if desired > current:

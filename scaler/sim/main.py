@@ -236,7 +236,10 @@ def build_scenario(
 def _loops_line(scale_down_window_s: int | None = None) -> str:
     """The report's line on KEDA's and the HPA's settings."""
     if scale_down_window_s is None:
-        behavior = f"default behavior (scale-down window {DEFAULT_SCALE_DOWN_WINDOW_S} s)"
+        behavior = (
+            f"no behavior set, as KEDA creates the HPA by default (Kubernetes' legacy rules: the highest "
+            f"ask of the last {DEFAULT_SCALE_DOWN_WINDOW_S} s, up by at most max(2x, 4) a sync)"
+        )
     else:
         behavior = (
             f"behavior: scale-down window {scale_down_window_s} s (--scale-down-window), else the default"

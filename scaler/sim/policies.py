@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -58,7 +58,7 @@ class PolicySpec:
     max_replicas: int = 100
     cooldown_s: float = 300.0
     polling_s: float = 30.0
-    behavior: Behavior = field(default_factory=Behavior)
+    behavior: Behavior | None = None  # None: none set, as KEDA creates the HPA by default
     hpa_sync_s: float = HPA_SYNC_S  # the cluster's --horizontal-pod-autoscaler-sync-period
     # An external-push trigger: its stream's interval. A `true` on the stream wakes a
     # target at zero at once, between polls (KEDA acts on a pushed true; a false is
@@ -399,8 +399,10 @@ class KedastralTrigger:
     """A Kedastral-like predictive scaler: a seasonal forecast of the arrival
     rate (the mean of the same minute on up to 7 previous days; the last 5
     minutes' mean before a day of history), converted to replicas at the target
-    utilisation, holding the maximum over the lead time. It answers IsActive
-    false, so it never wakes a workload from zero (KEDA's queue trigger does)."""
+    utilisation, holding the maximum over the lead time. Like Kedastral's scaler
+    (cmd/scaler/scaler.go), it answers IsActive true while its forecast is fresh,
+    which here is always: KEDA wakes the workload at its first poll and never
+    scales it to zero (the cooldown needs every trigger inactive)."""
 
     name = "kedastral"
 
@@ -439,4 +441,4 @@ class KedastralTrigger:
             if len(known) == len(window) and len(window)
             else max(fallback, float(known.max()) if len(known) else 0.0)
         )
-        return predicted / self.rate_per_replica, 1.0, False
+        return predicted / self.rate_per_replica, 1.0, True

@@ -12,7 +12,7 @@ import numpy as np
 
 from scaler.clock import ManualClock
 from scaler.forecast.model import Tuning
-from scaler.sim.keda import Hpa, ScaledObjectLoop
+from scaler.sim.keda import Behavior, Hpa, ScaledObjectLoop
 from scaler.sim.policies import (
     STREAM_INTERVAL_S,
     TARGET_UTILIZATION,
@@ -258,7 +258,8 @@ def kedastral_policy(queue_length: float, rate: float, lead_s: float, top: int) 
     return PolicySpec(
         name="kedastral",
         description=f"KEDA queue trigger (queueLength {queue_length:g}) + a Kedastral-like forecast "
-        f"(max predicted replicas over {lead_s:g} s, never wakes from zero), min 0",
+        f"(max predicted replicas over {lead_s:g} s; active while its forecast is fresh, as Kedastral's "
+        "scaler answers, so never at zero), min 0",
         make_triggers=lambda world, clock: [
             QueueLengthTrigger(world, queue_length),
             KedastralTrigger(world, rate, lead_s),
@@ -374,10 +375,11 @@ def with_scale_down_window(spec: PolicySpec, window_s: float) -> PolicySpec:
     stabilizationWindowSeconds); static provisioning, which has no HPA, unchanged."""
     if spec.static is not None:
         return spec
-    scale_down = replace(spec.behavior.scale_down, stabilization_s=window_s)
+    behavior = spec.behavior if spec.behavior is not None else Behavior()
+    scale_down = replace(behavior.scale_down, stabilization_s=window_s)
     return replace(
         spec,
-        behavior=replace(spec.behavior, scale_down=scale_down),
+        behavior=replace(behavior, scale_down=scale_down),
         description=f"{spec.description}; HPA scale-down window {window_s:g} s",
     )
 
@@ -413,7 +415,9 @@ def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
     per_sample = total / n
     starting = world.rec_pods - world.rec_ready
     arrive_second = np.minimum(arrive.astype(np.int64), world.steps - 1)
-    cold = scored & (wait >= 1.0) & (starting[arrive_second] > 0)
+    # Waited on a cold start: a pod was starting, or none was there at all (a wake
+    # from zero, whose pods start at the next poll, or at once when pushed).
+    cold = scored & (wait >= 1.0) & ((starting[arrive_second] > 0) | (world.rec_pods[arrive_second] == 0))
     # Billed over the trace's span (the drain tail only lets late work finish).
     gpu_seconds = float(world.rec_billed[warmup : trace.duration_s].sum()) * scenario.world.gpus_per_replica
     floor_seconds = world.busy_gpu_seconds()

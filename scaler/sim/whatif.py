@@ -60,7 +60,7 @@ class UserObject:
     target: Target
     cfg: TriggerConfig
     polling_s: float
-    behavior: Behavior
+    behavior: Behavior | None
     path: str
     pending_until_ready: bool = False  # ScaledJob: pendingPodConditions includes Ready
 
@@ -108,13 +108,16 @@ def _whole(spec: Mapping[str, Any], key: str, default: int) -> int:
     return value
 
 
-def behavior_from(spec: Mapping[str, Any]) -> Behavior:
+def behavior_from(spec: Mapping[str, Any]) -> Behavior | None:
     """spec.advanced.horizontalPodAutoscalerConfig.behavior as the HPA reads it
-    (a direction left out keeps Kubernetes' defaults). Raises ExplainError."""
+    (a direction left out keeps Kubernetes' defaults); None when not set, which
+    gives the HPA its legacy rules (keda.Hpa). Raises ExplainError."""
     advanced = spec.get("advanced") or {}
     hpa = advanced.get("horizontalPodAutoscalerConfig") or {} if isinstance(advanced, dict) else {}
     raw = hpa.get("behavior") if isinstance(hpa, dict) else None
-    if not raw:
+    if raw is None:
+        return None
+    if raw == {}:
         return Behavior()
     if not isinstance(raw, dict):
         raise ExplainError("spec.advanced.horizontalPodAutoscalerConfig.behavior must be a map")
@@ -235,13 +238,16 @@ def candidate_changes(
                 dataclasses.replace(base, cooldown_s=cooldown / 2),
             )
         )
-    window = base.behavior.scale_down.stabilization_s
+    # Without a behavior, setting the window gives the HPA one (with Kubernetes'
+    # default rules otherwise), as it would in the cluster.
+    behavior = base.behavior if base.behavior is not None else Behavior()
+    window = behavior.scale_down.stabilization_s
     if window >= 60:
-        down = dataclasses.replace(base.behavior.scale_down, stabilization_s=window / 2)
+        down = dataclasses.replace(behavior.scale_down, stabilization_s=window / 2)
         out.append(
             (
                 f"behavior.scaleDown.stabilizationWindowSeconds {window:g} -> {window / 2:g}",
-                dataclasses.replace(base, behavior=dataclasses.replace(base.behavior, scale_down=down)),
+                dataclasses.replace(base, behavior=dataclasses.replace(behavior, scale_down=down)),
             )
         )
     if base.min_replicas == 0:
@@ -502,8 +508,12 @@ def _main(args: argparse.Namespace) -> int:
         setup.append(
             f"their settings: pollingInterval {user.polling_s:g} s, "
             f"cooldownPeriod {user.target.cooldown_period} s, "
-            f"minReplicaCount {user.target.min_replicas}, maxReplicaCount {top}, scale-down window "
-            f"{user.behavior.scale_down.stabilization_s:g} s"
+            f"minReplicaCount {user.target.min_replicas}, maxReplicaCount {top}, "
+            + (
+                f"scale-down window {user.behavior.scale_down.stabilization_s:g} s"
+                if user.behavior is not None
+                else "no HPA behavior (Kubernetes' legacy rules: the highest ask of 300 s)"
+            )
         )
     warmup = args.warmup
     if not warmup and trace.duration_s >= 3 * DAY_S and user.target.kind != SCALED_JOB:

@@ -36,6 +36,11 @@ def _finite(text: str) -> float:
     return value
 
 
+def _held(seconds: np.ndarray) -> np.ndarray:
+    """Service times as the world serves them: whole one-second steps, at least one."""
+    return np.maximum(1.0, np.round(seconds))
+
+
 @dataclass(frozen=True)
 class ServiceModel:
     """How long one request holds a slot.
@@ -83,23 +88,29 @@ class ServiceModel:
         )
 
     def per_request(self, trace: Trace) -> np.ndarray | None:
-        """Each request's service time, for the per-request models; None otherwise."""
+        """Each request's service time as the world holds a slot for it, in whole
+        seconds (at least one), for the per-request models; None otherwise."""
         if self.kind == "trace":
             if trace.service_s is None:
                 raise ModelError(f"{trace.name}: the trace has no service_s column (service model 'trace')")
-            return trace.service_s
+            return _held(trace.service_s)
         if self.kind == "tokens":
             if trace.input_tokens is None or trace.output_tokens is None:
                 raise ModelError(f"{trace.name}: the trace has no token counts (service model 'tokens')")
             prefill = trace.input_tokens * self.prefill_s_per_token
-            return prefill + trace.output_tokens * self.decode_s_per_token
+            return _held(prefill + trace.output_tokens * self.decode_s_per_token)
         return None
 
     def mean(self, trace: Trace) -> float:
+        """The mean time a request holds a slot, in the world's whole seconds: what
+        the floor counts and one replica's rate is sized from. (On the LLM code
+        trace, where a fifth of the requests take under half a second, the
+        unrounded mean was 19 % lower than what the world served.)"""
         per_request = self.per_request(trace)
         if per_request is not None:
             return float(per_request.mean()) if len(per_request) else 1.0
-        return self.mean_s
+        pmf = self.completion_pmf()
+        return float((np.arange(1, len(pmf) + 1) * pmf).sum())
 
     def completion_pmf(self) -> np.ndarray:
         """For the distribution models: the share of work started at step t that
@@ -370,9 +381,10 @@ class World:
     # --- after the run -----------------------------------------------------------------
 
     def busy_gpu_seconds(self) -> float:
-        """Work-seconds / concurrency x GPUs per replica: the floor's numerator."""
+        """Work-seconds / concurrency x GPUs per replica: the floor's numerator, in
+        the seconds the world holds slots for."""
         if self.per_request is not None:
             work = float(self.per_request.sum())
         else:
-            work = float(self.arrivals.sum()) * self.cfg.service.mean_s
+            work = float(self.arrivals.sum()) * self.cfg.service.mean(self.trace)
         return work / self.cfg.concurrency * self.cfg.gpus_per_replica

@@ -25,7 +25,7 @@ def test_hpa_tolerance_keeps_the_count_within_ten_percent() -> None:
 
 
 def test_hpa_scale_up_is_limited_by_the_default_policies() -> None:
-    hpa = Hpa(min_replicas=1, max_replicas=100)
+    hpa = Hpa(min_replicas=1, max_replicas=100, behavior=Behavior())  # a behavior set, rules defaulted
     # From 2, default policies allow max(2 * 200 %, 2 + 4) = 6 per 15 s.
     assert hpa.sync(0, 2, [(20.0, 1.0)]) == 6
     # 15 s later the period has passed: from 6, max(12, 10) = 12.
@@ -35,7 +35,7 @@ def test_hpa_scale_up_is_limited_by_the_default_policies() -> None:
 
 
 def test_hpa_scale_down_waits_for_the_stabilization_window() -> None:
-    hpa = Hpa(min_replicas=1, max_replicas=100)
+    hpa = Hpa(min_replicas=1, max_replicas=100, behavior=Behavior())
     assert hpa.sync(0, 10, [(10.0, 1.0)]) == 10
     for t in range(15, 300, 15):
         # The recommendation of 10 at t = 0 is still inside the 300 s window.
@@ -54,11 +54,53 @@ def test_hpa_scale_down_pods_policy_removes_one_pod_per_period() -> None:
 
 
 def test_hpa_clamps_to_min_and_max_and_leaves_zero_alone() -> None:
-    hpa = Hpa(min_replicas=2, max_replicas=100)
+    hpa = Hpa(min_replicas=2, max_replicas=100, behavior=Behavior())
     assert hpa.sync(0, 60, [(500.0, 1.0)]) == 100  # up limit 120, max 100
+    assert Hpa(min_replicas=2, max_replicas=100).sync(0, 60, [(500.0, 1.0)]) == 100  # legacy: the same
     hpa = Hpa(min_replicas=2, max_replicas=100, behavior=Behavior(scale_down=ScalingRules(0.0, ())))
     assert hpa.sync(0, 1, [(0.0, 1.0)]) == 2  # below minReplicas: raised to it
     assert Hpa(min_replicas=1, max_replicas=10).sync(0, 0, [(50.0, 1.0)]) == 0  # KEDA owns 0 -> 1
+
+
+# With no behavior (KEDA creates the HPA without one unless the ScaledObject sets
+# advanced.horizontalPodAutoscalerConfig.behavior), Kubernetes normalises with its
+# legacy rules (normalizeDesiredReplicas): the highest recommendation of the last
+# 300 s, this one included, then at most max(2 x current, 4).
+
+
+def test_hpa_without_a_behavior_scales_up_by_at_most_double_or_to_four() -> None:
+    hpa = Hpa(min_replicas=1, max_replicas=100)
+    assert hpa.sync(0, 1, [(20.0, 1.0)]) == 4  # max(2, 4); the default rules would allow 5
+    assert hpa.sync(15, 4, [(20.0, 1.0)]) == 8
+    assert hpa.sync(30, 8, [(20.0, 1.0)]) == 16
+    assert hpa.sync(45, 16, [(20.0, 1.0)]) == 20
+
+
+def test_hpa_without_a_behavior_keeps_climbing_to_an_ask_of_the_last_five_minutes() -> None:
+    # One ask of 40, then 3: the 40 stays the recommendation for 300 s and the count
+    # keeps doubling towards it (with a behavior, the count would stay at 5).
+    hpa = Hpa(min_replicas=1, max_replicas=100)
+    counts, current = [], 1
+    for i, ask in enumerate([40.0, 3.0, 3.0, 3.0, 3.0, 3.0]):
+        current = hpa.sync(15 * i, current, [(ask, 1.0)])
+        counts.append(current)
+    assert counts == [4, 8, 16, 32, 40, 40]
+    with_rules = Hpa(min_replicas=1, max_replicas=100, behavior=Behavior())
+    counts, current = [], 1
+    for i, ask in enumerate([40.0, 3.0, 3.0, 3.0, 3.0, 3.0]):
+        current = with_rules.sync(15 * i, current, [(ask, 1.0)])
+        counts.append(current)
+    assert counts == [5, 5, 5, 5, 5, 5]
+
+
+def test_hpa_without_a_behavior_holds_for_the_window_including_its_edge() -> None:
+    hpa = Hpa(min_replicas=1, max_replicas=100)
+    assert hpa.sync(0, 10, [(10.0, 1.0)]) == 10
+    for t in range(15, 301, 15):
+        # The 10 of t = 0 counts while it is not before now - 300 (t = 300 included).
+        assert hpa.sync(t, 10, [(2.0, 1.0)]) == 10, t
+    assert hpa.sync(315, 10, [(2.0, 1.0)]) == 2  # and down in one step
+    assert Hpa(min_replicas=3, max_replicas=100).sync(0, 5, [(0.0, 1.0)]) == 3  # within min
 
 
 def test_hpa_takes_the_largest_metric() -> None:

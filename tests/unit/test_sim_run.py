@@ -12,12 +12,14 @@ import pytest
 
 from scaler.cli import main
 from scaler.clock import ManualClock
+from scaler.sim.keda import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP
 from scaler.sim.main import build_scenario
 from scaler.sim.policies import PolicySpec
 from scaler.sim.report import dominates, markdown, pareto
 from scaler.sim.run import (
     Scenario,
     keda_queue_policy,
+    kedastral_policy,
     oracle_policy,
     prewarm_policy,
     results,
@@ -128,6 +130,23 @@ def test_push_trigger_wakes_from_zero_between_polls() -> None:
     assert 40 < first_wake(pushed) <= 43
     assert first_wake(replace(pushed, push_s=None)) == 60
     assert first_wake(keda_queue_policy(4.0, 0, 10)) == 60
+
+
+def test_kedastral_is_active_from_the_first_poll_and_never_at_zero() -> None:
+    """Kedastral's scaler answers IsActive true while its forecast is fresh: KEDA
+    wakes the workload at its first poll, before any request, and an idle half hour
+    does not scale it to zero; stock KEDA at min 0 waits for work and cools down."""
+    counts = [0.0] * 100 + [1.0] * 600 + [0.0] * 1800 + [1.0] * 300
+    trace = Trace(name="idle", counts=np.asarray(counts), bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 2.0, 0.0), cold_start=ColdStart("constant", 60, 60)
+    )
+    scenario = Scenario(trace, cfg, peak_replicas=2)
+    forecast = simulate(scenario, kedastral_policy(4.0, 0.5, 60.0, 10)).world.replica_changes
+    queue = simulate(scenario, keda_queue_policy(4.0, 0, 10)).world.replica_changes
+    assert forecast[0][:3] == (0, 0, 1)  # the first poll, before the first request at t = 100
+    assert all(after > 0 for _, _, after in forecast)
+    assert queue[0][0] >= 100 and any(after == 0 for _, _, after in queue)
 
 
 def test_a_surge_from_quiet_at_min_1_scales_as_stock_keda_for_one_cold_start() -> None:
@@ -303,9 +322,12 @@ def test_a_shorter_scale_down_window_reaches_the_hpa_and_releases_pods_sooner() 
     )
     stock = keda_queue_policy(4, 0, 50)
     short = with_scale_down_window(stock, 60)
+    assert stock.behavior is None  # KEDA's default: no behavior, the HPA's legacy rules
+    # Setting the window sets a behavior, whose other rules Kubernetes defaults.
+    assert short.behavior is not None
     assert short.behavior.scale_down.stabilization_s == 60
-    assert short.behavior.scale_down.policies == stock.behavior.scale_down.policies
-    assert short.behavior.scale_up == stock.behavior.scale_up
+    assert short.behavior.scale_down.policies == DEFAULT_SCALE_DOWN.policies
+    assert short.behavior.scale_up == DEFAULT_SCALE_UP
     assert short.name == stock.name and short.description.endswith("; HPA scale-down window 60 s")
     held, released = (results(scenario, simulate(scenario, spec)) for spec in (stock, short))
     assert released["gpu_hours"] < held["gpu_hours"]

@@ -40,7 +40,9 @@ def test_behavior_as_written_and_defaults_for_what_is_left_out() -> None:
     assert behavior.scale_down.stabilization_s == 600
     assert behavior.scale_down.select == "Min"
     assert behavior.scale_down.policies == (ScalingPolicy("Pods", 1, 120.0),)
-    assert behavior_from({}) == Behavior()
+    assert behavior_from({}) is None  # none set: the HPA's legacy rules
+    empty = {"advanced": {"horizontalPodAutoscalerConfig": {"behavior": {}}}}
+    assert behavior_from(empty) == Behavior()  # set, empty: Kubernetes fills in its default rules
     window_only = {
         "advanced": {
             "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}

@@ -96,6 +96,34 @@ def test_per_request_service_times_are_whole_requests() -> None:
     assert world.busy_gpu_seconds() == pytest.approx(7.0)
 
 
+def test_the_floor_counts_the_whole_seconds_the_world_holds_slots_for() -> None:
+    # Sub-second requests hold a slot for a whole step: the floor and one replica's
+    # rate must count what the world serves (0.3 s -> 1 s, 2.6 s -> 3 s), or every
+    # "x floor" figure of a trace of short requests is overstated.
+    times = np.array([0.0, 0.1, 0.2, 5.0])
+    trace = Trace(
+        "short",
+        counts=np.bincount(times.astype(int), minlength=12).astype(float),
+        bin_s=1.0,
+        request_times=times,
+        service_s=np.array([0.3, 0.3, 2.6, 0.4]),
+    )
+    model = ServiceModel("trace")
+    assert model.mean(trace) == pytest.approx((1 + 1 + 3 + 1) / 4)
+    cfg = WorldConfig(concurrency=1, service=model, cold_start=ColdStart("constant", 0))
+    world = World(trace, cfg)
+    world.set_replicas(1, -1)
+    for t in range(world.steps):
+        world.step(t)
+    busy_steps = float(world.rec_in_flight.sum())  # one slot: in flight = busy that second
+    assert world.busy_gpu_seconds() == pytest.approx(busy_steps) == pytest.approx(6.0)
+    # A distribution model: the mean of the rounded steps it completes in.
+    lognormal = ServiceModel("lognormal", 2.0, 0.5)
+    steps = lognormal.completion_pmf()
+    assert lognormal.mean(trace) == pytest.approx(float((np.arange(1, len(steps) + 1) * steps).sum()))
+    assert lognormal.mean(trace) == pytest.approx(2.0, abs=0.02)
+
+
 def test_models_parse_and_reject_bad_text() -> None:
     assert ServiceModel.parse("2.5") == ServiceModel("constant", 2.5)
     assert ServiceModel.parse("lognormal:3:0.4").sigma == 0.4
