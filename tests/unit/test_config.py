@@ -369,7 +369,7 @@ BAD: list[tuple[str, dict[str, str], str, list[str]]] = [
     ("activation negative", sqs(activationQueueLength="-0.5"), "activationQueueLength", ["a number >= 0"]),
     ("activation text", sqs(activationQueueLength="x"), "activationQueueLength", ["a number >= 0"]),
     ("activation inf", sqs(activationQueueLength="inf"), "activationQueueLength", ["a number >= 0"]),
-    # spellings Python's float() reads and KEDA's Go parsers refuse
+    # spellings Python's float() reads and KEDA's Go parsers refuse or read otherwise (ParseInt: '1_0')
     ("queueLength underscore", sqs(queueLength="1_0"), "queueLength", ["a number > 0"]),
     ("queueLength non-ASCII digit", sqs(queueLength="\u0665"), "queueLength", ["a number > 0"]),
     ("queueLength full-width digit", sqs(queueLength="\uff15"), "queueLength", ["a number > 0"]),

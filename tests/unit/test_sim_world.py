@@ -77,20 +77,30 @@ def test_every_arrival_is_served_waiting_or_lost(graceful: bool) -> None:
     assert row["unserved_share"] == 0  # the drain tail lets everything finish
 
 
-def test_per_request_service_times_are_whole_requests() -> None:
-    times = np.array([0.1, 0.2, 0.3, 5.0])
-    trace = Trace(
-        "r",
-        counts=np.bincount(times.astype(int), minlength=10).astype(float),
+def requests_trace(times: list[float], service_s: list[float]) -> Trace:
+    """A per-request trace with the given arrival and service times."""
+    at = np.array(times)
+    return Trace(
+        "requests",
+        counts=np.bincount(at.astype(int), minlength=12).astype(float),
         bin_s=1.0,
-        request_times=times,
-        service_s=np.array([3.0, 1.0, 2.0, 1.0]),
+        request_times=at,
+        service_s=np.array(service_s),
     )
+
+
+def one_slot_world(trace: Trace) -> World:
+    """The trace served to the end by one Ready replica with one slot."""
     cfg = WorldConfig(concurrency=1, service=ServiceModel("trace"), cold_start=ColdStart("constant", 0))
     world = World(trace, cfg)
     world.set_replicas(1, -1)
     for t in range(world.steps):
         world.step(t)
+    return world
+
+
+def test_per_request_service_times_are_whole_requests() -> None:
+    world = one_slot_world(requests_trace([0.1, 0.2, 0.3, 5.0], [3.0, 1.0, 2.0, 1.0]))
     # FIFO on one slot: request 0 at 0 (3 s), 1 at 3 (1 s), 2 at 4 (2 s), 3 at 6.
     assert list(np.flatnonzero(world.rec_starts)) == [0, 3, 4, 6]
     assert world.busy_gpu_seconds() == pytest.approx(7.0)
@@ -100,21 +110,9 @@ def test_the_floor_counts_the_whole_seconds_the_world_holds_slots_for() -> None:
     # Sub-second requests hold a slot for a whole step: the floor and one replica's
     # rate must count what the world serves (0.3 s -> 1 s, 2.6 s -> 3 s), or every
     # "x floor" figure of a trace of short requests is overstated.
-    times = np.array([0.0, 0.1, 0.2, 5.0])
-    trace = Trace(
-        "short",
-        counts=np.bincount(times.astype(int), minlength=12).astype(float),
-        bin_s=1.0,
-        request_times=times,
-        service_s=np.array([0.3, 0.3, 2.6, 0.4]),
-    )
-    model = ServiceModel("trace")
-    assert model.mean(trace) == pytest.approx((1 + 1 + 3 + 1) / 4)
-    cfg = WorldConfig(concurrency=1, service=model, cold_start=ColdStart("constant", 0))
-    world = World(trace, cfg)
-    world.set_replicas(1, -1)
-    for t in range(world.steps):
-        world.step(t)
+    trace = requests_trace([0.0, 0.1, 0.2, 5.0], [0.3, 0.3, 2.6, 0.4])
+    assert ServiceModel("trace").mean(trace) == pytest.approx((1 + 1 + 3 + 1) / 4)
+    world = one_slot_world(trace)
     busy_steps = float(world.rec_in_flight.sum())  # one slot: in flight = busy that second
     assert world.busy_gpu_seconds() == pytest.approx(busy_steps) == pytest.approx(6.0)
     # A distribution model: the mean of the rounded steps it completes in.
