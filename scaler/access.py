@@ -24,8 +24,11 @@ AMBIENT_IDENTITY_FLAG = "--ambient-identity-namespaces (PREWARM_AMBIENT_IDENTITY
 
 @dataclass(frozen=True)
 class Patterns:
-    """Comma-separated names where `*` matches any run of characters (dots too),
-    compared case-insensitively: `*.svc.cluster.local`, `sqs.*.amazonaws.com`."""
+    """Comma-separated names compared case-insensitively, where a first label that
+    is `*` matches any run of characters, dots too (`*.svc.cluster.local`: any
+    service in the cluster), and any other `*` a run within its label
+    (`sqs.*.amazonaws.com`: SQS in any region, not `sqs.x.s3-website-...amazonaws.com`,
+    a bucket anyone may name)."""
 
     patterns: tuple[str, ...]
     _regex: re.Pattern[str] = field(repr=False, compare=False)
@@ -41,11 +44,19 @@ class Patterns:
                     f"{what}: expected names of letters, digits, '.', '-', '_' and '*' "
                     f"(no scheme, path or port; IPv6 in brackets or bare), got {item!r}"
                 )
-        body = "|".join(".*".join(re.escape(part) for part in item.split("*")) for item in items)
+        body = "|".join(_pattern_regex(item) for item in items)
         return cls(items, re.compile(f"(?:{body})" if items else r"(?!)"))
 
     def allows(self, name: str) -> bool:
         return self._regex.fullmatch(name.lower().rstrip(".")) is not None
+
+
+def _pattern_regex(pattern: str) -> str:
+    first, *rest = pattern.split(".")
+    # A first label that is a lone star spans labels; any other star stays in its label.
+    head = ".*" if first == "*" else "[^.]*".join(re.escape(part) for part in first.split("*"))
+    tail = ["[^.]*".join(re.escape(part) for part in label.split("*")) for label in rest]
+    return r"\.".join([head, *tail])
 
 
 @dataclass(frozen=True)

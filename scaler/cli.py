@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--allowed-hosts",
         type=_host_patterns,
         help="comma-separated hosts a trigger may name (host, queueURL, awsEndpoint, "
-        "prometheusServerAddress), '*' matching any characters, e.g. '*.svc.cluster.local,"
-        "sqs.*.amazonaws.com'; any other host is INVALID_ARGUMENT without a connection. "
+        "prometheusServerAddress), '*' matching within a label (a first label '*': any labels), "
+        "e.g. '*.svc.cluster.local,sqs.*.amazonaws.com'; any other host is INVALID_ARGUMENT "
+        "without a connection. "
         "Default: any host",
     )
     _add(

@@ -54,6 +54,13 @@ def identity_policy(text: str) -> AccessPolicy:
         ("127.0.0.*", "127.0.0.1", True),
         ("127.0.0.1", "127.0.0.10", False),
         ("*", "anything.at.all", True),
+        ("*.svc.cluster.local", "a.b.svc.cluster.local", True),  # a first label "*" spans labels
+        # a later label's star stays within it: SQS in any region, not an S3 website
+        # bucket (a name anyone can take) under amazonaws.com
+        ("sqs.*.amazonaws.com", "sqs.attacker.s3-website-us-east-1.amazonaws.com", False),
+        ("127.0.0.*", "127.0.0.1.evil.example", False),
+        ("rabbit-*.example.com", "rabbit-a.example.com", True),
+        ("rabbit-*.example.com", "rabbit-a.evil.example.com", False),
     ],
 )
 def test_patterns(patterns: str, host: str, allowed: bool) -> None:
