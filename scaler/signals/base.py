@@ -7,8 +7,10 @@ inspects: it never receives, consumes or acknowledges a message.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 
 class SourceError(Exception):
@@ -78,3 +80,45 @@ class Source(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
+class SharedByKey(Generic[C]):
+    """One resource per key (an AMQP connection, an SQS client), shared by the
+    sources that use it and closed when the last of them lets go (the cache closes
+    idle sources)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shared: dict[str, tuple[C, set[int]]] = {}
+
+    def acquire(self, key: str, user: object, make: Callable[[], C]) -> C:
+        with self._lock:
+            entry = self._shared.get(key)
+            if entry is None:
+                entry = self._shared[key] = (make(), set())
+            entry[1].add(id(user))
+            return entry[0]
+
+    def release(self, key: str, user: object) -> None:
+        with self._lock:
+            entry = self._shared.get(key)
+            if entry is None:
+                return
+            entry[1].discard(id(user))
+            if entry[1]:
+                return
+            del self._shared[key]
+        entry[0].close()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._shared
+
+    def __len__(self) -> int:
+        return len(self._shared)

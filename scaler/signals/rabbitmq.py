@@ -28,7 +28,7 @@ from scaler.config import (
     rabbit_http_prefix,
     rabbit_vhost,
 )
-from scaler.signals.base import QueueReading, SourceError
+from scaler.signals.base import QueueReading, SharedByKey, SourceError
 from scaler.signals.errors import connection_failure, endpoint
 
 
@@ -61,8 +61,7 @@ class AmqpConnections:
     """
 
     def __init__(self, failure_ttl: float = 2.0) -> None:
-        self._lock = threading.Lock()
-        self._shared: dict[str, _SharedConnection] = {}
+        self._shared: SharedByKey[_SharedConnection] = SharedByKey()
         self.failure_ttl = failure_ttl
 
     @staticmethod
@@ -71,23 +70,12 @@ class AmqpConnections:
         return f"{cfg.credential_identity()}|{rabbit_vhost(cfg)}"
 
     def acquire(self, cfg: RabbitConfig, user: object, timeout: float) -> _SharedConnection:
-        with self._lock:
-            shared = self._shared.get(self.key(cfg))
-            if shared is None:
-                shared = self._shared[self.key(cfg)] = _SharedConnection(cfg, timeout, self.failure_ttl)
-            shared.users.add(id(user))
-            return shared
+        return self._shared.acquire(
+            self.key(cfg), user, lambda: _SharedConnection(cfg, timeout, self.failure_ttl)
+        )
 
     def release(self, cfg: RabbitConfig, user: object) -> None:
-        with self._lock:
-            shared = self._shared.get(self.key(cfg))
-            if shared is None:
-                return
-            shared.users.discard(id(user))
-            if shared.users:
-                return
-            del self._shared[self.key(cfg)]
-        shared.close()
+        self._shared.release(self.key(cfg), user)
 
     def __len__(self) -> int:
         return len(self._shared)
@@ -123,7 +111,6 @@ class _SharedConnection:
         self._connection: Any = None
         self._channel: Any = None
         self._failed: tuple[float, str] | None = None  # (until, cause): the last connection failure
-        self.users: set[int] = set()
         parts = urlsplit(cfg.url)
         default_port = 5671 if parts.scheme.lower() == "amqps" else 5672
         self.host = parts.hostname

@@ -28,7 +28,7 @@ from botocore.exceptions import (
 )
 
 from scaler.config import SqsConfig, quoted, redact_url
-from scaler.signals.base import QueueReading, SourceError
+from scaler.signals.base import QueueReading, SharedByKey, SourceError
 from scaler.signals.errors import connection_failure, server_message
 
 WAITING = "ApproximateNumberOfMessages"
@@ -110,8 +110,7 @@ class SqsClients:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._shared: dict[str, SharedSqsClient] = {}
+        self._shared: SharedByKey[SharedSqsClient] = SharedByKey()
         self._session: boto3.session.Session | None = None
         self._session_lock = threading.Lock()  # a boto3 Session is not thread-safe
 
@@ -134,25 +133,10 @@ class SqsClients:
         return hashlib.sha256(material.encode()).hexdigest()
 
     def acquire(self, cfg: SqsConfig, user: object, timeout: float) -> SharedSqsClient:
-        key = self.key(cfg, timeout)
-        with self._lock:
-            shared = self._shared.get(key)
-            if shared is None:
-                shared = self._shared[key] = SharedSqsClient(cfg, timeout, self)
-            shared.users.add(id(user))
-            return shared
+        return self._shared.acquire(self.key(cfg, timeout), user, lambda: SharedSqsClient(cfg, timeout, self))
 
     def release(self, cfg: SqsConfig, user: object, timeout: float) -> None:
-        key = self.key(cfg, timeout)
-        with self._lock:
-            shared = self._shared.get(key)
-            if shared is None:
-                return
-            shared.users.discard(id(user))
-            if shared.users:
-                return
-            del self._shared[key]
-        shared.close()
+        self._shared.release(self.key(cfg, timeout), user)
 
     def make_client(self, service: str, **kwargs: Any) -> Any:
         with self._session_lock:
@@ -177,7 +161,6 @@ class SharedSqsClient:
         self._clients = clients
         self._lock = threading.Lock()  # one build at a time
         self._current: tuple[Any, float] | None = None  # (client, monotonic time to remake it)
-        self.users: set[int] = set()
 
     def client(self, description: str) -> Any:
         """The client, made (or remade) on the way if needed. `description` is the
