@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +39,11 @@ class Case:
     duration: int | None = None
     family: str = ""  # "twitter", "azure", "other": which targets apply
     warmup_s: int = 0  # simulated first (forecast history), not scored or billed
+    # Entered warm: the trace's opening played backwards first (run.led_in_scenario).
+    lead_in_s: int = 0
 
 
-CASES = (
+CASES: tuple[Case, ...] = (
     Case(
         "Twitter (7 days scored after 1 day of history, per second)",
         "twitter_2021_08_first8d_per_second.csv.gz",
@@ -58,6 +60,22 @@ CASES = (
     Case("Azure LLM conversation (1 h, per request)", "azure_llm_2023_conv.csv", family="azure"),
     Case("Azure LLM code (1 h, per request)", "azure_llm_2023_code.csv", family="azure"),
     Case("Mooncake conversation (1 h, per request)", "mooncake_conversation_requests.csv", family="other"),
+)
+# The traces with no history before them start from zero replicas at their full load,
+# and that one wake sets much of a one-hour trace's tail. Each is judged a second time
+# entered warm, after a lead-in long enough for every policy to settle: the longest
+# cold start, KEDA's cooldown and the HPA's 300 s window, with room to spare.
+LEAD_IN_S = 1800
+CASES += tuple(
+    replace(
+        case,
+        label=case.label.replace(" (", ", entered warm (", 1).replace(
+            ")", f", after a {LEAD_IN_S // 60}-min lead-in)"
+        ),
+        lead_in_s=LEAD_IN_S,
+    )
+    for case in CASES
+    if not case.warmup_s
 )
 
 
@@ -77,6 +95,7 @@ def case_scenario(case: Case, trace: Trace, cold_start: int, quick: bool) -> tup
     """The Scenario a case is judged on at one cold start (`trace` from case_trace), and
     its setup lines."""
     from scaler.sim.main import build_scenario
+    from scaler.sim.run import led_in_scenario
 
     scenario, setup = build_scenario(
         trace,
@@ -93,6 +112,13 @@ def case_scenario(case: Case, trace: Trace, cold_start: int, quick: bool) -> tup
             f"the first {scenario.warmup_s / 3600:.0f} h are simulated as history for the forecasters "
             "and not scored or billed"
         )
+    if case.lead_in_s:
+        scenario = led_in_scenario(scenario, case.lead_in_s)
+        setup.append(
+            f"entered warm: simulated from {case.lead_in_s // 60} min before the trace starts, over its "
+            f"first {case.lead_in_s // 60} min played backwards (a lead-in), not scored or billed; every "
+            "policy enters the trace with the fleet its own decisions hold for that load"
+        )
     return scenario, setup
 
 
@@ -106,18 +132,19 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
     started = time.monotonic()
     rows, runs = run_policies(scenario, standard_policies(scenario), progress=False)
     sweep_rows, _ = run_policies(scenario, sweep_policies(scenario), progress=False)
-    stem = f"{Path(case.file).name.split('.')[0]}_cold{cold_start}"
+    stem = f"{Path(case.file).name.split('.')[0]}{'_warm' if case.lead_in_s else ''}_cold{cold_start}"
     report.plot_runs(
         Path(out_dir) / f"{stem}_timeline.png",
         f"{case.label}, cold start {cold_start} s",
         runs,
         ("prewarm", "keda-min0", "keda-min1", "hpa-gpu75", "kedastral"),
+        scored_from_s=scenario.warmup_s,
     )
     report.plot_frontiers(
         Path(out_dir) / f"{stem}_frontiers.png", f"{case.label}, cold start {cold_start} s", sweep_rows
     )
     jobs: list[dict[str, Any]] = []
-    if trace.per_request:
+    if trace.per_request and not case.lead_in_s:
         # ScaledJobs: one Job per message suits long work, so minutes-long requests here.
         from scaler.sim.jobs import job_policies, simulate_jobs
 
@@ -135,6 +162,7 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
         "jobs": jobs,
         "case": case.label,
         "family": case.family,
+        "lead_in_s": case.lead_in_s,
         "cold_start": cold_start,
         "setup": setup,
         "rows": rows,
@@ -179,7 +207,7 @@ def targets(result: dict[str, Any]) -> list[str]:
     if "oracle" in fronts:
         oracle = f"; perfect foresight's (oracle) {_cost(oracle_cost, floor)}"
     lines.append(
-        f"{'MET' if ok else 'MISSED'}: p95 <= 60 s within 1.3x the floor ({1.3 * floor:.1f} GPU-h) "
+        f"{'MET' if ok else 'MISSED'}: p95 <= 60 s within 1.3x the floor ({1.3 * floor:.2f} GPU-h) "
         f"where stock KEDA needs more: Prewarm's cheapest {_cost(mine_cost, floor)}, "
         f"stock KEDA's {_cost(keda_cost, floor)}{oracle}"
     )
@@ -233,7 +261,9 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 
 def _cost(cost: float, floor: float) -> str:
-    return "none reaches it" if math.isinf(cost) else f"{cost:.1f} GPU-h ({cost / floor:.2f}x)"
+    # Two decimals and three: a cheapest point just past the bound (12.15 against 12.14
+    # GPU-h) must not read as on it.
+    return "none reaches it" if math.isinf(cost) else f"{cost:.2f} GPU-h ({cost / floor:.3f}x)"
 
 
 def default_workers(cpus: int | None, cases: int) -> int:
@@ -299,8 +329,21 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
     from scaler.sim.report import frontiers, table
     from scaler.sim.run import ORACLE_UTILIZATIONS, PolicySpec
 
-    met = sum(line.startswith("MET") for r in results for line in targets(r))
-    total = sum(1 for r in results for _ in targets(r))
+    def count(runs: list[dict[str, Any]]) -> tuple[int, int]:
+        judged = [line for r in runs for line in targets(r)]
+        return sum(line.startswith("MET") for line in judged), len(judged)
+
+    met, total = count(results)
+    headline = f"**Targets met: {met} of {total}.**"
+    warm = [r for r in results if r.get("lead_in_s")]
+    if warm:
+        as_they_start = count([r for r in results if not r.get("lead_in_s")])
+        entered_warm = count(warm)
+        headline = (
+            f"**Targets met: {as_they_start[0]} of {as_they_start[1]} on the traces as they start, and "
+            f"{entered_warm[0]} of {entered_warm[1]} with the traces that have no history entered warm** "
+            f"({met} of {total} in all)."
+        )
     lines = [
         "# Evaluation: Prewarm against stock KEDA on real traffic",
         "",
@@ -309,7 +352,7 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         f"{' (QUICK: first 6 h only)' if quick else ''}. Do not edit by hand. How the simulator works "
         'and what it assumes: the README\'s simulator section and docs/decisions.md ("Simulator").',
         "",
-        f"**Targets met: {met} of {total}.** Every miss is listed with its figures under each trace.",
+        f"{headline} Every miss is listed with its figures under each trace.",
         "",
         "At a glance (defaults under KEDA's defaults; the frontiers sweep each policy's knobs; the "
         "floor is busy GPU-seconds over the per-replica concurrency, what no scheme can beat):",
@@ -380,6 +423,21 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "their Jobs (README, Job mode); its forecast pre-start (maxPrewarmJobs) is off by default and "
         "would be cold on these one-hour traces.",
     ]
+    if any(r.get("lead_in_s") for r in results):
+        lines += [
+            "",
+            "Entered warm. A trace with no history before it is a window cut from a service that was "
+            "already running, but replayed as it is every policy starts from zero replicas at the "
+            "window's full load. So each such trace (Functions and the three one-hour traces) is judged "
+            f"a second time entered warm: simulated from {LEAD_IN_S // 60} minutes before it starts, over "
+            f"its own first {LEAD_IN_S // 60} minutes played backwards (so the load is continuous "
+            "across the join), which is neither scored nor billed. Every policy then enters the trace "
+            "with the fleet its own decisions hold for that load, and what is compared is how each "
+            "tracks the load, not how it wakes from zero: the push and the wake rule hardly matter, and "
+            "the forecast is still cold. The headline counts these targets apart. The timelines of these "
+            "runs show the lead-in shaded; they have no ScaledJob tables (those compare KEDA's strategies "
+            "and are the same story once per trace).",
+        ]
     for r in results:
         lines += ["", f"## {r['case']}, cold start {r['cold_start']} s", ""]
         lines += [f"- {item}" for item in r["setup"]]

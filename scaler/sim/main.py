@@ -31,7 +31,7 @@ WHATIF_ONLY = (
     "timeout",
     "no_advice",
 )
-TRACE_ONLY = ("max_replicas", "queue_length", "policies", "sweep", "jobs", "scale_down_window")
+TRACE_ONLY = ("max_replicas", "queue_length", "policies", "sweep", "jobs", "scale_down_window", "lead_in")
 DEFAULT_SCALE_DOWN_WINDOW_S = round(DEFAULT_SCALE_DOWN.stabilization_s)  # Kubernetes' default
 
 
@@ -161,6 +161,14 @@ def add_parser(sub: Any) -> None:
         type=whole(0),
         default=0,
         help="seconds at the start simulated as history for the forecasters but not scored or billed",
+    )
+    p.add_argument(
+        "--lead-in",
+        type=whole(1),
+        default=None,
+        metavar="SECONDS",
+        help="enter the trace warm: simulate it from SECONDS earlier, over its first SECONDS played "
+        "backwards, not scored or billed (a short trace otherwise starts from zero at full load)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (cold-start samples, thinning)")
     p.add_argument("--out", default="simulation", help="output folder (default ./simulation)")
@@ -293,7 +301,7 @@ def misplaced_flags(args: argparse.Namespace) -> str | None:
     if extra:
         return f"{', '.join(extra)}: only with --scaledobject (the what-if on your own ScaledObject)"
     if args.jobs:
-        extra = given(("queue_length", "policies", "sweep", "scale_down_window"))
+        extra = given(("queue_length", "policies", "sweep", "scale_down_window", "lead_in"))
         if extra:
             return (
                 f"{', '.join(extra)}: not with --jobs (it compares KEDA's ScaledJob strategies, "
@@ -304,7 +312,7 @@ def misplaced_flags(args: argparse.Namespace) -> str | None:
 
 def main(args: argparse.Namespace) -> int:
     from scaler.sim import report
-    from scaler.sim.run import standard_policies, sweep_policies, with_scale_down_window
+    from scaler.sim.run import led_in_scenario, standard_policies, sweep_policies, with_scale_down_window
     from scaler.sim.traces import TraceError, load_trace, sliced
     from scaler.sim.world import ModelError
 
@@ -342,12 +350,18 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             scale_down_window_s=args.scale_down_window,
         )
+        if args.warmup:
+            scenario.warmup_s = args.warmup
+            setup.append(f"the first {args.warmup} s are history for the forecasters, not scored or billed")
+        if args.lead_in:
+            scenario = led_in_scenario(scenario, args.lead_in)
+            setup.append(
+                f"entered warm: simulated from {args.lead_in} s before the trace starts, over its first "
+                f"{args.lead_in} s played backwards (--lead-in), not scored or billed"
+            )
     except (TraceError, ModelError) as exc:
         print(f"prewarm simulate: {exc}", file=sys.stderr)
         return 2
-    if args.warmup:
-        scenario.warmup_s = args.warmup
-        setup.append(f"the first {args.warmup} s are history for the forecasters, not scored or billed")
     if args.jobs:
         return _jobs(args, scenario, setup, started)
     specs = standard_policies(scenario, args.queue_length)
@@ -383,7 +397,7 @@ def main(args: argparse.Namespace) -> int:
         report.write_json(out / "sweep.json", sweep_rows)
     plots: list[str] = []
     if not args.no_plots:
-        report.plot_runs(out / "timeline.png", trace.name, runs)
+        report.plot_runs(out / "timeline.png", trace.name, runs, scored_from_s=scenario.warmup_s)
         plots.append("timeline.png")
         if sweep_rows:
             report.plot_frontiers(out / "frontiers.png", trace.name, sweep_rows)

@@ -107,16 +107,22 @@ def downsample(values: np.ndarray, points: int, how: str = "mean") -> tuple[np.n
     return np.arange(m) * size, reduced
 
 
-def plot_runs(path: Path, title: str, runs: dict[str, Any], names: Sequence[str] | None = None) -> None:
+def plot_runs(
+    path: Path,
+    title: str,
+    runs: dict[str, Any],
+    names: Sequence[str] | None = None,
+    scored_from_s: float = 0.0,
+) -> None:
     """plot_timeline for simulated runs (results of run_policies, each with its
     world): the first run's arrivals, and the backlog and pods of each run (of
-    `names` only, when given)."""
+    `names` only, when given); `scored_from_s`: the scenario's warmup_s."""
     series = {
         name: {"waiting": run.world.rec_waiting, "pods": run.world.rec_pods}
         for name, run in runs.items()
         if names is None or name in names
     }
-    plot_timeline(path, title, next(iter(runs.values())).world.arrivals, series)
+    plot_timeline(path, title, next(iter(runs.values())).world.arrivals, series, scored_from_s=scored_from_s)
 
 
 def plot_timeline(
@@ -125,9 +131,11 @@ def plot_timeline(
     arrivals: np.ndarray,
     series: dict[str, dict[str, np.ndarray]],
     unit: tuple[float, str] = (3600.0, "hours"),
+    scored_from_s: float = 0.0,
 ) -> None:
     """Arrivals, backlog and replicas over time, one line per policy; `unit` is the
-    x axis' (seconds per unit, name)."""
+    x axis' (seconds per unit, name). Before `scored_from_s` (history or a lead-in,
+    simulated but neither scored nor billed) the plot is shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,6 +152,10 @@ def plot_timeline(
         axes[1].plot(x / hours, y, linewidth=0.8, label=name)
         x, y = downsample(data["pods"], 1500, "max")
         axes[2].plot(x / hours, y, linewidth=0.8, label=name)
+    if scored_from_s > 0:
+        for axis in axes:
+            axis.axvspan(0, scored_from_s / hours, color="0.9", zorder=0)
+        axes[0].text(0.005, 0.95, "not scored", transform=axes[0].transAxes, fontsize=8, va="top")
     axes[1].set_ylabel("backlog (max)")
     axes[2].set_ylabel("replicas (max)")
     axes[2].set_xlabel(unit_name)

@@ -26,7 +26,7 @@ from scaler.sim.policies import (
     Trigger,
     prewarm_metadata,
 )
-from scaler.sim.traces import Trace
+from scaler.sim.traces import Trace, led_in
 from scaler.sim.world import World, WorldConfig
 
 # KEDA and the HPA are not in phase in a real cluster: the HPA syncs 5 s after KEDA's poll.
@@ -54,12 +54,28 @@ class Scenario:
     # active poll at t = 0 (it was active before the slice).
     initial_replicas: int = 0
     wall_start: float = 0.0  # the Unix time of t = 0 (the forecast reads the time of day from it)
+    # The mean service time one replica's rate is sized from, when pinned: a led-in
+    # trace repeats its opening, and the policies keep the trace's own figure.
+    service_mean_s: float | None = None
 
     @property
     def rate_per_replica(self) -> float:
         """Requests per second one replica carries at the target utilisation."""
-        mean = self.world.service.mean(self.trace)
+        mean = self.service_mean_s or self.world.service.mean(self.trace)
         return self.world.concurrency / mean * TARGET_UTILIZATION
+
+
+def led_in_scenario(scenario: Scenario, seconds: int) -> Scenario:
+    """The scenario simulated from `seconds` before its trace starts, over the
+    trace's opening played backwards (traces.led_in), and scored and billed from
+    where the trace starts: every policy enters the trace with the fleet its own
+    decisions hold for that load, not from zero at full load."""
+    return replace(
+        scenario,
+        trace=led_in(scenario.trace, seconds),
+        warmup_s=scenario.warmup_s + seconds,
+        service_mean_s=scenario.service_mean_s or scenario.world.service.mean(scenario.trace),
+    )
 
 
 @dataclass

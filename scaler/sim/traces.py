@@ -359,3 +359,39 @@ def sliced(trace: Trace, start_s: int, end_s: int) -> Trace:
         gaps=gaps,
         notes=notes,
     )
+
+
+def led_in(trace: Trace, seconds: int) -> Trace:
+    """The trace preceded by its own first `seconds` played backwards.
+
+    A short trace is a window cut from a service that was already running: replayed
+    as it is, every policy starts from zero replicas at the window's full load, and
+    that one opening wake sets much of the tail. Led in, each policy enters the
+    window with the fleet its own decisions hold for that load. Played backwards,
+    the lead ends with the second the trace starts with, so the load is continuous
+    across the join. The result's time 0 is `seconds` before the original's;
+    the caller scores from `seconds` on (Scenario.warmup_s)."""
+    if not 0 < seconds <= trace.duration_s:
+        raise TraceError(f"lead-in must be 1 to {trace.duration_s} s (the trace's length), got {seconds}")
+    head = sliced(trace, 0, seconds)
+    counts = np.concatenate((head.counts[::-1], trace.counts))
+    gaps = tuple((seconds - b, seconds - a) for a, b in reversed(head.gaps))
+    gaps += tuple((a + seconds, b + seconds) for a, b in trace.gaps)
+    if head.request_times is None or trace.request_times is None:
+        return replace(trace, counts=counts, gaps=gaps)
+    # A request at t in [k, k+1) replays in second seconds - 1 - k: just below seconds - t.
+    mirrored = np.nextafter(seconds - head.request_times, -np.inf)
+    order = np.argsort(mirrored, kind="stable")
+
+    def joined(lead: np.ndarray | None, rest: np.ndarray | None) -> np.ndarray | None:
+        return None if lead is None or rest is None else np.concatenate((lead[order], rest))
+
+    return replace(
+        trace,
+        counts=counts,
+        gaps=gaps,
+        request_times=np.concatenate((mirrored[order], trace.request_times + seconds)),
+        service_s=joined(head.service_s, trace.service_s),
+        input_tokens=joined(head.input_tokens, trace.input_tokens),
+        output_tokens=joined(head.output_tokens, trace.output_tokens),
+    )

@@ -546,7 +546,7 @@ def _main(args: argparse.Namespace) -> int:
         report.write_json(out / "settings.json", tried)
     plots: list[str] = []
     if not args.no_plots:
-        report.plot_runs(out / "timeline.png", trace.name, runs)
+        report.plot_runs(out / "timeline.png", trace.name, runs, scored_from_s=scenario.warmup_s)
         plots.append("timeline.png")
     md = report.markdown(
         f"What-if: {user.target.namespace}/{user.target.name}", setup, rows + tried, (), plots

@@ -65,7 +65,7 @@ def test_targets_met_with_figures() -> None:
         lines[4]
         == "MET: p95 at most half of keda-min0's at equal or lower GPU-hours (each point of its frontier)"
     )
-    assert "Prewarm's cheapest 12.0 GPU-h (1.20x), stock KEDA's 25.0 GPU-h (2.50x)" in lines[5]
+    assert "Prewarm's cheapest 12.00 GPU-h (1.200x), stock KEDA's 25.00 GPU-h (2.500x)" in lines[5]
 
 
 def test_targets_missed_say_where() -> None:
@@ -79,6 +79,14 @@ def test_targets_missed_say_where() -> None:
     assert "**Targets met: 3 of 6.**" in text and "MISSED" in text
 
 
+def test_a_cheapest_point_just_past_the_floor_bound_does_not_read_as_on_it() -> None:
+    lines = targets(result(prewarm_p95=40.0, prewarm_cost=13.01))
+    assert lines[5].startswith(
+        "MISSED: p95 <= 60 s within 1.3x the floor (13.00 GPU-h) where stock KEDA needs more: "
+        "Prewarm's cheapest 13.01 GPU-h (1.301x)"
+    )
+
+
 def test_the_floor_line_gives_the_oracles_cheapest_point_and_no_target_counts_it() -> None:
     plain = targets(result(prewarm_p95=80.0, prewarm_cost=14.0))
     assert "oracle" not in plain[5]
@@ -88,7 +96,7 @@ def test_the_floor_line_gives_the_oracles_cheapest_point_and_no_target_counts_it
     sweep += [row("oracle@90%", "oracle", 11.0, 30.0), row("oracle@120%", "oracle", 9.0, 200.0)]
     lines = targets(with_oracle)
     # its cheapest point at p95 <= 60 s: 11 GPU-h (the 9 GPU-h point waits 200 s)
-    assert lines[5].endswith("; perfect foresight's (oracle) 11.0 GPU-h (1.10x)")
+    assert lines[5].endswith("; perfect foresight's (oracle) 11.00 GPU-h (1.100x)")
     assert [line.split(":")[0] for line in lines] == [line.split(":")[0] for line in plain]
     assert len(lines) == len(plain)  # the oracle is no baseline: no dominance target for it
 
@@ -120,6 +128,26 @@ def test_summary_has_one_line_per_case_with_defaults_and_cheapest_points() -> No
 def test_render_puts_the_summary_under_the_target_count() -> None:
     text = render([result(prewarm_p95=40.0, prewarm_cost=12.0)], 60.0, quick=False)
     assert text.index("Targets met: 6 of 6") < text.index("| T | 300 s | 6 of 6 |") < text.index("## T")
+
+
+def test_the_runs_entered_warm_are_counted_apart_in_the_headline() -> None:
+    warm = {**result(prewarm_p95=80.0, prewarm_cost=14.0), "case": "T, entered warm", "lead_in_s": 1800}
+    text = render([result(prewarm_p95=40.0, prewarm_cost=12.0), warm], 60.0, quick=False)
+    assert (
+        "**Targets met: 6 of 6 on the traces as they start, and 3 of 6 with the traces that have no "
+        "history entered warm** (9 of 12 in all)." in text
+    )
+    assert "| T, entered warm | 300 s | 3 of 6 |" in text
+
+
+def test_every_case_without_history_is_judged_again_entered_warm() -> None:
+    from scaler.sim.evaluate import CASES, LEAD_IN_S
+
+    as_they_start = [case for case in CASES if not case.lead_in_s]
+    warm = [case for case in CASES if case.lead_in_s]
+    assert [case.file for case in warm] == [case.file for case in as_they_start if not case.warmup_s]
+    assert all(case.lead_in_s == LEAD_IN_S >= 600 + 300 + 300 for case in warm)
+    assert all(", entered warm (" in case.label for case in warm)
 
 
 def test_default_workers_one_per_cpu_at_most_one_per_case() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from scaler.sim.run import (
     Scenario,
     keda_queue_policy,
     kedastral_policy,
+    led_in_scenario,
     oracle_policy,
     prewarm_policy,
     results,
@@ -132,6 +134,37 @@ def test_push_trigger_wakes_from_zero_between_polls() -> None:
     assert first_wake(keda_queue_policy(4.0, 0, 10)) == 60
 
 
+def test_a_led_in_run_enters_the_trace_warm_and_scores_the_trace_alone() -> None:
+    """Steady load of 2 requests/s, 2 s each, 4 per replica (1 replica's work), 60 s cold
+    start. From zero, the first minute's requests wait for the wake; led in, the
+    replicas are Ready when the trace starts, and only its 1200 s are billed."""
+    trace = Trace(name="steady", counts=np.full(1200, 2.0), bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 2.0, 0.0), cold_start=ColdStart("constant", 60, 60)
+    )
+    cold = Scenario(trace, cfg, peak_replicas=2)
+    warm = led_in_scenario(cold, 600)
+    assert warm.warmup_s == 600 and warm.trace.duration_s == 1800
+    spec = keda_queue_policy(4.0, 0, 10)
+    from_zero, entered_warm = results(cold, simulate(cold, spec)), results(warm, simulate(warm, spec))
+    assert from_zero["wait_max_s"] >= 60 and from_zero["cold_start_waits"] > 0
+    assert entered_warm["wait_max_s"] < 5 and entered_warm["cold_start_waits"] == 0
+    assert entered_warm["floor_gpu_hours"] == pytest.approx(from_zero["floor_gpu_hours"], rel=0.01)
+    # Billed from where the trace starts: 1200 s of at most the replicas it held.
+    assert entered_warm["gpu_hours"] <= 1200 / 3600 * entered_warm["peak_replicas"] + 1e-9
+
+
+def test_a_led_in_scenario_sizes_replicas_from_the_trace_not_its_repeated_opening() -> None:
+    trace = sliced(load_trace(BENCH / "azure_llm_2023_code.csv"), 0, 900)
+    scenario, _ = build_scenario(
+        trace, concurrency=4, service=None, cold_start="120", slo=60, max_replicas=50, peak_replicas=10
+    )
+    warm = led_in_scenario(scenario, 300)
+    assert warm.world.service.mean(warm.trace) != pytest.approx(scenario.world.service.mean(scenario.trace))
+    assert warm.rate_per_replica == scenario.rate_per_replica
+    assert warm.peak_replicas == scenario.peak_replicas
+
+
 def test_kedastral_is_active_from_the_first_poll_and_never_at_zero() -> None:
     """Kedastral's scaler answers IsActive true while its forecast is fresh: KEDA
     wakes the workload at its first poll, before any request, and an idle half hour
@@ -241,6 +274,25 @@ def test_cli_writes_results_report_and_plots(tmp_path: Path, capsys: pytest.Capt
     for png in ("timeline.png", "frontiers.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "3 policies + sweep" in capsys.readouterr().out
+
+
+def test_cli_lead_in_enters_the_trace_warm(tmp_path: Path) -> None:
+    def run(*extra: str) -> dict[str, Any]:
+        out = tmp_path / ("warm" if extra else "cold")
+        argv = ["simulate", "--trace", str(BENCH / "azure_llm_2023_conv.csv"), "--duration", "900"]
+        argv += ["--cold-start", "300", "--policies", "keda-min0", "--out", str(out), "--no-progress", *extra]
+        assert main(argv) == 0
+        assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+        (row,) = json.loads((out / "results.json").read_text())
+        row["report"] = (out / "report.md").read_text()
+        return row
+
+    cold, warm = run(), run("--lead-in", "900")
+    assert "entered warm: simulated from 900 s before the trace starts" in warm["report"]
+    # From zero at full load the first requests wait out the 300 s cold start; entered
+    # warm, the pods for that load are already there.
+    assert cold["wait_max_s"] >= 250 > warm["wait_max_s"]
+    assert warm["floor_gpu_hours"] == pytest.approx(cold["floor_gpu_hours"])
 
 
 def test_cli_rejects_a_bad_trace_and_an_unknown_policy(
@@ -397,6 +449,9 @@ def test_flags_one_mode_does_not_read_are_refused_not_ignored(
             ["--jobs", "--sweep", "--policies", "prewarm"],
             "--policies, --sweep: not with --jobs (it compares KEDA's ScaledJob strategies",
         ),
+        (["--jobs", "--lead-in", "60"], "--lead-in: not with --jobs"),
+        (["--scaledobject", "so.yaml", "--lead-in", "60"], "--lead-in: not with --scaledobject"),
+        (["--lead-in", "86400"], "lead-in must be 1 to 3"),
         (
             ["--gpu-price", "3", "--since", "2d"],
             "--since, --gpu-price: only with --scaledobject (the what-if on your own ScaledObject)",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaler.sim.traces import TraceError, load_trace, peak_rate, scaled, sliced
+from scaler.sim.traces import Trace, TraceError, led_in, load_trace, peak_rate, scaled, sliced
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "traces"
 
@@ -103,3 +103,29 @@ def test_the_bundled_traces_load() -> None:
     minute = load_trace(BENCH / "twitter_2021_08_per_minute.csv")
     assert len(minute.gaps) >= 21  # the daily collection gaps, flagged in gap_seconds
     assert peak_rate(sliced(minute, 0, 86400)) > 0
+
+
+def test_a_lead_in_plays_the_opening_backwards_before_the_trace() -> None:
+    trace = Trace(
+        name="c", counts=np.asarray([1.0, 2.0, 3.0, 4.0, 5.0]), bin_s=1.0, gaps=((1.0, 2.0), (4.0, 5.0))
+    )
+    led = led_in(trace, 3)
+    # The load is continuous across the join: the lead ends with the second the trace starts with.
+    assert led.counts.tolist() == [3.0, 2.0, 1.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert led.gaps == ((1.0, 2.0), (4.0, 5.0), (7.0, 8.0))
+    for bad in (0, 6):
+        with pytest.raises(TraceError, match=f"lead-in must be 1 to 5 s .the trace's length., got {bad}"):
+            led_in(trace, bad)
+
+
+def test_a_lead_in_keeps_each_requests_size_with_it(tmp_path: Path) -> None:
+    trace = load_trace(write(tmp_path, "r.csv", "timestamp_s,service_s\n0,1\n0.5,2\n1,3\n2.7,4\n4.2,5\n"))
+    led = led_in(trace, 3)
+    assert led.request_times is not None and led.service_s is not None
+    # 2.7 replays at 0.3, 1 just below 2, 0.5 at 2.5 and 0 just below 3; then the trace, 3 s on.
+    assert led.service_s.tolist() == [4.0, 3.0, 2.0, 1.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert np.allclose(led.request_times, [0.3, 2.0, 2.5, 3.0, 3.0, 3.5, 4.0, 5.7, 7.2])
+    assert (led.request_times[:4] < 3).all() and (np.diff(led.request_times) >= 0).all()
+    # Per second, the requests land where the mirrored count series puts them.
+    assert led.counts.tolist() == np.bincount(led.request_times.astype(int), minlength=8).tolist()
+    assert led.counts.tolist() == [*trace.counts[:3][::-1], *trace.counts]
