@@ -76,7 +76,6 @@ class DemoSettings:
     polling_s: float = 30.0  # pollingInterval (KEDA's default)
     hpa_sync_s: float = 15.0  # the HPA's sync period (Kubernetes' default)
     cooldown_s: float = 300.0  # cooldownPeriod (KEDA's default)
-    scale_down_window_s: float = 300.0  # behavior.scaleDown.stabilizationWindowSeconds (default)
     seed: int = 0
 
     @property
@@ -579,7 +578,7 @@ def backlog(client: Any, queue_url: str) -> int:
 
 def run_live(settings: DemoSettings, data: DemoTrace, live: bool) -> dict[str, Any]:
     """The live run; returns what the summary and the PNG need."""
-    from scaler.sim.keda import Behavior, Hpa, ScaledObjectLoop
+    from scaler.sim.keda import Hpa, ScaledObjectLoop
 
     start, span = settings.start_s, settings.span_s
     end = start + span
@@ -594,7 +593,8 @@ def run_live(settings: DemoSettings, data: DemoTrace, live: bool) -> dict[str, A
         keda = KedaClient(scaler.port, "workers", trigger_metadata(settings, endpoint, queue_url))
         fleet = Fleet(client, queue_url, settings, clock)
         loop = ScaledObjectLoop(min_replicas=0, cooldown_s=settings.cooldown_s)
-        hpa = Hpa(1, settings.max_replicas, Behavior(scale_down=scale_down_rules(settings)))
+        # No behavior, as KEDA creates the HPA by default: Kubernetes' legacy rules.
+        hpa = Hpa(1, settings.max_replicas)
         view = LiveView(data.name, settings) if live else None
         billed = 0.0
         try:
@@ -718,13 +718,6 @@ def run_live(settings: DemoSettings, data: DemoTrace, live: bool) -> dict[str, A
     }
 
 
-def scale_down_rules(settings: DemoSettings) -> Any:
-    """Kubernetes' default scale-down policy with the demo's stabilization window."""
-    from scaler.sim.keda import DEFAULT_SCALE_DOWN, ScalingRules
-
-    return ScalingRules(settings.scale_down_window_s, DEFAULT_SCALE_DOWN.policies, DEFAULT_SCALE_DOWN.select)
-
-
 class LiveView:
     """The rich live table (the last minutes of the run) and the last scale events."""
 
@@ -812,7 +805,6 @@ def simulated(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Prewarm (with the live run's warm start) and stock KEDA in the simulator, on
     the same messages and settings."""
-    from scaler.sim.keda import Behavior
     from scaler.sim.policies import PolicySpec, PrewarmTrigger
     from scaler.sim.run import Scenario, keda_queue_policy, results, simulate
     from scaler.sim.traces import Trace
@@ -850,7 +842,6 @@ def simulated(
         max_replicas=settings.max_replicas,
     )
     keda = keda_queue_policy(settings.queue_length, 0, settings.max_replicas)
-    behavior = Behavior(scale_down=scale_down_rules(settings))
     rows = []
     runs = {}
     for spec, name in ((prewarm, prewarm.name), (keda, "stock KEDA (simulated)")):
@@ -860,7 +851,7 @@ def simulated(
             polling_s=settings.polling_s,
             hpa_sync_s=settings.hpa_sync_s,
             cooldown_s=settings.cooldown_s,
-            behavior=behavior,
+            behavior=None,  # as the live run's HPA: none set, KEDA's default
         )
         run = simulate(scenario, spec)
         row = results(scenario, run)
@@ -936,8 +927,8 @@ def burst_lines(burst: Burst | None, settings: DemoSettings) -> list[str]:
     if burst.keda_first_up is not None:
         up = settings.start_s + burst.keda_first_up
         lines.append(
-            f"- stock KEDA (simulated) first scaled up for it at {clock_label(up)[-5:]}, once its backlog "
-            f"had built, its new pods Ready from {clock_label(up + cold)[-5:]}."
+            f"- stock KEDA (simulated), scaling on its backlog alone, first scaled up at "
+            f"{clock_label(up)[-5:]}, its new pods Ready from {clock_label(up + cold)[-5:]}."
         )
     return lines
 
