@@ -260,6 +260,12 @@ def summary(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _factors(factors: tuple[float, ...]) -> str:
+    """(0.5, 1.0, 2.0) as "0.5x, 1x and 2x"."""
+    named = [f"{f:g}x" for f in factors]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+
+
 def _cost(cost: float, floor: float) -> str:
     # Two decimals and three: a cheapest point just past the bound (12.15 against 12.14
     # GPU-h) must not read as on it.
@@ -327,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
     from scaler.sim.report import frontiers, table
-    from scaler.sim.run import ORACLE_UTILIZATIONS, PolicySpec
+    from scaler.sim.run import ORACLE_UTILIZATIONS, QUEUE_LENGTH_FACTORS, PolicySpec
 
     def count(runs: list[dict[str, Any]]) -> tuple[int, int]:
         judged = [line for r in runs for line in targets(r)]
@@ -365,10 +371,11 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "`prewarm-guard` adds the GPU guard, and `prewarm-noforecast` is `prewarm` with `forecast: off` "
         "(what the forecast buys; the capacity-aware queue term stays). The baselines are described at "
         "the end. Frontiers sweep "
-        "queueLength (0.5x, 1x and 2x the concurrency) for every queue policy, Prewarm's included, "
+        f"queueLength ({_factors(QUEUE_LENGTH_FACTORS)} the concurrency) for every queue policy, "
+        "Prewarm's included, "
         "the forecast quantile (0.5, 0.75, 0.9, 0.97), replicaThroughput (0.5x, 0.6x, 0.75x, 1x, 1.25x, "
-        "1.5x, 2x), minReplicaCount 1 (at replicaThroughput 1x, 1.25x and 2x, and queueLength 0.5x and "
-        "2x, as `keda-min1`'s sweep) and "
+        "1.5x, 2x), minReplicaCount 1 (at replicaThroughput 1x, 1.25x and 2x, and at `keda-min1`'s "
+        "other queueLengths) and "
         "drainSeconds (60 s; the default drains over the cold start) for Prewarm, the GPU target for the "
         "HPA and the replica count for static provisioning. The frontiers also show `oracle`, a reference "
         "no one can deploy: a trigger that knows the arrivals ahead and asks for the replicas that carry "

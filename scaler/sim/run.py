@@ -36,6 +36,9 @@ FLAP_WINDOW_S = 300.0
 # saw a fake idle period and are still recovering from it).
 GAP_MASK_AFTER_S = 1800.0
 WAIT_SAMPLES = 400_000
+# queueLength in the sweeps, as multiples of the per-replica concurrency, for every
+# queue policy alike.
+QUEUE_LENGTH_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 @dataclass
@@ -311,11 +314,11 @@ ORACLE_UTILIZATIONS = (0.8, 0.9, 1.0, 1.1, 1.2)
 
 
 def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
-    """Each policy's main knob varied: queueLength 0.5x, 1x and 2x the concurrency
-    for every queue policy (Prewarm's included), the forecast quantile,
+    """Each policy's main knob varied: queueLength (QUEUE_LENGTH_FACTORS x the
+    concurrency) for every queue policy (Prewarm's included), the forecast quantile,
     replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x, 1.5x, 2x one replica's rate at
     75 %), drainSeconds (60 s) and minReplicaCount 1 (at replicaThroughput 1x,
-    1.25x and 2x, and at queueLength 0.5x and 2x) for Prewarm, the GPU target for
+    1.25x and 2x, and at keda-min1's other queueLengths) for Prewarm, the GPU target for
     the HPA, the replica count for static provisioning (stock KEDA's minReplicaCount
     is its two families, keda-min0 and keda-min1); and the perfect-foresight
     reference's utilisation (oracle_policy)."""
@@ -340,12 +343,12 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
         specs.append(_named(spec, f"prewarm@throughput={factor:g}x"))
     # minReplicaCount 1 (stock KEDA's other family): a Ready replica serves from the first
     # request, and after the first cold start from quiet the capacity term sizes the pool.
-    # At replicaThroughput 1x, 1.25x and 2x, and at queueLength 0.5x and 2x as keda-min1's
-    # own sweep has them.
+    # At replicaThroughput 1x, 1.25x and 2x, and at the other queueLengths keda-min1's own
+    # sweep has.
     min1: list[tuple[float, float, str]] = [
         (c, factor, f"throughput={factor:g}x") for factor in (1.0, 1.25, 2.0)
     ]
-    min1 += [(c * factor, 1.0, f"ql={c * factor:g}") for factor in (0.5, 2.0)]
+    min1 += [(c * factor, 1.0, f"ql={c * factor:g}") for factor in QUEUE_LENGTH_FACTORS if factor != 1.0]
     for length, factor, label in min1:
         spec = prewarm_policy(length, top, cold_start_s=lead, replica_throughput=rate * factor)
         spec = replace(
@@ -359,7 +362,7 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     # drainSeconds: the backlog drained over a minute (SLO-like) instead of the cold start.
     spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, drain_s=60.0)
     specs.append(_named(replace(spec, knob="drainSeconds", knob_value=60.0), "prewarm@drain=60s"))
-    for factor in (0.5, 1.0, 2.0):
+    for factor in QUEUE_LENGTH_FACTORS:
         ql = c * factor
         spec = prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate)
         specs.append(_named(spec, f"prewarm@ql={ql:g}"))

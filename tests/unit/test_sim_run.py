@@ -101,9 +101,16 @@ def test_prewarm_sweep_holds_one_replica_at_minreplicacount_1() -> None:
         "prewarm@min=1,throughput=1x",
         "prewarm@min=1,throughput=1.25x",
         "prewarm@min=1,throughput=2x",
-        "prewarm@min=1,ql=2",  # queueLength 0.5x and 2x, as keda-min1's own sweep
+        # keda-min1's other queueLengths: 0.5x, 0.75x, 1.5x and 2x the concurrency
+        "prewarm@min=1,ql=2",
+        "prewarm@min=1,ql=3",
+        "prewarm@min=1,ql=6",
         "prewarm@min=1,ql=8",
     ]
+    # Every queue family sweeps the same queueLengths.
+    for family in ("prewarm", "keda-min0", "keda-min1", "keda-lastweek", "kedastral"):
+        lengths = [name.split("@ql=")[1] for name in specs if name.startswith(f"{family}@ql=")]
+        assert lengths == ["2", "3", "4", "6", "8"], family
     assert all(spec.family == "prewarm" and spec.min_replicas == 1 for spec in held)
     assert all(spec.description.endswith(", min 1") for spec in held)
     at_one = results(scenario, simulate(scenario, specs["prewarm@min=1,throughput=2x"]))
