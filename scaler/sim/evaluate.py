@@ -63,8 +63,8 @@ CASES: tuple[Case, ...] = (
 )
 # The traces with no history before them start from zero replicas at their full load,
 # and that one wake sets much of a one-hour trace's tail. Each is judged a second time
-# entered warm, after a lead-in long enough for every policy to settle: the longest
-# cold start, KEDA's cooldown and the HPA's 300 s window, with room to spare.
+# entered warm, after a lead-in long enough for every policy in a target to settle: the
+# longest cold start, KEDA's cooldown and the HPA's 300 s window, with room to spare.
 LEAD_IN_S = 1800
 CASES += tuple(
     replace(
