@@ -26,7 +26,7 @@ class FakeSource:
         self.reads = 0
         self.closed = 0
         self.gate: threading.Event | None = None
-        self.started = threading.Event()
+        self.started = threading.Event()  # set by a read that blocks on the gate
 
     @property
     def key(self) -> str:
@@ -38,8 +38,11 @@ class FakeSource:
 
     def read(self) -> QueueReading:
         self.reads += 1
-        self.started.set()
         if self.gate is not None:
+            # Only a gated read: a read made before the gate was set must not look like
+            # the blocked refresh a test then waits for (under load the refresh had not
+            # started yet when the test went on).
+            self.started.set()
             self.gate.wait(10)
         if self.fail is not None:
             raise self.fail
