@@ -69,9 +69,8 @@ LEAD_IN_S = 1800
 CASES += tuple(
     replace(
         case,
-        label=case.label.replace(" (", ", entered warm (", 1).replace(
-            ")", f", after a {LEAD_IN_S // 60}-min lead-in)"
-        ),
+        label=case.label.replace(" (", ", entered warm (", 1).removesuffix(")")
+        + f", after a {LEAD_IN_S // 60}-min lead-in)",
         lead_in_s=LEAD_IN_S,
     )
     for case in CASES
