@@ -51,12 +51,15 @@ LOOPBACK = "127.0.0.1"
 pytest.register_assert_rewrite("prometheus_fixture", "faults")
 
 # Short TTLs and intervals keep the suite fast; the values are production-shaped otherwise.
+# The source timeout is roomy: it bounds every first read (a pika handshake, a boto3
+# client), which a loaded 2-core machine can stall past a second. The tests of timeouts
+# set their own, with bounds to match.
 FAST_SETTINGS = Settings(
     host=LOOPBACK,
     port=0,
     metrics_port=0,
     cache_ttl=0.2,
-    source_timeout=1.0,
+    source_timeout=3.0,
     stream_interval=0.2,
     grace_period=2,
 )

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-SOURCE_TIMEOUT = 1.0  # FAST_SETTINGS.source_timeout
+SOURCE_TIMEOUT = 1.0  # set by each test
 SLACK = 2.0
 
 
@@ -35,7 +35,8 @@ async def _assert_stream_silent(stream, seconds: float) -> None:
     stream.cancel()
 
 
-async def test_stopped_sqs_server_is_unavailable(scaler_server, moto_sqs_dedicated):
+async def test_stopped_sqs_server_is_unavailable(start_scaler, moto_sqs_dedicated):
+    scaler = await start_scaler(source_timeout=SOURCE_TIMEOUT)
     queue_url = moto_sqs_dedicated.client.create_queue(QueueName="outage-queue")["QueueUrl"]
     moto_sqs_dedicated.client.send_message(QueueUrl=queue_url, MessageBody="job")
     meta = {
@@ -46,33 +47,34 @@ async def test_stopped_sqs_server_is_unavailable(scaler_server, moto_sqs_dedicat
         "awsAccessKeyID": "AKIDTEST",
         "awsSecretAccessKey": "test-secret",
     }
-    assert await scaler_server.active(meta) is True  # reads fine while the server is up
-    stream = scaler_server.stub.StreamIsActive(scaler_server.ref(meta))
+    assert await scaler.active(meta) is True  # reads fine while the server is up
+    stream = scaler.stub.StreamIsActive(scaler.ref(meta))
     assert (await asyncio.wait_for(stream.read(), 2)).result is True
 
     await asyncio.to_thread(moto_sqs_dedicated.stop)
     await asyncio.sleep(0.3)  # past the cache TTL: the next answer needs a fresh read
 
-    await _assert_unavailable(lambda: scaler_server.metric(meta), "outage-queue")
-    await _assert_unavailable(lambda: scaler_server.active(meta), "outage-queue")
+    await _assert_unavailable(lambda: scaler.metric(meta), "outage-queue")
+    await _assert_unavailable(lambda: scaler.active(meta), "outage-queue")
     await _assert_stream_silent(stream, 1.0)
 
 
-async def test_stopped_rabbitmq_is_unavailable(scaler_server, rabbit, rabbit_broker, wait_until):
+async def test_stopped_rabbitmq_is_unavailable(start_scaler, rabbit, rabbit_broker, wait_until):
+    scaler = await start_scaler(source_timeout=SOURCE_TIMEOUT)
     rabbit.publish(1)
     await rabbit.wait_management(ready=1, unacknowledged=0)
     amqp, http = rabbit.metadata("amqp"), rabbit.metadata("http")
-    assert await scaler_server.active(amqp) is True
-    assert await scaler_server.active(http) is True
-    stream = scaler_server.stub.StreamIsActive(scaler_server.ref(amqp))
+    assert await scaler.active(amqp) is True
+    assert await scaler.active(http) is True
+    stream = scaler.stub.StreamIsActive(scaler.ref(amqp))
     assert (await asyncio.wait_for(stream.read(), 2)).result is True
 
     await asyncio.to_thread(rabbit_broker.ctl, "stop_app")
     try:
         await asyncio.sleep(0.3)  # past the cache TTL
         for meta in (amqp, http):
-            await _assert_unavailable(lambda meta=meta: scaler_server.metric(meta), rabbit.name)
-            await _assert_unavailable(lambda meta=meta: scaler_server.active(meta), rabbit.name)
+            await _assert_unavailable(lambda meta=meta: scaler.metric(meta), rabbit.name)
+            await _assert_unavailable(lambda meta=meta: scaler.active(meta), rabbit.name)
         await _assert_stream_silent(stream, 1.0)
     finally:
         await asyncio.to_thread(rabbit_broker.ctl, "start_app")
@@ -84,4 +86,4 @@ async def test_stopped_rabbitmq_is_unavailable(scaler_server, rabbit, rabbit_bro
     # Back up: the scaler reconnects by itself (its kept AMQP connection died with the broker).
     rabbit.declare()  # the non-durable queue did not survive the restart
     rabbit.publish(2)
-    assert await scaler_server.active(amqp) is True
+    assert await scaler.active(amqp) is True
