@@ -88,6 +88,28 @@ def _namespace_patterns(text: str) -> Patterns:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_access_flags(parser: argparse.ArgumentParser) -> None:
+    """The operator's limits on what a trigger may make the scaler reach (AccessPolicy)."""
+    _add(
+        parser,
+        "--allowed-hosts",
+        type=_host_patterns,
+        help="comma-separated hosts a trigger may name (host, queueURL, awsEndpoint, "
+        "prometheusServerAddress), '*' matching within a label (a first label '*': any labels), "
+        "e.g. '*.svc.cluster.local,sqs.*.amazonaws.com'; any other host is INVALID_ARGUMENT "
+        "without a connection. "
+        "Default: any host",
+    )
+    _add(
+        parser,
+        "--ambient-identity-namespaces",
+        type=_namespace_patterns,
+        help="comma-separated namespaces ('*' wildcard) whose triggers may use the scaler's own "
+        "AWS identity (IRSA, Pod Identity, its environment) and assume awsRoleArn with it; "
+        "others must bring keys. Empty: no namespace. Default: every namespace",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prewarm",
@@ -170,24 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert is set, since they cannot speak TLS); 0 disables it",
     )
 
-    _add(
-        serve,
-        "--allowed-hosts",
-        type=_host_patterns,
-        help="comma-separated hosts a trigger may name (host, queueURL, awsEndpoint, "
-        "prometheusServerAddress), '*' matching within a label (a first label '*': any labels), "
-        "e.g. '*.svc.cluster.local,sqs.*.amazonaws.com'; any other host is INVALID_ARGUMENT "
-        "without a connection. "
-        "Default: any host",
-    )
-    _add(
-        serve,
-        "--ambient-identity-namespaces",
-        type=_namespace_patterns,
-        help="comma-separated namespaces ('*' wildcard) whose triggers may use the scaler's own "
-        "AWS identity (IRSA, Pod Identity, its environment) and assume awsRoleArn with it; "
-        "others must bring keys. Empty: no namespace. Default: every namespace",
-    )
+    _add_access_flags(serve)
 
     explain = sub.add_parser(
         "explain",
@@ -228,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--timeout", type=seconds, default=5.0, help="seconds each source read may take (default 5)"
     )
+    # The server's limits, from the same PREWARM_* variables: run in the scaler's pod
+    # (kubectl exec), explain refuses what the server refuses, and says which limit.
+    _add_access_flags(explain)
     from scaler.sim.main import add_parser as add_simulate
 
     add_simulate(sub)
@@ -273,6 +281,7 @@ def _explain(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             running=args.running,
             pending=args.pending,
+            access=access_policy(args),
         )
     except explain.ExplainError as exc:
         if args.json:
@@ -320,6 +329,7 @@ def _explain_directory(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 running=args.running,
                 pending=args.pending,
+                access=access_policy(args),
             )
             code = explain.exit_code(report)
         except explain.NoExternalTrigger as exc:
@@ -374,9 +384,13 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         health_port=args.health_port or None,
-        access=AccessPolicy(
-            allowed_hosts=args.allowed_hosts, ambient_identity_namespaces=args.ambient_identity_namespaces
-        ),
+        access=access_policy(args),
+    )
+
+
+def access_policy(args: argparse.Namespace) -> AccessPolicy:
+    return AccessPolicy(
+        allowed_hosts=args.allowed_hosts, ambient_identity_namespaces=args.ambient_identity_namespaces
     )
 
 

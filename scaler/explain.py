@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from scaler.access import AccessPolicy
 from scaler.clock import SystemClock
 from scaler.config import ConfigError, GpuRole, Mode, TriggerConfig
 from scaler.engine import Engine, ForecastView, ObjectRef, SignalRead
@@ -894,14 +895,15 @@ def _append_warnings(lines: list[str], report: Mapping[str, Any]) -> None:
 
 
 async def evaluate(
-    target: Target, *, timeout: float
+    target: Target, *, timeout: float, access: AccessPolicy | None = None
 ) -> tuple[TriggerConfig, tuple[SignalRead, ...], Decision | None, ForecastView | None]:
-    """Parse and read live, as the server would (fresh cache, system clock; the
-    forecast warm-starts from arrivalQuery's history, as a restarted server does)."""
+    """Parse, check against the operator's limits and read live, as the server would
+    (fresh cache, system clock; the forecast warm-starts from arrivalQuery's history,
+    as a restarted server does)."""
     clock = SystemClock()
     cache = ReadingCache(clock, ttl=0.0, timeout=timeout)
     try:
-        engine = Engine(cache, clock)
+        engine = Engine(cache, clock, access=access)
         try:
             cfg = engine.config(target.ref, target.metadata)
         except ConfigError as exc:
@@ -923,9 +925,10 @@ def run(
     timeout: float,
     running: int = 0,
     pending: int = 0,
+    access: AccessPolicy | None = None,
 ) -> dict[str, Any]:
     """The whole explanation of one KEDA object (or of the first in a YAML text) as a
     report. Raises ExplainError."""
     target = load_target(manifest, trigger, environ)
-    cfg, reads, decision, forecast = asyncio.run(evaluate(target, timeout=timeout))
+    cfg, reads, decision, forecast = asyncio.run(evaluate(target, timeout=timeout, access=access))
     return build_report(target, cfg, reads, decision, running=running, pending=pending, forecast=forecast)

@@ -375,3 +375,27 @@ def test_explain_a_folder_explains_each_object_in_it(tmp_path, rabbit):
     assert f"{folder / 'typo.yaml'}: ScaledObject ai/typo: bad trigger metadata" in text.stderr
     assert "ScaledObject ai/worker" in text.stdout
     assert rabbit.counts()[0] == 5  # explain only looked
+
+
+def test_explain_applies_the_servers_host_limit(tmp_path, rabbit, prometheus, gpus):
+    """In the scaler's pod (kubectl exec) PREWARM_ALLOWED_HOSTS is set: explain refuses
+    what the server refuses, naming the limit, and reads what it allows."""
+    rabbit.publish(2)
+    gpus({"sd-worker-0": 0})
+    manifest = scaled_object(rabbit.name, prometheus.url)
+    refused = explain(
+        manifest,
+        tmp_path,
+        env={"RABBIT_URL": RABBIT_AMQP_URL, "PREWARM_ALLOWED_HOSTS": "*.svc.cluster.local"},
+    )
+    assert refused.returncode == 2, refused.stderr + refused.stdout
+    assert "metadata key 'hostFromEnv'" in refused.stderr and "PREWARM_ALLOWED_HOSTS" in refused.stderr, (
+        refused.stderr
+    )
+    assert "guest:guest" not in refused.stderr + refused.stdout
+
+    allowed = explain(
+        manifest, tmp_path, env={"RABBIT_URL": RABBIT_AMQP_URL, "PREWARM_ALLOWED_HOSTS": "127.0.0.1"}
+    )
+    assert allowed.returncode == 0, allowed.stderr + allowed.stdout
+    assert "2 waiting" in allowed.stdout, allowed.stdout

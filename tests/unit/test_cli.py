@@ -316,3 +316,47 @@ def test_explain_a_folder_whose_keda_objects_do_not_use_prewarm_says_so(
     out, err = capsys.readouterr()
     assert "web.yaml: ScaledObject default/web: skipped, no trigger of type external" in out
     assert "no ScaledObject or ScaledJob there has an external or external-push trigger" in err
+
+
+SQS_OBJECT = """\
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: sd-worker, namespace: ai}
+spec:
+  scaleTargetRef: {name: sd-worker}
+  triggers:
+    - type: external
+      metadata:
+        scalerAddress: prewarm.keda:6000
+        source: sqs
+        queueURL: http://127.0.0.1:9/000000000000/prompts
+        awsRegion: us-east-1
+        awsEndpoint: http://127.0.0.1:9
+"""
+
+
+@pytest.mark.parametrize("from_env", [False, True])
+def test_explain_refuses_what_the_servers_limits_refuse(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], from_env: bool
+) -> None:
+    """Run in the scaler's pod, explain reads the same PREWARM_* limits as the server:
+    a trigger the server would refuse is INVALID_ARGUMENT (exit 2), naming the limit,
+    before any connection (an allowed read of this closed port would exit 1)."""
+    (tmp_path / "so.yaml").write_text(SQS_OBJECT)
+    argv = ["explain", "-f", str(tmp_path / "so.yaml"), "--timeout", "0.5"]
+    if from_env:
+        monkeypatch.setenv("PREWARM_ALLOWED_HOSTS", "*.svc.cluster.local")
+    else:
+        argv += ["--allowed-hosts", "*.svc.cluster.local"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--allowed-hosts (PREWARM_ALLOWED_HOSTS)" in err and "'127.0.0.1'" in err, err
+
+    monkeypatch.delenv("PREWARM_ALLOWED_HOSTS", raising=False)
+    identity = ["explain", "-f", str(tmp_path / "so.yaml"), "--timeout", "0.5"]
+    assert cli.main([*identity, "--ambient-identity-namespaces", "batch"]) == 2
+    err = capsys.readouterr().err
+    assert "namespace 'ai' may not use the scaler's own AWS identity" in err, err
+
+    # Without limits the same trigger is read (and this closed port is UNAVAILABLE).
+    assert cli.main(identity) == 1
