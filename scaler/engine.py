@@ -518,7 +518,7 @@ class Engine:
         gpu_source = self.sources.gpu_source(cfg) if cfg.gpu is not None else None
         if gpu_source is not None:
             wanted.append(("gpu", gpu_source, GpuReading))
-        if cfg.forecast.mode is not ForecastMode.OFF:
+        if _reads_prometheus_demand(cfg):
             arrival = self.sources.arrival_source(cfg) if cfg.forecast.arrival_query is not None else None
             if arrival is not None:
                 wanted.append((ARRIVAL, arrival, ArrivalReading))
@@ -818,6 +818,15 @@ class Engine:
                 "unknown metadata key ignored (a typo?)",
                 extra={"object": str(ref), "key": key},
             )
+
+
+def _reads_prometheus_demand(cfg: TriggerConfig) -> bool:
+    """Whether arrivalQuery and coldStartQuery are read: for the forecast, and for the
+    capacity-aware queue term, whose arrival rate and look-ahead they are. `forecast:
+    off` turns off the forecast, not that term: with replicaThroughput they are read."""
+    return cfg.forecast.mode is not ForecastMode.OFF or (
+        cfg.mode is Mode.DEPLOYMENT and cfg.forecast.replica_throughput is not None
+    )
 
 
 # Job mode: the pre-warm Jobs are asked for during this many seconds (longer than

@@ -253,6 +253,33 @@ async def test_an_arrival_query_rate_is_used_as_it_answers(factory: Factory) -> 
         assert ev.signals.arrival_rate == pytest.approx(8.0)
 
 
+async def test_forecast_off_keeps_the_capacity_term_on_arrival_and_cold_start_queries(
+    factory: Factory,
+) -> None:
+    # `forecast: off` turns off the forecast, not the capacity-aware queue term: with
+    # replicaThroughput, arrivalQuery is still its rate and coldStartQuery its look-ahead.
+    meta = {
+        **METADATA,
+        "replicaThroughput": "0.5",
+        "forecast": "off",
+        "coldStartQuery": "histogram_quantile(0.95, ...)",
+    }
+    factory.queue.reading = QueueReading(waiting=300, in_flight=4)
+    factory.arrival.reading = ArrivalReading(rate=2.0)
+    ev = await evaluate_at(12.0, factory, meta)
+    assert ev.forecast is None and factory.arrival.history_calls == 0  # no forecast, no warm start
+    assert ev.signals.arrival_rate == pytest.approx(2.0) and ev.signals.cold_start == 120  # measured
+    # 2 / 0.5 = 4 serving, plus (300 + 1.5/s * 120 s) / (0.5 * 120) = 8 to drain
+    assert ev.decision.desired == pytest.approx(4 + 480 / 60)
+    assert "capacity" in ev.decision.terms[0].reason
+    # Without replicaThroughput nothing uses them: not read.
+    reads = factory.arrival.reads, factory.cold_start.reads
+    plain = {k: v for k, v in meta.items() if k != "replicaThroughput"}
+    ev = await evaluate_at(12.0, factory, plain)
+    assert (factory.arrival.reads, factory.cold_start.reads) == reads
+    assert ev.decision.desired == pytest.approx(304 / 4)
+
+
 async def test_job_mode_starts_at_most_max_prewarm_jobs(factory: Factory) -> None:
     meta = {**METADATA, "mode": "job", "maxPrewarmJobs": "3"}
     ev = await evaluate_at(12.0, factory, meta)
