@@ -13,11 +13,13 @@ import contextlib
 import json
 import logging
 import math
+import re
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -25,6 +27,7 @@ from prometheus_client.utils import floatToGoString
 
 from scaler.clock import Clock
 from scaler.engine import Evaluation, ForecastView, ObjectRef
+from scaler.policy import counted_messages
 from scaler.signals.base import Source, SourceError
 
 log = logging.getLogger("scaler.decision")
@@ -251,8 +254,9 @@ class DecisionRecorder:
         # The gauges' values: set again only when one changed (most calls answer
         # from a cached reading with the same decision, and every labels() lookup
         # costs on the hot path).
+        queue = ev.signals.queue
         values = (
-            queue_term.replicas * ev.config.queue_length if queue_term is not None else None,
+            counted_messages(queue, ev.config) if queue_term is not None and queue is not None else None,
             ev.signals.gpu.busy_gpus if ev.signals.gpu is not None else None,
             d.desired,
             d.active,
@@ -404,12 +408,24 @@ def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
+# User info in a URL (scheme://user:password@host): a logged traceback holds the
+# exception's text, and a library's message may quote the URL it was given.
+_URL_USER_INFO = re.compile(r"(?<=://)[^/\s@]+@")
+
+
+def _without_user_info(text: str) -> str:
+    return _URL_USER_INFO.sub("***@", text)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any `extra`."""
 
     def __init__(self) -> None:
         super().__init__()
         self.converter = time.gmtime  # the timestamp ends in Z
+
+    def formatException(self, ei: Any) -> str:
+        return _without_user_info(super().formatException(ei))
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -427,6 +443,9 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        return _without_user_info(super().formatException(ei))
+
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
         extras = [

@@ -119,6 +119,13 @@ def counted_work(queue: QueueReading, cfg: TriggerConfig) -> float:
     return work
 
 
+def counted_messages(queue: QueueReading, cfg: TriggerConfig) -> float:
+    """The messages the queue term counts, in messages whatever its replicas are
+    (capacity-aware, a publish rate): the unclaimed backlog in job mode, else
+    counted_work."""
+    return queue.waiting if cfg.mode is Mode.JOB else counted_work(queue, cfg)
+
+
 def _counts_in_flight(cfg: TriggerConfig) -> bool:
     if cfg.sqs is not None:
         return cfg.sqs.scale_on_in_flight

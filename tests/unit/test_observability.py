@@ -17,9 +17,8 @@ from scaler.observability import DecisionRecorder, JsonFormatter, Metrics, TextF
 from scaler.policy import Decision, Signals, Term
 from scaler.signals.base import GpuReading, QueueReading, SourceError
 
-CFG = parse_trigger(
-    {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/jobs", "queueLength": "5"}
-)
+CFG_META = {"source": "sqs", "queueURL": "https://sqs.us-east-1.amazonaws.com/1/jobs", "queueLength": "5"}
+CFG = parse_trigger(CFG_META)
 A = ObjectRef("ml", "a")
 B = ObjectRef("ml", "b")
 
@@ -95,6 +94,20 @@ def test_json_formatter_keeps_odd_values_and_errors() -> None:
     assert entry["ref"] == "ml/a"
     assert entry["level"] == "error"
     assert "SourceError: fake: down" in entry["error"]
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter("%(message)s")])
+def test_a_logged_traceback_never_holds_a_urls_credentials(formatter: logging.Formatter) -> None:
+    # A bug's traceback holds the exception's text, and a library may quote its URL.
+    try:
+        raise ValueError("cannot parse amqp://scaler:s3cret@rabbitmq:5672/%2F nor https://tok@h/x")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = formatter.format(record)
+    assert "s3cret" not in line and "tok@" not in line, line
+    assert "amqp://***@rabbitmq:5672/%2F" in line and "https://***@h/x" in line, line
 
 
 def test_text_formatter_appends_extras() -> None:
@@ -365,3 +378,19 @@ def test_the_same_evaluation_again_only_marks_the_object_seen(
     assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) is None
     recorder(ev)  # after expiry the same evaluation is published again
     assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) == 1.0
+
+
+def test_counted_work_is_messages_whatever_the_term_asks(metrics: Metrics, clock: ManualClock) -> None:
+    # The capacity-aware term asks 7.52 replicas for 3 waiting + 2 in flight: the
+    # gauge is the 5 messages, not 7.52 x queueLength.
+    capacity = parse_trigger({**CFG_META, "replicaThroughput": "0.5"})
+    term = Term(name="queue", replicas=7.52, active=True, reason="capacity: ...")
+    decided = Decision(desired=7.52, active=True, winner="queue", terms=(term,))
+    reading = QueueReading(waiting=3, in_flight=2)
+    recorder = DecisionRecorder(metrics, clock)
+    recorder(Evaluation(ref=A, config=capacity, signals=Signals(queue=reading), ages={}, decision=decided))
+    assert metrics.registry.get_sample_value("prewarm_counted_work", labels(A)) == 5.0
+    # Job mode counts the unclaimed backlog only (in-flight messages have their Jobs).
+    job = parse_trigger({**CFG_META, "mode": "job"})
+    recorder(Evaluation(ref=B, config=job, signals=Signals(queue=reading), ages={}, decision=decided))
+    assert metrics.registry.get_sample_value("prewarm_counted_work", labels(B)) == 3.0
