@@ -266,7 +266,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     ) -> None:
         """Count a call that raised `exc`, and abort it with the status the error
         maps to (abort raises); returns, for the caller to re-raise, on
-        cancellation and on a bug (grpc answers UNKNOWN)."""
+        cancellation."""
         if isinstance(exc, (ConfigError, SourceRejectedQuery)):
             # SourceRejectedQuery: the source says the configured query is invalid.
             code = grpc.StatusCode.INVALID_ARGUMENT
@@ -277,8 +277,9 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         else:
             # A bug: count it as what it is, not as OK.
             code = grpc.StatusCode.INTERNAL
-            log.error("%s failed unexpectedly", method, exc_info=exc)
         self._metrics.rpc_done(method, code.name, time.perf_counter() - started)
+        if code is grpc.StatusCode.INTERNAL:
+            await context.abort(code, _internal_error(method, exc))
         if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE):
             await context.abort(code, str(exc))
 
@@ -369,13 +370,16 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                 try:
                     ref, cfg = self._config(request)
                     ev = await self._engine.answer(ref, cfg, queue_newer_than=newer_than)
-                except SourceRejectedQuery as exc:
+                except (ConfigError, SourceRejectedQuery) as exc:
                     # The query itself is invalid: no later tick can succeed. End the
                     # stream with the same status IsActive answers.
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     await context.abort(code, str(exc))
                 except SourceError as exc:
                     log.debug("stream %s: source failing, sending nothing: %s", ref, exc)
+                except Exception as exc:  # a bug: counted and answered as the unary rpcs do
+                    code = grpc.StatusCode.INTERNAL
+                    await context.abort(code, _internal_error("StreamIsActive", exc))
                 else:
                     newer_than = None if ev.decision.active else _queue_read_at(ev)
                     if ev.decision.active != last:
@@ -388,6 +392,14 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             raise
         finally:
             self._metrics.rpc_done("StreamIsActive", code.name, time.perf_counter() - started)
+
+
+def _internal_error(method: str, exc: BaseException) -> str:
+    """A bug's answer, logged with its traceback. Left to grpc, a bug answers UNKNOWN
+    with the exception's text, which KEDA shows in the tenant's events, and a
+    library's message may hold a URL with its credentials: its kind only."""
+    log.error("%s failed unexpectedly", method, exc_info=exc)
+    return f"{method}: internal error ({type(exc).__name__}), logged by the scaler"
 
 
 class ScalerServer:

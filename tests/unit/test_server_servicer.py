@@ -129,19 +129,24 @@ async def test_source_error_is_unavailable(servicer: Fixture, monkeypatch: pytes
     assert counted(metrics) == {("GetMetrics", "UNAVAILABLE"): 1.0}
 
 
-async def test_a_bug_is_counted_internal_logged_and_raised(
+async def test_a_bug_is_counted_logged_and_answered_internal_without_its_text(
     servicer: Fixture, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     svc, engine, metrics = servicer
 
     def broken(*args: object) -> None:
-        raise KeyError("a bug")
+        raise KeyError("amqp://user:secret@rabbitmq/")  # a library's message may hold credentials
 
     monkeypatch.setattr(engine, "answer_again", broken)
     context = Context()
-    with caplog.at_level(logging.ERROR, logger="scaler.server"), pytest.raises(KeyError):
+    with caplog.at_level(logging.ERROR, logger="scaler.server"), pytest.raises(Aborted):
         await svc.IsActive(ref(METADATA), context)
-    assert context.status is None  # grpc answers UNKNOWN for what the handler raised
+    # INTERNAL, as counted, with the exception's kind and never its text (left to grpc,
+    # UNKNOWN with the text).
+    assert context.status == (
+        grpc.StatusCode.INTERNAL,
+        "IsActive: internal error (KeyError), logged by the scaler",
+    )
     assert counted(metrics) == {("IsActive", "INTERNAL"): 1.0}
     assert "IsActive failed unexpectedly" in caplog.text and "KeyError" in caplog.text
 
@@ -203,3 +208,24 @@ async def test_streams_opened_together_tick_apart(servicer: Fixture, monkeypatch
     assert len(set(firsts)) == len(firsts)
     assert max(firsts) - min(firsts) > 0.5  # spread over the interval (20 draws: fails ~1e-5)
     assert all(p[1:3] == [1.0, 1.0] for p in pauses.values())
+
+
+async def test_a_bug_in_a_stream_is_counted_and_answered_internal_without_its_text(
+    servicer: Fixture, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, engine, metrics = servicer
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("https://user:secret@prometheus/")
+
+    monkeypatch.setattr(engine, "answer", broken)
+    context = Context()
+    with caplog.at_level(logging.ERROR, logger="scaler.server"), pytest.raises(Aborted):
+        async for _ in svc.StreamIsActive(ref(METADATA), context):
+            pass
+    assert context.status == (
+        grpc.StatusCode.INTERNAL,
+        "StreamIsActive: internal error (ValueError), logged by the scaler",
+    )
+    assert counted(metrics) == {("StreamIsActive", "INTERNAL"): 1.0}
+    assert "StreamIsActive failed unexpectedly" in caplog.text
