@@ -152,7 +152,8 @@ class Metrics:
         )
         self.forecast_used = Gauge(
             "prewarm_forecast_used",
-            "1 when the forecast is in the answer (mode auto and ready); 0 when advisory, cold or gated",
+            "1 when the forecast is in the answer (mode auto and ready, or gated with its "
+            "recurring-peak floor); 0 when advisory, cold or otherwise gated",
             labels,
             registry=r,
         )
