@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from scaler import __version__
 from scaler.access import AccessPolicy, Patterns
 from scaler.argtypes import port, seconds, whole
 
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prewarm",
         description="KEDA external scaler for GPU inference (queue backlog, GPU duty cycle, forecast).",
     )
+    parser.add_argument("--version", action="version", version=f"prewarm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC external scaler")

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from scaler import __version__
 from scaler.clock import Clock
 from scaler.engine import Evaluation, ForecastView, ObjectRef
 from scaler.policy import counted_messages
@@ -87,6 +88,9 @@ class Metrics:
         r = self.registry
         self.rpcs = RpcTally()
         r.register(self.rpcs)
+        # Which version each replica runs (during a rolling upgrade: count by (version)).
+        build = Gauge("prewarm_build_info", "1, labelled with the running version", ["version"], registry=r)
+        build.labels(__version__).set(1)
         self.source_reads = Counter(
             "prewarm_source_reads_total",
             "Source reads (cache misses), by source kind",

@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
-from scaler import tls
+from scaler import __version__, tls
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.access import AccessPolicy
@@ -489,7 +489,12 @@ class ScalerServer:
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "serving",
-            extra={"grpc_port": self.port, "metrics_port": self.metrics_port, "tls": credentials is not None},
+            extra={
+                "version": __version__,
+                "grpc_port": self.port,
+                "metrics_port": self.metrics_port,
+                "tls": credentials is not None,
+            },
         )
 
     async def _start_health_server(self) -> None:

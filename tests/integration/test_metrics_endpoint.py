@@ -6,6 +6,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
+import scaler
+
 pytestmark = pytest.mark.integration
 
 
@@ -29,6 +31,8 @@ async def test_rpc_source_and_object_series(scaler_server, sqs_queue, rabbit, fr
     with pytest.raises(grpc.aio.AioRpcError):  # UNAVAILABLE
         await scaler_server.active(unreachable, name="broken")
 
+    # Which version this replica runs: the package's.
+    assert await scaler_server.samples("prewarm_build_info") == {_labels(version=scaler.__version__): 1}
     rpcs = await scaler_server.samples("prewarm_rpc_total")
     assert rpcs[_labels(method="GetMetricSpec", code="OK")] == 2
     assert rpcs[_labels(method="GetMetrics", code="OK")] == 2

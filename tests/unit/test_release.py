@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+import scaler
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
 
@@ -25,6 +27,11 @@ def _version() -> str:
 
 def _published_image() -> str:
     return str(_workflow()["env"]["IMAGE"])
+
+
+def test_the_package_says_its_version() -> None:
+    # `prewarm --version`, the "serving" log line and prewarm_build_info read it.
+    assert scaler.__version__ == _version()
 
 
 def test_workflow_releases_on_version_tags() -> None:
