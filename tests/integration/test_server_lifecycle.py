@@ -18,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+import scaler
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import ScalerServer
@@ -124,6 +125,7 @@ class ServeProcess:
         for line in list(self.lines):
             with_fields = json.loads(line) if line.startswith("{") else {}
             if with_fields.get("message") == "serving":
+                assert with_fields["version"] == scaler.__version__, line  # which version started
                 return int(with_fields["grpc_port"])
         return None
 
