@@ -279,7 +279,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             code = grpc.StatusCode.INTERNAL
         self._metrics.rpc_done(method, code.name, time.perf_counter() - started)
         if code is grpc.StatusCode.INTERNAL:
-            await context.abort(code, _internal_error(method, exc))
+            await context.abort(code, _log_bug(method, exc))
         if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE):
             await context.abort(code, str(exc))
 
@@ -379,7 +379,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
                     log.debug("stream %s: source failing, sending nothing: %s", ref, exc)
                 except Exception as exc:  # a bug: counted and answered as the unary rpcs do
                     code = grpc.StatusCode.INTERNAL
-                    await context.abort(code, _internal_error("StreamIsActive", exc))
+                    await context.abort(code, _log_bug("StreamIsActive", exc))
                 else:
                     newer_than = None if ev.decision.active else _queue_read_at(ev)
                     if ev.decision.active != last:
@@ -394,10 +394,10 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             self._metrics.rpc_done("StreamIsActive", code.name, time.perf_counter() - started)
 
 
-def _internal_error(method: str, exc: BaseException) -> str:
-    """A bug's answer, logged with its traceback. Left to grpc, a bug answers UNKNOWN
-    with the exception's text, which KEDA shows in the tenant's events, and a
-    library's message may hold a URL with its credentials: its kind only."""
+def _log_bug(method: str, exc: BaseException) -> str:
+    """Log a bug with its traceback; returns the answer's message. Left to grpc, a
+    bug answers UNKNOWN with the exception's text, which KEDA shows in the tenant's
+    events, and a library's message may hold a URL with its credentials: its kind only."""
     log.error("%s failed unexpectedly", method, exc_info=exc)
     return f"{method}: internal error ({type(exc).__name__}), logged by the scaler"
 
