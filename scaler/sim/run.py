@@ -29,7 +29,8 @@ from scaler.sim.policies import (
 from scaler.sim.traces import Trace, led_in
 from scaler.sim.world import World, WorldConfig
 
-# KEDA and the HPA are not in phase in a real cluster: the HPA syncs 5 s after KEDA's poll.
+# KEDA and the HPA are not in phase in a real cluster: by default the HPA syncs 5 s after
+# KEDA's poll, and KEDA polls at t = 0 (Scenario.loop_phase picks others).
 HPA_PHASE_S = 5
 FLAP_WINDOW_S = 300.0
 # After a collection gap, arrivals are not scored for this long (the policies
@@ -60,6 +61,9 @@ class Scenario:
     # The mean service time one replica's rate is sized from, when pinned: a led-in
     # trace repeats its opening, and the policies keep the trace's own figure.
     service_mean_s: float | None = None
+    # (KEDA's poll, the HPA's sync) offsets in seconds: when each loop runs relative to
+    # the trace (a real cluster's loops started whenever the objects were created).
+    loop_phase: tuple[int, int] = (0, HPA_PHASE_S)
 
     @property
     def rate_per_replica(self) -> float:
@@ -114,19 +118,29 @@ def simulate(
     hpa = Hpa(max(1, spec.min_replicas), spec.max_replicas, spec.behavior)
     polling = int(spec.polling_s)
     sync = max(1, int(spec.hpa_sync_s))
+    poll_phase, sync_phase = scenario.loop_phase[0] % polling, scenario.loop_phase[1] % sync
     push = max(1, round(spec.push_s)) if spec.push_s else 0
+    # What a push trigger's stream last sent. It sends changes only, and KEDA acts on
+    # a `true` (waking a target at zero, and at any count restarting the cooldown) and
+    # ignores a `false`; so between polls it is asked while its last answer was not
+    # `true`, when a `true` can come. (The server's stream evaluates every second
+    # throughout: while it is active, those evaluations only feed the engine's rate
+    # average more often; docs/decisions.md, Simulator.)
+    stream_active: bool | None = None
     chunk = 3600
     for t in range(world.steps):
-        poll = t % polling == 0
-        syncing = t % sync == HPA_PHASE_S % sync
-        # Between polls, a push trigger's stream matters only to a target at zero.
-        pushing = bool(push) and not poll and world.pods == 0 and t % push == 0
+        poll = t % polling == poll_phase
+        syncing = t % sync == sync_phase
+        pushing = bool(push) and not poll and not stream_active and t % push == 0
         if poll or syncing or pushing:
             clock.now = float(t)
             readings = [trigger.read(t) for trigger in triggers]
             run.evaluations += 1
-            if pushing and any(active for _, _, active in readings):
-                world.set_replicas(keda.poll(t, world.pods, True), t)
+            if push:
+                active_now = any(active for _, _, active in readings)
+                if active_now and not stream_active:
+                    world.set_replicas(keda.poll(t, world.pods, True), t)
+                stream_active = active_now
             if poll:
                 current = world.pods
                 wanted = keda.poll(t, current, any(active for _, _, active in readings))

@@ -141,6 +141,43 @@ def test_push_trigger_wakes_from_zero_between_polls() -> None:
     assert first_wake(keda_queue_policy(4.0, 0, 10)) == 60
 
 
+def test_a_pushed_true_restarts_the_cooldown_at_any_replica_count() -> None:
+    """KEDA acts on every `true` a stream sends: at zero it wakes the target, above zero
+    it restarts the cooldown (RequestScale sets LastActiveTime). One request every
+    90 s, 2 s of work, never in flight or waiting at a 30 s poll: polled alone, the
+    target goes to zero 300 s after its last active poll and wakes again; pushed, each
+    request's `true` keeps it up."""
+    counts = np.zeros(4 * 3600)
+    counts[17::90] = 1.0
+    trace = Trace(name="sparse", counts=counts, bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 2.0, 0.0), cold_start=ColdStart("constant", 60, 60)
+    )
+    scenario = Scenario(trace, cfg, peak_replicas=1)
+    pushed = prewarm_policy(4.0, 10, cold_start_s=60.0)
+    changes = simulate(scenario, pushed).world.replica_changes
+    assert [(before, after) for _, before, after in changes if after == 0 or before == 0][:1] == [(0, 1)]
+    assert not any(after == 0 for t, _, after in changes if t < trace.duration_s), changes[:6]
+    polled = simulate(scenario, replace(pushed, push_s=None)).world.replica_changes
+    assert sum(1 for _, _, after in polled if after == 0) > 10  # to zero and back, again and again
+
+
+def test_loop_phase_moves_keda_and_the_hpa() -> None:
+    """Scenario.loop_phase sets when KEDA polls and the HPA syncs: a queue that fills
+    from t = 0 is woken at KEDA's first poll at or after its phase."""
+    trace = Trace(name="full", counts=np.full(600, 2.0), bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 2.0, 0.0), cold_start=ColdStart("constant", 60, 60)
+    )
+    for phase, first in ((0, 30), (7, 7), (29, 29)):  # at t = 0 nothing has arrived yet
+        scenario = Scenario(trace, cfg, peak_replicas=2, loop_phase=(phase, (phase + 5) % 15))
+        changes = simulate(scenario, keda_queue_policy(4.0, 0, 10)).world.replica_changes
+        assert changes[0][:2] == (first, 0), (phase, changes[:2])
+        # the HPA's first sync after the wake sets more than one replica, in its own phase
+        grown = next(t for t, before, after in changes if before >= 1 and after > before)
+        assert grown % 15 == (phase + 5) % 15, (phase, changes[:3])
+
+
 def test_a_led_in_run_enters_the_trace_warm_and_scores_the_trace_alone() -> None:
     """Steady load of 2 requests/s, 2 s each, 4 per replica (1 replica's work), 60 s cold
     start. From zero, the first minute's requests wait for the wake; led in, the
