@@ -20,9 +20,9 @@ TABLE_COLUMNS = (
     ("wait_max_s", "max s", "{:.0f}"),
     ("slo_violation_share", "> SLO", "{:.2%}"),
     ("cold_start_waits", "cold-start waits", "{:.0f}"),
-    ("scale_ups", "ups", "{}"),
-    ("scale_downs", "downs", "{}"),
-    ("flaps", "flaps", "{}"),
+    ("scale_ups", "ups", "{:.4g}"),  # a count, or its mean over loop phases (evaluate)
+    ("scale_downs", "downs", "{:.4g}"),
+    ("flaps", "flaps", "{:.4g}"),
     ("time_at_zero_share", "at zero", "{:.0%}"),
     ("lost_work", "lost", "{:.0f}"),
 )

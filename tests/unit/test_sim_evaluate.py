@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scaler.sim import evaluate
 from scaler.sim.evaluate import default_workers, main, render, summary, targets
 
 
@@ -162,3 +163,43 @@ def test_workers_below_one_is_refused_naming_the_flag(capsys: pytest.CaptureFixt
         main(["--workers", "0", "--render-only"])
     assert exit_.value.code == 2
     assert "argument --workers: expected a whole number >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_mean_rows_average_each_policys_figures_over_the_loop_phases() -> None:
+    first = [
+        {"policy": "prewarm", "description": "a", "gpu_hours": 10.0, "scale_ups": 3, "states": {"cold": 4}},
+        {"policy": "keda-min0", "description": "b", "gpu_hours": 20.0, "scale_ups": 5, "states": {}},
+    ]
+    second = [
+        {
+            "policy": "prewarm",
+            "description": "a",
+            "gpu_hours": 14.0,
+            "scale_ups": 4,
+            "states": {"cold": 2, "ready": 2},
+        },
+        {"policy": "keda-min0", "description": "b", "gpu_hours": 26.0, "scale_ups": 5, "states": {}},
+    ]
+    prewarm, keda = evaluate.mean_rows([first, second])
+    assert prewarm == {
+        "policy": "prewarm",
+        "description": "a",
+        "gpu_hours": 12.0,
+        "scale_ups": 3.5,
+        "states": {"cold": 3.0, "ready": 1.0},
+    }
+    assert (keda["gpu_hours"], keda["scale_ups"]) == (23.0, 5.0)
+    assert evaluate.mean_rows([first]) == first  # one phase: as it is
+
+
+def test_the_one_hour_traces_run_at_every_loop_phase() -> None:
+    phased = {case.file for case in evaluate.CASES if case.phased}
+    assert phased == {
+        "azure_llm_2023_conv.csv",
+        "azure_llm_2023_code.csv",
+        "mooncake_conversation_requests.csv",
+    }
+    assert sum(case.phased for case in evaluate.CASES) == 6  # as they start and entered warm
+    polls = [poll for poll, _ in evaluate.LOOP_PHASES]
+    syncs = [sync for _, sync in evaluate.LOOP_PHASES]
+    assert polls == [0, 5, 10, 15, 20, 25] and len(set(syncs)) == 6 and all(0 <= s < 15 for s in syncs)
