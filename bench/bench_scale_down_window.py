@@ -22,6 +22,7 @@ import os
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from scaler.argtypes import number, whole
@@ -34,15 +35,19 @@ CASES = {"twitter": 0, "functions": 1, "conv": 2, "code": 3, "mooncake": 4}
 
 
 def sweep(case_name: str, cold_start: int, window_s: float | None) -> dict[str, Any]:
-    """One case's sweep (make evaluate's) with every HPA-run family at `window_s`
-    (None: KEDA's default, no behavior)."""
+    """One case's sweep (make evaluate's, at its loop phases, meaned) with every
+    HPA-run family at `window_s` (None: KEDA's default, no behavior)."""
     case = evaluate.CASES[CASES[case_name]]
     scenario, _ = evaluate.case_scenario(case, evaluate.case_trace(case, False), cold_start, False)
-    specs = sweep_policies(scenario)
-    if window_s is not None:
-        specs = [with_scale_down_window(spec, window_s) for spec in specs]
     started = time.monotonic()
-    rows, _ = run_policies(scenario, specs, progress=False)
+    phased = []
+    for phase in evaluate.LOOP_PHASES if case.phased else evaluate.LOOP_PHASES[:1]:
+        at_phase = replace(scenario, loop_phase=phase)
+        specs = sweep_policies(at_phase)
+        if window_s is not None:
+            specs = [with_scale_down_window(spec, window_s) for spec in specs]
+        phased.append(run_policies(at_phase, specs, progress=False)[0])
+    rows = evaluate.mean_rows(phased)
     # targets() reads the floor from keda-min0's default row: the sweep's point at
     # queueLength = the concurrency is that same policy.
     default = f"keda-min0@ql={scenario.world.concurrency:g}"
