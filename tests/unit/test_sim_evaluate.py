@@ -203,3 +203,11 @@ def test_the_one_hour_traces_run_at_every_loop_phase() -> None:
     polls = [poll for poll, _ in evaluate.LOOP_PHASES]
     syncs = [sync for _, sync in evaluate.LOOP_PHASES]
     assert polls == [0, 5, 10, 15, 20, 25] and len(set(syncs)) == 6 and all(0 <= s < 15 for s in syncs)
+
+
+def test_the_report_says_how_the_loop_phases_are_run_only_when_some_case_ran_them() -> None:
+    single = result(prewarm_p95=40.0, prewarm_cost=12.0)
+    meaned = {**single, "phases": len(evaluate.LOOP_PHASES)}
+    assert "Loop phases." not in render([single], 60.0, quick=False)
+    text = render([meaned], 60.0, quick=False)
+    assert "Loop phases." in text and "KEDA's first poll 0, 5, 10, 15, 20, 25 s in" in text
