@@ -61,8 +61,9 @@ class PolicySpec:
     behavior: Behavior | None = None  # None: none set, as KEDA creates the HPA by default
     hpa_sync_s: float = HPA_SYNC_S  # the cluster's --horizontal-pod-autoscaler-sync-period
     # An external-push trigger: its stream's interval. A `true` on the stream wakes a
-    # target at zero at once, between polls (KEDA acts on a pushed true; a false is
-    # ignored, so scaling to zero still waits for the polls and the cooldown).
+    # target at zero at once, between polls, and above zero restarts the cooldown (KEDA
+    # acts on a pushed true; a false is ignored, so scaling to zero still waits for the
+    # polls and the cooldown).
     push_s: float | None = None
     static: int | None = None
     knob: str = ""  # the swept knob and its value, for frontiers
