@@ -22,14 +22,13 @@ import os
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from scaler.argtypes import number, whole
 from scaler.sim import evaluate
-from scaler.sim.main import run_policies
+from scaler.sim.policies import PolicySpec
 from scaler.sim.report import frontiers
-from scaler.sim.run import sweep_policies, with_scale_down_window
+from scaler.sim.run import Scenario, sweep_policies, with_scale_down_window
 
 CASES = {"twitter": 0, "functions": 1, "conv": 2, "code": 3, "mooncake": 4}
 
@@ -40,14 +39,13 @@ def sweep(case_name: str, cold_start: int, window_s: float | None) -> dict[str, 
     case = evaluate.CASES[CASES[case_name]]
     scenario, _ = evaluate.case_scenario(case, evaluate.case_trace(case, False), cold_start, False)
     started = time.monotonic()
-    phased = []
-    for phase in evaluate.LOOP_PHASES if case.phased else evaluate.LOOP_PHASES[:1]:
-        at_phase = replace(scenario, loop_phase=phase)
-        specs = sweep_policies(at_phase)
-        if window_s is not None:
-            specs = [with_scale_down_window(spec, window_s) for spec in specs]
-        phased.append(run_policies(at_phase, specs, progress=False)[0])
-    rows = evaluate.mean_rows(phased)
+
+    def specs(at_phase: Scenario) -> list[PolicySpec]:
+        if window_s is None:
+            return sweep_policies(at_phase)
+        return [with_scale_down_window(spec, window_s) for spec in sweep_policies(at_phase)]
+
+    rows, _ = evaluate.run_at_phases(scenario, evaluate.case_phases(case), specs)
     # targets() reads the floor from keda-min0's default row: the sweep's point at
     # queueLength = the concurrency is that same policy.
     default = f"keda-min0@ql={scenario.world.concurrency:g}"

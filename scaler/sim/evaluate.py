@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from scaler.argtypes import whole
 
 if TYPE_CHECKING:
+    from scaler.sim.policies import PolicySpec
     from scaler.sim.run import Scenario
     from scaler.sim.traces import Trace
 
@@ -143,30 +144,19 @@ def case_scenario(case: Case, trace: Trace, cold_start: int, quick: bool) -> tup
 
 def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str, Any]:
     from scaler.sim import report
-    from scaler.sim.main import build_scenario, run_policies
+    from scaler.sim.main import build_scenario
     from scaler.sim.run import standard_policies, sweep_policies
 
     trace = case_trace(case, quick)
     scenario, setup = case_scenario(case, trace, cold_start, quick)
     started = time.monotonic()
-    # A smoke run (--quick) tries two phases: the averaging, not the figures.
-    phases = (LOOP_PHASES[:2] if quick else LOOP_PHASES) if case.phased else LOOP_PHASES[:1]
-    phased_rows: list[list[dict[str, Any]]] = []
-    phased_sweeps: list[list[dict[str, Any]]] = []
-    runs: dict[str, Any] = {}
-    for phase in phases:
-        at_phase = replace(scenario, loop_phase=phase)
-        rows, phase_runs = run_policies(at_phase, standard_policies(at_phase), progress=False)
-        runs = runs or phase_runs  # the timeline: the first phase's runs
-        phased_rows.append(rows)
-        phased_sweeps.append(run_policies(at_phase, sweep_policies(at_phase), progress=False)[0])
-    rows, sweep_rows = mean_rows(phased_rows), mean_rows(phased_sweeps)
+    phases = case_phases(case, quick)
+    rows, runs = run_at_phases(scenario, phases, standard_policies)
+    sweep_rows, _ = run_at_phases(scenario, phases, sweep_policies)
     if len(phases) > 1:
-        polls = ", ".join(str(poll) for poll, _ in phases)
         setup.append(
-            f"every figure is the mean over {len(phases)} phases of KEDA's and the HPA's loops (KEDA's "
-            f"first poll {polls} s into the run, the HPA's sync 0 to 14 s after it): where a wake or a "
-            "burst falls against a 30 s poll moves a one-hour trace's tail; the timeline shows the first"
+            f"every figure is the mean over {len(phases)} phases of KEDA's and the HPA's loops (Loop "
+            "phases, above); the timeline shows the first"
         )
     stem = f"{Path(case.file).name.split('.')[0]}{'_warm' if case.lead_in_s else ''}_cold{cold_start}"
     report.plot_runs(
@@ -207,6 +197,33 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
         "phases": len(phases),
         "seconds": time.monotonic() - started,
     }
+
+
+def case_phases(case: Case, quick: bool = False) -> tuple[tuple[int, int], ...]:
+    """The loop phases a case runs at: all of LOOP_PHASES for a phased case (two in a
+    --quick smoke run, which tries the averaging, not the figures), else the default."""
+    if not case.phased:
+        return LOOP_PHASES[:1]
+    return LOOP_PHASES[:2] if quick else LOOP_PHASES
+
+
+def run_at_phases(
+    scenario: Scenario,
+    phases: Sequence[tuple[int, int]],
+    policies: Callable[[Scenario], list[PolicySpec]],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """`policies(scenario)` simulated at each loop phase: the rows meaned over the
+    phases (mean_rows), and the first phase's runs (for the timeline)."""
+    from scaler.sim.main import run_policies
+
+    phased: list[list[dict[str, Any]]] = []
+    first: dict[str, Any] = {}
+    for phase in phases:
+        at_phase = replace(scenario, loop_phase=phase)
+        rows, runs = run_policies(at_phase, policies(at_phase), progress=False)
+        phased.append(rows)
+        first = first or runs
+    return mean_rows(phased), first
 
 
 def mean_rows(phased: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -126,7 +126,7 @@ def simulate(
     # `true`, when a `true` can come. (The server's stream evaluates every second
     # throughout: while it is active, those evaluations only feed the engine's rate
     # average more often; docs/decisions.md, Simulator.)
-    stream_active: bool | None = None
+    stream_active = False
     chunk = 3600
     for t in range(world.steps):
         poll = t % polling == poll_phase

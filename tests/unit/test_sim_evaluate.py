@@ -203,6 +203,10 @@ def test_the_one_hour_traces_run_at_every_loop_phase() -> None:
     polls = [poll for poll, _ in evaluate.LOOP_PHASES]
     syncs = [sync for _, sync in evaluate.LOOP_PHASES]
     assert polls == [0, 5, 10, 15, 20, 25] and len(set(syncs)) == 6 and all(0 <= s < 15 for s in syncs)
+    code = next(case for case in evaluate.CASES if case.phased)
+    assert evaluate.case_phases(code) == evaluate.LOOP_PHASES
+    assert evaluate.case_phases(code, quick=True) == evaluate.LOOP_PHASES[:2]  # a smoke run
+    assert evaluate.case_phases(evaluate.CASES[0]) == ((0, 5),)  # Twitter: the default phase
 
 
 def test_the_report_says_how_the_loop_phases_are_run_only_when_some_case_ran_them() -> None:
