@@ -80,6 +80,20 @@ def dominates(
     return not misses, misses
 
 
+def level_with(
+    ours: Sequence[tuple[float, float]], theirs: Sequence[tuple[float, float]], within: float = 0.05
+) -> list[str]:
+    """Their points' budgets where our frontier's p95 is no worse but no more than
+    `within` seconds better (a tie at the report's precision), described: where a
+    frontier that dominates does so only by matching."""
+    level = []
+    for cost, p95 in theirs:
+        mine = p95_at_budget(ours, cost)
+        if p95 - within <= mine <= p95 + 1e-6:
+            level.append(f"at {cost:.1f} GPU-h: {mine:.1f} s vs {p95:.1f} s")
+    return level
+
+
 def write_json(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     clean = [{k: _jsonable(v) for k, v in row.items()} for row in rows]
     path.write_text(json.dumps(clean, indent=2) + "\n", encoding="utf-8")

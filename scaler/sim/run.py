@@ -331,11 +331,12 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength (QUEUE_LENGTH_FACTORS x the
     concurrency) for every queue policy (Prewarm's included), the forecast quantile,
     replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x, 1.5x, 2x one replica's rate at
-    75 %), drainSeconds (60 s) and minReplicaCount 1 (at replicaThroughput 1x,
-    1.25x and 2x, and at keda-min1's other queueLengths) for Prewarm, the GPU target for
-    the HPA, the replica count for static provisioning (stock KEDA's minReplicaCount
-    is its two families, keda-min0 and keda-min1); and the perfect-foresight
-    reference's utilisation (oracle_policy)."""
+    75 %, and unset at every queueLength), drainSeconds (60 s) and minReplicaCount 1
+    (at replicaThroughput 1x, 1.25x and 2x, at keda-min1's other queueLengths, and
+    unset at every queueLength) for Prewarm, the GPU target for the HPA, the replica
+    count for static provisioning (stock KEDA's minReplicaCount is its two families,
+    keda-min0 and keda-min1); and the perfect-foresight reference's utilisation
+    (oracle_policy)."""
     c = scenario.world.concurrency
     top = scenario.max_replicas
     rate = scenario.rate_per_replica
@@ -365,14 +366,17 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     min1 += [(c * factor, 1.0, f"ql={c * factor:g}") for factor in QUEUE_LENGTH_FACTORS if factor != 1.0]
     for length, factor, label in min1:
         spec = prewarm_policy(length, top, cold_start_s=lead, replica_throughput=rate * factor)
-        spec = replace(
-            spec,
-            min_replicas=1,
-            knob="minReplicaCount",
-            knob_value=1.0,
-            description=spec.description.removesuffix(", min 0") + ", min 1",
-        )
-        specs.append(_named(spec, f"prewarm@min=1,{label}"))
+        specs.append(_named(_at_min1(spec), f"prewarm@min=1,{label}"))
+    # replicaThroughput unset: the queue term is stock KEDA's own ask (counted work /
+    # queueLength), with the push's wake and the forecast's (a replica a cold start
+    # ahead of expected arrivals) added; at every queueLength and both minimums, the
+    # points that show what the capacity term costs or buys where traffic is steady and
+    # the fleet warm (there stock KEDA's ask is hard to beat: docs/evaluation.md).
+    for factor in QUEUE_LENGTH_FACTORS:
+        ql = c * factor
+        plain = prewarm_policy(ql, top, cold_start_s=lead)
+        specs.append(_named(plain, f"prewarm@no-throughput,ql={ql:g}"))
+        specs.append(_named(_at_min1(plain), f"prewarm@min=1,no-throughput,ql={ql:g}"))
     # drainSeconds: the backlog drained over a minute (SLO-like) instead of the cold start.
     spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, drain_s=60.0)
     specs.append(_named(replace(spec, knob="drainSeconds", knob_value=60.0), "prewarm@drain=60s"))
@@ -400,6 +404,17 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
 
 def _named(spec: PolicySpec, name: str) -> PolicySpec:
     return replace(spec, name=name)
+
+
+def _at_min1(spec: PolicySpec) -> PolicySpec:
+    """A Prewarm policy with minReplicaCount 1 (its sweep's minReplicaCount knob)."""
+    return replace(
+        spec,
+        min_replicas=1,
+        knob="minReplicaCount",
+        knob_value=1.0,
+        description=spec.description.removesuffix(", min 0") + ", min 1",
+    )
 
 
 def with_scale_down_window(spec: PolicySpec, window_s: float) -> PolicySpec:

@@ -80,6 +80,21 @@ def test_targets_missed_say_where() -> None:
     assert "**Targets met: 3 of 6.**" in text and "MISSED" in text
 
 
+def test_a_frontier_target_met_only_by_a_tie_says_where() -> None:
+    tied = result(prewarm_p95=80.0, prewarm_cost=14.0)
+    sweep = tied["sweep"]
+    assert isinstance(sweep, list)
+    sweep.append(row("prewarm@c", "prewarm", 14.5, 69.97))  # level with keda-min1's 14.5 / 70 s
+    lines = targets(tied)
+    assert lines[1] == (
+        "MET: Prewarm's frontier dominates keda-min1's (by a tie, no more than 0.05 s better, "
+        "at 14.5 GPU-h: 70.0 s vs 70.0 s)"
+    )
+    assert "by a tie" not in lines[0]  # keda-min0's points are beaten outright
+    text = render([tied], 60.0, quick=False)
+    assert "**Targets met: 4 of 6.** Frontier targets met at some budget only by a tie: 1 (" in text
+
+
 def test_a_cheapest_point_just_past_the_floor_bound_does_not_read_as_on_it() -> None:
     lines = targets(result(prewarm_p95=40.0, prewarm_cost=13.01))
     assert lines[5].startswith(

@@ -16,7 +16,7 @@ from scaler.clock import ManualClock
 from scaler.sim.keda import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP
 from scaler.sim.main import build_scenario
 from scaler.sim.policies import PolicySpec
-from scaler.sim.report import dominates, markdown, pareto
+from scaler.sim.report import dominates, level_with, markdown, pareto
 from scaler.sim.run import (
     Scenario,
     keda_queue_policy,
@@ -106,6 +106,12 @@ def test_prewarm_sweep_holds_one_replica_at_minreplicacount_1() -> None:
         "prewarm@min=1,ql=3",
         "prewarm@min=1,ql=6",
         "prewarm@min=1,ql=8",
+        # replicaThroughput unset (stock KEDA's ask) at every queueLength
+        "prewarm@min=1,no-throughput,ql=2",
+        "prewarm@min=1,no-throughput,ql=3",
+        "prewarm@min=1,no-throughput,ql=4",
+        "prewarm@min=1,no-throughput,ql=6",
+        "prewarm@min=1,no-throughput,ql=8",
     ]
     # Every queue family sweeps the same queueLengths.
     for family in ("prewarm", "keda-min0", "keda-min1", "keda-lastweek", "kedastral"):
@@ -117,6 +123,27 @@ def test_prewarm_sweep_holds_one_replica_at_minreplicacount_1() -> None:
     at_zero = results(scenario, simulate(scenario, specs["prewarm@throughput=2x"]))
     assert at_one["time_at_zero_share"] == 0
     assert at_zero["time_at_zero_share"] > 0
+
+
+def test_prewarm_without_throughput_asks_what_stock_keda_asks() -> None:
+    """The sweep's no-throughput points: with no replicaThroughput Prewarm's queue term
+    is stock KEDA's ask, so entered warm (where the push's wake never comes into play)
+    it runs the fleet stock KEDA runs, at every queueLength."""
+    trace = sliced(load_trace(BENCH / "azure_llm_2023_conv.csv"), 0, 1200)
+    scenario, _ = build_scenario(
+        trace, concurrency=4, service=None, cold_start="120", slo=60, max_replicas=50, peak_replicas=10
+    )
+    scenario = led_in_scenario(scenario, 600)
+    specs = {spec.name: spec for spec in sweep_policies(scenario)}
+    plain = [name for name in specs if "no-throughput" in name and "min=1" not in name]
+    assert len(plain) == 5
+    for name in plain:
+        ql = name.split("ql=")[1]
+        ours = results(scenario, simulate(scenario, specs[name]))
+        keda = results(scenario, simulate(scenario, specs[f"keda-min0@ql={ql}"]))
+        assert ours["gpu_hours"] == pytest.approx(keda["gpu_hours"]), name
+        assert ours["wait_p95_s"] == pytest.approx(keda["wait_p95_s"]), name
+        assert "replicaThroughput" not in specs[name].description
 
 
 def test_push_trigger_wakes_from_zero_between_polls() -> None:
@@ -284,6 +311,10 @@ def test_frontier_helpers() -> None:
     ok, misses = dominates([(8, 9.0), (20, 1.0)], [(10, 5.0)])
     assert not ok and misses == ["at 10.0 GPU-h: 9.0 s vs 5.0 s"]
     assert dominates([(8, 4.0)], [(10, 5.0)]) == (True, [])
+    # A tie is level (a worse point is a miss, not level); a clear win is not level.
+    assert level_with([(10, 5.0)], [(10, 5.0), (12, 3.0)]) == ["at 10.0 GPU-h: 5.0 s vs 5.0 s"]
+    assert level_with([(8, 4.0)], [(10, 5.0)]) == []
+    assert level_with([(8, 4.97)], [(10, 5.0)]) == ["at 10.0 GPU-h: 5.0 s vs 5.0 s"]
     text = markdown("T", ["setup line"], [], [{"family": "a", "gpu_hours": 1.0, "wait_p95_s": 2.0}])
     assert "- setup line" in text and "a: 1.0 GPU-h / 2.0 s" in text
 
