@@ -85,11 +85,12 @@ def level_with(
 ) -> list[str]:
     """Their points' budgets where our frontier's p95 is no worse but no more than
     `within` seconds better (a tie at the report's precision), described: where a
-    frontier that dominates does so only by matching."""
+    frontier that dominates does so only by matching. A point of theirs that waits
+    under `within` is left out: no frontier can beat it by more."""
     level = []
     for cost, p95 in theirs:
         mine = p95_at_budget(ours, cost)
-        if p95 - within <= mine <= p95 + 1e-6:
+        if p95 >= within and p95 - within <= mine <= p95 + 1e-6:
             level.append(f"at {cost:.1f} GPU-h: {mine:.1f} s vs {p95:.1f} s")
     return level
 

@@ -315,6 +315,7 @@ def test_frontier_helpers() -> None:
     assert level_with([(10, 5.0)], [(10, 5.0), (12, 3.0)]) == ["at 10.0 GPU-h: 5.0 s vs 5.0 s"]
     assert level_with([(8, 4.0)], [(10, 5.0)]) == []
     assert level_with([(8, 4.97)], [(10, 5.0)]) == ["at 10.0 GPU-h: 5.0 s vs 5.0 s"]
+    assert level_with([(8, 0.0)], [(10, 0.01)]) == []  # no wait to beat
     text = markdown("T", ["setup line"], [], [{"family": "a", "gpu_hours": 1.0, "wait_p95_s": 2.0}])
     assert "- setup line" in text and "a: 1.0 GPU-h / 2.0 s" in text
 
