@@ -166,9 +166,6 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
         ("prewarm", "keda-min0", "keda-min1", "hpa-gpu75", "kedastral"),
         scored_from_s=scenario.warmup_s,
     )
-    report.plot_frontiers(
-        Path(out_dir) / f"{stem}_frontiers.png", f"{case.label}, cold start {cold_start} s", sweep_rows
-    )
     jobs: list[dict[str, Any]] = []
     if trace.per_request and not case.lead_in_s:
         # ScaledJobs: one Job per message suits long work, so minutes-long requests here.
@@ -184,7 +181,7 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
             peak_replicas=20,
         )
         jobs = [simulate_jobs(job_scenario.trace, job_scenario.world, p) for p in job_policies()]
-    return {
+    result = {
         "jobs": jobs,
         "case": case.label,
         "family": case.family,
@@ -197,6 +194,20 @@ def run_case(case: Case, cold_start: int, out_dir: str, quick: bool) -> dict[str
         "phases": len(phases),
         "seconds": time.monotonic() - started,
     }
+    plot_frontiers(result, out_dir)
+    return result
+
+
+def plot_frontiers(result: dict[str, Any], out_dir: str | Path) -> None:
+    """The frontiers plot of one case at one cold start, from its result (a fresh run's
+    or raw.json's)."""
+    from scaler.sim import report
+
+    report.plot_frontiers(
+        Path(out_dir) / f"{result['stem']}_frontiers.png",
+        f"{result['case']}, cold start {result['cold_start']} s",
+        result["sweep"],
+    )
 
 
 def case_phases(case: Case, quick: bool = False) -> tuple[tuple[int, int], ...]:
@@ -381,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render-only",
         action="store_true",
-        help="rewrite evaluation.md from the last run's evaluation/raw.json (no simulation)",
+        help="rewrite evaluation.md and the frontier plots from the last run's evaluation/raw.json "
+        "(no simulation; the timelines stay as they are)",
     )
     args = parser.parse_args(argv)
     from scaler.sim import report
@@ -394,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(raw.read_text(encoding="utf-8"))
         text = render(saved["results"], saved["elapsed"], saved["quick"])
         (out / "evaluation.md").write_text(text, encoding="utf-8")
+        for result in saved["results"]:
+            plot_frontiers(result, plots)  # the timelines need the runs, which are not saved
         return 0
     started = time.monotonic()
     jobs = [(case, cold) for case in CASES for cold in COLD_STARTS]

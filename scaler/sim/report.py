@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,7 @@ def plot_frontiers(path: Path, title: str, rows: Sequence[dict[str, Any]]) -> No
     ax.set_yscale("log")
     ax.set_xlabel("GPU-hours")
     ax.set_ylabel("p95 queue wait, s (0 drawn at 0.1)")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 70), fontsize=10)  # a long case label fits the plot
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

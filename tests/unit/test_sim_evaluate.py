@@ -125,6 +125,8 @@ def test_render_only_reads_the_saved_run(tmp_path: Path) -> None:
     )
     assert main(["--out", str(tmp_path), "--render-only"]) == 0
     assert "Targets met: 6 of 6" in (tmp_path / "evaluation.md").read_text()
+    # the frontier plots are redrawn from the saved sweep (the timelines need the runs)
+    assert (folder / "t_frontiers.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_summary_has_one_line_per_case_with_defaults_and_cheapest_points() -> None:
