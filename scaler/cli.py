@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from scaler import __version__
 from scaler.access import AccessPolicy, Patterns
 from scaler.argtypes import port, seconds, whole
+from scaler.signals.cache import DEFAULT_TTL
 
 if TYPE_CHECKING:
     from scaler.server import Settings
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         serve,
         "--cache-ttl",
         type=seconds,
-        default=2.0,
+        default=DEFAULT_TTL,
         help="seconds a source reading is shared before it is read again",
     )
     _add(

@@ -33,7 +33,7 @@ from scaler.config import ConfigError, ObjectRefError, TriggerConfig
 from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory
 from scaler.observability import DecisionRecorder, Metrics
 from scaler.signals.base import SourceError, SourceRejectedQuery
-from scaler.signals.cache import ReadingCache
+from scaler.signals.cache import DEFAULT_TTL, ReadingCache
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Settings:
     host: str = "[::]"
     port: int = 6000
     metrics_port: int | None = 8080  # None: no /metrics endpoint; 0: any free port
-    cache_ttl: float = 2.0
+    cache_ttl: float = DEFAULT_TTL
     source_timeout: float = 5.0
     stream_interval: float = 1.0
     grace_period: float = 10.0

@@ -88,12 +88,17 @@ class _Turn:
 ReadObserver = Callable[[Source, float, "SourceError | None"], None]
 
 
+# How long a reading is shared before the next caller reads the source again: the
+# server's default (--cache-ttl), which the simulator's Prewarm runs with too.
+DEFAULT_TTL = 2.0
+
+
 class ReadingCache:
     def __init__(
         self,
         clock: Clock,
         *,
-        ttl: float = 2.0,
+        ttl: float = DEFAULT_TTL,
         timeout: float = 5.0,
         max_workers: int = 64,
         idle_evict_after: float = 600.0,

@@ -22,7 +22,7 @@ from scaler.config import TriggerConfig
 from scaler.engine import Engine, ObjectRef, SourceFactory
 from scaler.forecast.model import Tuning
 from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, QueueReading, Source
-from scaler.signals.cache import ReadingCache
+from scaler.signals.cache import DEFAULT_TTL, ReadingCache
 from scaler.sim.keda import HPA_SYNC_S, Behavior
 from scaler.sim.world import World
 
@@ -291,8 +291,9 @@ class PrewarmTrigger:
         metadata: Mapping[str, str],
         sources: SourceFactory | None = None,  # default: SimSourceFactory(world, clock)
         forecast_tuning: Tuning | None = None,  # the forecaster's constants (None: the server's)
+        cache_ttl: float = DEFAULT_TTL,  # the server's: its answers are as old as the server's
     ) -> None:
-        cache = ReadingCache(clock, ttl=2.0, max_workers=1)
+        cache = ReadingCache(clock, ttl=cache_ttl, max_workers=1)
         self.engine = Engine(
             cache, clock, sources or SimSourceFactory(world, clock), forecast_tuning=forecast_tuning
         )

@@ -12,6 +12,7 @@ import numpy as np
 
 from scaler.clock import ManualClock
 from scaler.forecast.model import Tuning
+from scaler.signals.cache import DEFAULT_TTL
 from scaler.sim.keda import Behavior, Hpa, ScaledObjectLoop
 from scaler.sim.policies import (
     STREAM_INTERVAL_S,
@@ -198,6 +199,7 @@ def prewarm_policy(
     drain_s: float | None = None,
     forecast_off: bool = False,
     forecast_tuning: Tuning | None = None,
+    cache_ttl: float = DEFAULT_TTL,
 ) -> PolicySpec:
     metadata = prewarm_metadata(queue_length, gpu_guard, cold_start_s, replica_throughput, quantile, drain_s)
     name = "prewarm-guard" if gpu_guard else "prewarm"
@@ -222,7 +224,7 @@ def prewarm_policy(
         description=f"Prewarm (the production Engine, {forecast}) as an external-push "
         f"trigger, {', '.join(extras)}, min 0",
         make_triggers=lambda world, clock: [
-            PrewarmTrigger(world, clock, metadata, forecast_tuning=forecast_tuning)
+            PrewarmTrigger(world, clock, metadata, forecast_tuning=forecast_tuning, cache_ttl=cache_ttl)
         ],
         max_replicas=top,
         push_s=STREAM_INTERVAL_S,

@@ -3,6 +3,7 @@ the promised fields, and the CLI writes results.json, report.md and plots."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,12 +14,14 @@ import pytest
 
 from scaler.cli import main
 from scaler.clock import ManualClock
+from scaler.server import Settings
 from scaler.sim.keda import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP
 from scaler.sim.main import build_scenario
 from scaler.sim.policies import PolicySpec
 from scaler.sim.report import dominates, level_with, markdown, pareto
 from scaler.sim.run import (
     Scenario,
+    _at_min1,
     keda_queue_policy,
     kedastral_policy,
     led_in_scenario,
@@ -144,6 +147,32 @@ def test_prewarm_without_throughput_asks_what_stock_keda_asks() -> None:
         assert ours["gpu_hours"] == pytest.approx(keda["gpu_hours"]), name
         assert ours["wait_p95_s"] == pytest.approx(keda["wait_p95_s"]), name
         assert "replicaThroughput" not in specs[name].description
+
+
+def test_prewarm_answers_from_readings_as_old_as_the_servers_cache() -> None:
+    """With minReplicaCount 1 and no replicaThroughput Prewarm asks what keda-min1 asks,
+    but it answers an HPA sync from its shared reading, which the server's TTL lets be
+    the one its stream took the second before, where KEDA's scaler reads at the sync.
+    Here (the first minutes of the conversation trace, KEDA's poll at 0 s and the HPA's
+    sync at 5 s) that puts off the first scale-up by a sync; with a fresh reading at
+    every evaluation the two run the same fleet (docs/decisions.md, "Fresher readings")."""
+    trace = sliced(load_trace(BENCH / "azure_llm_2023_conv.csv"), 0, 600)
+    scenario, _ = build_scenario(
+        trace, concurrency=4, service=None, cold_start="300", slo=60, max_replicas=50, peak_replicas=10
+    )
+    scenario = replace(scenario, loop_phase=(0, 5))
+
+    def changes(spec: PolicySpec) -> list[tuple[int, int, int]]:
+        return simulate(scenario, spec).world.replica_changes
+
+    keda = changes(keda_queue_policy(2.0, 1, 50))
+    server = changes(_at_min1(prewarm_policy(2.0, 50, cold_start_s=300.0)))
+    fresh = changes(_at_min1(prewarm_policy(2.0, 50, cold_start_s=300.0, cache_ttl=0.5)))
+    assert fresh == keda
+    assert keda[0] == (5, 1, 2)
+    assert server[0][0] > 5
+    # The simulator's Prewarm keeps the server's TTL unless told otherwise.
+    assert inspect.signature(prewarm_policy).parameters["cache_ttl"].default == Settings().cache_ttl
 
 
 def test_push_trigger_wakes_from_zero_between_polls() -> None:
