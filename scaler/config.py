@@ -427,21 +427,25 @@ class _Metadata:
             raise ConfigError(key, f"{accepted} (required)")
         return value
 
-    def float(self, key: str, default: float, *, minimum: float, exclusive: bool) -> float:
+    def float(
+        self, key: str, default: float, *, minimum: float, exclusive: bool, accepted: str | None = None
+    ) -> float:
+        """The key's number. `accepted`: what the error names as accepted, for a key
+        whose caller narrows the range further (so every refusal states the same range)."""
         text = self.get(key)
         bound = f"a number > {minimum:g}" if exclusive else f"a number >= {minimum:g}"
         if text is None:
             return default
         value = _decimal(text)
         if value is None:
-            raise ConfigError(key, bound, text)
+            raise ConfigError(key, accepted or bound, text)
         if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
-            raise ConfigError(key, bound, text)
+            raise ConfigError(key, accepted or bound, text)
         if value > MAX_NUMBER:
-            raise ConfigError(key, f"{bound}, at most {MAX_NUMBER:g}", text)
+            raise ConfigError(key, accepted or f"{bound}, at most {MAX_NUMBER:g}", text)
         if exclusive and minimum == 0 and value < MIN_POSITIVE:
             at_least = f"{bound}, at least {MIN_POSITIVE:g} (the HPA counts in thousandths)"
-            raise ConfigError(key, at_least, text)
+            raise ConfigError(key, accepted or at_least, text)
         return value
 
     def bool(self, key: str, default: bool) -> bool:
@@ -654,7 +658,14 @@ def _parse_sqs(meta: _Metadata) -> SqsConfig:
         return _parse_sqs_settings(meta, queue_url, region)
     parts = _split_url("queueURL", queue_url, "an http(s) URL ending in /<account>/<queue>")
     path = parts.path.strip("/").split("/")
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(path) < 2 or not path[-1]:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or len(path) < 2
+        or not path[-1]
+        or parts.query
+        or parts.fragment
+    ):
         raise ConfigError(
             "queueURL",
             "an http(s) URL ending in /<account>/<queue>, or the queue's name",
@@ -961,27 +972,33 @@ def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> Forec
     forecast_mode = meta.choice("forecast", ForecastMode, ForecastMode.AUTO)
     assert isinstance(forecast_mode, ForecastMode)
     low, high = COLD_START_BOUNDS
-    cold_start = meta.float("coldStartSeconds", DEFAULT_COLD_START_SECONDS, minimum=0, exclusive=True)
+    seconds = f"seconds from {low:g} to {high:g}"
+    cold_start = meta.float(
+        "coldStartSeconds", DEFAULT_COLD_START_SECONDS, minimum=0, exclusive=True, accepted=seconds
+    )
     if not low <= cold_start <= high:
-        raise ConfigError("coldStartSeconds", f"seconds from {low:g} to {high:g}", str(cold_start))
+        raise ConfigError("coldStartSeconds", seconds, meta.get("coldStartSeconds"))
     throughput_text = meta.get("replicaThroughput")
     throughput = None
     if throughput_text is not None:
         throughput = meta.float("replicaThroughput", 1.0, minimum=0, exclusive=True)
     drain: float | None = None
     if meta.get("drainSeconds") is not None:
-        drain = meta.float("drainSeconds", 0.0, minimum=0, exclusive=True)
+        drain = meta.float("drainSeconds", 0.0, minimum=0, exclusive=True, accepted=seconds)
         if not low <= drain <= high:
-            raise ConfigError("drainSeconds", f"seconds from {low:g} to {high:g}", meta.get("drainSeconds"))
+            raise ConfigError("drainSeconds", seconds, meta.get("drainSeconds"))
         if throughput is None or mode is not Mode.DEPLOYMENT:
             raise ConfigError(
                 "drainSeconds",
                 "only with replicaThroughput in deployment mode (it paces the capacity-aware queue term)",
                 meta.get("drainSeconds"),
             )
-    quantile = meta.float("forecastQuantile", DEFAULT_FORECAST_QUANTILE, minimum=0.5, exclusive=False)
+    quantiles = "a number >= 0.5 and < 1"
+    quantile = meta.float(
+        "forecastQuantile", DEFAULT_FORECAST_QUANTILE, minimum=0.5, exclusive=False, accepted=quantiles
+    )
     if quantile >= 1:
-        raise ConfigError("forecastQuantile", "a number >= 0.5 and < 1", str(quantile))
+        raise ConfigError("forecastQuantile", quantiles, meta.get("forecastQuantile"))
     jobs_text = meta.get("maxPrewarmJobs")
     jobs = 0
     if jobs_text is not None:
@@ -1058,18 +1075,21 @@ def _decimal(text: str) -> float | None:
     return float(text) if _DECIMAL.fullmatch(text) else None
 
 
+# The lowest utilisation target: the GPU term divides busy GPUs by it, so a target
+# near 0 asks for absurd fleets (0.0001 % is a million replicas per busy GPU) and one
+# that underflows to 0 would divide by zero on every evaluation.
+MIN_TARGET_PERCENT = 1.0
+
+
 def _percent(meta: _Metadata, key: str, default: float, *, allow_zero: bool) -> float:
+    """A percentage: 0 to 100 (allow_zero, a threshold), else a target, from
+    MIN_TARGET_PERCENT to 100."""
     text = meta.get(key)
-    accepted = "a percentage, 0 to 100" if allow_zero else "a percentage, more than 0 and at most 100"
+    low = 0.0 if allow_zero else MIN_TARGET_PERCENT
+    accepted = "a percentage, 0 to 100" if allow_zero else f"a percentage, {low:g} to 100"
     if text is None:
         return default
     value = _decimal(text.rstrip("%").strip())
-    if (
-        value is None
-        or not math.isfinite(value)
-        or value > 100
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
+    if value is None or not math.isfinite(value) or value > 100 or value < low:
         raise ConfigError(key, accepted, text)
     return value

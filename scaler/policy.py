@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from scaler.config import GpuConfig, GpuRole, Mode, RabbitMeasure, TriggerConfig
+from scaler.forecast.model import MAX_RATE
 from scaler.signals.base import GpuReading, QueueReading
 
 
@@ -181,8 +182,9 @@ def capacity_queue_term(
     the backlog there will be when replicas asked for now are Ready.
 
         serving  = max(in_flight / queueLength, arrival_rate / replicaThroughput)
-        backlog  = waiting + max(0, arrival_rate - in_flight / queueLength * replicaThroughput) * L
-                   (while messages wait; 0 otherwise)
+        backlog  = waiting (+ delayed, with scaleOnDelayed)
+                   + max(0, arrival_rate - in_flight / queueLength * replicaThroughput) * L
+                   (that growth while messages wait; 0 otherwise)
         replicas = serving + backlog / (replicaThroughput * D)        L = the cold start in use
 
     Waking: at least the plain term, as stock KEDA asks, while messages wait and
@@ -218,19 +220,24 @@ def capacity_queue_term(
     in_flight = queue.in_flight or 0.0
     busy = in_flight / cfg.queue_length
     serving = max(busy, rate / throughput)
+    # Delayed messages are work to come when scaleOnDelayed says so, as in the plain
+    # term; they do not mean the ready replicas are saturated, so no growth from them.
+    delayed = queue.delayed if cfg.sqs is not None and cfg.sqs.scale_on_delayed else 0.0
+    pending = queue.waiting + delayed
     growth = max(0.0, rate - busy * throughput) if queue.waiting > 0 else 0.0
-    backlog = queue.waiting + growth * horizon
+    backlog = pending + growth * horizon
     replicas = serving + backlog / (throughput * drain)
     over = "the cold start" if cfg.forecast.drain_seconds is None else f"drainSeconds {drain:g}s"
+    counted = f"{queue.waiting:g} waiting" + (f" + {delayed:g} delayed" if delayed else "")
     reason = (
         f"capacity: max({in_flight:g} in flight / queueLength {cfg.queue_length:g}, "
-        f"{rate:.3g}/s / replicaThroughput {throughput:g}) + backlog at Ready ({queue.waiting:g} waiting "
+        f"{rate:.3g}/s / replicaThroughput {throughput:g}) + backlog at Ready ({counted} "
         f"+ {growth:.3g}/s unserved * {horizon:g}s) drained over {over} = {replicas:.3g} "
         f"(plain {plain.replicas:.3g})"
     )
     # In flight None (unknown) is neither consuming nor idle: not waking.
-    from_zero = queue.waiting > 0 and queue.in_flight == 0
-    from_quiet = queue.waiting > 0 and since_quiet is not None and since_quiet < horizon
+    from_zero = pending > 0 and queue.in_flight == 0
+    from_quiet = pending > 0 and since_quiet is not None and since_quiet < horizon
     if (from_zero or from_quiet) and plain.replicas > replicas:
         replicas = plain.replicas
         why = "nothing in flight" if from_zero else f"quiet {since_quiet:.0f}s ago"
@@ -300,7 +307,10 @@ def smoothed_rate(previous: RateAverage | None, read_at: float, rate: float) -> 
     rate is followed within seconds; a noisy one (per-request LLM traffic) keeps
     the minute; an idle one (average 0), or one whose noise is not yet known,
     the minute."""
-    if not math.isfinite(rate):  # not a reading: the average stands
+    # Not a reading, and the average stands: a non-finite rate, or one past the
+    # forecaster's MAX_RATE (a corrupt sample; squared, past about 1e154, it would
+    # overflow the noise estimate).
+    if not math.isfinite(rate) or rate > MAX_RATE:
         return previous if previous is not None else RateAverage(read_at, 0.0, 0.0, 0.0, 0.0)
     rate = max(0.0, rate)
     if previous is None or read_at < previous.read_at:

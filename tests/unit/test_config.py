@@ -378,7 +378,7 @@ BAD: list[tuple[str, dict[str, str], str, list[str]]] = [
         "coldStartSeconds non-ASCII",
         sqs(coldStartSeconds="\u0661\u0662\u0660"),
         "coldStartSeconds",
-        ["a number"],
+        ["seconds from 10 to 3600"],
     ),
     ("metricName uppercase", sqs(metricName="MyMetric"), "metricName", ["lowercase letters, digits and '-'"]),
     ("metricName underscore", sqs(metricName="my_metric"), "metricName", ["lowercase letters"]),
@@ -389,6 +389,9 @@ BAD: list[tuple[str, dict[str, str], str, list[str]]] = [
     # (a bare name is a queue's short name, as in KEDA: see test_config_keda.py)
     ("queueURL not a URL", sqs(queueURL="jobs?x=1"), "queueURL", ["http(s) URL ending in /<account>/"]),
     ("queueURL ftp", sqs(queueURL="ftp://127.0.0.1/1/q"), "queueURL", ["http(s) URL"]),
+    # a query or fragment would end up in the queue's name (and its metric's)
+    ("queueURL query", sqs(queueURL=SQS_URL + "?x=1"), "queueURL", ["http(s) URL ending in /<account>/"]),
+    ("queueURL fragment", sqs(queueURL=SQS_URL + "#f"), "queueURL", ["http(s) URL ending in /<account>/"]),
     (
         "queueURL without account",
         sqs(queueURL="https://sqs.us-east-1.amazonaws.com/jobs"),

@@ -65,7 +65,8 @@ def test_the_guard_counts_busy_gpus_the_demand_sums_their_duty_cycle() -> None:
     [
         ({"gpuTargetUtilization": "60"}, "target_utilization", 60.0),
         ({"gpuTargetUtilization": "100"}, "target_utilization", 100.0),
-        ({"gpuTargetUtilization": "0.5"}, "target_utilization", 0.5),
+        ({"gpuTargetUtilization": "1"}, "target_utilization", 1.0),
+        ({"gpuTargetUtilization": "2.5"}, "target_utilization", 2.5),
         ({"gpuTargetUtilization": "80%"}, "target_utilization", 80.0),
         ({"gpusPerReplica": "8"}, "gpus_per_replica", 8.0),
         ({"gpusPerReplica": "0.5"}, "gpus_per_replica", 0.5),
@@ -140,8 +141,11 @@ def test_selector_junk_is_rejected(selector: str) -> None:
         (gpu_only(prometheusServerAddress="ftp://p:21"), "prometheusServerAddress", "http"),
         (gpu_only(prometheusServerAddress="http://p:99999"), "prometheusServerAddress", "port"),
         (gpu_only(prometheusServerAddress="http://p:9090/?x=1"), "prometheusServerAddress", "http"),
-        (gpu_only(gpuTargetUtilization="0"), "gpuTargetUtilization", "more than 0 and at most 100"),
-        (gpu_only(gpuTargetUtilization="101"), "gpuTargetUtilization", "at most 100"),
+        (gpu_only(gpuTargetUtilization="0"), "gpuTargetUtilization", "a percentage, 1 to 100"),
+        # a target near 0 would ask for absurd fleets, and one that underflows divides by 0
+        (gpu_only(gpuTargetUtilization="0.5"), "gpuTargetUtilization", "a percentage, 1 to 100"),
+        (gpu_only(gpuTargetUtilization="1e-323"), "gpuTargetUtilization", "a percentage, 1 to 100"),
+        (gpu_only(gpuTargetUtilization="101"), "gpuTargetUtilization", "1 to 100"),
         (gpu_only(gpuTargetUtilization="-5"), "gpuTargetUtilization", "percentage"),
         (gpu_only(gpuTargetUtilization="high"), "gpuTargetUtilization", "percentage"),
         (gpu_only(gpuTargetUtilization="nan"), "gpuTargetUtilization", "percentage"),

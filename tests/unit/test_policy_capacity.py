@@ -125,6 +125,24 @@ def test_waking_asks_at_least_the_plain_term_and_says_so() -> None:
     assert "waking" not in small.reason
 
 
+def test_delayed_messages_are_backlog_with_scale_on_delayed() -> None:
+    # 100 delayed, 4 in flight, 3/s, cold start 300 s. Without scaleOnDelayed they are
+    # not work: serving max(1, 2) = 2, nothing waits: 2 (the plain term 4 / 4 = 1).
+    reading = QueueReading(waiting=0, in_flight=4, delayed=100)
+    assert capacity_queue_term(reading, cfg(), 3.0, 300.0).replicas == pytest.approx(2.0)
+    # With it they are work to come, as in the plain term (104 / 4 = 26): drained over the
+    # cold start, 2 + 100 / (1.5 * 300); none waits, so the pool is not short: no growth.
+    delayed = capacity_queue_term(reading, cfg(scaleOnDelayed="true"), 3.0, 300.0)
+    assert delayed.replicas == pytest.approx(2 + 100 / 450)
+    assert "0 waiting + 100 delayed" in delayed.reason
+    # Only delayed messages and nothing in flight: a wake, the plain term (100 / 4).
+    idle = QueueReading(waiting=0, in_flight=0, delayed=100)
+    waking = capacity_queue_term(idle, cfg(scaleOnDelayed="true"), 3.0, 300.0)
+    assert waking.replicas == pytest.approx(25.0) and "waking" in waking.reason
+    assert waking.active
+    assert capacity_queue_term(idle, cfg(), 3.0, 300.0).replicas == pytest.approx(2.0)
+
+
 def test_a_backlog_from_quiet_asks_the_plain_term_for_one_cold_start() -> None:
     # minReplicaCount 1 after silence: one replica consumes (4 in flight), 225 waiting,
     # 3/s, cold start 300 s. The capacity term asks 3.5 (see the hand-computed cases);
@@ -188,6 +206,10 @@ UNKNOWN = RateAverage(10.0, 4.0, 4.0, 0.0, 0.0)  # one reading so far: no noise 
         (UNKNOWN, 70.0, 10.0, (70.0, 4.0 + (1 - math.exp(-1.0)) * 6.0)),
         (UNKNOWN, 5.0, 1.0, (5.0, 1.0)),  # an older reading (a clock reset): afresh
         (UNKNOWN, 40.0, math.nan, (10.0, 4.0)),  # not a reading
+        # past the forecaster's MAX_RATE: a corrupt sample, not a reading (squared, 1e200
+        # would overflow the noise estimate)
+        (UNKNOWN, 40.0, 1e200, (10.0, 4.0)),
+        (RateAverage(100.0, 4.0, 4.0, 8.0, 1.0), 105.0, 1e200, (100.0, 4.0)),
         # noise known: s^2 = 2 at 10/s, r = (0.04 * 10)^2 / 2 = 0.08, w = 0.16 / 1.08 (about a 31 s
         # time constant at 5 s readings) rather than the minute's 0.080
         (RateAverage(100.0, 10.0, 10.0, 2.0, 1.0), 105.0, 12.0, (105.0, 10.0 + 0.16 / 1.08 * 2.0)),
