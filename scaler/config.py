@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from urllib.parse import SplitResult, quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
 
 DEFAULT_QUEUE_LENGTH = 5.0  # SQS: KEDA's aws-sqs-queue default
 # RabbitMQ: KEDA's rabbitmq default (defaultRabbitMQQueueLength), so a trigger
@@ -320,19 +320,29 @@ class TriggerConfig:
 
 
 def redact_url(url: str) -> str:
-    """Drop user info (user:password@) from a URL."""
+    """The URL as errors and logs show it: without user info (user:password@), and
+    with any query or fragment shown as '?...' / '#...' (a query may carry a
+    secret: pika's ssl_options holds a key's passphrase)."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:  # malformed: show nothing of it rather than risk a password
         return "<malformed URL>"
-    if parts.username is None and parts.password is None:
+    has_user = parts.username is not None or parts.password is not None
+    if not has_user and not parts.query and not parts.fragment:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{port}" if port else "")
-    return parts._replace(netloc=netloc).geturl()
+    netloc = parts.netloc
+    if has_user:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{port}" if port else "")
+    shown = parts._replace(netloc=netloc, query="", fragment="").geturl()
+    if parts.query:
+        shown += "?..."
+    if parts.fragment:
+        shown += "#..."
+    return shown
 
 
 def _split_url(key: str, url: str, accepted: str) -> SplitResult:
@@ -732,6 +742,8 @@ def _parse_rabbitmq(meta: _Metadata, measure: RabbitMeasure = RabbitMeasure.QUEU
     if scheme not in ("amqp", "amqps", "http", "https") or not parts.hostname:
         # Never echo the value: it usually carries a password.
         raise ConfigError("host", "an amqp://, amqps://, http:// or https:// URL with a host")
+    if scheme in ("amqp", "amqps"):
+        _check_amqp_query(parts.query)
     queue_name = meta.require("queueName", "the RabbitMQ queue name")
     protocol_choice = meta.get("protocol")
     url_protocol = RabbitProtocol.AMQP if scheme.startswith("amqp") else RabbitProtocol.HTTP
@@ -778,6 +790,80 @@ def _parse_rabbitmq(meta: _Metadata, measure: RabbitMeasure = RabbitMeasure.QUEU
         exclude_unacknowledged=exclude,
         measure=measure,
     )
+
+
+# The AMQP URL's query parameters handed to pika (pika.URLParameters) that are
+# accepted: plain numbers and the locale, (lowest, highest) as pika checks them.
+# The timeouts and retries are replaced by the scaler's own (--source-timeout, one
+# attempt) and only checked, so that a URL written for a Python client still parses.
+_AMQP_QUERY_WHOLE = {
+    "heartbeat": (0, None),
+    "channel_max": (1, 65535),
+    "frame_max": (4096, 131072),
+    "connection_attempts": (1, None),
+}
+_AMQP_QUERY_SECONDS = {
+    "socket_timeout": True,  # True: must be > 0
+    "stack_timeout": True,
+    "blocked_connection_timeout": False,
+    "retry_delay": False,
+}
+_AMQP_QUERY_NAMES = (
+    "heartbeat, channel_max, frame_max, locale, connection_attempts, socket_timeout, stack_timeout, "
+    "blocked_connection_timeout and retry_delay"
+)
+_AMQP_QUERY_ACCEPTED = f"an amqp:// or amqps:// URL whose query, if any, sets only {_AMQP_QUERY_NAMES}"
+# pika parameters refused by name, and why: ssl_options loads the files it names
+# (ca_certs, certfile, keyfile) from the scaler's own pod, tcp_options sets the
+# scaler's socket options, and pika evaluates both (and client_properties) as
+# Python literals.
+_AMQP_QUERY_REFUSED = {
+    "ssl_options": "ssl_options (it makes the scaler load files of its own pod; for TLS use amqps:// "
+    "with a broker certificate the scaler trusts)",
+    "tcp_options": "tcp_options (it sets the scaler's own socket options)",
+    "client_properties": "client_properties (pika evaluates it as a Python literal)",
+}
+
+
+def _check_amqp_query(query: str) -> None:
+    """Refuse an AMQP host URL's query parameters that make pika do more than tune
+    the connection (_AMQP_QUERY_REFUSED), unknown ones (pika refuses them at every
+    read), repeated ones and malformed numbers. Values are never echoed: the URL
+    carries the password, and ssl_options a key's passphrase."""
+    if not query:
+        return
+    try:
+        # As pika reads it (names and values percent-decoded), blank values kept.
+        params = parse_qs(query, keep_blank_values=True, max_num_fields=20)
+    except ValueError:
+        raise ConfigError("host", f"{_AMQP_QUERY_ACCEPTED} (it sets more than 20 parameters)") from None
+    for name in params:
+        if name in _AMQP_QUERY_REFUSED:
+            raise ConfigError(
+                "host",
+                f"an amqp:// or amqps:// URL without {_AMQP_QUERY_REFUSED[name]}; its query may set "
+                f"only {_AMQP_QUERY_NAMES}",
+            )
+    for name, values in params.items():
+        if name != "locale" and name not in _AMQP_QUERY_WHOLE and name not in _AMQP_QUERY_SECONDS:
+            raise ConfigError("host", f"{_AMQP_QUERY_ACCEPTED} (it sets another parameter)")
+        if len(values) != 1:
+            raise ConfigError("host", f"{_AMQP_QUERY_ACCEPTED}, each once (it sets {name} more than once)")
+        value = values[0]
+        if name in _AMQP_QUERY_WHOLE:
+            low, high = _AMQP_QUERY_WHOLE[name]
+            whole = f"{name} a whole number " + (f">= {low}" if high is None else f"from {low} to {high}")
+            if not (value.isascii() and value.isdigit() and len(value) <= 10):
+                raise ConfigError("host", f"{_AMQP_QUERY_ACCEPTED}, with {whole}")
+            number = int(value)
+            if number < low or (high is not None and number > high):
+                raise ConfigError("host", f"{_AMQP_QUERY_ACCEPTED}, with {whole}")
+        elif name in _AMQP_QUERY_SECONDS:
+            positive = _AMQP_QUERY_SECONDS[name]
+            seconds = _decimal(value)
+            if seconds is None or not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
+                bound = "> 0" if positive else ">= 0"
+                raise ConfigError("host", f"{_AMQP_QUERY_ACCEPTED}, with {name} in seconds, a number {bound}")
 
 
 def _with_credentials(meta: _Metadata, url: str) -> str:

@@ -7,6 +7,7 @@ differ only in the sources (real or simulated) and the clock they inject.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import math
@@ -170,6 +171,13 @@ class SignalRead:
 # The forecast's (optional) signals.
 ARRIVAL = "arrival"
 COLD_START = "cold start"
+# An optional signal's refresh is waited for at most this long (a healthy Prometheus
+# answers in milliseconds, so answers keep a fresh rate); past it, its last reading
+# is answered while the refresh runs on in the background, for at most
+# OPTIONAL_READING_MAX_AGE after it was read (KEDA polls every 30 s and the HPA
+# every 15 s, by default; arrivalQuery is itself a rate over a range).
+OPTIONAL_READ_WAIT = 0.5
+OPTIONAL_READING_MAX_AGE = 60.0
 COLD_START_REFRESH = 300.0  # seconds between coldStartQuery reads (a slow-moving figure)
 ACTIVATION_ARRIVALS = 1.0  # demand is "expected" when at least one arrival is expected within L
 
@@ -323,6 +331,14 @@ class Engine:
         self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
         # Warm starts run as their own tasks (read_signals); held here until done.
         self._warm_starts: set[asyncio.Task[None]] = set()
+        # The optional signals (arrivalQuery, coldStartQuery): each source's last
+        # outcome seen (a Reading or a SourceError), and the refreshes running in the
+        # background by source key (read_signals never waits for one once an outcome
+        # is known).
+        self._optional_last: OrderedDict[str, Reading[object] | SourceError] = OrderedDict()
+        self._refreshes: dict[str, asyncio.Task[Reading[object]]] = {}
+        # arrivalQuery sources that feed a forecast's demand series (see _demand_series).
+        self._forecast_arrivals: OrderedDict[str, None] = OrderedDict()
 
     def config(
         self, ref: ObjectRef, metadata: Mapping[str, str], *, memo_key: bytes | None = None
@@ -453,30 +469,138 @@ class Engine:
         self, cfg: TriggerConfig, *, queue_newer_than: float | None = None
     ) -> tuple[SignalRead, ...]:
         """Read every signal the trigger uses, concurrently, through the shared
-        cache. Never raises a SourceError: each read carries its own outcome."""
+        cache. Never raises a SourceError: each read carries its own outcome.
+
+        The required signals (queue, GPU) are waited for. An optional one (the
+        forecast's arrivalQuery and coldStartQuery) is waited for in full only the
+        first time its source is read: after that a reading or error past the TTL
+        starts a refresh (see _optional_outcome) that this answer waits for at most
+        OPTIONAL_READ_WAIT, doing without it past that, so a slow or down
+        Prometheus does not delay the answers by its timeout."""
         wanted = self._wanted_signals(cfg)
         warm = self._warm_start_due(cfg)
-        if warm is None:
-            # Every reading fresh in the cache (the common case: KEDA polls far more
-            # often than the TTL runs out): answer without scheduling tasks.
-            fresh = [self.cache.fresh(source) for _, source, _ in wanted]
-            if queue_newer_than is not None:
-                # A queue reading taken by then does not count: get() reads again.
-                fresh = [
-                    None if name == "queue" and _taken_by(o, queue_newer_than) else o
-                    for (name, _, _), o in zip(wanted, fresh, strict=True)
-                ]
-            if all(outcome is not None for outcome in fresh):
-                return self._signal_reads(wanted, fresh)
-        outcomes = await asyncio.gather(
+        # Every reading fresh in the cache is the common case (KEDA polls far more
+        # often than the TTL runs out): answered without scheduling tasks.
+        outcomes: list[object] = []
+        refreshing: dict[int, asyncio.Task[Reading[object]]] = {}
+        for i, (name, source, _) in enumerate(wanted):
+            outcome: object = self.cache.fresh(source)
+            if name == "queue" and queue_newer_than is not None and _taken_by(outcome, queue_newer_than):
+                outcome = None  # a queue reading taken by then does not count: get() reads again
+            elif name in (ARRIVAL, COLD_START):
+                outcome, refresh = self._optional_outcome(source, outcome)
+                if refresh is not None:
+                    refreshing[i] = refresh
+            outcomes.append(outcome)
+        if warm is None and not refreshing and all(outcome is not None for outcome in outcomes):
+            return self._signal_reads(cfg, wanted, outcomes)
+        missing = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        read = await asyncio.gather(
             *(
-                self.cache.get(source, queue_newer_than if name == "queue" else None)
-                for name, source, _ in wanted
+                self.cache.get(wanted[i][1], queue_newer_than if wanted[i][0] == "queue" else None)
+                for i in missing
             ),
+            *(_within(task, OPTIONAL_READ_WAIT, outcomes[i]) for i, task in refreshing.items()),
             *([asyncio.shield(self._warm_start_task(*warm))] if warm is not None else []),
             return_exceptions=True,
         )
-        return self._signal_reads(wanted, outcomes[: len(wanted)])
+        for i, outcome in zip([*missing, *refreshing], read, strict=False):
+            outcomes[i] = outcome
+            name, source, _ = wanted[i]
+            if name in (ARRIVAL, COLD_START) and isinstance(outcome, Reading | SourceError):
+                _remember(self._optional_last, source.key, _bare(outcome), SOURCE_MEMORY_LIMIT)
+        return self._signal_reads(cfg, wanted, outcomes)
+
+    def _optional_outcome(
+        self, source: Source, fresh: object
+    ) -> tuple[object, asyncio.Task[Reading[object]] | None]:
+        """What an optional signal answers with, given the cache's fresh outcome
+        (None: none within the TTL), and the refresh to wait for first (briefly):
+        that fresh outcome, no refresh; the first time, None (wait for the read);
+        else a refresh, and what to answer if it is not back in time: the last
+        reading up to OPTIONAL_READING_MAX_AGE old, a query it rejected (bad
+        metadata; the refresh says when that changes), or the source as
+        unavailable for this answer."""
+        key = source.key
+        if fresh is not None:
+            if isinstance(fresh, Reading | SourceError):
+                _remember(self._optional_last, key, fresh, SOURCE_MEMORY_LIMIT)
+            return fresh, None
+        last = self._optional_last.get(key)
+        if last is None:
+            return None, None
+        self._optional_last.move_to_end(key)
+        refresh = self._refresh_in_background(source)
+        if isinstance(last, Reading):
+            age = last.age(self.clock.monotonic())
+            if age <= OPTIONAL_READING_MAX_AGE:
+                return last, refresh
+            stale = SourceError(f"{source.description}: the last reading is {age:.0f}s old; reading it again")
+            return stale, refresh
+        if isinstance(last, SourceRejectedQuery):
+            return copy.copy(last), refresh
+        return SourceError(f"{last} (being read again)"), refresh
+
+    def _refresh_in_background(self, source: Source) -> asyncio.Task[Reading[object]]:
+        """The read of an optional source through the cache (single flight) running
+        in the background, started unless one already runs; its outcome is kept
+        when it comes, whether or not an answer still waits for it."""
+        key = source.key
+        running = self._refreshes.get(key)
+        if running is not None:
+            return running
+        task = asyncio.ensure_future(self.cache.get(source))
+        self._refreshes[key] = task
+
+        def done(task: asyncio.Task[Reading[object]]) -> None:
+            if self._refreshes.get(key) is task:
+                del self._refreshes[key]
+            if task.cancelled():
+                return
+            error = task.exception()  # retrieved, so never "never retrieved"
+            if error is None:
+                self._optional_refreshed(source, task.result())
+            elif isinstance(error, SourceError):
+                self._optional_refreshed(source, _bare(error))
+            else:  # a bug: logged here, since no answer may wait for it
+                log.error("reading %s failed unexpectedly", source.description, exc_info=error)
+
+        task.add_done_callback(done)
+        return task
+
+    def _optional_refreshed(self, source: Source, outcome: Reading[object] | SourceError) -> None:
+        """Keep a background refresh's outcome. A measured cold start is taken at once
+        (it is read every COLD_START_REFRESH, so the next answers might never find it
+        within the TTL); an arrival reading is fed to its demand series, if the
+        forecast keeps one, with the wall time it was read at."""
+        key = source.key
+        _remember(self._optional_last, key, outcome, SOURCE_MEMORY_LIMIT)
+        now = self.clock.monotonic()
+        value = outcome.value if isinstance(outcome, Reading) else None
+        if isinstance(value, ColdStartReading):
+            assert isinstance(outcome, Reading)
+            read = SignalRead(COLD_START, source.description, value=value, read_at=outcome.read_at)
+            self._remember_cold_start(key, read, now)
+        elif isinstance(outcome, SourceError) and key in self._cold_starts:
+            self._remember_cold_start(key, SignalRead(COLD_START, source.description, error=outcome), now)
+        elif isinstance(value, ArrivalReading) and key in self._forecast_arrivals:
+            assert isinstance(outcome, Reading)
+            series = self.demand.get(key, DemandKind.ARRIVAL, now)
+            series.feed(outcome.read_at, self.clock.wall() - outcome.age(now), value.rate)
+
+    async def close(self) -> None:
+        """Cancel the refreshes still running in the background (the server's stop):
+        the reads themselves belong to the cache, which its close ends."""
+        tasks = list(self._refreshes.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._refreshes.clear()
+
+    async def refreshed(self) -> None:
+        """Wait for the refreshes running in the background (tests)."""
+        while self._refreshes:
+            await asyncio.gather(*self._refreshes.values(), return_exceptions=True)
 
     def evaluate_config_sync(self, ref: ObjectRef, cfg: TriggerConfig) -> Evaluation:
         """evaluate_config() with no event loop and no thread pool: for drivers whose
@@ -506,7 +630,7 @@ class Engine:
                 outcomes.append(self.cache.get_sync(source))
             except SourceError as exc:
                 outcomes.append(exc)
-        return self._signal_reads(wanted, outcomes)
+        return self._signal_reads(cfg, wanted, outcomes)
 
     def _wanted_signals(self, cfg: TriggerConfig) -> list[tuple[str, Source, type]]:
         """(signal name, source, expected reading type) for each signal the trigger uses."""
@@ -530,17 +654,17 @@ class Engine:
         return wanted
 
     def _signal_reads(
-        self, wanted: list[tuple[str, Source, type]], outcomes: Sequence[object]
+        self, cfg: TriggerConfig, wanted: list[tuple[str, Source, type]], outcomes: Sequence[object]
     ) -> tuple[SignalRead, ...]:
         """Each read's outcome (a Reading or an exception) as a SignalRead."""
         now = self.clock.monotonic()
         reads: list[SignalRead] = []
         for (name, source, expected), outcome in zip(wanted, outcomes, strict=True):
             optional = name in (ARRIVAL, COLD_START)
-            if isinstance(outcome, SourceRejectedQuery) and optional:
-                # A PromQL error in arrivalQuery/coldStartQuery is bad metadata, not an
-                # outage: INVALID_ARGUMENT naming the key, like any other bad key.
-                key = "arrivalQuery" if name == ARRIVAL else "coldStartQuery"
+            key = _query_key(cfg, name)
+            if isinstance(outcome, SourceRejectedQuery) and key is not None:
+                # A PromQL error in a query is bad metadata, not an outage:
+                # INVALID_ARGUMENT naming the key, like any other bad key.
                 rejected = SourceRejectedQuery(f"metadata key {key!r}: {outcome}")
                 reads.append(SignalRead(name, source.description, error=rejected))
             elif isinstance(outcome, SourceError):
@@ -731,6 +855,7 @@ class Engine:
             if source is None:
                 return None
             series = self.demand.get(source.key, DemandKind.ARRIVAL, now)
+            _remember(self._forecast_arrivals, source.key, None, SOURCE_MEMORY_LIMIT)
             arrival = next((r for r in reads if r.name == ARRIVAL), None)
             value = arrival.value if arrival is not None else None
             if arrival is not None and isinstance(value, ArrivalReading) and arrival.read_at is not None:
@@ -952,6 +1077,34 @@ def _queue_series_key(cfg: TriggerConfig, queue_source: Source) -> tuple[str, De
     publish = cfg.rabbitmq is not None and cfg.rabbitmq.protocol is RabbitProtocol.HTTP
     kind = DemandKind.PUBLISH if publish else DemandKind.INFERRED
     return f"{queue_source.key}|{kind.name.lower()}", kind
+
+
+async def _within(task: asyncio.Task[Reading[object]], seconds: float, otherwise: object) -> object:
+    """The task's reading (or its SourceError raised) if it is done within
+    `seconds`, else `otherwise`; the task itself runs on either way."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        return otherwise
+
+
+def _bare(outcome: Reading[object] | SourceError) -> Reading[object] | SourceError:
+    """The outcome to keep: an error without the frames it was raised through."""
+    if isinstance(outcome, SourceError):
+        outcome.__traceback__ = None
+        outcome.__context__ = None
+    return outcome
+
+
+def _query_key(cfg: TriggerConfig, name: str) -> str | None:
+    """The metadata key a Prometheus signal's query comes from (None: not a query)."""
+    if name == ARRIVAL:
+        return "arrivalQuery"
+    if name == COLD_START:
+        return "coldStartQuery"
+    if name == "gpu" and cfg.gpu is not None:
+        return "gpuQuery" if cfg.gpu.selector is None else "gpuSelector"
+    return None
 
 
 def _taken_by(outcome: object, when: float) -> bool:

@@ -67,6 +67,10 @@ class Source(Protocol):
     A source may also have a `connection_key` (str): sources with the same one
     read over one shared client that is not thread-safe (an AMQP connection),
     and the cache makes their reads take turns on the event loop.
+
+    And an `endpoint` (str, host:port, no credentials): the server it reads. The
+    cache lets one endpoint's reads hold at most a share of its read threads, so a
+    server that fails slowly cannot starve the reads of the others.
     """
 
     @property

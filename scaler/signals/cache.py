@@ -85,7 +85,19 @@ class _Turn:
     deadline: float  # loop time by which the read should have returned
 
 
+@dataclass
+class _Endpoint:
+    """The read threads now running against one endpoint (see Source.endpoint), and
+    an event set (and replaced) each time one of them returns."""
+
+    running: int = 0
+    freed: asyncio.Event | None = None
+
+
 ReadObserver = Callable[[Source, float, "SourceError | None"], None]
+
+# The share of the read pool one endpoint's reads may hold at once (see _wait_endpoint).
+ENDPOINT_SHARE = 4
 
 
 # How long a reading is shared before the next caller reads the source again: the
@@ -121,6 +133,8 @@ class ReadingCache:
         self._idle_evict_after = idle_evict_after
         self._on_read = on_read
         self._turns: dict[str, _Turn] = {}
+        self._endpoints: dict[str, _Endpoint] = {}
+        self.endpoint_limit = max(1, max_workers // ENDPOINT_SHARE)
         self.reads = 0  # total source reads started (for tests and the benchmark)
 
     def _entry(self, source: Source, now: float) -> tuple[_Entry, Source]:
@@ -219,7 +233,12 @@ class ReadingCache:
             connection = getattr(source, "connection_key", None)
             if connection is not None:
                 await self._wait_turn(source, connection, deadline)
+            endpoint = getattr(source, "endpoint", None)
+            if endpoint is not None:
+                await self._wait_endpoint(source, endpoint, deadline)
             entry.thread = self._submit(source.read)
+            if endpoint is not None:
+                self._hold_endpoint(endpoint, entry.thread, loop)
             if connection is not None:
                 self._take_turn(connection, entry.thread, loop, deadline)
             remaining = max(deadline - loop.time(), 0.0)
@@ -239,6 +258,10 @@ class ReadingCache:
             entry.finished_at = self._clock.monotonic()
             entry.pending = None
         if error is not None:
+            # Kept for its message only: its traceback holds this frame, which holds
+            # the entry, which holds the error (a reference cycle per failed read for
+            # the collector, whose passes stop the event loop, all through an outage).
+            error.__traceback__ = error.__context__ = error.__cause__ = None
             entry.error = error
         self._log_change(source, entry, error)
         if self._on_read is not None:
@@ -302,6 +325,51 @@ class ReadingCache:
                     f"within {self.timeout:g}s"
                 ) from None
 
+    async def _wait_endpoint(self, source: Source, endpoint: str, deadline: float) -> None:
+        """Wait, on the event loop, until fewer than `endpoint_limit` reads run against
+        the source's endpoint, and count this one.
+
+        A source that fails slowly (an unreachable or overloaded server, each read
+        ending at the client's own timeout) holds a pool thread for most of every
+        TTL; its distinct keys (one per query or queue) could hold every thread, and
+        a healthy source's read would wait in the pool's queue until its deadline,
+        blamed on itself. One endpoint holds at most a quarter of the pool; its
+        reads past that wait here, costing no thread, and fail at their deadline."""
+        loop = asyncio.get_running_loop()
+        while (state := self._endpoints.setdefault(endpoint, _Endpoint())).running >= self.endpoint_limit:
+            if state.freed is None:
+                state.freed = asyncio.Event()
+            try:
+                await asyncio.wait_for(state.freed.wait(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise SourceError(
+                    f"{source.description}: no answer within {self.timeout:g}s "
+                    f"({state.running} reads of the same server still running)"
+                ) from None
+        state.running += 1
+
+    def _hold_endpoint(
+        self, endpoint: str, thread: concurrent.futures.Future[object], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Count the endpoint's read as running until its thread returns."""
+
+        def finished(_: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed first (shutdown)
+                loop.call_soon_threadsafe(self._release_endpoint, endpoint)
+
+        thread.add_done_callback(finished)
+
+    def _release_endpoint(self, endpoint: str) -> None:
+        state = self._endpoints.get(endpoint)
+        if state is None:
+            return
+        state.running -= 1
+        if state.freed is not None:
+            state.freed.set()  # every waiter checks again; the first takes the place
+            state.freed = None
+        if state.running <= 0:
+            del self._endpoints[endpoint]
+
     def _take_turn(
         self,
         connection: str,
@@ -341,12 +409,19 @@ class ReadingCache:
 
     async def evict_idle(self) -> int:
         """Drop sources nobody asked for in a while, closing their clients in the
-        pool (an AMQP close talks to the broker: never on the event loop)."""
+        pool (an AMQP close talks to the broker: never on the event loop).
+
+        A source whose last read is still in its client (a server dripping bytes
+        keeps a read alive past every timeout) is left for a later pass: its close
+        would wait for the read's lock. The closes are awaited at most a timeout, so
+        one that hangs anyway cannot stop the housekeeping that calls this."""
         now = self._clock.monotonic()
         stale = [
             k
             for k, e in self._entries.items()
-            if e.pending is None and now - e.last_used > self._idle_evict_after
+            if e.pending is None
+            and (e.thread is None or e.thread.done())
+            and now - e.last_used > self._idle_evict_after
         ]
         # A finished turn is as good as none; connections whose sources all went
         # away would otherwise keep theirs (and its last reading) for good.
@@ -356,7 +431,10 @@ class ReadingCache:
         for key in stale:
             del self._entries[key]
             closing.append(loop.run_in_executor(self._executor, self._close, self._sources.pop(key)))
-        await asyncio.gather(*closing)
+        if closing:
+            _, hung = await asyncio.wait(closing, timeout=self.timeout)
+            if hung:
+                log.warning("%d evicted source(s) still closing after %gs", len(hung), self.timeout)
         return len(stale)
 
     def source(self, key: str) -> Source | None:

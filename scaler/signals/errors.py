@@ -13,8 +13,9 @@ import errno
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
+from urllib.parse import urljoin, urlsplit
 
 import pika.exceptions
 from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
@@ -37,6 +38,20 @@ def endpoint(host: str | None, port: int | None) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{host}:{port}" if port else host
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "amqp": 5672, "amqps": 5671}
+
+
+def url_endpoint(url: str) -> str:
+    """The server a URL reads, host:port (the scheme's port when none is written),
+    without user info: a Source's `endpoint`."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # refused at parse time; never a crash here
+        return "?"
+    return endpoint(parts.hostname, port or DEFAULT_PORTS.get(parts.scheme))
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
@@ -195,20 +210,52 @@ def unexpected(exc: BaseException) -> str:
 
 MAX_SERVER_MESSAGE = 200  # characters of a server's own error message shown
 # A safety net for server messages that are shown: anything that looks like a
-# signing header or parameter (a session token, a signature), or an AWS access key ID.
+# signing header or parameter (a session token, a signature), an Authorization
+# value (with its scheme: "Authorization: Basic <user:password in base64>"), a
+# bearer token wherever it stands, or an AWS access key ID.
 _SECRET_LOOKING = re.compile(
     r"(?i)\b(x-amz-security-token|x-amz-credential|x-amz-signature|credential|signature|authorization)"
-    r"(\s*[:=]\s*)[^\s,;&'\"]+"
+    r"(\s*[:=]\s*)(?:(?:basic|bearer|digest|negotiate)\s+)?[^\s,;&'\"]+"
 )
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[^\s,;&'\"]+")
 _ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b")
 
 
-def server_message(message: str, limit: int = MAX_SERVER_MESSAGE) -> str:
+def server_message(message: str, limit: int = MAX_SERVER_MESSAGE, secrets: Iterable[str | None] = ()) -> str:
     """What of a server's error message may be shown: its first line (what
     follows is detail, and may quote the request), with anything credential-like
-    redacted, cut to `limit` characters."""
+    redacted, cut to `limit` characters. `secrets`: the credentials the request
+    carried, redacted wherever they appear (a proxy may quote them)."""
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "<redacted>")
     lines = message.strip().splitlines()
     first = lines[0].strip() if lines else ""
     first = _SECRET_LOOKING.sub(r"\1\2<redacted>", first)
+    first = _BEARER.sub(r"\1\2<redacted>", first)
     first = _ACCESS_KEY_ID.sub("<redacted>", first)
     return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+MAX_REDIRECT_SHOWN = 120  # characters of a redirect's target shown
+
+
+def redirected(status: int | None, location: str | None, request_url: str, host_key: str) -> str:
+    """What to say about a 3xx answer. The scaler follows no redirect: the access
+    policy (--allowed-hosts) checks only the configured address, so a redirect
+    could send the read anywhere the scaler's network reaches. Names where it
+    points (scheme, host:port and path; never user info, query or fragment) and
+    the metadata key to set to the final address."""
+    redirects = f"the server redirects (HTTP {status})" if status is not None else "the server redirects"
+    advice = f"the scaler does not follow redirects; set {host_key!r} to the final address"
+    if not location:
+        return f"{redirects} without saying where; {advice}"
+    try:
+        parts = urlsplit(urljoin(request_url, location.strip()))
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return f"{redirects} to a malformed address; {advice}"
+    target = f"{parts.scheme}://{endpoint(host, port)}{parts.path}"
+    if len(target) > MAX_REDIRECT_SHOWN:
+        target = target[: MAX_REDIRECT_SHOWN - 3] + "..."
+    return f"{redirects} to {target!r}; {advice}"

@@ -10,6 +10,7 @@ values, several series or a range vector are errors, never a made-up number.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -22,7 +23,9 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, SourceError, SourceRejectedQuery
-from scaler.signals.errors import connection_failure
+from scaler.signals.errors import connection_failure, redirected, server_message, unexpected, url_endpoint
+
+log = logging.getLogger(__name__)
 
 
 class QueryConfig(Protocol):
@@ -109,6 +112,11 @@ class PrometheusSource:
     def description(self) -> str:
         return f"prometheus at {self._cfg.server_address}, query {_short(self._cfg.query)!r}"
 
+    @cached_property
+    def endpoint(self) -> str:
+        """The server read (Source.endpoint)."""
+        return url_endpoint(self._cfg.server_address)
+
     def read(self) -> object:
         params = {"timeout": _duration(self._timeout)}
         return self._reading(self._query(lambda client: client.custom_query(self._cfg.query, params=params)))
@@ -160,13 +168,22 @@ class PrometheusSource:
                 return run(client)
             except PrometheusApiClientException:
                 raise self._http_error() from None
+            except requests.TooManyRedirects as exc:
+                # Not followed (max_redirects 0), so never sent: the answer was a redirect.
+                raise self._redirected(exc.response) from None
             except requests.exceptions.JSONDecodeError:
                 # Before RequestException, which it also is: a 200 answer that is not JSON.
                 raise self._not_prometheus() from None
             except requests.RequestException as exc:
                 raise SourceError(f"{self.description}: {self._request_failed(exc)}") from None
-            except (ValueError, KeyError, TypeError):
-                # A 200 answer that is not Prometheus's JSON.
+            except (ValueError, KeyError, TypeError) as exc:
+                if self._last_response is None:
+                    # Raised before any answer came (a request that could not be
+                    # sent, such as a header value it cannot encode): not the
+                    # answer's fault. Its type only: its text may quote a credential.
+                    log.debug("reading %s failed before an answer", self.description, exc_info=True)
+                    raise SourceError(f"{self.description}: {unexpected(exc)}") from None
+                # Parsing the answer failed: a 200 answer that is not Prometheus's JSON.
                 raise self._not_prometheus() from None
 
     def _not_prometheus(self) -> SourceError:
@@ -195,10 +212,20 @@ class PrometheusSource:
             cfg = self._cfg
             session = requests.Session()
             session.verify = not cfg.unsafe_ssl
+            # No redirect is followed: --allowed-hosts checks only the configured
+            # address, and a redirect could send the read (and show its answer)
+            # anywhere the scaler's network reaches. A 3xx is reported instead.
+            session.max_redirects = 0
             # Keep the failed answer: the client library reduces it to a string.
             session.hooks["response"].append(self._remember)
-            headers = {"Authorization": f"Bearer {cfg.bearer_token}"} if cfg.bearer_token else None
-            auth = (cfg.username, cfg.password or "") if cfg.username is not None else None
+            # Credentials go as UTF-8 bytes, as KEDA (Go) sends them: requests would
+            # encode a str as latin-1, which fails (or changes) a non-ASCII password.
+            headers = {"Authorization": b"Bearer " + cfg.bearer_token.encode()} if cfg.bearer_token else None
+            auth = (
+                requests.auth.HTTPBasicAuth(cfg.username.encode(), (cfg.password or "").encode())
+                if cfg.username is not None
+                else None
+            )
             self._client = PrometheusConnect(
                 url=cfg.server_address,
                 headers=headers,
@@ -218,12 +245,15 @@ class PrometheusSource:
         if response is None:
             return SourceError(f"{self.description}: unexpected answer")
         status = response.status_code
+        if 300 <= status < 400:
+            return self._redirected(response)
         if status in (401, 403):
             return SourceError(
                 f"{self.description}: access denied (HTTP {status}); check the credentials "
                 "(prometheusBearerToken, or prometheusUsername and prometheusPassword)"
             )
-        message, error_type = _prometheus_error(response)
+        secrets = (self._cfg.bearer_token, self._cfg.password)
+        message, error_type = _prometheus_error(response, secrets)
         if status == 400 and error_type == "bad_data":
             # Prometheus rejects the query itself (a PromQL syntax error): a config problem.
             return SourceRejectedQuery(f"{self.description}: Prometheus rejected the query: {message}")
@@ -231,6 +261,15 @@ class PrometheusSource:
         if status == 404:
             detail += "; check that prometheusServerAddress is Prometheus's base URL (the API is /api/v1)"
         return SourceError(f"{self.description}: HTTP {status}: {detail}")
+
+    def _redirected(self, response: requests.Response | None) -> SourceError:
+        cause = redirected(
+            response.status_code if response is not None else None,
+            response.headers.get("Location") if response is not None else None,
+            (response.url if response is not None else None) or self._cfg.server_address,
+            "prometheusServerAddress",
+        )
+        return SourceError(f"{self.description}: {cause} (its base URL, without /api/v1)")
 
     def _reading(self, result: Any) -> object:
         if not isinstance(result, list):
@@ -285,12 +324,15 @@ class PrometheusSource:
                 self._client = None
 
 
-def _prometheus_error(response: requests.Response) -> tuple[str, str]:
-    """Prometheus's own error message and type from an error answer."""
+def _prometheus_error(response: requests.Response, secrets: tuple[str | None, ...] = ()) -> tuple[str, str]:
+    """Prometheus's own error message and type from an error answer, as
+    errors.server_message shows it (first line, capped, credential-like text and
+    the request's own credentials redacted): a proxy's error page may quote the
+    request, and a message past gRPC's trailer cap would not reach KEDA."""
     try:
         body = json.loads(response.content)
     except ValueError:
-        return response.text.strip()[:300], ""
+        return server_message(response.text, secrets=secrets), ""
     if not isinstance(body, dict):
         return "", ""
-    return str(body.get("error", "")), str(body.get("errorType", ""))
+    return server_message(str(body.get("error", "")), secrets=secrets), str(body.get("errorType", ""))

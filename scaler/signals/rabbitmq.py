@@ -7,6 +7,7 @@ rates. Neither path ever consumes, gets or acknowledges a message.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -14,13 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pika
 import pika.exceptions
 import requests
 
 from scaler.config import (
+    MAX_QUOTED,
     RabbitConfig,
     RabbitProtocol,
     quote_vhost,
@@ -29,7 +31,7 @@ from scaler.config import (
     rabbit_vhost,
 )
 from scaler.signals.base import QueueReading, SharedByKey, SourceError
-from scaler.signals.errors import connection_failure, endpoint
+from scaler.signals.errors import connection_failure, endpoint, redirected, url_endpoint
 
 
 class _RabbitQueueSource:
@@ -47,6 +49,11 @@ class _RabbitQueueSource:
         c = self._cfg
         # Names quoted cut: this starts every error about the queue.
         return f"rabbitmq queue {quoted(c.queue_name)} (vhost {quoted(rabbit_vhost(c))}) at {c.safe_url}"
+
+    @cached_property
+    def endpoint(self) -> str:
+        """The server read (Source.endpoint): the broker, or its management API."""
+        return url_endpoint(self._cfg.url)
 
 
 class AmqpConnections:
@@ -214,7 +221,7 @@ class _SharedConnection:
         return int(frame.method.message_count)
 
     def _connect(self, timeout: float) -> None:
-        params = pika.URLParameters(self._cfg.url)
+        params = pika.URLParameters(amqp_url_for_pika(self._cfg.url))
         if self._cfg.vhost is not None:
             params.virtual_host = self._cfg.vhost
         params.socket_timeout = timeout
@@ -269,6 +276,26 @@ class _SharedConnection:
                 self._lock.release()
 
 
+# URL query parameters pika reads with ast.literal_eval into TLS or socket
+# settings: ssl_options loads the CA, certificate and key files it names from the
+# scaler's own filesystem (a tenant could probe for files, or make the scaler
+# present a client certificate mounted in its pod), tcp_options sets socket options.
+_UNSAFE_QUERY_KEYS = frozenset({"ssl_options", "tcp_options"})
+
+
+def amqp_url_for_pika(url: str) -> str:
+    """The URL to give pika: `url` without ssl_options or tcp_options in its
+    query. Configuration refuses them; this holds whatever reaches the source."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(name, value) for name, value in pairs if name.strip().lower() not in _UNSAFE_QUERY_KEYS]
+    if len(kept) == len(pairs):
+        return url
+    return parts._replace(query=urlencode(kept)).geturl()
+
+
 def _queue_error(exc: pika.exceptions.ChannelClosedByBroker) -> BrokerError:
     if exc.reply_code == 404:
         return BrokerError("queue does not exist")
@@ -316,8 +343,14 @@ class RabbitHttpSource(_RabbitQueueSource):
         if parts.port:
             netloc += f":{parts.port}"
         self._base = f"{parts.scheme}://{netloc}{rabbit_http_prefix(cfg)}"
+        # UTF-8 bytes, as RabbitMQ and KEDA read them (and pika sends them over
+        # AMQP): requests would encode a str as latin-1, which fails (or changes)
+        # a non-ASCII password.
         self._auth = (
-            (requests.utils.unquote(parts.username or ""), requests.utils.unquote(parts.password or ""))
+            requests.auth.HTTPBasicAuth(
+                requests.utils.unquote(parts.username or "").encode(),
+                requests.utils.unquote(parts.password or "").encode(),
+            )
             if parts.username is not None
             else None
         )
@@ -333,11 +366,18 @@ class RabbitHttpSource(_RabbitQueueSource):
                 url,
                 auth=self._auth,
                 timeout=self._timeout,
+                # No redirect is followed: --allowed-hosts checks only the configured
+                # address, and a redirect could send the read anywhere the scaler's
+                # network reaches. A 3xx is reported instead.
+                allow_redirects=False,
                 # Only the fields we use: cheaper for the broker on big queues.
                 params={"columns": "messages_ready,messages_unacknowledged,message_stats"},
             )
         except requests.RequestException as exc:
             raise SourceError(f"{self.description}: {self._request_failed(exc)}") from None
+        if 300 <= response.status_code < 400:
+            cause = redirected(response.status_code, response.headers.get("Location"), url, "host")
+            raise SourceError(f"{self.description}: {cause}")
         if response.status_code == 401:
             raise SourceError(
                 f"{self.description}: authentication failed (HTTP 401); check the user name and "
@@ -377,8 +417,8 @@ class RabbitHttpSource(_RabbitQueueSource):
         return QueueReading(
             waiting=self._count(body, "messages_ready"),
             in_flight=self._count(body, "messages_unacknowledged"),
-            publish_rate=_rate(stats, "publish_details"),
-            deliver_rate=_rate(stats, "deliver_get_details"),
+            publish_rate=self._rate(stats, "publish_details"),
+            deliver_rate=self._rate(stats, "deliver_get_details"),
         )
 
     def _count(self, body: dict[str, Any], field: str) -> float:
@@ -397,6 +437,30 @@ class RabbitHttpSource(_RabbitQueueSource):
             )
         return float(value)
 
+    def _rate(self, stats: dict[str, Any], field: str) -> float | None:
+        """A rate the broker reports; None only where it reports none (no
+        `field`: RabbitMQ leaves publish_details out until a message is
+        published, and all rates out with rates_mode none). A rate that is there
+        but not a rate (NaN, infinite, negative, not a number) is an error, as
+        for a count: read as None it made MessageRate answer 0, inactive."""
+        if field not in stats:
+            return None
+        details = stats[field]
+        if not isinstance(details, dict) or "rate" not in details:
+            raise SourceError(
+                f"{self.description}: unexpected answer from the management API (message_stats.{field} "
+                f"has no rate: {_shown(details)})"
+            )
+        rate = details["rate"]
+        # JSON's true/false would pass float(); a rate is a JSON number.
+        number = isinstance(rate, int | float) and not isinstance(rate, bool)
+        if not (number and math.isfinite(rate) and rate >= 0):
+            raise SourceError(
+                f"{self.description}: the management API reports message_stats.{field}.rate = "
+                f"{_shown(rate)}; expected a rate of messages per second (a finite number, not negative)"
+            )
+        return float(rate)
+
     def _request_failed(self, exc: requests.RequestException) -> str:
         parts = urlsplit(self._base)
         described = connection_failure(
@@ -413,16 +477,10 @@ class RabbitHttpSource(_RabbitQueueSource):
         self._session.close()
 
 
-def _rate(stats: dict[str, Any], field: str) -> float | None:
-    """A rate the broker reports, or None where it reports none (or nonsense:
-    NaN, infinite, negative or not a number)."""
-    details = stats.get(field)
-    if not isinstance(details, dict):
-        return None
-    rate = details.get("rate")
-    if isinstance(rate, bool) or not isinstance(rate, int | float):
-        return None
-    return float(rate) if math.isfinite(rate) and rate >= 0 else None
+def _shown(value: Any) -> str:
+    """A value from the answer as JSON writes it, cut as errors quote values."""
+    text = json.dumps(value)
+    return text if len(text) <= MAX_QUOTED else f"{text[: MAX_QUOTED - 3]}... ({len(text)} characters)"
 
 
 def rabbitmq_source(

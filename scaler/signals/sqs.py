@@ -8,10 +8,12 @@ yet deleted), ...Delayed = delayed. Credentials come from the default AWS chain
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import threading
 import time
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +31,7 @@ from botocore.exceptions import (
 
 from scaler.config import SqsConfig, quoted, redact_url
 from scaler.signals.base import QueueReading, SharedByKey, SourceError
-from scaler.signals.errors import connection_failure, server_message
+from scaler.signals.errors import connection_failure, server_message, url_endpoint
 
 WAITING = "ApproximateNumberOfMessages"
 IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible"
@@ -47,11 +49,13 @@ _CREDENTIAL_CODES = {
     "ExpiredTokenException": "the session token (it has expired)",
 }
 # Codes that mean the identity may not read the queue: the message says which
-# action on which resource was denied, so its first line is kept (sanitised).
-_PERMISSION_CODES = {
-    "AccessDenied": "the identity's sqs:GetQueueAttributes permission on the queue",
-    "AccessDeniedException": "the identity's sqs:GetQueueAttributes permission on the queue",
-}
+# action on which resource was denied, so its first line is kept (sanitised),
+# and the hint names the action of the call denied.
+_PERMISSION_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+# The calls a source makes: GetQueueUrl only for a queue given by its name.
+_ACTIONS = {"GetQueueUrl": "sqs:GetQueueUrl", "GetQueueAttributes": "sqs:GetQueueAttributes"}
+
+log = logging.getLogger(__name__)
 
 
 def _client_error(exc: ClientError) -> tuple[str, str]:
@@ -68,19 +72,24 @@ def _client_error(exc: ClientError) -> tuple[str, str]:
     return code, message
 
 
-def _error_detail(code: str, message: str) -> str:
-    """The code, what of the message may be shown, and what to check."""
+def _error_detail(code: str, message: str, operation: str = "GetQueueAttributes") -> str:
+    """The code, what of the message may be shown, and what to check. `operation`:
+    the SQS call that failed (botocore's operation name)."""
     if code in _CREDENTIAL_CODES:
         return f"{code}; check {_CREDENTIAL_CODES[code]}"
     shown = server_message(message)
     detail = f"{code}: {shown}" if shown else code
     if code in _PERMISSION_CODES:
-        detail += f"; check {_PERMISSION_CODES[code]}"
+        action = _ACTIONS.get(operation, "sqs:GetQueueAttributes")
+        detail += f"; check the identity's {action} permission on the queue"
     return detail
 
 
 # Refresh assumed-role credentials this long before they expire.
 ROLE_REFRESH_MARGIN_S = 300.0
+# A refresh that failed (STS down or throttling) is tried again after this long,
+# while reads keep the current client until its credentials expire.
+ROLE_REFRESH_RETRY_S = 30.0
 # Connections a shared client keeps to its endpoint. The queues sharing it are
 # read at the same time (the read pool has 64 threads by default); past its pool
 # size urllib3 still connects, but drops each extra connection with a warning.
@@ -149,43 +158,85 @@ class SqsClients:
         return len(self._shared)
 
 
+@dataclass(frozen=True)
+class _Built:
+    """A client and when to remake it (monotonic seconds): `refresh_at`, the
+    refresh margin before its credentials expire (or the next retry of a refresh
+    that failed), never after `expires_at`, when they really expire. Both are
+    infinite without a role."""
+
+    client: Any
+    refresh_at: float
+    expires_at: float
+
+
 class SharedSqsClient:
     """The client of one endpoint, region and set of credentials. With a role,
     it is remade from new AssumeRole credentials before they expire, and the old
     one closed (a read still using it finishes: a closed botocore client only
-    drops its idle connections)."""
+    drops its idle connections). While a refresh is under way, or after one
+    failed, reads keep the current client as long as its credentials outlast the
+    read; a failed refresh is tried again ROLE_REFRESH_RETRY_S later."""
 
     def __init__(self, cfg: SqsConfig, timeout: float, clients: SqsClients) -> None:
         self._cfg = cfg  # every user's config has the same endpoint, region and credentials
         self._timeout = timeout
         self._clients = clients
         self._lock = threading.Lock()  # one build at a time
-        self._current: tuple[Any, float] | None = None  # (client, monotonic time to remake it)
+        self._current: _Built | None = None
+
+    def _usable(self, current: _Built | None, now: float) -> bool:
+        """The credentials still valid at the end of a read started now."""
+        return current is not None and now + self._timeout < current.expires_at
 
     def client(self, description: str) -> Any:
         """The client, made (or remade) on the way if needed. `description` is the
         reading source's, for its errors. Raises SourceError."""
         current = self._current
-        if current is not None and time.monotonic() < current[1]:
-            return current[0]
-        if not self._lock.acquire(timeout=self._timeout):
+        now = time.monotonic()
+        if current is not None and now < current.refresh_at:
+            return current.client
+        if self._usable(current, now):
+            assert current is not None
+            if not self._lock.acquire(blocking=False):
+                return current.client  # another read is refreshing it
+        elif not self._lock.acquire(timeout=self._timeout):
+            doing = f"assuming role {self._cfg.role_arn}" if self._cfg.role_arn else "making the SQS client"
+            check = "; check that STS answers" if self._cfg.role_arn else ""
             raise SourceError(
-                f"{description}: another read with the same credentials has been assuming role "
-                f"{self._cfg.role_arn} for over {self._timeout:g}s; check that STS answers"
+                f"{description}: another read with the same credentials has been {doing} "
+                f"for over {self._timeout:g}s{check}"
             )
         try:
             current = self._current
-            if current is not None and time.monotonic() < current[1]:
-                return current[0]  # made while this read waited
-            self._current = self._build(description)
-            client = self._current[0]
+            now = time.monotonic()
+            if current is not None and now < current.refresh_at:
+                return current.client  # made while this read waited
+            try:
+                self._current = self._build(description)
+            except SourceError as exc:
+                now = time.monotonic()  # after the failed AssumeRole, which may have taken a while
+                if current is None or not self._usable(current, now):
+                    raise
+                # The credentials are still valid: read with them, and try again later.
+                retry_at = min(now + ROLE_REFRESH_RETRY_S, current.expires_at - self._timeout)
+                self._current = replace(current, refresh_at=retry_at)
+                log.warning(
+                    "%s; the current credentials expire in %.0fs: "
+                    "reading with them, refreshing again in %.0fs",
+                    exc,
+                    current.expires_at - now,
+                    retry_at - now,
+                )
+                return current.client
+            client = self._current.client
         finally:
             self._lock.release()
         if current is not None:
-            current[0].close()
+            current.client.close()
         return client
 
-    def _build(self, description: str) -> tuple[Any, float]:
+    def _build(self, description: str) -> _Built:
         c = self._cfg
         config = _boto_config(self._timeout)
         keys = {
@@ -193,7 +244,7 @@ class SharedSqsClient:
             "aws_secret_access_key": c.secret_access_key,
             "aws_session_token": c.session_token,
         }
-        expires = math.inf
+        refresh = expires = math.inf
         if c.role_arn:
             creds = self._assume_role(description, keys, config)
             keys = {
@@ -202,11 +253,14 @@ class SharedSqsClient:
                 "aws_session_token": creds["SessionToken"],
             }
             remaining = creds["Expiration"].timestamp() - time.time()
-            expires = time.monotonic() + max(0.0, remaining - ROLE_REFRESH_MARGIN_S)
+            now = time.monotonic()
+            expires = now + max(0.0, remaining)
+            # The refresh margin before expiry, and always a read's time before it.
+            refresh = now + max(0.0, remaining - max(ROLE_REFRESH_MARGIN_S, self._timeout))
         client = self._clients.make_client(
             "sqs", region_name=c.region, endpoint_url=c.endpoint, config=config, **keys
         )
-        return client, expires
+        return _Built(client, refresh, expires)
 
     def _assume_role(self, description: str, keys: dict[str, str | None], config: BotoConfig) -> Any:
         role_arn = self._cfg.role_arn
@@ -230,7 +284,7 @@ class SharedSqsClient:
         with self._lock:  # not under a build
             current, self._current = self._current, None
         if current is not None:
-            current[0].close()
+            current.client.close()
 
 
 # The process's clients: every SqsSource shares them unless given its own.
@@ -259,6 +313,12 @@ class SqsSource:
         return f"sqs queue {quoted(self._cfg.queue_name)} in {self._cfg.region}"  # the name cut
 
     @cached_property
+    def endpoint(self) -> str:
+        """The server read (Source.endpoint): awsEndpoint's host:port, else the region's."""
+        c = self._cfg
+        return url_endpoint(c.endpoint) if c.endpoint else f"sqs.{c.region}:443"
+
+    @cached_property
     def attributes(self) -> tuple[str, ...]:
         """The attributes read, as KEDA's SQS scaler asks: waiting and in flight
         (the keep-alive guard reads in-flight work even when the metric leaves it
@@ -275,7 +335,8 @@ class SqsSource:
                 code, message = _client_error(exc)
                 if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
                     raise SourceError(f"{self.description}: queue does not exist") from None
-                raise SourceError(f"{self.description}: {_error_detail(code, message)}") from None
+                detail = _error_detail(code, message, exc.operation_name)
+                raise SourceError(f"{self.description}: {detail}") from None
             except NoCredentialsError:
                 raise SourceError(
                     f"{self.description}: no AWS credentials found (IRSA, environment, or "

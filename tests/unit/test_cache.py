@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -640,3 +641,137 @@ async def test_evict_idle_forgets_finished_turns(
     clock.advance(61.0)
     assert await cache.evict_idle() == 2
     assert cache._turns == {}
+
+
+class EndpointSource(FakeSource):
+    """A FakeSource on a named endpoint (server) whose reads each take `delay` s."""
+
+    def __init__(self, key: str, endpoint: str, delay: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(key, **kwargs)
+        self.endpoint = endpoint
+        self.delay = delay
+
+    def read(self) -> QueueReading:
+        time.sleep(self.delay)
+        return super().read()
+
+
+async def test_a_slowly_failing_server_holds_at_most_its_share_of_the_pool(
+    make_cache: Callable[..., ReadingCache],
+) -> None:
+    # An unreachable server: each of its keys' reads ends at the client's own timeout,
+    # inside the cache's deadline, so none counts as stuck. Its 16 keys held all 8
+    # threads, and a healthy source's read waited in the pool's queue behind two
+    # rounds of them (0.9 s) past its deadline (0.75 s), failing, blamed on itself.
+    cache = make_cache(timeout=0.5, max_workers=8)
+    assert cache.endpoint_limit == 2
+    down = SourceError("fake server: cannot connect (timed out)")
+    slow = [EndpointSource(f"slow|q{i}", "slow:9090", delay=0.45, fail=down) for i in range(16)]
+    healthy = EndpointSource("healthy|q", "healthy:9090")
+    outcomes = await asyncio.gather(*(cache.get(s) for s in [*slow, healthy]), return_exceptions=True)
+    reading = outcomes[-1]
+    assert not isinstance(reading, BaseException), reading
+    assert reading.value == QueueReading(waiting=1.0, in_flight=0.0)
+    # The server's reads past its share waited on the event loop, and say why they failed.
+    assert all(isinstance(o, SourceError) for o in outcomes[:-1])
+    assert any("reads of the same server still running" in str(o) for o in outcomes[:-1])
+    assert sum(s.reads for s in slow) < 16
+
+
+async def test_the_endpoint_share_frees_as_reads_return(make_cache: Callable[..., ReadingCache]) -> None:
+    cache = make_cache(timeout=5.0, max_workers=4)
+    sources = [EndpointSource(f"q{i}", "broker:15672", delay=0.05) for i in range(6)]
+    readings = await asyncio.gather(*(cache.get(s) for s in sources))
+    assert [r.value.waiting for r in readings] == [1.0] * 6  # one at a time, none failed
+    for _ in range(100):  # the last release is scheduled on the loop by the thread
+        if not cache._endpoints:
+            break
+        await asyncio.sleep(0.01)
+    assert cache._endpoints == {}
+
+
+class FreshErrorSource(FakeSource):
+    """A source down the way a client reports it: a new exception per read, raised
+    from a lower-level one."""
+
+    def read(self) -> QueueReading:
+        self.reads += 1
+        try:
+            raise OSError("connection refused")
+        except OSError as exc:
+            raise SourceError(f"{self.description}: cannot connect") from exc
+
+
+async def test_failed_reads_leave_no_cyclic_garbage(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    # Through an outage every key fails once per TTL; the cached error's traceback
+    # held the read's frame, which held the entry, which held the error: a cycle
+    # per failed read for the collector.
+    cache = make_cache()
+    source = FreshErrorSource("down|q")
+    with pytest.raises(SourceError):
+        await cache.get(source)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            clock.advance(2.0)
+            with pytest.raises(SourceError, match="cannot connect"):
+                await cache.get(source)
+        cyclic = gc.collect()
+    finally:
+        gc.enable()
+    assert source.reads == 21
+    assert cyclic == 0
+
+
+async def test_evict_idle_leaves_a_source_whose_read_is_still_running(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    # A server dripping bytes keeps a read alive past every timeout; closing its
+    # source would wait for the read's lock, and with it the housekeeping.
+    cache = make_cache(timeout=0.2, idle_evict_after=60.0)
+    gate = threading.Event()
+    dripping, idle = FakeSource("dripping|q"), FakeSource("idle|q")
+    dripping.gate = gate
+    try:
+        with pytest.raises(SourceError, match=r"no answer within 0\.2s"):
+            await cache.get(dripping)
+        await cache.get(idle)
+        clock.advance(61.0)
+        assert await cache.evict_idle() == 1
+        assert (dripping.closed, idle.closed) == (0, 1)
+    finally:
+        gate.set()
+    assert dripping.finished.wait(5)
+    for _ in range(100):
+        if await cache.evict_idle() == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert dripping.closed == 1
+
+
+class HangingCloseSource(FakeSource):
+    def __init__(self, key: str, gate: threading.Event) -> None:
+        super().__init__(key)
+        self.close_gate = gate
+
+    def close(self) -> None:
+        self.close_gate.wait(10)
+        super().close()
+
+
+async def test_evict_idle_waits_for_closes_at_most_a_timeout(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache], caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = make_cache(timeout=0.2, idle_evict_after=60.0)
+    gate = threading.Event()
+    try:
+        await cache.get(HangingCloseSource("hangs|q", gate))
+        clock.advance(61.0)
+        with caplog.at_level(logging.WARNING, logger="scaler.signals.cache"):
+            assert await asyncio.wait_for(cache.evict_idle(), 5.0) == 1
+        assert "still closing" in caplog.text
+    finally:
+        gate.set()

@@ -437,6 +437,66 @@ BAD: list[tuple[str, dict[str, str], str, list[str]]] = [
     ("host bad IPv6", rabbit(host=f"amqp://u:{SECRET}@[::1/"), "host", ["amqp://"]),
     ("host bad port", rabbit(host=f"amqp://u:{SECRET}@127.0.0.1:five/"), "host", ["amqp://"]),
     ("host port out of range", rabbit(host=f"http://u:{SECRET}@127.0.0.1:99999/"), "host", ["amqp://"]),
+    # pika loads the files ssl_options names from the scaler's pod (and shows its passphrase).
+    (
+        "host ssl_options",
+        rabbit(
+            host=f"amqps://u:{SECRET}@127.0.0.1:5671/%2F?heartbeat=30&ssl_options="
+            f"{{'certfile':'/tls/tls.crt','keyfile':'/tls/tls.key','password':'{SECRET}'}}"
+        ),
+        "host",
+        ["amqp:// or amqps:// URL without ssl_options", "files of its own pod", "heartbeat"],
+    ),
+    (
+        "host ssl_options percent-encoded",
+        rabbit(
+            host=f"amqps://u:{SECRET}@127.0.0.1/?ssl%5Foptions=%7B%27ca_certs%27%3A%27%2Fetc%2Fhostname%27%7D"
+        ),
+        "host",
+        ["without ssl_options"],
+    ),
+    (
+        "host tcp_options",
+        rabbit(host=f"amqp://u:{SECRET}@127.0.0.1/?tcp_options={{'TCP_KEEPIDLE':60}}"),
+        "host",
+        ["without tcp_options", "socket options"],
+    ),
+    (
+        "host client_properties",
+        rabbit(host=f"amqp://u:{SECRET}@127.0.0.1/?client_properties={{'x':'{SECRET}'}}"),
+        "host",
+        ["without client_properties"],
+    ),
+    (
+        "host unknown query parameter",
+        rabbit(host=f"amqp://u:{SECRET}@127.0.0.1/?auth_mechanism={SECRET}"),
+        "host",
+        ["whose query, if any, sets only heartbeat, channel_max", "another parameter"],
+    ),
+    (
+        "host query parameter twice",
+        rabbit(host=f"amqp://u:{SECRET}@127.0.0.1/?heartbeat=30&heartbeat=60"),
+        "host",
+        ["each once", "heartbeat more than once"],
+    ),
+    (
+        "host query heartbeat",
+        rabbit(host=f"amqp://u:{SECRET}@127.0.0.1/?heartbeat={SECRET}"),
+        "host",
+        ["heartbeat a whole number >= 0"],
+    ),
+    (
+        "host query frame_max",
+        rabbit(host=f"amqp://u:{SECRET}@127.0.0.1/?frame_max=1024"),
+        "host",
+        ["frame_max a whole number from 4096 to 131072"],
+    ),
+    (
+        "host query socket_timeout",
+        rabbit(host=f"amqp://u:{SECRET}@127.0.0.1/?socket_timeout=0"),
+        "host",
+        ["socket_timeout in seconds, a number > 0"],
+    ),
     ("queueName missing", {"source": "rabbitmq", "host": AMQP_URL}, "queueName", ["queue name", "required"]),
     ("protocol unknown", rabbit(protocol="stomp"), "protocol", ["'auto'", "'amqp'", "'http'"]),
     ("protocol http for amqp://", rabbit(protocol="http"), "protocol", ["'auto' or 'amqp'", "amqp://"]),
@@ -690,3 +750,52 @@ def test_a_percent_encoded_password_is_accepted_and_redacted() -> None:
 
 def test_redact_url_never_raises_on_a_malformed_url() -> None:
     assert redact_url("http://u:p@[::1") == "<malformed URL>"
+
+
+# --- the AMQP host URL's query (pika's URL parameters) ---------------------------
+
+
+def test_an_amqp_host_query_that_only_tunes_the_connection_is_kept_and_pika_reads_it() -> None:
+    import pika
+
+    query = (
+        "heartbeat=30&channel_max=100&frame_max=131072&locale=en_US&connection_attempts=3"
+        "&socket_timeout=5&stack_timeout=10.5&blocked_connection_timeout=0&retry_delay=2"
+    )
+    host = f"amqps://user:{SECRET}@127.0.0.1:5671/%2F?{query}"
+    cfg = parse_trigger(rabbit(host=host)).rabbitmq
+    assert cfg is not None
+    assert cfg.url == host  # handed to pika as written
+    params = pika.URLParameters(cfg.url)  # every accepted name is one pika knows
+    assert (params.heartbeat, params.channel_max, params.frame_max) == (30, 100, 131072)
+
+
+def test_a_query_is_left_as_it_is_for_a_management_api_url() -> None:
+    # The management API source builds its own URL and never sends the host's query.
+    cfg = parse_trigger(rabbit(host=f"http://user:{SECRET}@127.0.0.1:15672/?ssl_options=x")).rabbitmq
+    assert cfg is not None and cfg.protocol is RabbitProtocol.HTTP
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            f"amqps://user:{SECRET}@127.0.0.1:5671/%2F?ssl_options={{'password':'{SECRET}'}}",
+            "amqps://127.0.0.1:5671/%2F?...",
+        ),
+        (f"amqp://127.0.0.1/v?password={SECRET}", "amqp://127.0.0.1/v?..."),
+        (f"http://127.0.0.1:15672/v#{SECRET}", "http://127.0.0.1:15672/v#..."),
+        ("amqp://user:p@127.0.0.1:5672/v", "amqp://127.0.0.1:5672/v"),
+        ("amqp://127.0.0.1:5672/v", "amqp://127.0.0.1:5672/v"),
+    ],
+)
+def test_the_url_shown_in_errors_and_logs_never_shows_a_query_or_fragment(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_safe_url_keeps_the_amqp_query_out_of_every_description() -> None:
+    cfg = parse_trigger(rabbit(host=f"amqp://user:{SECRET}@127.0.0.1:5672/%2F?heartbeat=30&locale={SECRET}"))
+    assert cfg.rabbitmq is not None
+    assert cfg.rabbitmq.safe_url == "amqp://127.0.0.1:5672/%2F?..."
+    source = SourceFactory(timeout=1.0).queue_source(cfg)
+    assert source is not None and SECRET not in source.description

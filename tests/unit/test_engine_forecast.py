@@ -119,9 +119,11 @@ def factory() -> Factory:
 async def engine_at(hour: float, factory: Factory) -> AsyncIterator[tuple[Engine, ManualClock]]:
     clock = clock_at(hour)
     cache = ReadingCache(clock, ttl=2.0, timeout=5.0)
+    engine = Engine(cache, clock, factory)
     try:
-        yield Engine(cache, clock, factory), clock
+        yield engine, clock
     finally:
+        await engine.close()
         cache.close()
 
 
@@ -440,6 +442,7 @@ async def test_a_measured_cold_start_survives_a_failed_read(factory: Factory) ->
         factory.cold_start.error = SourceError("fake cold: down")
         clock.advance(301)
         ev = await engine.evaluate(REF, meta)
+        await engine.refreshed()  # the cold start is read again in the background
         assert factory.cold_start.reads == 2
         assert ev.forecast is not None and ev.forecast.cold_start == 120 and ev.forecast.cold_start_measured
 

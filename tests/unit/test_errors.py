@@ -18,6 +18,7 @@ from scaler.signals.errors import (
     classify,
     connection_failure,
     endpoint,
+    redirected,
     server_message,
     unexpected,
 )
@@ -105,3 +106,53 @@ def test_a_server_message_is_cut() -> None:
     shown = server_message("x" * 1000)
     assert len(shown) == MAX_SERVER_MESSAGE and shown.endswith("...")
     assert server_message("x" * 1000, limit=20) == "x" * 17 + "..."
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.secret-token", "Authorization: <redacted>"),
+        ("Authorization: Basic YWRtaW46aHVudGVyMg== refused", "Authorization: <redacted> refused"),
+        ("token Bearer eyJhbGciOiJSUzI1NiJ9.secret-token rejected", "token Bearer <redacted> rejected"),
+        ("bearer abc.def;x", "bearer <redacted>;x"),
+    ],
+)
+def test_a_server_message_has_bearer_tokens_and_authorization_schemes_redacted(text: str, shown: str) -> None:
+    # "Authorization: Bearer <token>" redacted only the scheme word and showed the token.
+    assert server_message(text) == shown
+
+
+def test_a_server_message_has_the_requests_own_secrets_redacted() -> None:
+    message = "login as admin with pw-literal-secret refused"
+    assert (
+        server_message(message, secrets=("pw-literal-secret", None, ""))
+        == "login as admin with <redacted> refused"
+    )
+    # Redacted before the cut: a secret the cut would split shows no part of it.
+    cut = server_message("x" * 190 + "pw-literal-secret", secrets=("pw-literal-secret",))
+    assert "pw-" not in cut and len(cut) <= MAX_SERVER_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        (
+            "https://user:pw-secret@prom.example:9443/api/v1/query?token=tok-secret#f",
+            "to 'https://prom.example:9443/api/v1/query'",
+        ),
+        ("/prefix/api/v1/query?query=up", "to 'http://127.0.0.1:9090/prefix/api/v1/query'"),
+        ("//[::1]:8080/x", "to 'http://[::1]:8080/x'"),
+        ("http://prom.example:99999/", "to a malformed address"),
+        ("", "without saying where"),
+        (None, "without saying where"),
+        ("http://h/" + "p" * 500, "to 'http://h/" + "p" * 108 + "...'"),  # 120 characters in all
+    ],
+)
+def test_a_redirect_names_where_it_points_never_credentials_or_query(
+    location: str | None, shown: str
+) -> None:
+    text = redirected(302, location, "http://127.0.0.1:9090/api/v1/query?query=up", "host")
+    assert text.startswith("the server redirects (HTTP 302) "), text
+    assert shown in text, text
+    assert text.endswith("; the scaler does not follow redirects; set 'host' to the final address"), text
+    assert "secret" not in text and "query=up" not in text, text

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2_grpc
 
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import _MALFORMED, register_leniently
@@ -64,3 +65,18 @@ def test_stubs_that_register_no_service_by_name_are_refused() -> None:
 
     with pytest.raises(RuntimeError, match="old_style_add registered no service by name"):
         register_leniently(old_style_add, object(), RecordingServer())  # type: ignore[arg-type]
+
+
+def test_the_health_service_is_wrapped_too_watch_included() -> None:
+    # grpc_health's aio Watch is a coroutine writing with context.write, not an async
+    # generator: it was registered unwrapped, so its malformed requests were UNKNOWN.
+    server = RecordingServer()
+    servicer = health.aio.HealthServicer()
+    register_leniently(health_pb2_grpc.add_HealthServicer_to_server, servicer, server)  # type: ignore[arg-type]
+    handlers = server.registered["grpc.health.v1.Health"]
+    assert {"Check", "Watch"} <= set(handlers)
+    for name in ("Check", "Watch"):
+        handler = handlers[name]
+        assert handler.request_deserializer is not None
+        assert handler.request_deserializer(b"\xff\xff\xff") is _MALFORMED
+    assert handlers["Watch"].unary_stream is not servicer.Watch

@@ -27,6 +27,7 @@ class FakeSqsClient:
         self.attributes = attributes or {}
         self.answer = answer  # the whole answer, when a test gives one
         self.error: ClientError | None = None
+        self.url_error: ClientError | None = None  # GetQueueUrl's, when a test gives one
         self.asked: list[list[str]] = []
         self.closed = False
 
@@ -37,6 +38,11 @@ class FakeSqsClient:
         if self.answer is not None:
             return self.answer
         return {"Attributes": {k: v for k, v in self.attributes.items() if k in AttributeNames}}
+
+    def get_queue_url(self, QueueName: str) -> dict[str, Any]:
+        if self.url_error is not None:
+            raise self.url_error
+        return {"QueueUrl": f"https://sqs.us-east-1.amazonaws.com/123456789012/{QueueName}"}
 
     def close(self) -> None:
         self.closed = True
@@ -219,6 +225,35 @@ def test_access_denied_keeps_which_action_was_denied_and_what_to_check() -> None
         f"sqs queue 'jobs' in us-east-1: AccessDenied: {message}; "
         "check the identity's sqs:GetQueueAttributes permission on the queue"
     )
+
+
+def test_access_denied_on_get_queue_url_names_that_permission() -> None:
+    # A queue given by its name is looked up with GetQueueUrl, which needs its own permission.
+    clients = FakeClients()
+    source = SqsSource(sqs_config(queueURL="jobs", awsRegion="us-east-1"), clients=clients)
+    client = source._sqs()
+    assert isinstance(client, FakeSqsClient)
+    message = "User: arn:aws:iam::123456789012:user/reader is not authorized to perform: sqs:GetQueueUrl"
+    client.url_error = ClientError({"Error": {"Code": "AccessDenied", "Message": message}}, "GetQueueUrl")
+    assert error_of(source) == (
+        f"sqs queue 'jobs' in us-east-1: AccessDenied: {message}; "
+        "check the identity's sqs:GetQueueUrl permission on the queue"
+    )
+    assert client.asked == []  # GetQueueAttributes was never reached
+
+
+def test_waiting_for_another_reads_client_without_a_role_names_no_role() -> None:
+    clients = FakeClients()
+    cfg = sqs_config(**KEYS)
+    source = SqsSource(cfg, timeout=0.05, clients=clients)
+    shared = clients.acquire(cfg, source, 0.05)
+    with shared._lock, pytest.raises(SourceError) as failure:  # another read is making the client
+        shared.client(source.description)
+    assert str(failure.value) == (
+        "sqs queue 'jobs' in us-east-1: another read with the same credentials has been making "
+        "the SQS client for over 0.05s"
+    )
+    clients.release(cfg, source, 0.05)
 
 
 # --- clients shared per endpoint, region and credentials --------------------------
