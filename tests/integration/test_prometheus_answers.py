@@ -11,15 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
 import pytest
 import requests
-from fake_http import Answer, FakeHttpServer, Request
+from fake_http import Answer, FakeHttpServer, Redirector, Request
 
 from scaler.access import AccessPolicy, Patterns
 from scaler.config import PrometheusConfig, PrometheusQuery
@@ -175,29 +173,6 @@ def test_a_malformed_range_answer_is_a_source_error_saying_so(fake_prometheus, r
 
 
 # --- redirects, credentials and error bodies (a review of the signal sources) ---------------
-
-
-class Redirector:
-    """A loopback server answering every GET with `status` to `location`."""
-
-    def __init__(self, status: int, location: str) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(status)
-                self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture

@@ -10,15 +10,13 @@ ssl_options or tcp_options."""
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import grpc
 import pytest
 from conftest import find_free_port
-from fake_http import FakeHttpServer, Request
+from fake_http import FakeHttpServer, Redirector, Request
 
 from scaler.access import AccessPolicy, Patterns
 from scaler.config import RabbitConfig, RabbitProtocol, parse_trigger
@@ -194,29 +192,6 @@ async def test_a_message_rate_trigger_with_a_nonsense_rate_is_unavailable(start_
 
 
 # --- redirects and credentials (a review of the signal sources) ----------------------------
-
-
-class Redirector:
-    """A loopback server answering every GET with `status` to `location`."""
-
-    def __init__(self, status: int, location: str) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(status)
-                self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
