@@ -324,6 +324,13 @@ class PrometheusSource:
                 self._client = None
 
 
+# Characters of Prometheus's own error shown: a PromQL error names the series it
+# found before saying what is wrong ("found duplicate series ... many-to-many
+# matching not allowed"), so more than other servers' messages; far under the
+# 8 to 16 kB gRPC trailer cap.
+MAX_PROMETHEUS_MESSAGE = 1000
+
+
 def _prometheus_error(response: requests.Response, secrets: tuple[str | None, ...] = ()) -> tuple[str, str]:
     """Prometheus's own error message and type from an error answer, as
     errors.server_message shows it (first line, capped, credential-like text and
@@ -332,7 +339,8 @@ def _prometheus_error(response: requests.Response, secrets: tuple[str | None, ..
     try:
         body = json.loads(response.content)
     except ValueError:
-        return server_message(response.text, secrets=secrets), ""
+        return server_message(response.text, MAX_PROMETHEUS_MESSAGE, secrets), ""
     if not isinstance(body, dict):
         return "", ""
-    return server_message(str(body.get("error", "")), secrets=secrets), str(body.get("errorType", ""))
+    error = server_message(str(body.get("error", "")), MAX_PROMETHEUS_MESSAGE, secrets)
+    return error, str(body.get("errorType", ""))
