@@ -12,6 +12,7 @@ before any source is built, so a refused trigger never causes a connection.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -22,33 +23,130 @@ ALLOWED_HOSTS_FLAG = "--allowed-hosts (PREWARM_ALLOWED_HOSTS)"
 AMBIENT_IDENTITY_FLAG = "--ambient-identity-namespaces (PREWARM_AMBIENT_IDENTITY_NAMESPACES)"
 
 
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(frozen=True)
 class Patterns:
-    """Comma-separated names compared case-insensitively, where a first label that
-    is `*` matches any run of characters, dots too (`*.svc.cluster.local`: any
-    service in the cluster), and any other `*` a run within its label
-    (`sqs.*.amazonaws.com`: SQS in any region, not `sqs.x.s3-website-...amazonaws.com`,
-    a bucket anyone may name)."""
+    """Comma-separated patterns compared case-insensitively.
+
+    A name pattern matches names only, never an IP literal: a first label that is
+    `*` matches any run of characters, dots too (`*.svc.cluster.local`: any service
+    in the cluster), and any other `*` a run within its label (`sqs.*.amazonaws.com`:
+    SQS in any region, not `sqs.x.s3-website-...amazonaws.com`, a bucket anyone may
+    name). An IP address (`10.0.0.7`, `fd00::1`, bare or in brackets) or a CIDR range
+    (`10.0.0.0/16`, `fd00::/8`) matches IP literals only, compared as addresses. A lone
+    `*` matches every host, names and addresses alike."""
 
     patterns: tuple[str, ...]
     _regex: re.Pattern[str] = field(repr=False, compare=False)
+    _networks: tuple[_Network, ...] = field(default=(), repr=False, compare=False)
+    _everything: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str, *, what: str) -> Patterns:
         """Raises ValueError naming the bad item (for the command line)."""
-        # An IPv6 host may be written in brackets, as in a URL: "[fd00::1]".
-        items = tuple(item.strip().lower().strip("[]") for item in text.split(",") if item.strip())
-        for item in items:
-            if not re.fullmatch(r"[a-z0-9.*_:-]+", item) or "://" in item:
-                raise ValueError(
-                    f"{what}: expected names of letters, digits, '.', '-', '_' and '*' "
-                    f"(no scheme, path or port; IPv6 in brackets or bare), got {item!r}"
-                )
-        body = "|".join(_pattern_regex(item) for item in items)
-        return cls(items, re.compile(f"(?:{body})" if items else r"(?!)"))
+        items: list[str] = []
+        names: list[str] = []
+        networks: list[_Network] = []
+        for raw in text.split(","):
+            item = _unbracketed(raw.strip().lower())
+            if not item:
+                continue
+            network = _network(item, what=what)
+            if network is not None:
+                networks.append(network)
+            else:
+                names.append(item)
+            items.append(item)
+        body = "|".join(_pattern_regex(name) for name in names)
+        return cls(
+            tuple(items),
+            re.compile(f"(?:{body})" if names else r"(?!)"),
+            tuple(networks),
+            "*" in names,
+        )
 
     def allows(self, name: str) -> bool:
-        return self._regex.fullmatch(name.lower().rstrip(".")) is not None
+        host = _unbracketed(name.lower())
+        if self._everything:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return self._regex.fullmatch(host) is not None
+        # An IPv4 address is never in an IPv6 range, nor the reverse (False, not an error).
+        return any(address in network for network in self._networks)
+
+
+def _unbracketed(host: str) -> str:
+    """A host or pattern as compared: an IPv6 address may be written in brackets, as in a
+    URL ("[fd00::1]", "[fd00::]/8"), and a trailing dot (a fully qualified name) is dropped."""
+    found = re.fullmatch(r"\[([^\]]*)\](/.*)?", host)
+    if found:
+        host = found.group(1) + (found.group(2) or "")
+    return host.rstrip(".")
+
+
+def _network(item: str, *, what: str) -> _Network | None:
+    """The addresses an IP address or CIDR pattern matches; None for a name pattern.
+    Raises ValueError for a pattern that is neither, naming why."""
+    if "/" in item and "://" not in item:
+        try:
+            return ipaddress.ip_network(item)
+        except ValueError as exc:
+            raise ValueError(
+                f"{what}: expected an address range in CIDR notation, such as 10.0.0.0/16 or "
+                f"fd00::/8, got {item!r} ({exc})"
+            ) from None
+    if not re.fullmatch(r"[a-z0-9.*_:-]+", item) or "://" in item:
+        raise ValueError(
+            f"{what}: expected names of letters, digits, '.', '-', '_' and '*', IP addresses "
+            f"(IPv6 in brackets or bare) or CIDR ranges (no scheme, path or port), got {item!r}"
+        )
+    if ":" in item:
+        if item.count(":") == 1:
+            raise ValueError(
+                f"{what}: patterns take no port (the host alone allows every port), got {item!r}"
+            )
+        try:
+            return ipaddress.ip_network(ipaddress.ip_address(item))
+        except ValueError:
+            raise ValueError(
+                f"{what}: expected an IPv6 address (a range is written in CIDR notation, such as "
+                f"fd00::/8), got {item!r}"
+            ) from None
+    try:
+        return ipaddress.ip_network(ipaddress.ip_address(item))
+    except ValueError:
+        pass
+    labels = item.split(".")
+    if (
+        len(labels) > 1
+        and any(c.isdigit() for c in item)
+        and all(re.fullmatch(r"[0-9*]+", x) for x in labels)
+    ):
+        # Written as text, '10.0.*.*' would also allow the name 10.0.attacker.example,
+        # which anyone may point at any address; and '10.1' is not an address here
+        # but is one to most resolvers (10.0.0.1).
+        hint = _cidr_hint(labels)
+        raise ValueError(
+            f"{what}: {item!r} is written like an IP address but is not one; name an address "
+            f"range in CIDR notation{f' ({hint})' if hint else ', such as 10.0.0.0/16'}"
+        )
+    return None
+
+
+def _cidr_hint(labels: list[str]) -> str | None:
+    """'10.0.*.*' -> '10.0.0.0/16': the range a prefix of whole octets and then stars meant."""
+    fixed = [label for label in labels if label != "*"]
+    if (
+        len(labels) != 4
+        or labels[: len(fixed)] != fixed
+        or not all(label.isdigit() and int(label) <= 255 for label in fixed)
+    ):
+        return None
+    return ".".join([*fixed, *["0"] * (4 - len(fixed))]) + f"/{8 * len(fixed)}"
 
 
 def _pattern_regex(pattern: str) -> str:
@@ -72,6 +170,20 @@ class AccessPolicy:
     @property
     def open(self) -> bool:
         return self.allowed_hosts is None and self.ambient_identity_namespaces is None
+
+    def describe(self) -> dict[str, str]:
+        """Each limit as the "serving" log line states it: its patterns, "any" when
+        the limit is off, "none" when it is an empty list."""
+
+        def shown(patterns: Patterns | None) -> str:
+            if patterns is None:
+                return "any"
+            return ",".join(patterns.patterns) or "none"
+
+        return {
+            "allowed_hosts": shown(self.allowed_hosts),
+            "ambient_identity_namespaces": shown(self.ambient_identity_namespaces),
+        }
 
 
 def trigger_hosts(cfg: TriggerConfig) -> list[tuple[str, str]]:

@@ -2,25 +2,32 @@
 
 Every `serve` flag can also be set from an environment variable, PREWARM_<FLAG>
 (for example PREWARM_PORT, PREWARM_LOG_FORMAT); a flag on the command line wins.
+`serve` warns at start-up about a PREWARM_* variable that names no flag (a typo
+would otherwise leave its setting at the default, silently).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import logging
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from scaler import __version__
 from scaler.access import AccessPolicy, Patterns
-from scaler.argtypes import port, seconds, whole
+from scaler.argtypes import number, port, seconds, whole
 from scaler.signals.cache import DEFAULT_TTL
 
 if TYPE_CHECKING:
     from scaler.server import Settings
 
 ENV_PREFIX = "PREWARM_"
+# Every PREWARM_* variable a flag reads (filled in by _add as the parsers are built).
+ENV_NAMES: set[str] = set()
 
 
 def _env_name(flag: str) -> str:
@@ -39,6 +46,7 @@ def _add(
     """A flag whose default comes from PREWARM_<FLAG> when that is set. Its help
     shows the built-in default (unless the help already says it) and the variable."""
     env = _env_name(flag)
+    ENV_NAMES.add(env)
     if "default" not in help.lower():
         help += f" (default: {_shown(default)})"
     raw = os.environ.get(env)
@@ -72,6 +80,16 @@ def _log_level(text: str) -> str:
     return text.lower()
 
 
+def _tls_file(text: str) -> str:
+    # An empty path is refused rather than read as unset: PREWARM_TLS_CLIENT_CA= meant
+    # as "on" would otherwise turn mutual TLS off (or TLS itself, for the certificate).
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected the path of a PEM file (leave unset for none), got {text!r}"
+        )
+    return text
+
+
 def _host_patterns(text: str) -> Patterns:
     try:
         patterns = Patterns.parse(text, what="host pattern")
@@ -97,9 +115,10 @@ def _add_access_flags(parser: argparse.ArgumentParser) -> None:
         "--allowed-hosts",
         type=_host_patterns,
         help="comma-separated hosts a trigger may name (host, queueURL, awsEndpoint, "
-        "prometheusServerAddress), '*' matching within a label (a first label '*': any labels), "
-        "e.g. '*.svc.cluster.local,sqs.*.amazonaws.com'; any other host is INVALID_ARGUMENT "
-        "without a connection. "
+        "prometheusServerAddress): names, '*' matching within a label (a first label '*': any "
+        "labels), which match names only, e.g. '*.svc.cluster.local,sqs.*.amazonaws.com'; IP "
+        "addresses and CIDR ranges ('10.0.0.0/16', 'fd00::/8'), which match IP addresses only; "
+        "'*' alone: every host. No port. Any other host is INVALID_ARGUMENT without a connection. "
         "Default: any host",
     )
     _add(
@@ -179,12 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds the server waits for the ping's answer before closing the connection",
     )
-    _add(serve, "--tls-cert", help="server certificate (PEM); enables TLS with --tls-key")
-    _add(serve, "--tls-key", help="server private key (PEM)")
+    _add(serve, "--tls-cert", type=_tls_file, help="server certificate (PEM); enables TLS with --tls-key")
+    _add(serve, "--tls-key", type=_tls_file, help="server private key (PEM)")
     _add(
         serve,
         "--tls-client-ca",
+        type=_tls_file,
         help="CA bundle (PEM); when set, clients must present a certificate it signed (mTLS)",
+    )
+    _add(
+        serve,
+        "--max-connection-age",
+        type=number(0, 86_400),
+        help="seconds a client connection may stay open before the server asks the client to "
+        "reconnect (GOAWAY; calls in flight get 30 s more, then the connection closes), so a "
+        "rotated --tls-client-ca or an expired client certificate reaches every connection; "
+        # server.MTLS_MAX_CONNECTION_AGE (test_cli checks the two agree)
+        "0: no limit. Default: 3600 with --tls-client-ca, else no limit",
     )
     _add(
         serve,
@@ -386,6 +416,7 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
+        max_connection_age=args.max_connection_age,
         health_port=args.health_port or None,
         access=access_policy(args),
     )
@@ -395,6 +426,54 @@ def access_policy(args: argparse.Namespace) -> AccessPolicy:
     return AccessPolicy(
         allowed_hosts=args.allowed_hosts, ambient_identity_namespaces=args.ambient_identity_namespaces
     )
+
+
+# Variables Kubernetes sets for every Service in the pod's namespace (service links): a
+# Service named prewarm gives PREWARM_SERVICE_HOST, PREWARM_PORT_6000_TCP_ADDR, ...
+_SERVICE_LINK = re.compile(
+    r"[A-Z0-9_]*_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)"
+)
+_SERVICE_LINK_VALUE = re.compile(r"(tcp|udp|sctp)://\S+")
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """PREWARM_* variables that name no flag, each with the closest flag's variable
+    when one is an obvious match (None otherwise). Kubernetes' service-link variables
+    are not ours and are left out. ENV_NAMES must be filled (build_parser)."""
+    found: list[tuple[str, str | None]] = []
+    suffixes = {name.removeprefix(ENV_PREFIX): name for name in ENV_NAMES}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NAMES:
+            continue
+        if _SERVICE_LINK.fullmatch(name) or (
+            name.endswith("_PORT") and _SERVICE_LINK_VALUE.fullmatch(environ[name])
+        ):
+            continue
+        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.75)
+        found.append((name, suffixes[close[0]] if close else None))
+    return found
+
+
+def _tls_files_error(args: argparse.Namespace) -> str | None:
+    """A one-line error naming the flag when the TLS files cannot be used at start-up."""
+    from scaler import tls
+
+    if args.tls_cert is None:
+        return None
+    try:
+        tls.CertificateFiles(args.tls_cert, args.tls_key, args.tls_client_ca)
+    except tls.TlsConfigError as exc:
+        flags = [
+            f"{flag} ({_env_name(flag)})"
+            for flag, path in (
+                ("--tls-cert", args.tls_cert),
+                ("--tls-key", args.tls_key),
+                ("--tls-client-ca", args.tls_client_ca),
+            )
+            if path in exc.paths
+        ]
+        return f"{' and '.join(flags) or 'TLS files'}: {exc}"
+    return None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -407,6 +486,19 @@ def _serve(args: argparse.Namespace) -> int:
     if args.tls_client_ca is not None and args.tls_cert is None:
         print("prewarm serve: --tls-client-ca needs --tls-cert and --tls-key", file=sys.stderr)
         return 2
+    error = _tls_files_error(args)
+    if error is not None:
+        print(f"prewarm serve: {error}", file=sys.stderr)
+        return 2
     setup_logging(args.log_format, args.log_level)
+    log = logging.getLogger(__name__)
+    for name, suggestion in unknown_environment(os.environ):
+        # Named, never its value (it may be a secret).
+        log.warning(
+            "environment variable %s names no setting and is ignored%s",
+            name,
+            f"; did you mean {suggestion}?" if suggestion else "",
+            extra={"variable": name, "suggestion": suggestion},
+        )
     run(serve_settings(args))
     return 0

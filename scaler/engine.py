@@ -620,7 +620,7 @@ class Engine:
             series, source, history = warm
             end = self.clock.wall()
             try:
-                loaded = self._warm_model(history(end - WARM_START_SPAN, end, WARM_START_STEP))
+                loaded = self._warm_model(history(end - WARM_START_SPAN, end, WARM_START_STEP), end)
                 self._warm_loaded(series, source, *loaded)
             except Exception as exc:
                 self._warm_failed(series, source, exc)
@@ -752,7 +752,7 @@ class Engine:
             # The model is built in the thread too: replaying a week of points takes
             # about a quarter of a second, which on the event loop would hold up
             # every answer (and the health checks) for each series warm-started.
-            return self._warm_model(history(end - WARM_START_SPAN, end, WARM_START_STEP))
+            return self._warm_model(history(end - WARM_START_SPAN, end, WARM_START_STEP), end)
 
         try:
             loaded = await asyncio.wait_for(asyncio.to_thread(load), self.cache.timeout)
@@ -763,14 +763,30 @@ class Engine:
             self._warm_failed(series, source, exc)
             raise
 
-    def _warm_model(self, points: object) -> tuple[Forecaster, str]:
-        """A model fed the history's points, and what was loaded."""
+    def _warm_model(self, points: object, end: float | None = None) -> tuple[Forecaster, str]:
+        """A model fed the history's points up to `end` (the range query's end), and
+        what was loaded.
+
+        The history is fed as the live reads would have seen it: the arrival source
+        reads a query that matches no series as 0 (no request came in; the arrival
+        source is built with ignore_null_values, and no key changes that), while a
+        range query leaves such steps out. A workload at zero whose counter is
+        exported by its own pods has no series at night: fed as they come, the
+        nights were never seen and the daily profile gave them the nearest busy
+        hour's rate (Forecaster._fill_daily), a wake at night from no evidence and
+        a gate closed for days once the live 0s came in. So each step with no point
+        after the first point returned, up to `end`, is fed as 0; the steps before
+        the first point stay unknown (retention shorter than the range, a series
+        not yet created), never days of zeros."""
         assert isinstance(points, list)
+        fed = _absent_steps_as_zero(points, end, WARM_START_STEP) if end is not None else points
         model = Forecaster(self.demand.tuning)
-        for wall, rate in points:
+        for wall, rate in fed:
             model.observe(wall, rate)
-        days = (points[-1][0] - points[0][0]) / 86_400 if points else 0.0
-        return model, f"loaded {len(points)} points ({days:.1f} d of history)"
+        days = (fed[-1][0] - fed[0][0]) / 86_400 if fed else 0.0
+        absent = len(fed) - len(points)
+        zeros = f"; {absent} step{'s' if absent > 1 else ''} with no value read as 0" if absent else ""
+        return model, f"loaded {len(fed)} points ({days:.1f} d of history{zeros})"
 
     def _warm_loaded(self, series: DemandSeries, source: Source, model: Forecaster, loaded: str) -> None:
         series.model = model
@@ -847,9 +863,19 @@ class Engine:
 
     def _demand_series(self, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> DemandSeries | None:
         """The trigger's demand series, fed with this evaluation's reading if new:
-        arrivalQuery, else the management API's publish rate, else the queue's growth."""
+        arrivalQuery, else the management API's publish rate, else the queue's growth.
+
+        A reading is fed at the wall time it was read (now's wall time less its age),
+        as _optional_refreshed feeds one: a cached reading is first used up to a
+        stream tick or a slow co-read later, and timed by its first use, the
+        inferred rate's growth was divided by the gap between two evaluations
+        instead of two readings."""
         now = self.clock.monotonic()
-        wall = self.clock.wall()
+        wall_now = self.clock.wall()
+
+        def wall(read_at: float) -> float:
+            return wall_now - max(0.0, now - read_at)
+
         if cfg.forecast.arrival_query is not None:
             source = self.sources.arrival_source(cfg)
             if source is None:
@@ -859,7 +885,7 @@ class Engine:
             arrival = next((r for r in reads if r.name == ARRIVAL), None)
             value = arrival.value if arrival is not None else None
             if arrival is not None and isinstance(value, ArrivalReading) and arrival.read_at is not None:
-                series.feed(arrival.read_at, wall, value.rate)
+                series.feed(arrival.read_at, wall(arrival.read_at), value.rate)
             return series
         queue_source = self.sources.queue_source(cfg) if cfg.source is not None else None
         if queue_source is None:
@@ -873,9 +899,9 @@ class Engine:
             assert isinstance(value, QueueReading)
             if publish:
                 # No publish_details yet: nothing was ever published, a rate of 0.
-                series.feed(queue_read.read_at, wall, value.publish_rate or 0.0)
+                series.feed(queue_read.read_at, wall(queue_read.read_at), value.publish_rate or 0.0)
             else:
-                series.feed_queue(queue_read.read_at, wall, value)
+                series.feed_queue(queue_read.read_at, wall(queue_read.read_at), value)
         return series
 
     def _pulse(self, ref: ObjectRef, cfg: TriggerConfig, view: ForecastView) -> ForecastView:
@@ -1069,6 +1095,26 @@ def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
     else:
         how = "wake 1 replica (no replicaThroughput)"
     return f"forecast: {view.expected_arrivals:.3g} arrivals expected {window} at {view.rate:.3g}/s; {how}"
+
+
+def _absent_steps_as_zero(
+    points: list[tuple[float, float]], end: float, step: float
+) -> list[tuple[float, float]]:
+    """`points` (a range query's answer) with a 0 at every step of
+    its grid from the first point to `end` that has no point (Engine._warm_model).
+    The grid is the first point's time plus whole steps (Prometheus evaluates a
+    range query at start + k * step); a point counts for the step it is nearest.
+    Returned in time order, or as they came when none is absent."""
+    if not points or not step > 0:
+        return points
+    first = min(wall for wall, _ in points)
+    # Bounded by the warm start's span: a stray time cannot make a huge list.
+    last = min(math.floor((end - first) / step + 1e-9), math.ceil(WARM_START_SPAN / step))
+    have = {round((wall - first) / step) for wall, _ in points}
+    absent = [(first + k * step, 0.0) for k in range(last + 1) if k not in have]
+    if not absent:
+        return points
+    return sorted(points + absent, key=lambda point: point[0])
 
 
 def _queue_series_key(cfg: TriggerConfig, queue_source: Source) -> tuple[str, DemandKind]:

@@ -414,8 +414,10 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message"
 
 
 # User info in a URL (scheme://user:password@host): a logged traceback holds the
-# exception's text, and a library's message may quote the URL it was given.
-_URL_USER_INFO = re.compile(r"(?<=://)[^/\s@]+@")
+# exception's text, and a library's message may quote the URL it was given. It runs to
+# the authority's last '@', as urlsplit reads it: the parser accepts a password with a
+# raw '@' (amqp://svc:s3cr@t@host/), and stopping at the first left the rest shown.
+_URL_USER_INFO = re.compile(r"(?<=://)[^/?#\s]+@")
 
 
 def _without_user_info(text: str) -> str:

@@ -44,6 +44,14 @@ TARGET_SIZE = 1.0  # the metric is already in replicas: the HPA's ceil(value / 1
 # it expired do not wait for the read. Small, so a source that stops answering is
 # UNAVAILABLE at most this much later than without it.
 STALE_GRACE_SHARE = 0.2
+# With mutual TLS, a connection's client certificate is checked once, at the handshake:
+# a client CA rotated to revoke a key, or a certificate that expires, would never reach
+# a connection KEDA keeps open. So the server closes each connection after this long
+# (GOAWAY; grpc adds up to 10 % jitter), unless Settings.max_connection_age says
+# otherwise, and calls in flight get the grace to finish. A StreamIsActive cut at the
+# end of the grace is reopened by KEDA (after a 2 s backoff) on a new connection.
+MTLS_MAX_CONNECTION_AGE = 3600.0
+MAX_CONNECTION_AGE_GRACE = 30.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,9 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # Seconds a client connection may stay open (see MTLS_MAX_CONNECTION_AGE). None:
+    # MTLS_MAX_CONNECTION_AGE with a client CA, no limit without; 0: no limit.
+    max_connection_age: float | None = None
     # A plaintext port serving only the gRPC health service, for the kubelet's
     # grpc probes, which cannot speak TLS. None: no such port.
     health_port: int | None = None
@@ -463,23 +474,39 @@ class ScalerServer:
         self.health_port: int | None = None
         self.tls_files: tls.CertificateFiles | None = None
 
-    async def start(self) -> None:
-        server = grpc.aio.server(
-            options=[
-                # KEDA keeps its connection open between polls; let its keepalive
-                # pings through instead of answering them with GOAWAY (grpc-go
-                # clients ping at most every 10 s, their floor).
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                # Our own pings, to find clients that vanished. A stream sends data
-                # only on a change, so pings must go on without data in between
-                # (grpc's default stops after two).
-                ("grpc.keepalive_time_ms", int(self.settings.keepalive_time * 1000)),
-                ("grpc.keepalive_timeout_ms", int(self.settings.keepalive_timeout * 1000)),
-                ("grpc.http2.ping_timeout_ms", int(self.settings.keepalive_timeout * 1000)),
-                ("grpc.http2.max_pings_without_data", 0),
+    @property
+    def max_connection_age(self) -> float | None:
+        """Seconds a client connection may stay open; None: no limit."""
+        age = self.settings.max_connection_age
+        if age is None:
+            return MTLS_MAX_CONNECTION_AGE if self.settings.tls_client_ca is not None else None
+        return age or None
+
+    def _grpc_options(self) -> list[tuple[str, int]]:
+        options = [
+            # KEDA keeps its connection open between polls; let its keepalive
+            # pings through instead of answering them with GOAWAY (grpc-go
+            # clients ping at most every 10 s, their floor).
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            # Our own pings, to find clients that vanished. A stream sends data
+            # only on a change, so pings must go on without data in between
+            # (grpc's default stops after two).
+            ("grpc.keepalive_time_ms", int(self.settings.keepalive_time * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.settings.keepalive_timeout * 1000)),
+            ("grpc.http2.ping_timeout_ms", int(self.settings.keepalive_timeout * 1000)),
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
+        age = self.max_connection_age
+        if age is not None:
+            options += [
+                ("grpc.max_connection_age_ms", max(int(age * 1000), 1)),
+                ("grpc.max_connection_age_grace_ms", int(MAX_CONNECTION_AGE_GRACE * 1000)),
             ]
-        )
+        return options
+
+    async def start(self) -> None:
+        server = grpc.aio.server(options=self._grpc_options())
         servicer = ExternalScalerServicer(
             self.engine, self.metrics, self.settings.stream_interval, self.shutting_down
         )
@@ -519,6 +546,10 @@ class ScalerServer:
                 "grpc_port": self.port,
                 "metrics_port": self.metrics_port,
                 "tls": credentials is not None,
+                "mtls": self.tls_files is not None and self.tls_files.require_client_auth,
+                "max_connection_age_s": self.max_connection_age,
+                # The limits in effect, so a misspelled variable that left one off shows.
+                **self.settings.access.describe(),
             },
         )
 

@@ -5,7 +5,9 @@ files (cheap) and only when one changed re-reads them, checks that the key
 matches the certificate, and hands gRPC the new configuration. So a Secret
 updated by cert-manager (kubelet swaps the mounted files atomically) is picked up
 by the next connection, without a restart. Connections already open keep the
-certificate they were made with; KEDA reconnects on its own schedule.
+certificate they were made with, and the client CA that let them in, until they
+close: with mutual TLS the server gives each connection a maximum age
+(`Settings.max_connection_age`, 1 h by default) so that a rotation reaches them all.
 
 A half-written or mismatched set of files is never served: the previous
 configuration stays in use and the files are tried again at the next handshake.
@@ -28,7 +30,12 @@ _Fingerprint = tuple[tuple[int, int, int], ...]
 
 
 class TlsConfigError(ValueError):
-    """Certificate files that cannot be used; the message names the file and why."""
+    """Certificate files that cannot be used; the message names the file and why,
+    and `paths` are the files concerned (for the command line to name its flags)."""
+
+    def __init__(self, message: str, paths: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.paths = paths
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class CertificateFiles:
             try:
                 st = os.stat(path)  # follows symlinks: a kubelet ..data swap changes the target
             except OSError as exc:
-                raise TlsConfigError(f"{path}: {exc.strerror}") from None
+                raise TlsConfigError(f"{path}: {exc.strerror}", (path,)) from None
             prints.append((st.st_ino, st.st_size, st.st_mtime_ns))
         return tuple(prints)
 
@@ -74,7 +81,7 @@ class CertificateFiles:
                 with open(path, "rb") as f:
                     return f.read()
             except OSError as exc:
-                raise TlsConfigError(f"{path}: {exc.strerror}") from None
+                raise TlsConfigError(f"{path}: {exc.strerror}", (path,)) from None
 
         chain, key = read(self.cert_path), read(self.key_path)
         client_ca = read(self.client_ca_path) if self.client_ca_path is not None else None
@@ -86,13 +93,16 @@ class CertificateFiles:
         except (ssl.SSLError, OSError) as exc:
             raise TlsConfigError(
                 f"{self.cert_path} / {self.key_path}: not a PEM certificate chain and its "
-                f"matching private key ({exc})"
+                f"matching private key ({exc})",
+                (self.cert_path, self.key_path),
             ) from None
         if self.client_ca_path is not None:
             try:
                 context.load_verify_locations(cafile=self.client_ca_path)
             except (ssl.SSLError, OSError) as exc:
-                raise TlsConfigError(f"{self.client_ca_path}: not a PEM CA bundle ({exc})") from None
+                raise TlsConfigError(
+                    f"{self.client_ca_path}: not a PEM CA bundle ({exc})", (self.client_ca_path,)
+                ) from None
         return _Loaded(key=key, chain=chain, client_ca=client_ca)
 
     def configuration(self) -> grpc.ServerCertificateConfiguration:

@@ -37,9 +37,9 @@ class DemandSeries:
     model: Forecaster = field(default_factory=Forecaster)
     last_read_at: float | None = None  # monotonic time of the reading last fed
     last_used: float = 0.0
-    # Inferred series: the previous queue total and its wall time.
+    # Inferred series: the previous queue total and its (monotonic) read_at.
     previous_total: float | None = None
-    previous_wall: float | None = None
+    previous_read_at: float | None = None
     # Warm start (arrival series): None = not tried; else what happened.
     warm_start: str | None = None
     warm_loaded: bool = False
@@ -47,7 +47,8 @@ class DemandSeries:
     warming: bool = False
 
     def feed(self, read_at: float, wall: float, rate: float) -> bool:
-        """Observe `rate` if this reading was not fed yet. True when fed."""
+        """Observe `rate` if this reading was not fed yet. True when fed. `wall` is
+        the wall time the reading was taken at (not the time it is fed)."""
         if self.last_read_at is not None and read_at <= self.last_read_at:
             return False
         self.last_read_at = read_at
@@ -57,16 +58,22 @@ class DemandSeries:
     def feed_queue(self, read_at: float, wall: float, queue: QueueReading) -> bool:
         """Inferred arrivals: the growth of everything in the queue since the
         last reading, per second. Arrivals consumed between two readings are not
-        seen, so this is a lower bound of the real rate."""
+        seen, so this is a lower bound of the real rate.
+
+        The growth is timed by the readings' own monotonic times (`read_at`, which
+        only grows from one reading fed to the next), never by when they are fed
+        nor by the wall clock: a reading first used late, or a wall clock stepped
+        back between two readings, neither stretches, shrinks nor drops a growth.
+        `wall` (the reading's wall time) only places it in the day."""
         if self.last_read_at is not None and read_at <= self.last_read_at:
             return False
         self.last_read_at = read_at
         total = queue.waiting + (queue.in_flight or 0.0) + queue.delayed
-        previous, previous_wall = self.previous_total, self.previous_wall
-        self.previous_total, self.previous_wall = total, wall
-        if previous is None or previous_wall is None or wall <= previous_wall:
+        previous, previous_at = self.previous_total, self.previous_read_at
+        self.previous_total, self.previous_read_at = total, read_at
+        if previous is None or previous_at is None or read_at <= previous_at:
             return False
-        self.model.observe(wall, max(0.0, total - previous) / (wall - previous_wall))
+        self.model.observe(wall, max(0.0, total - previous) / (read_at - previous_at))
         return True
 
 

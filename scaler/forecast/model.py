@@ -61,8 +61,12 @@ LONG_GAP = 6 * 3600.0
 # Which recurring estimate raises the upper rate (Tuning.recurring_estimate).
 RecurringEstimate = Literal["scored", "average", "envelope"]
 OUTLOOK_RESOLUTION = 10.0  # seconds: outlooks are computed at wall time rounded down to this
-# A clock that moves back by more than this re-anchors the model (see observe()).
-CLOCK_BACK_LIMIT = 2 * 3600.0
+# A reading more than this before the newest minute means the clock moved back: the
+# model re-anchors its timeline there (see observe()). Within it, a reading is late
+# or out of order, and ignored. Two minutes: a step back of hours or of minutes alike
+# (an NTP correction, a VM restored) would otherwise have every reading ignored until
+# the clock caught up, and the last minute's deviation served unfaded all that time.
+CLOCK_BACK_LIMIT = 2 * STEP
 # Arrival rates above this (per second) are taken for a bad reading (a query in the
 # wrong unit, a corrupt sample) and ignored: one such minute would hold the recurring
 # floor at maxReplicaCount at that minute for weeks, and past about 1e38 overflow the
@@ -243,12 +247,20 @@ class Forecaster:
         self._bucket_n = 0
 
     def _reanchor(self, index: int) -> None:
+        """Go on from bucket `index` as if it followed the newest one: the minute in
+        progress is closed (it was read, under the old clock), what was learnt is
+        kept (profile, level, trend, scores), and the forecasts waiting for minutes
+        of the old timeline are dropped. The history's span is kept."""
         newest = self._bucket if self._bucket is not None else self._last_bucket
         span = (newest or index) * STEP - (self._first or 0.0)
+        self._close()
         self._bucket = None
-        self._last_bucket = None
+        if self._last_bucket is not None:
+            self._last_bucket = index - 1  # the next minute closed follows it: no gap
         for i in range(len(self._pending_idx)):
             self._pending_idx[i] = -1
+        self._quantile_memo.clear()
+        self._outlook_memo.clear()
         self._first = index * STEP - span
         self._open(index)
 

@@ -231,7 +231,8 @@ def candidate_changes(
             )
         )
     cooldown = base.cooldown_s
-    if cooldown >= 60:
+    # cooldownPeriod only delays scaling to zero: above a floor of 1 it changes nothing.
+    if cooldown >= 60 and base.min_replicas == 0:
         out.append(
             (
                 f"cooldownPeriod {cooldown:g} -> {cooldown / 2:g}",

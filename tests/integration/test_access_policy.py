@@ -72,7 +72,7 @@ async def test_hosts_outside_the_list_are_refused_without_a_connection(
 
 
 async def test_allowed_hosts_read_real_servers(start_scaler, rabbit, sqs_queue, prometheus, gpus):  # noqa: F811
-    scaler = await start_scaler(access=policy(hosts="127.0.0.*"))
+    scaler = await start_scaler(access=policy(hosts="127.0.0.0/8"))
     rabbit.publish(3)
     sqs_queue.send(2)
     gpus({"sd-worker-0": 100.0, "sd-worker-1": 100.0})

@@ -7,6 +7,7 @@ queue: the health check, and GetMetricSpec (answered from the metadata alone).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import os
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import scaler.server
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import ScalerServer, Settings
@@ -332,3 +334,105 @@ async def test_rotation_through_a_kubelet_style_secret_volume(tmp_path: Path, pk
         assert (await refused(server, pki_a.ca, pki_a.client)).code() is grpc.StatusCode.UNAVAILABLE
     finally:
         await server.stop()
+
+
+async def test_an_mtls_connection_ends_at_its_maximum_age_so_a_rotated_ca_reaches_it(
+    paths: CertPaths, pki_a: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client CA is checked only at the handshake: a connection opened before a
+    rotation that revokes its CA kept working for as long as the client kept it open
+    (KEDA: indefinitely). With a maximum age the server sends GOAWAY, the client's next
+    call needs a new handshake, and the new CA refuses it."""
+    monkeypatch.setattr(scaler.server, "MAX_CONNECTION_AGE_GRACE", 0.5)
+    paths.install(pki_a)
+    settings = Settings(
+        host="127.0.0.1",
+        port=0,
+        metrics_port=None,
+        tls_cert=str(paths.cert),
+        tls_key=str(paths.key),
+        tls_client_ca=str(paths.client_ca),
+        max_connection_age=1.0,
+    )
+    server = ScalerServer(settings)
+    await server.start()
+    try:
+        credentials = grpc.ssl_channel_credentials(pki_a.ca.cert, pki_a.client.key, pki_a.client.cert)
+        async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", credentials) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            await health.Check(health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT)
+            paths.install(make_pki("bravo"))  # the old CA revoked
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 8.0  # 1 s (+10 % jitter) and the grace, with room
+            while True:
+                try:
+                    await health.Check(health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT)
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() is grpc.StatusCode.UNAVAILABLE
+                    break
+                assert loop.time() < deadline, "the connection opened before the rotation still works"
+                await asyncio.sleep(0.1)
+    finally:
+        await server.stop()
+
+
+async def test_a_stream_cut_by_the_maximum_age_is_reopened_on_a_new_connection(
+    paths: CertPaths, pki_a: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What KEDA sees: an open StreamIsActive ends (UNAVAILABLE) once the age and its
+    grace have passed, and the stream it opens again works, on a new connection."""
+    monkeypatch.setattr(scaler.server, "MAX_CONNECTION_AGE_GRACE", 0.5)
+    paths.install(pki_a)
+    server = ScalerServer(
+        Settings(
+            host="127.0.0.1",
+            port=0,
+            metrics_port=None,
+            tls_cert=str(paths.cert),
+            tls_key=str(paths.key),
+            tls_client_ca=str(paths.client_ca),
+            max_connection_age=1.0,
+        )
+    )
+    await server.start()
+    try:
+        credentials = grpc.ssl_channel_credentials(pki_a.ca.cert, pki_a.client.key, pki_a.client.cert)
+        async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", credentials) as channel:
+            stub = pb_grpc.ExternalScalerStub(channel)
+            ref = pb.ScaledObjectRef(name="tls", namespace="default", scalerMetadata=RABBIT_METADATA)
+            stream = stub.StreamIsActive(ref, timeout=10.0)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                async for _answer in stream:
+                    pass
+            assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+            spec = await stub.GetMetricSpec(ref, timeout=RPC_TIMEOUT)
+            assert spec.metricSpecs[0].metricName == "rabbitmq-tls-q"
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("client_ca", "age", "expected"),
+    [
+        (True, None, (3_600_000, 30_000)),  # mTLS: an hour by default
+        (False, None, None),  # no client CA: no limit by default
+        (True, 0.0, None),  # 0: no limit
+        (False, 90.0, (90_000, 30_000)),
+    ],
+)
+def test_maximum_connection_age_options(
+    paths: CertPaths, client_ca: bool, age: float | None, expected: tuple[int, int] | None
+) -> None:
+    settings = Settings(
+        tls_cert=str(paths.cert),
+        tls_key=str(paths.key),
+        tls_client_ca=str(paths.client_ca) if client_ca else None,
+        max_connection_age=age,
+    )
+    options = dict(ScalerServer(settings)._grpc_options())
+    found = (
+        (options["grpc.max_connection_age_ms"], options["grpc.max_connection_age_grace_ms"])
+        if ("grpc.max_connection_age_ms" in options)
+        else None
+    )
+    assert found == expected

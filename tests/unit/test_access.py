@@ -51,14 +51,14 @@ def identity_policy(text: str) -> AccessPolicy:
         ("rabbit.example.com", "xrabbit.example.com", False),  # a whole-name match, not a suffix
         ("a.example, b.example", "b.example", True),
         ("[fd00::1]", "fd00::1", True),
-        ("127.0.0.*", "127.0.0.1", True),
+        ("127.0.0.0/24", "127.0.0.1", True),
         ("127.0.0.1", "127.0.0.10", False),
         ("*", "anything.at.all", True),
         ("*.svc.cluster.local", "a.b.svc.cluster.local", True),  # a first label "*" spans labels
         # a later label's star stays within it: SQS in any region, not an S3 website
         # bucket (a name anyone can take) under amazonaws.com
         ("sqs.*.amazonaws.com", "sqs.attacker.s3-website-us-east-1.amazonaws.com", False),
-        ("127.0.0.*", "127.0.0.1.evil.example", False),
+        ("127.0.0.0/24", "127.0.0.1.evil.example", False),
         ("rabbit-*.example.com", "rabbit-a.example.com", True),
         ("rabbit-*.example.com", "rabbit-a.evil.example.com", False),
     ],
@@ -71,6 +71,98 @@ def test_patterns(patterns: str, host: str, allowed: bool) -> None:
 def test_pattern_rejects_urls_and_junk(bad: str) -> None:
     with pytest.raises(ValueError, match="host pattern"):
         Patterns.parse(bad, what="host pattern")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hint"),
+    [
+        ("10.0.*.*", "10.0.0.0/16"),
+        ("192.168.1.*", "192.168.1.0/24"),
+        ("10.*.*.*", "10.0.0.0/8"),
+        ("10.*", "such as 10.0.0.0/16"),
+        ("*.1", "such as 10.0.0.0/16"),
+        ("1*.0.0.1", "such as 10.0.0.0/16"),
+        ("10.1", "such as 10.0.0.0/16"),  # not an address to ipaddress, 10.0.0.1 to a resolver
+        ("fd00::*", "fd00::/8"),
+    ],
+)
+def test_an_ip_shaped_wildcard_is_refused_pointing_to_cidr(pattern: str, hint: str) -> None:
+    """As text, '10.0.*.*' also allowed the name 10.0.attacker.example, which its owner
+    may point at any address (the cloud metadata service, another tenant's broker)."""
+    with pytest.raises(ValueError, match="CIDR") as info:
+        Patterns.parse(f"*.svc.cluster.local,{pattern}", what="host pattern")
+    assert hint in str(info.value) and repr(pattern) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("patterns", "host", "allowed"),
+    [
+        ("10.0.0.0/16", "10.0.1.7", True),
+        ("10.0.0.0/16", "10.1.0.1", False),
+        ("10.0.0.0/16", "10.0.attacker.example", False),  # a range matches addresses only
+        ("10.0.0.0/16", "10.0.1", False),  # a resolver's 10.0.0.1, not an address here
+        ("fd00::/8", "fd12:3456::1", True),
+        ("[fd00::]/8", "[FD12::1]", True),
+        ("fd00::/8", "fe80::1", False),
+        ("127.0.0.0/8", "::ffff:127.0.0.1", False),  # IPv4-mapped IPv6: another family
+        ("fd00::1", "fd00:0:0::1", True),  # addresses compared as addresses
+        ("10.0.0.7", "10.0.0.7", True),
+        # Name patterns match names only: a name with '*' never matches an IP literal...
+        ("*.svc.cluster.local", "10.0.0.1", False),
+        ("*.*.*.*", "10.0.0.1", False),
+        # ...but '*' alone is every host, addresses too, as before.
+        ("*", "10.0.0.1", True),
+        ("*", "fd00::1", True),
+        ("10.0.0.0/8,*.svc.cluster.local", "rabbit.q.svc.cluster.local", True),
+        ("10.0.0.0/8,*.svc.cluster.local", "10.9.9.9", True),
+    ],
+)
+def test_cidr_ranges_match_ip_literals_and_names_match_names(patterns: str, host: str, allowed: bool) -> None:
+    assert Patterns.parse(patterns, what="host pattern").allows(host) is allowed
+
+
+def test_a_cidr_range_holds_the_parsed_hosts_ip() -> None:
+    policy = hosts_policy("10.0.0.0/16")
+    check_access(parse_trigger({**RABBIT, "host": "amqp://u:p@10.0.1.7/"}), "team-a", policy)
+    with pytest.raises(ConfigError, match=r"10\.0\.attacker\.example"):
+        check_access(parse_trigger({**RABBIT, "host": "amqp://u:p@10.0.attacker.example/"}), "team-a", policy)
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.1/16", "10.0.0.0/33", "rabbit/24", "fd00::/129"])
+def test_a_bad_cidr_range_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"host pattern: expected an address range in CIDR notation"):
+        Patterns.parse(bad, what="host pattern")
+
+
+@pytest.mark.parametrize("bad", ["rabbit.example.com:5672", "10.0.0.7:5672", "*.svc.cluster.local:9090"])
+def test_a_pattern_with_a_port_is_refused_saying_patterns_take_no_port(bad: str) -> None:
+    """It was accepted and then matched no host, so every trigger was refused."""
+    with pytest.raises(ValueError, match="patterns take no port"):
+        Patterns.parse(bad, what="host pattern")
+    # IPv6 addresses have colons and no port.
+    assert Patterns.parse("fd00::1,[::1]", what="host pattern").allows("::1")
+
+
+@pytest.mark.parametrize(("pattern", "host"), [("rabbit.example.com.", "rabbit.example.com"),
+                                               ("rabbit.example.com.", "rabbit.example.com."),
+                                               ("*.svc.cluster.local.", "a.svc.cluster.local"),
+                                               ("10.0.0.7.", "10.0.0.7")])  # fmt: skip
+def test_a_patterns_trailing_dot_is_dropped_as_a_hosts_is(pattern: str, host: str) -> None:
+    patterns = Patterns.parse(pattern, what="host pattern")
+    assert patterns.allows(host)
+    assert patterns.patterns == (pattern.rstrip("."),)
+
+
+def test_describe_states_each_limit() -> None:
+    assert AccessPolicy().describe() == {"allowed_hosts": "any", "ambient_identity_namespaces": "any"}
+    policy = AccessPolicy(
+        allowed_hosts=Patterns.parse("*.svc.cluster.local, [fd00::]/8", what="host pattern"),
+        ambient_identity_namespaces=Patterns.parse("", what="namespace pattern"),
+    )
+    assert policy.describe() == {
+        "allowed_hosts": "*.svc.cluster.local,fd00::/8",
+        "ambient_identity_namespaces": "none",
+    }
 
 
 def test_empty_patterns_allow_nothing() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 from pathlib import Path
@@ -97,6 +98,7 @@ ENV_CASES = [
     ("PREWARM_TLS_CERT", "/c/tls.crt", "tls_cert", "/c/tls.crt"),
     ("PREWARM_TLS_KEY", "/c/tls.key", "tls_key", "/c/tls.key"),
     ("PREWARM_TLS_CLIENT_CA", "/c/ca.crt", "tls_client_ca", "/c/ca.crt"),
+    ("PREWARM_MAX_CONNECTION_AGE", "600", "max_connection_age", 600.0),
 ]
 
 
@@ -207,6 +209,12 @@ BAD_FLAGS = [
     pytest.param("--metrics-port", HUGE, id="--metrics-port-huge"),
     pytest.param("--health-port", HUGE, id="--health-port-huge"),
     pytest.param("--read-threads", HUGE, id="--read-threads-huge"),
+    ("--max-connection-age", "-1"),
+    ("--max-connection-age", "inf"),
+    # An empty path is refused, not read as unset: PREWARM_TLS_CLIENT_CA= would turn mTLS off.
+    ("--tls-cert", ""),
+    ("--tls-key", " "),
+    ("--tls-client-ca", ""),
 ]
 
 
@@ -367,3 +375,167 @@ def test_explain_refuses_what_the_servers_limits_refuse(
 
     # Without limits the same trigger is read (and this closed port is UNAVAILABLE).
     assert cli.main(identity) == 1
+
+
+def test_max_connection_age_is_unset_by_default_and_0_means_no_limit() -> None:
+    assert parse().max_connection_age is None
+    assert cli.serve_settings(parse("--max-connection-age", "0")).max_connection_age == 0
+    assert cli.serve_settings(parse("--max-connection-age", "90")).max_connection_age == 90
+
+
+def test_max_connection_age_help_names_the_servers_mtls_default(capsys: pytest.CaptureFixture[str]) -> None:
+    help_text = serve_help_entries(capsys)["--max-connection-age"]
+    default = f"{scaler.server.MTLS_MAX_CONNECTION_AGE:g}"
+    assert f"Default: {default} with --tls-client-ca, else no limit" in help_text, help_text
+
+
+@pytest.mark.parametrize(
+    ("env", "suggestion"),
+    [
+        ("PREWARM_ALLOWED_HOST", "PREWARM_ALLOWED_HOSTS"),
+        ("PREWARM_AMBIENT_IDENTITY_NAMESPACE", "PREWARM_AMBIENT_IDENTITY_NAMESPACES"),
+        ("PREWARM_TLS_CLIENTCA", "PREWARM_TLS_CLIENT_CA"),
+        ("PREWARM_SOMETHING_ELSE", None),
+    ],
+)
+def test_serve_warns_about_a_variable_that_names_no_flag(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    captured_run: list[object],
+    env: str,
+    suggestion: str | None,
+) -> None:
+    """A typo left its limit off silently: the scaler served with no host limit."""
+    monkeypatch.setenv(env, "secret-looking-value")
+    # Kubernetes' service links for a Service named prewarm (and prewarm-metrics) are not ours.
+    for link in (
+        "PREWARM_SERVICE_HOST",
+        "PREWARM_SERVICE_PORT",
+        "PREWARM_SERVICE_PORT_GRPC",
+        "PREWARM_PORT_6000_TCP",
+        "PREWARM_PORT_6000_TCP_PROTO",
+        "PREWARM_PORT_6000_TCP_ADDR",
+        "PREWARM_METRICS_SERVICE_HOST",
+    ):
+        monkeypatch.setenv(link, "10.0.0.1")
+    monkeypatch.setenv("PREWARM_METRICS_PORT_TCP_LINK", "x")  # not a link's shape: warned about
+    monkeypatch.setenv("PREWARM_METRICS_PORT", "9100")  # a flag
+    monkeypatch.setenv("PREWARM_OTHER_PORT", "tcp://10.0.0.1:80")  # a link's value
+    with caplog.at_level(logging.WARNING, logger="scaler.cli"):
+        assert cli.main(["serve"]) == 0
+    warned = {r.variable: r for r in caplog.records if hasattr(r, "variable")}
+    assert set(warned) == {env, "PREWARM_METRICS_PORT_TCP_LINK"}, caplog.text
+    record = warned[env]
+    assert record.levelno == logging.WARNING and env in record.getMessage()
+    assert record.suggestion == suggestion
+    if suggestion is not None:
+        assert f"did you mean {suggestion}?" in record.getMessage()
+    assert "secret-looking-value" not in caplog.text  # named, never its value
+
+
+def test_serve_warns_about_nothing_when_every_variable_is_a_flag(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, captured_run: list[object]
+) -> None:
+    monkeypatch.setenv("PREWARM_ALLOWED_HOSTS", "*.svc.cluster.local")
+    monkeypatch.setenv("PREWARM_MAX_CONNECTION_AGE", "0")
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["serve"]) == 0
+    assert not caplog.records, caplog.text
+
+
+@pytest.mark.parametrize(
+    ("which", "flag"),
+    [("cert", "--tls-cert (PREWARM_TLS_CERT)"), ("key", "--tls-key (PREWARM_TLS_KEY)"),
+     ("ca", "--tls-client-ca (PREWARM_TLS_CLIENT_CA)")],
+)  # fmt: skip
+def test_a_missing_tls_file_is_one_line_naming_the_flag(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    captured_run: list[object],
+    which: str,
+    flag: str,
+) -> None:
+    paths = _tls_files(tmp_path)
+    paths[which] = str(tmp_path / "nope.pem")
+    code = cli.main(
+        ["serve", "--tls-cert", paths["cert"], "--tls-key", paths["key"], "--tls-client-ca", paths["ca"]]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == f"prewarm serve: {flag}: {tmp_path / 'nope.pem'}: No such file or directory\n", err
+    assert captured_run == []  # nothing started, no logging set up
+
+
+def test_an_empty_or_unusable_tls_file_is_one_line_naming_the_flags(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    captured_run: list[object],
+) -> None:
+    paths = _tls_files(tmp_path)
+    (tmp_path / "empty.pem").write_bytes(b"")
+    monkeypatch.setenv("PREWARM_TLS_CERT", str(tmp_path / "empty.pem"))
+    monkeypatch.setenv("PREWARM_TLS_KEY", paths["key"])
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prewarm serve: --tls-cert (PREWARM_TLS_CERT) and --tls-key (PREWARM_TLS_KEY): ")
+    assert "not a PEM certificate chain" in err and err.count("\n") == 1, err
+    monkeypatch.setenv("PREWARM_TLS_CERT", paths["cert"])
+    monkeypatch.setenv("PREWARM_TLS_CLIENT_CA", str(tmp_path / "empty.pem"))
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prewarm serve: --tls-client-ca (PREWARM_TLS_CLIENT_CA): "), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert captured_run == []
+    # Usable files start the server.
+    monkeypatch.setenv("PREWARM_TLS_CLIENT_CA", paths["ca"])
+    assert cli.main(["serve"]) == 0
+
+
+def test_an_empty_tls_variable_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PREWARM_TLS_CERT", "")
+    monkeypatch.setenv("PREWARM_TLS_KEY", "")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["serve"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "environment variable PREWARM_TLS_CERT='': expected the path of a PEM file" in err, err
+
+
+def _tls_files(directory: Path) -> dict[str, str]:
+    """A self-signed certificate (its own client CA too) and its key, written by openssl-free
+    `cryptography`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prewarm-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return {
+        "cert": str(directory / "tls.crt"),
+        "key": str(directory / "tls.key"),
+        "ca": str(directory / "tls.crt"),
+    }

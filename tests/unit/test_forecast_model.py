@@ -85,7 +85,7 @@ def test_clock_jump_back_is_ignored_briefly_and_reanchors_when_large() -> None:
     model = Forecaster()
     feed(model, T0, T0 + DAY, rate=lambda w: 3.0)
     ignored = model.ignored
-    model.observe(T0 + DAY - 600, 100.0)  # ten minutes back: a late reading, ignored
+    model.observe(T0 + DAY - 90, 100.0)  # a minute and a half back: a late reading, ignored
     assert model.ignored == ignored + 1
     model.observe(T0 + DAY - 5 * 3600, 3.0)  # five hours back: the clock moved, start again from here
     assert model.ignored == ignored + 1

@@ -110,6 +110,23 @@ def test_a_logged_traceback_never_holds_a_urls_credentials(formatter: logging.Fo
     assert "amqp://***@rabbitmq:5672/%2F" in line and "https://***@h/x" in line, line
 
 
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter("%(message)s")])
+def test_a_password_with_a_raw_at_sign_is_redacted_whole(formatter: logging.Formatter) -> None:
+    # urlsplit, and so the config parser, ends the user info at the authority's last '@'.
+    url = "amqp://svc:s3cr@t-Pa55@rabbit.team-a.svc.cluster.local:5672/?x=a@b#c@d"
+    try:
+        raise ConnectionError(f"cannot connect to {url} (user@example in the text stays)")
+    except ConnectionError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = formatter.format(record)
+    assert "s3cr" not in line and "Pa55" not in line, line
+    # Only the authority: a '@' in the query or fragment, or in plain text, is left alone.
+    assert "amqp://***@rabbit.team-a.svc.cluster.local:5672/?x=a@b#c@d" in line, line
+    assert "(user@example in the text stays)" in line, line
+
+
 def test_text_formatter_appends_extras() -> None:
     line = TextFormatter("%(levelname)s %(message)s").format(_record(object="ml/a", replicas=2))
     assert line == "INFO decision changed object=ml/a replicas=2"

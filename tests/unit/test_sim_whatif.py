@@ -12,6 +12,7 @@ from scaler.sim.keda import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, Behavior, Scal
 from scaler.sim.whatif import (
     WhatIfError,
     behavior_from,
+    candidate_changes,
     first_change,
     load_user_object,
     parse_duration,
@@ -115,3 +116,23 @@ def test_only_a_pushed_scaledobject_wakes_between_polls(
     prewarm, twin = user_policies(load_user_object(str(path), None, environ))
     assert prewarm.push_s == push_s
     assert twin.push_s is None  # KEDA's own queue scaler cannot push
+
+
+@pytest.mark.parametrize(
+    ("manifest", "cooldown_tried"),
+    [
+        ("sqs-diffusion/scaledobject.yaml", True),  # minReplicaCount 0: cooldownPeriod delays scaling to zero
+        ("vllm-guard/scaledobject.yaml", False),  # minReplicaCount 1: it never applies
+    ],
+)
+def test_cooldown_is_tried_only_where_the_object_scales_to_zero(
+    manifest: str, cooldown_tried: bool, tmp_path: Path
+) -> None:
+    environ = {
+        "RABBITMQ_URL": "amqp://127.0.0.1",
+        "RABBITMQ_MANAGEMENT_URL": "http://127.0.0.1:15672",
+        "SQS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
+    }
+    user = load_user_object(str(EXAMPLES / manifest), None, environ)
+    labels = [label for label, _ in candidate_changes(user, 300.0)]
+    assert any(label.startswith("cooldownPeriod") for label in labels) is cooldown_tried, labels
