@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scaler import __version__
@@ -32,6 +33,29 @@ ENV_NAMES: set[str] = set()
 
 def _env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+@dataclass(frozen=True)
+class _BadVariable:
+    """A PREWARM_* variable whose value its flag refuses: kept as the flag's default
+    and reported only when that flag's subcommand is the one run (a bad serve
+    variable in the scaler's pod must not break `prewarm explain` or `--version`)."""
+
+    message: str
+
+
+class _Subcommand(argparse.ArgumentParser):
+    """A subcommand's parser: refuses a bad PREWARM_* variable among its own defaults
+    (_BadVariable) once parsed, unless its flag was given on the command line."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        for value in vars(parsed).values():
+            if isinstance(value, _BadVariable):
+                self.error(value.message)
+        return parsed, extras
 
 
 def _add(
@@ -54,7 +78,7 @@ def _add(
         try:
             default = type(raw)
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-            parser.error(f"environment variable {env}={raw!r}: {exc}")
+            default = _BadVariable(f"environment variable {env}={raw!r}: {exc}")
         help += f" [env {env}, set to {raw!r}]"
     else:
         help += f" [env {env}]"
@@ -137,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="KEDA external scaler for GPU inference (queue backlog, GPU duty cycle, forecast).",
     )
     parser.add_argument("--version", action="version", version=f"prewarm {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Subcommand)
 
     serve = sub.add_parser("serve", help="run the gRPC external scaler")
     _add(serve, "--host", default="[::]", help="address to listen on")

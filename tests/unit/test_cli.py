@@ -539,3 +539,23 @@ def _tls_files(directory: Path) -> dict[str, str]:
         "key": str(directory / "tls.key"),
         "ca": str(directory / "tls.crt"),
     }
+
+
+def test_a_bad_serve_variable_breaks_serve_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `prewarm explain` runs in the scaler's pod (kubectl exec), with serve's variables set:
+    # a bad one failed every subcommand, --version too, with serve's usage.
+    monkeypatch.setenv("PREWARM_PORT", "abc")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert "prewarm" in capsys.readouterr().out
+    args = cli.build_parser().parse_args(["explain", "-f", "-"])
+    assert args.command == "explain"
+    with pytest.raises(SystemExit) as info:
+        cli.main(["serve"])
+    assert info.value.code == 2
+    assert "environment variable PREWARM_PORT='abc'" in capsys.readouterr().err
+    # The flag given on the command line wins over the bad variable.
+    assert cli.build_parser().parse_args(["serve", "--port", "7000"]).port == 7000

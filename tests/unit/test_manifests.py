@@ -324,6 +324,8 @@ def test_scaler_deployment_security_settings(directory: Path) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert pod["automountServiceAccountToken"] is False
+    # No Service-link variables: the `prewarm` Service's would share PREWARM_'s prefix.
+    assert pod["enableServiceLinks"] is False
     assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
         "topology.kubernetes.io/zone",
         "kubernetes.io/hostname",
