@@ -128,12 +128,17 @@ class Hpa:
 
     def _normalize_legacy(self, now: float, current: int, proposed: int) -> int:
         """normalizeDesiredReplicas: stabilizeRecommendation (the highest
-        recommendation not older than the window, the new one included: a high ask
+        recommendation younger than the window, the new one included: a high ask
         keeps pulling the count up for the whole window, not only holding it), then
         convertDesiredReplicasWithRules (at most max(2 x current, 4), within
-        [minReplicas, maxReplicas])."""
+        [minReplicas, maxReplicas]).
+
+        The controller keeps a recommendation unless it is before now - window, so on
+        an exact 15 s grid the one 20 syncs back would count; but its syncs are 15 s
+        apart plus the time each takes (the queue re-adds the object once it is
+        processed), so that one is always just older than the window, and dropped."""
         cutoff = now - LEGACY_STABILIZATION_S
-        kept = [(stamp, rec) for stamp, rec in self._recommendations if stamp >= cutoff]
+        kept = [(stamp, rec) for stamp, rec in self._recommendations if stamp > cutoff]
         highest = max([proposed, *(rec for _, rec in kept)])
         self._recommendations = [*kept, (now, proposed)]
         up_limit = int(max(LEGACY_SCALE_UP_FACTOR * current, LEGACY_SCALE_UP_MINIMUM))
