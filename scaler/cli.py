@@ -322,13 +322,12 @@ def _explain(args: argparse.Namespace) -> int:
     if args.file != "-" and os.path.isdir(args.file):
         return _explain_directory(args)
     try:
-        if args.file == "-":
-            text = sys.stdin.read()
-        else:
-            with open(args.file, encoding="utf-8") as handle:
-                text = handle.read()
+        text = sys.stdin.read() if args.file == "-" else explain.read_manifest(args.file)
     except OSError as exc:
         print(f"prewarm explain: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return explain.EXIT_METADATA
+    except explain.ExplainError as exc:  # not UTF-8, or unreadable (named by read_manifest)
+        print(f"prewarm explain: {exc}", file=sys.stderr)
         return explain.EXIT_METADATA
     try:
         report = explain.run(

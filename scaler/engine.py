@@ -371,21 +371,31 @@ class Engine:
         return await self.evaluate_config(ref, self.config(ref, metadata), queue_newer_than=queue_newer_than)
 
     async def evaluate_config(
-        self, ref: ObjectRef, cfg: TriggerConfig, *, queue_newer_than: float | None = None
+        self,
+        ref: ObjectRef,
+        cfg: TriggerConfig,
+        *,
+        queue_newer_than: float | None = None,
+        polled: bool = True,
     ) -> Evaluation:
         """evaluate() for a config already parsed with config(). Raises SourceError.
         `queue_newer_than`: the queue's reading must have been taken after this
         (monotonic) time, the read_at of the last reading the caller answered from
-        (see ReadingCache.get)."""
+        (see ReadingCache.get). `polled`: see decide."""
         reads = await self.read_signals(cfg, queue_newer_than=queue_newer_than)
         raise_failures(reads)
-        evaluation = self.decide(ref, cfg, reads)
+        evaluation = self.decide(ref, cfg, reads, polled=polled)
         if self._observer is not None:
             self._observer(evaluation)
         return evaluation
 
     async def answer(
-        self, ref: ObjectRef, cfg: TriggerConfig, *, queue_newer_than: float | None = None
+        self,
+        ref: ObjectRef,
+        cfg: TriggerConfig,
+        *,
+        queue_newer_than: float | None = None,
+        polled: bool = True,
     ) -> Evaluation:
         """evaluate_config(), for the answers of GetMetrics and IsActive: the last
         evaluation for the object and config is answered again (and handed to the
@@ -394,19 +404,25 @@ class Engine:
         function of those (policy.decide does not depend on `now`), so the answer
         is the one a new evaluation would give; its `ages` are those of when it
         was made (explain calls evaluate). With `queue_newer_than` it evaluates
-        anew (see evaluate_config). Raises SourceError."""
+        anew (see evaluate_config). `polled=False` for a StreamIsActive tick (see
+        decide). Raises SourceError."""
         if queue_newer_than is None:
             reused = self.answer_again(ref, cfg)
             if reused is not None:
                 return reused
-        return await self.answer_anew(ref, cfg, queue_newer_than=queue_newer_than)
+        return await self.answer_anew(ref, cfg, queue_newer_than=queue_newer_than, polled=polled)
 
     async def answer_anew(
-        self, ref: ObjectRef, cfg: TriggerConfig, *, queue_newer_than: float | None = None
+        self,
+        ref: ObjectRef,
+        cfg: TriggerConfig,
+        *,
+        queue_newer_than: float | None = None,
+        polled: bool = True,
     ) -> Evaluation:
         """answer() without trying the kept evaluation first (for a caller that just
         did, with answer_again): evaluate, and keep the result while it is reusable."""
-        evaluation = await self.evaluate_config(ref, cfg, queue_newer_than=queue_newer_than)
+        evaluation = await self.evaluate_config(ref, cfg, queue_newer_than=queue_newer_than, polled=polled)
         reusable = self._reusable_from(cfg, evaluation)
         if reusable is not None:
             if len(self._reusable) >= REUSABLE_LIMIT:
@@ -808,8 +824,13 @@ class Engine:
         series.warm_retry_at = self.clock.monotonic() + WARM_START_RETRY
         log.warning("forecast warm start failed", extra={"source": source.description, "error": reason})
 
-    def decide(self, ref: ObjectRef, cfg: TriggerConfig, reads: tuple[SignalRead, ...]) -> Evaluation:
-        """The decision from successful reads (see raise_failures)."""
+    def decide(
+        self, ref: ObjectRef, cfg: TriggerConfig, reads: tuple[SignalRead, ...], *, polled: bool = True
+    ) -> Evaluation:
+        """The decision from successful reads (see raise_failures). `polled`: whether
+        KEDA's polling loop reads this answer (GetMetrics, IsActive; explain and the
+        simulator stand for a poll), False for a StreamIsActive tick: only a polled
+        evaluation starts a job-mode pre-warm pulse (_pulse)."""
         queue = next((r.value for r in reads if isinstance(r.value, QueueReading)), None)
         gpu = next((r.value for r in reads if isinstance(r.value, GpuReading)), None)
         signals = Signals(queue=queue, gpu=gpu)
@@ -825,7 +846,7 @@ class Engine:
                 cold_start=self._cold_start_in_use(cfg)[0],
                 since_quiet=self._since_quiet(reads, rate, queue_key),
             )
-        view = self._forecast(ref, cfg, reads)
+        view = self._forecast(ref, cfg, reads, polled=polled)
         if view is not None and view.used:
             signals = dataclasses.replace(
                 signals, forecast_floor=view.floor, forecast_reason=_forecast_reason(view, cfg)
@@ -839,7 +860,7 @@ class Engine:
     # --- the forecast ---------------------------------------------------------------
 
     def _forecast(
-        self, ref: ObjectRef, cfg: TriggerConfig, reads: tuple[SignalRead, ...]
+        self, ref: ObjectRef, cfg: TriggerConfig, reads: tuple[SignalRead, ...], *, polled: bool = True
     ) -> ForecastView | None:
         """Feed the trigger's demand series with this evaluation's new reading and
         ask it what comes within the cold start. Never raises: a forecast problem
@@ -855,7 +876,7 @@ class Engine:
             outlook = series.model.outlook(self.clock.wall(), cold_start, fc.quantile)
             view = _view(cfg, series, outlook, cold_start, measured)
             if cfg.mode is Mode.JOB and view.used and view.floor > 0:
-                view = self._pulse(ref, cfg, view)
+                view = self._pulse(ref, cfg, view, polled=polled)
             return view
         except Exception:  # a bug in the forecast must not fail the rpc
             log.exception("forecast failed; answering from the live signals")
@@ -904,14 +925,20 @@ class Engine:
                 series.feed_queue(queue_read.read_at, wall(queue_read.read_at), value)
         return series
 
-    def _pulse(self, ref: ObjectRef, cfg: TriggerConfig, view: ForecastView) -> ForecastView:
+    def _pulse(self, ref: ObjectRef, cfg: TriggerConfig, view: ForecastView, *, polled: bool) -> ForecastView:
+        """The view as the object's pre-warm pulse has it (job_pulse). Only a polled
+        evaluation starts a pulse: a stream tick (which KEDA ignores for a ScaledJob)
+        answers what a poll would now, and changes nothing, so it can neither start
+        a pulse between polls nor let its hold run out before a poll sees it."""
         key = (ref, cfg.metric_name)
         now = self.clock.monotonic()
         ask, started = job_pulse(now, self._job_pulses.get(key), view.cold_start)
-        _remember(self._job_pulses, key, started, 10_000)
+        if polled:
+            _remember(self._job_pulses, key, started, 10_000)
         if ask:
             return view
-        return dataclasses.replace(view, floor=0.0, jobs_next_in=started + 3 * view.cold_start - now)
+        next_in = started + job_pulse_period(view.cold_start) - now
+        return dataclasses.replace(view, floor=0.0, jobs_next_in=next_in)
 
     def _capacity_rate(self, reads: tuple[SignalRead, ...], queue_key: str | None) -> float | None:
         """The measured arrival rate (_rate_read); None when no rate is read.
@@ -980,11 +1007,29 @@ def _reads_prometheus_demand(cfg: TriggerConfig) -> bool:
     )
 
 
-# Job mode: the pre-warm Jobs are asked for during this many seconds (longer than
-# KEDA's default 30 s polling interval, so a poll sees it), then not again until
-# 3 cold starts after the pulse began (a pre-warmed Job starts in one and waits
-# up to two for a message; docs/forecast.md).
+# Job mode: a pulse asks for the pre-warm Jobs during its hold: PREWARM_JOB_HOLD
+# seconds, and never more than PREWARM_JOB_HOLD_SHARE of the cold start, so that it
+# ends before the Jobs it created can be Ready (no longer pending, when KEDA's
+# accurate strategy would create them again). A pulse starts only at a polled
+# evaluation (GetMetrics/IsActive), so the poll that starts it sees it whatever
+# the pollingInterval; the hold need only span that poll's two calls (and KEDA's
+# retry), and a later poll inside it finds the Jobs still pending. Then not again
+# until job_pulse_period: 3 cold starts after the pulse began (a pre-warmed Job
+# starts in one and waits up to two for a message; docs/forecast.md), and never
+# before the hold and one cold start have passed.
 PREWARM_JOB_HOLD = 45.0
+PREWARM_JOB_HOLD_SHARE = 0.8
+
+
+def job_pulse_hold(cold_start: float) -> float:
+    """Seconds a pulse asks for the pre-warm Jobs: min(45 s, 0.8 x cold start)."""
+    return min(PREWARM_JOB_HOLD, PREWARM_JOB_HOLD_SHARE * cold_start)
+
+
+def job_pulse_period(cold_start: float) -> float:
+    """Seconds from a pulse's start to the earliest next one: 3 cold starts, and at
+    least the hold plus a cold start (so that a pulse always ends)."""
+    return max(3 * cold_start, job_pulse_hold(cold_start) + cold_start)
 
 
 def job_pulse(now: float, started: float | None, cold_start: float) -> tuple[bool, float]:
@@ -993,12 +1038,13 @@ def job_pulse(now: float, started: float | None, cold_start: float) -> tuple[boo
     KEDA's accurate strategy creates `value - pending` Jobs at every poll and does
     not subtract running ones: a pre-warmed Job that is Ready and waiting for a
     message is no longer pending, so a steady floor would start more Jobs at every
-    poll. A pulse asks once (for PREWARM_JOB_HOLD seconds, while the Jobs it
-    created are still pending), then waits until those Jobs have had time to find
-    a message or exit."""
-    if started is None or now - started >= 3 * cold_start:
+    poll. A pulse asks once (for job_pulse_hold seconds, which end before the Jobs
+    it created can be Ready, so they are still pending at any poll inside it), then
+    waits until those Jobs have had time to find a message or exit
+    (job_pulse_period)."""
+    if started is None or now - started >= job_pulse_period(cold_start):
         return True, now
-    return now - started < PREWARM_JOB_HOLD, started
+    return now - started < job_pulse_hold(cold_start), started
 
 
 def _view(

@@ -92,6 +92,18 @@ class Target:
     custom_running_percentage: float | None = None
     triggers_total: int = 1
     notes: tuple[str, ...] = ()  # things noticed while reading the manifest
+    # False: minReplicaCount left out of the manifest. KEDA's ScaledObject checks read an
+    # unset minimum as 0 but a written 0 as the HPA's 1 (idleReplicaCount must be below it).
+    min_replicas_set: bool = True
+    # ScaledJob scalingStrategy.pendingPodConditions; None when not set.
+    pending_pod_conditions: tuple[str, ...] | None = None
+    # ScaledJob scalingStrategy.multipleScalersCalculation: how KEDA combines several triggers.
+    multiple_scalers: str = "max"
+    # ScaledObject spec.fallback: (failureThreshold, replicas, behavior); None when not set.
+    fallback: tuple[int, int, str] | None = None
+    # ScaledObject spec.advanced.scalingModifiers: (formula, target, activationTarget) as
+    # written; None when no formula is set.
+    scaling_modifiers: tuple[str, str, str] | None = None
 
     @property
     def ref(self) -> ObjectRef:
@@ -103,7 +115,7 @@ def load_target(manifest: str | Mapping[str, Any], trigger: int | None, environ:
     Raises ExplainError."""
     obj = _first_keda_object(manifest) if isinstance(manifest, str) else manifest
     kind = str(obj["kind"])
-    meta = obj.get("metadata") or {}
+    meta = _object_metadata(obj)
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         raise ExplainError(f"the {kind} has no spec")
@@ -134,11 +146,76 @@ def load_target(manifest: str | Mapping[str, Any], trigger: int | None, environ:
         metric_type=str(chosen.get("metricType") or "AverageValue"),
         triggers_total=len(triggers),
         notes=tuple(notes),
+        min_replicas_set=spec.get("minReplicaCount") is not None,
     )
     if kind == SCALED_JOB:
-        strategy = spec.get("scalingStrategy") or {}
+        strategy = spec.get("scalingStrategy")
+        if strategy is None:
+            strategy = {}
+        if not isinstance(strategy, dict):
+            raise ExplainError(
+                "spec.scalingStrategy must be a map (strategy: accurate, pendingPodConditions: [Ready], "
+                f"...), got {_quoted(strategy)}"
+            )
         target = _with_strategy(target, strategy)
+    else:
+        target = dataclasses.replace(
+            target, fallback=_fallback(spec), scaling_modifiers=_scaling_modifiers(spec)
+        )
     return target
+
+
+def _quoted(value: Any) -> str:
+    """A value of the manifest in an error: at most 100 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 100 else f"{text[:97]}... ({len(text)} characters)"
+
+
+def _object_metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object's metadata (name, namespace) map. Raises ExplainError."""
+    meta = obj.get("metadata")
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise ExplainError(
+            f"the {obj.get('kind')}'s metadata must be a map (name, namespace), got {_quoted(meta)}"
+        )
+    return meta
+
+
+def _fallback(spec: Mapping[str, Any]) -> tuple[int, int, str] | None:
+    raw = spec.get("fallback")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ExplainError(f"spec.fallback must be a map (failureThreshold, replicas), got {_quoted(raw)}")
+    numbers = []
+    for key in ("failureThreshold", "replicas"):
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ExplainError(f"spec.fallback.{key} must be a whole number >= 0, got {_quoted(value)}")
+        numbers.append(value)
+    return numbers[0], numbers[1], str(raw.get("behavior") or "static")
+
+
+def _scaling_modifiers(spec: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    advanced = spec.get("advanced")
+    if advanced is None:
+        return None
+    if not isinstance(advanced, dict):
+        raise ExplainError(f"spec.advanced must be a map, got {_quoted(advanced)}")
+    raw = advanced.get("scalingModifiers")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ExplainError(
+            "spec.advanced.scalingModifiers must be a map (formula, target, activationTarget), "
+            f"got {_quoted(raw)}"
+        )
+    formula = raw.get("formula")
+    if not formula:
+        return None  # KEDA applies scalingModifiers only with a formula
+    return str(formula), str(raw.get("target") or ""), str(raw.get("activationTarget") or "0")
 
 
 def keda_objects(text: str) -> list[dict[str, Any]]:
@@ -147,13 +224,30 @@ def keda_objects(text: str) -> list[dict[str, Any]]:
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         raise ExplainError(f"the manifest is not valid YAML: {exc}") from None
-    return [
+    found = [
         doc
-        for doc in documents
-        if isinstance(doc, dict)
-        and str(doc.get("apiVersion", "")).startswith(KEDA_API_GROUP)
+        for doc in _listed(documents)
+        if str(doc.get("apiVersion", "")).startswith(KEDA_API_GROUP)
         and doc.get("kind") in (SCALED_OBJECT, SCALED_JOB)
     ]
+    for doc in found:
+        _object_metadata(doc)  # a map, or the error names it (before anything reads a name)
+    return found
+
+
+def _listed(documents: Sequence[Any], depth: int = 0) -> list[dict[str, Any]]:
+    """The objects of the documents, with a `kind: List` (or any `...List`, as
+    `kubectl get -o yaml` prints) replaced by its items, as kubectl reads them."""
+    out: list[dict[str, Any]] = []
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        items = doc.get("items")
+        if str(doc.get("kind", "")).endswith("List") and isinstance(items, list) and depth < 5:
+            out.extend(_listed(items, depth + 1))
+        else:
+            out.append(doc)
+    return out
 
 
 def _first_keda_object(text: str) -> dict[str, Any]:
@@ -167,16 +261,27 @@ def _first_keda_object(text: str) -> dict[str, Any]:
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+def read_manifest(path: str | Path) -> str:
+    """A manifest file's text. Raises ExplainError naming the file when it cannot be
+    read or is not UTF-8 (as Kubernetes manifests are)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ExplainError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ExplainError(
+            f"cannot read {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save the manifest as UTF-8"
+        ) from None
+
+
 def objects_in_directory(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     """(file, object) for every ScaledObject and ScaledJob in the folder's manifest
     files, by file name. Raises ExplainError naming the file that cannot be read."""
     files = sorted(p for p in directory.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
     found: list[tuple[Path, dict[str, Any]]] = []
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ExplainError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        text = read_manifest(path)
         try:
             found.extend((path, obj) for obj in keda_objects(text))
         except ExplainError as exc:
@@ -288,13 +393,39 @@ def _with_strategy(target: Target, strategy: Mapping[str, Any]) -> Target:
                 "on (Go converts running x percentage to a whole number in a platform-defined way); "
                 "set a finite number such as '0.5'"
             )
+    conditions = strategy.get("pendingPodConditions")
+    if conditions is not None and (
+        not isinstance(conditions, list) or not all(isinstance(c, str) for c in conditions)
+    ):
+        raise ExplainError(
+            "spec.scalingStrategy.pendingPodConditions must be a list of pod condition names "
+            f'(such as ["Ready"]), got {_quoted(conditions)}'
+        )
+    calculation = str(strategy.get("multipleScalersCalculation") or "max")
+    if calculation not in MULTIPLE_SCALERS_CALCULATIONS:
+        raise ExplainError(
+            "spec.scalingStrategy.multipleScalersCalculation: 'max', 'min', 'avg' or 'sum', "
+            f"got {_quoted(calculation)}"
+        )
     return dataclasses.replace(
         target,
         strategy=name,
         custom_deduction=deduction,
         custom_running_percentage=percentage,
         notes=tuple(notes),
+        pending_pod_conditions=tuple(conditions) if conditions is not None else None,
+        multiple_scalers=calculation,
     )
+
+
+# How KEDA combines a ScaledJob's triggers (scalingStrategy.multipleScalersCalculation),
+# over the active triggers only (pkg/scaling/scaledjob/metrics.go).
+MULTIPLE_SCALERS_CALCULATIONS = {
+    "max": "the value and maxScale of the active trigger with the largest value (max, the default)",
+    "min": "the value and maxScale of the active trigger with the smallest value (min)",
+    "avg": "the average of the active triggers' values and maxScale (avg)",
+    "sum": "the sum of the active triggers' values and maxScale (sum)",
+}
 
 
 # What Go's strconv.ParseFloat(s, 64) accepts: a decimal or hexadecimal float as in Go
@@ -344,7 +475,16 @@ def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[
     low = max(target.min_replicas, 1)  # the HPA's minReplicas is at least 1
     hpa = min(maximum, max(ceiling, low))
     idle = target.idle_replicas
-    steps = [f"HPA: ceil({desired:.3f} / 1) = {ceiling}, within [{low}, {maximum}] -> {hpa} replica(s)"]
+    steps = []
+    if target.scaling_modifiers is not None:
+        formula, formula_target, activation = target.scaling_modifiers
+        steps.append(
+            f"not what KEDA does here: spec.advanced.scalingModifiers sets the formula {formula!r}, so KEDA "
+            f"feeds the HPA the formula's value against its target {formula_target or '(unset)'} and decides "
+            f"activity as formula > activationTarget {activation}, ignoring this trigger's answer; the "
+            "figures below are this trigger's alone, as if there were no formula"
+        )
+    steps.append(f"HPA: ceil({desired:.3f} / 1) = {ceiling}, within [{low}, {maximum}] -> {hpa} replica(s)")
     settles = True
     if active:
         when = "at once, by the stream" if target.trigger_type == "external-push" else "at the next poll"
@@ -398,6 +538,7 @@ def scaled_object_outcome(target: Target, desired: float, active: bool) -> dict[
         "min_replicas": target.min_replicas,
         "max_replicas": maximum,
         "idle_replicas": idle,
+        "scaling_modifiers": target.scaling_modifiers is not None,
         "steps": steps,
     }
 
@@ -541,6 +682,12 @@ def scaled_job_outcome(
             f"note: KEDA counts pending Jobs among the running ones; --running {running} should include "
             f"the {pending} pending"
         )
+    if target.triggers_total > 1:
+        steps.append(
+            f"the ScaledJob has {target.triggers_total} triggers: KEDA uses "
+            f"{MULTIPLE_SCALERS_CALCULATIONS[target.multiple_scalers]} (scalingStrategy."
+            "multipleScalersCalculation), so the Jobs it creates can differ from this trigger's count"
+        )
     return {
         "kind": SCALED_JOB,
         "strategy": target.strategy,
@@ -611,10 +758,35 @@ def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
             f"idleReplicaCount {target.idle_replicas}: KEDA supports only 0 (the HPA raises any count "
             "below minReplicaCount back to it, so the workload flaps instead of idling)"
         )
-    if target.idle_replicas is not None and target.idle_replicas >= max(target.min_replicas, 1):
+    if target.idle_replicas is not None and not target.min_replicas_set:
+        found.append(
+            f"idleReplicaCount {target.idle_replicas} with minReplicaCount unset: KEDA rejects this "
+            "ScaledObject (idleReplicaCount must be less than minReplicaCount, which reads as 0 when "
+            "unset); remove idleReplicaCount (minReplicaCount 0 already scales to zero), or set "
+            "minReplicaCount above it"
+        )
+    elif target.idle_replicas is not None and target.idle_replicas >= max(target.min_replicas, 1):
         found.append(
             f"idleReplicaCount {target.idle_replicas} must be less than minReplicaCount "
             f"{target.min_replicas}: KEDA rejects this ScaledObject"
+        )
+    maximum = target.max_replicas if target.max_replicas is not None else DEFAULT_MAX_REPLICAS
+    if target.kind == SCALED_OBJECT and target.min_replicas > maximum:
+        found.append(
+            f"minReplicaCount {target.min_replicas} is greater than maxReplicaCount {maximum}"
+            + (" (unset: KEDA's default)" if target.max_replicas is None else "")
+            + ": KEDA rejects this ScaledObject"
+        )
+    if target.kind == SCALED_OBJECT and target.scaling_modifiers is not None:
+        formula, _, activation = target.scaling_modifiers
+        found.append(
+            f"spec.advanced.scalingModifiers: KEDA ignores every trigger's IsActive and decides activity "
+            f"from the formula ({formula!r} > activationTarget {activation}), and the HPA scales on the "
+            "formula's value. Prewarm's keep-alive (messages in flight keep the trigger active) and "
+            "activationQueueLength then do nothing: while the formula is at or below activationTarget, KEDA "
+            "scales busy pods to zero after cooldownPeriod. Remove scalingModifiers, or keep in-flight work "
+            "in the formula's value (leave excludeUnacknowledged unset, scaleOnInFlight on) and set "
+            "minReplicaCount to 1 or more"
         )
     if target.kind == SCALED_JOB and has_value_target(target):
         found.append(
@@ -622,13 +794,46 @@ def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
             "target, which KEDA sets only for metricType AverageValue, so maxScale is 0 and KEDA creates "
             "no Jobs for the value; remove metricType (AverageValue is the default)"
         )
+    elif target.metric_type == "Value":
+        found.append(
+            "metricType Value: the scaler's answer is already a replica count (for AverageValue, the "
+            "default), but with Value the HPA asks for ceil(current replicas x answer): at 3 replicas and "
+            f"an answer of 3 it asks for 9, then 27, and runs away to maxReplicaCount ({maximum}) without "
+            "settling; remove metricType. The numbers below assume AverageValue"
+        )
     elif target.metric_type != "AverageValue":
         found.append(
             f"metricType {target.metric_type}: the scaler's value is meant for AverageValue (the default); "
             "the numbers below assume it"
         )
+    if target.kind == SCALED_JOB and cfg.mode is Mode.JOB and target.strategy == "accurate":
+        conditions = target.pending_pod_conditions
+        if conditions is None or "Ready" not in conditions:
+            written = "unset" if conditions is None else f"{list(conditions)} (no Ready)"
+            found.append(
+                f"scalingStrategy accurate with pendingPodConditions {written}: KEDA then counts a Job as "
+                "pending only until its pod runs, so a Job still loading (its message still waiting) stops "
+                "being subtracted and its message gets another Job at the next poll; set "
+                'pendingPodConditions: ["Ready"]'
+            )
+    if target.kind == SCALED_JOB and target.triggers_total > 1:
+        found.append(
+            f"the ScaledJob has {target.triggers_total} triggers: KEDA creates Jobs from "
+            f"{MULTIPLE_SCALERS_CALCULATIONS[target.multiple_scalers]} (scalingStrategy."
+            "multipleScalersCalculation), not from each trigger; the Jobs shown are this trigger's alone"
+        )
     if target.kind == SCALED_JOB and target.trigger_type == "external-push":
-        found.append("ScaledJobs ignore StreamIsActive: external-push acts like external here")
+        found.append(
+            "external-push on a ScaledJob: KEDA ignores the stream's messages (it creates Jobs only at its "
+            "polls) but still opens the stream, which the scaler evaluates every tick for nothing"
+            + (
+                f" (its ticks start no pre-warm pulse: only polls do, so maxPrewarmJobs "
+                f"{cfg.forecast.max_prewarm_jobs} works as with external)"
+                if cfg.forecast.max_prewarm_jobs > 0
+                else ""
+            )
+            + "; use type: external for a ScaledJob"
+        )
     for key in cfg.unknown_keys:
         found.append(f"unknown metadata key {key!r} is ignored (a typo?)")
     return found
@@ -726,6 +931,7 @@ def build_report(
                 {"name": r.name, "source": r.description, "why": str(r.error), "check": what_to_check(r)}
                 for r in failed
             ],
+            "keda": keda_on_error(target),
         }
         return report
     report["ok"] = True
@@ -745,6 +951,30 @@ def build_report(
     else:
         report["keda"] = scaled_object_outcome(target, decision.desired, decision.active)
     return report
+
+
+def keda_on_error(target: Target) -> str:
+    """What KEDA does while the scaler answers this trigger with an error."""
+    if target.kind == SCALED_JOB:
+        return (
+            "KEDA creates no Jobs for this trigger while it fails (ScaledJobs have no fallback); "
+            "running Jobs are left alone"
+        )
+    if target.fallback is None:
+        return (
+            "no change: the object sets no fallback, so the HPA keeps the current replica count and KEDA "
+            "does not scale it to zero until the scaler answers again (spec.fallback would set a count)"
+        )
+    threshold, replicas, behavior = target.fallback
+    how = (
+        f"sets {replicas} replica(s)"
+        if behavior == "static"
+        else f"applies (behavior {behavior}, replicas {replicas})"
+    )
+    return (
+        f"after {threshold} failure(s) in a row KEDA's fallback {how}; until then the HPA keeps the current "
+        "replica count"
+    )
 
 
 def what_to_check(read: SignalRead) -> str:
@@ -796,10 +1026,11 @@ def format_text(report: Mapping[str, Any]) -> str:
     if not report["ok"]:
         error = report["error"]
         lines.append("")
-        lines.append(f"The scaler would answer {error['status']} (KEDA's fallback applies), not a number:")
+        lines.append(f"The scaler would answer {error['status']}, not a number:")
         for src in error["sources"]:
             lines.append(f"  {src['name']}: {_without_prefix(src['why'], src['source'])}")
             lines.append(f"    check: {src['check']}")
+        lines.append(f"What KEDA would do: {error['keda']}")
         _append_warnings(lines, report)
         return "\n".join(lines) + "\n"
     lines.append("")

@@ -405,7 +405,9 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             while not self._shutting_down.is_set():
                 try:
                     ref, cfg = self._config(request)
-                    ev = await self._engine.answer(ref, cfg, queue_newer_than=newer_than)
+                    # polled=False: KEDA ignores this answer for a ScaledJob, so it
+                    # must not start a job-mode pre-warm pulse between polls.
+                    ev = await self._engine.answer(ref, cfg, queue_newer_than=newer_than, polled=False)
                 except (ConfigError, SourceRejectedQuery) as exc:
                     # The query itself is invalid: no later tick can succeed. End the
                     # stream with the same status IsActive answers.

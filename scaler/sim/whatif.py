@@ -25,9 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from scaler.config import ConfigError, TriggerConfig, parse_trigger
+from scaler.config import ConfigError, Mode, TriggerConfig, parse_trigger
 from scaler.engine import SignalRead
-from scaler.explain import SCALED_JOB, ExplainError, Target, load_target, what_to_check
+from scaler.explain import (
+    SCALED_JOB,
+    ExplainError,
+    Target,
+    keda_objects,
+    load_target,
+    read_manifest,
+    warnings_for,
+    what_to_check,
+)
 from scaler.signals.base import SourceError
 from scaler.sim.keda import (
     DEFAULT_SCALE_DOWN,
@@ -71,21 +80,14 @@ class UserObject:
 def load_user_object(path: str, trigger: int | None, environ: Mapping[str, str]) -> UserObject:
     """Read and check the manifest as `prewarm explain` does. Raises WhatIfError."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WhatIfError(f"cannot read {path}: {exc.strerror}") from None
-    from scaler.explain import keda_objects
-
-    try:
+        text = read_manifest(path)
         objects = keda_objects(text)
         target = load_target(text, trigger, environ)
         obj = objects[0]
         spec = obj.get("spec") or {}
         polling = _whole(spec, "pollingInterval", int(KEDA_POLLING_S))
         behavior = behavior_from(spec)
-        strategy = spec.get("scalingStrategy") or {}
-        conditions = strategy.get("pendingPodConditions") if isinstance(strategy, dict) else None
-        ready = isinstance(conditions, list) and "Ready" in conditions
+        ready = "Ready" in (target.pending_pod_conditions or ())
         cfg = parse_trigger(target.metadata)
     except ExplainError as exc:
         raise WhatIfError(str(exc), exc.exit_code) from None
@@ -95,6 +97,15 @@ def load_user_object(path: str, trigger: int | None, environ: Mapping[str, str])
         raise WhatIfError(
             "bad trigger metadata: the trigger reads no queue (source: sqs or rabbitmq); "
             "the what-if replays arrivals into a queue"
+        )
+    if target.kind == SCALED_JOB and cfg.mode is not Mode.JOB:
+        # Refused before any run: the trigger would count in-flight messages (duplicate
+        # Jobs), and the maxPrewarmJobs change it tries is refused outside job mode.
+        raise WhatIfError(
+            "the ScaledJob's trigger needs mode: job in its metadata (its metric must be the backlog no "
+            "Job has claimed; counting in-flight messages creates duplicate Jobs), and the what-if "
+            "simulates ScaledJobs in job mode only: add mode: job (prewarm explain -f "
+            f"{path} says what else to check)"
         )
     return UserObject(target, cfg, float(max(1, polling)), behavior, path, ready)
 
@@ -438,6 +449,13 @@ def _main(args: argparse.Namespace) -> int:
     user = load_user_object(args.scaledobject, args.trigger, os.environ)
     setup = [f"object: {user.target.kind} {user.target.namespace}/{user.target.name} from {user.path}"]
     setup += [f"note: {n}" for n in user.target.notes]
+    # explain's warnings, after its notes: what the object as written gets wrong is simulated
+    # as written, and is likely what the results show.
+    setup += [f"warning: {w}" for w in warnings_for(user.target, user.cfg)[len(user.target.notes) :]]
+    if user.target.kind == SCALED_JOB and args.warmup:
+        raise WhatIfError(
+            "--warmup is for a ScaledObject: a ScaledJob's what-if scores and bills the whole trace"
+        )
     meta = prometheus_metadata(user, args.prometheus, args.arrival_query)
     if args.trace:
         try:
@@ -526,16 +544,24 @@ def _main(args: argparse.Namespace) -> int:
         setup.append(
             f"the first {warmup / 3600:g} h are history (the forecast's warm-up), not scored or billed"
         )
+    elif trace.duration_s >= 3 * DAY_S and user.target.kind == SCALED_JOB:
+        setup.append(
+            "the whole trace is scored and billed: a ScaledJob's what-if has no warm-up, so the "
+            "forecast's first day (cold, where a running server warm-starts) counts too"
+        )
     if user.target.kind == SCALED_JOB:
         return _jobs(user, scenario, setup, args, started)
     progress = not args.no_progress and sys.stderr.isatty()
     specs = user_policies(user)
-    rows, runs = run_policies(scenario, specs, progress)
-    tried: list[dict[str, Any]] = []
-    if not args.no_advice:
-        at_max = rows[0]["peak_replicas"] >= top
-        candidates = candidate_changes(user, scenario.world.cold_start.typical_s, at_max)
-        tried, _ = run_policies(scenario, [spec for _, spec in candidates], progress, "settings")
+    try:
+        rows, runs = run_policies(scenario, specs, progress)
+        tried: list[dict[str, Any]] = []
+        if not args.no_advice:
+            at_max = rows[0]["peak_replicas"] >= top
+            candidates = candidate_changes(user, scenario.world.cold_start.typical_s, at_max)
+            tried, _ = run_policies(scenario, [spec for _, spec in candidates], progress, "settings")
+    except ConfigError as exc:  # a changed setting the scaler refuses: a message, not a traceback
+        raise WhatIfError(f"bad trigger metadata in a simulated change: {exc}") from None
     advice = first_change(rows[0], tried, args.slo)
     text = whatif_text(rows, args.gpu_price, advice, trace.duration_s - scenario.warmup_s)
     out = Path(args.out)
@@ -605,9 +631,12 @@ def _jobs(user: UserObject, scenario: Any, setup: list[str], args: argparse.Name
         name: str, prewarm: bool, tgt: Target, meta: Mapping[str, str], polling: float, limit: int = top
     ) -> dict[str, Any]:
         policy = JobPolicy(name, tgt.strategy, prewarm, ready, limit, ql)
-        row = simulate_jobs(
-            scenario.trace, scenario.world, policy, args.slo, target=tgt, metadata=meta, polling_s=polling
-        )
+        try:
+            row = simulate_jobs(
+                scenario.trace, scenario.world, policy, args.slo, target=tgt, metadata=meta, polling_s=polling
+            )
+        except ConfigError as exc:  # a changed setting the scaler refuses: a message, not a traceback
+            raise WhatIfError(f"bad trigger metadata for {name!r}: {exc}") from None
         row["dollars"] = row["gpu_hours"] * args.gpu_price
         return row
 

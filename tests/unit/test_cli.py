@@ -559,3 +559,13 @@ def test_a_bad_serve_variable_breaks_serve_only(
     assert "environment variable PREWARM_PORT='abc'" in capsys.readouterr().err
     # The flag given on the command line wins over the bad variable.
     assert cli.build_parser().parse_args(["serve", "--port", "7000"]).port == 7000
+
+
+def test_explain_names_a_manifest_that_is_not_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "object.yaml"
+    bad.write_bytes(b"\xff\xfe" + b"kind: ScaledObject\n")
+    assert cli.main(["explain", "-f", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and str(bad) in err and "Traceback" not in err
