@@ -331,11 +331,9 @@ class Engine:
         self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
         # Warm starts run as their own tasks (read_signals); held here until done.
         self._warm_starts: set[asyncio.Task[None]] = set()
-        # The optional signals (arrivalQuery, coldStartQuery): each source's last
-        # outcome seen (a Reading or a SourceError), and the refreshes running in the
-        # background by source key (read_signals never waits for one once an outcome
-        # is known).
-        self._optional_last: OrderedDict[str, Reading[object] | SourceError] = OrderedDict()
+        # The optional signals' (arrivalQuery, coldStartQuery) refreshes running in
+        # the background, by source key (read_signals waits for one only briefly once
+        # the cache holds an outcome of it).
         self._refreshes: dict[str, asyncio.Task[Reading[object]]] = {}
         # arrivalQuery sources that feed a forecast's demand series (see _demand_series).
         self._forecast_arrivals: OrderedDict[str, None] = OrderedDict()
@@ -522,9 +520,6 @@ class Engine:
         )
         for i, outcome in zip([*missing, *refreshing], read, strict=False):
             outcomes[i] = outcome
-            name, source, _ = wanted[i]
-            if name in (ARRIVAL, COLD_START) and isinstance(outcome, Reading | SourceError):
-                _remember(self._optional_last, source.key, _bare(outcome), SOURCE_MEMORY_LIMIT)
         return self._signal_reads(cfg, wanted, outcomes)
 
     def _optional_outcome(
@@ -537,15 +532,11 @@ class Engine:
         reading up to OPTIONAL_READING_MAX_AGE old, a query it rejected (bad
         metadata; the refresh says when that changes), or the source as
         unavailable for this answer."""
-        key = source.key
         if fresh is not None:
-            if isinstance(fresh, Reading | SourceError):
-                _remember(self._optional_last, key, fresh, SOURCE_MEMORY_LIMIT)
             return fresh, None
-        last = self._optional_last.get(key)
+        last = self.cache.last(source)
         if last is None:
             return None, None
-        self._optional_last.move_to_end(key)
         refresh = self._refresh_in_background(source)
         if isinstance(last, Reading):
             age = last.age(self.clock.monotonic())
@@ -585,12 +576,11 @@ class Engine:
         return task
 
     def _optional_refreshed(self, source: Source, outcome: Reading[object] | SourceError) -> None:
-        """Keep a background refresh's outcome. A measured cold start is taken at once
-        (it is read every COLD_START_REFRESH, so the next answers might never find it
-        within the TTL); an arrival reading is fed to its demand series, if the
+        """Take a background refresh's outcome (the cache keeps it too). A measured
+        cold start is taken at once (it is read every COLD_START_REFRESH, so the next
+        answers might never find it within the TTL); an arrival reading is fed to its demand series, if the
         forecast keeps one, with the wall time it was read at."""
         key = source.key
-        _remember(self._optional_last, key, outcome, SOURCE_MEMORY_LIMIT)
         now = self.clock.monotonic()
         value = outcome.value if isinstance(outcome, Reading) else None
         if isinstance(value, ColdStartReading):

@@ -193,6 +193,17 @@ class ReadingCache:
             return copy.copy(entry.error)
         return entry.reading
 
+    def last(self, source: Source) -> Reading[object] | SourceError | None:
+        """The source's last outcome however old (a reading, or a copy of the error);
+        None until its first read has finished. For a caller that answers from it
+        while a refresh runs (the engine's optional reads)."""
+        entry = self._entries.get(source.key)
+        if entry is None:
+            return None
+        if entry.error is not None:
+            return copy.copy(entry.error)
+        return entry.reading
+
     def get_sync(self, source: Source) -> Reading[object]:
         """get() without the event loop and the thread pool: the read runs in the
         caller's thread, with no timeout. For drivers whose sources are in memory

@@ -14,7 +14,7 @@ import pytest
 
 from scaler.clock import ManualClock
 from scaler.signals.base import QueueReading, SourceError
-from scaler.signals.cache import ReadingCache
+from scaler.signals.cache import Reading, ReadingCache
 
 
 class FakeSource:
@@ -775,3 +775,23 @@ async def test_evict_idle_waits_for_closes_at_most_a_timeout(
         assert "still closing" in caplog.text
     finally:
         gate.set()
+
+
+async def test_last_is_the_latest_outcome_however_old(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache(ttl=2.0)
+    source = FakeSource()
+    assert cache.last(source) is None  # never read
+    await cache.get(source)
+    clock.advance(600.0)  # far past the TTL: fresh() has nothing, last() still does
+    assert cache.fresh(source) is None
+    last = cache.last(source)
+    assert isinstance(last, Reading) and last.value == QueueReading(waiting=1.0, in_flight=0.0)
+    source.fail = SourceError("fake queue 'fake|q': cannot connect")
+    with pytest.raises(SourceError):
+        await cache.get(source)
+    clock.advance(600.0)
+    error = cache.last(source)  # the error now, not the reading before it
+    assert isinstance(error, SourceError) and "cannot connect" in str(error)
+    assert error is not cache.last(source)  # a copy per caller
