@@ -1043,7 +1043,9 @@ def _view(
     """The floor from an outlook: while at least one arrival is expected within
     the cold start, the replicas the upper quantile of the peak rate needs at
     replicaThroughput (at least 1), or 1 without it; in job mode, one Job per
-    expected arrival up to maxPrewarmJobs. Nothing while none is expected.
+    expected arrival up to maxPrewarmJobs. Nothing while none is expected. With
+    replicaThroughput (deployment mode) the recurring peak also expects demand
+    when at least one arrival at its rate fits in the cold start.
 
     While the model is gated (its point forecast worse than naive) a deployment
     with replicaThroughput keeps the recurring-peak floor only: the replicas for
@@ -1053,14 +1055,17 @@ def _view(
     is what this minute of the day usually brought), and it only raises."""
     fc = cfg.forecast
     floor = 0.0
-    recurring_only = outlook.state is ForecastState.GATED and (
-        cfg.mode is Mode.DEPLOYMENT and fc.replica_throughput is not None
-    )
+    sized = cfg.mode is Mode.DEPLOYMENT and fc.replica_throughput is not None
+    recurring_only = outlook.state is ForecastState.GATED and sized
+    # The recurring peak expects demand on its own in every state: a small daily
+    # batch in a quiet hour is what the hourly point forecast smooths below one
+    # arrival, and a model that beats naive must not wake less than a gated one.
+    recurring_expected = sized and outlook.recurring * cold_start >= ACTIVATION_ARRIVALS
     if recurring_only:
         assert fc.replica_throughput is not None
-        if outlook.recurring * cold_start >= ACTIVATION_ARRIVALS:
+        if recurring_expected:
             floor = max(1.0, outlook.recurring / fc.replica_throughput)
-    elif outlook.expected_arrivals >= ACTIVATION_ARRIVALS:
+    elif outlook.expected_arrivals >= ACTIVATION_ARRIVALS or recurring_expected:
         if cfg.mode is Mode.JOB:
             floor = float(min(fc.max_prewarm_jobs, math.ceil(outlook.expected_arrivals)))
         elif fc.replica_throughput is not None:
@@ -1128,6 +1133,11 @@ def _forecast_reason(view: ForecastView, cfg: TriggerConfig) -> str:
             f"upper {view.upper:.3g}/s (q{cfg.forecast.quantile:g}) / replicaThroughput "
             f"{cfg.forecast.replica_throughput:g} = {view.floor:.3g} replicas"
         )
+        if view.expected_arrivals < ACTIVATION_ARRIVALS:  # woken by the recurring peak alone
+            how = (
+                f"recurring peak {view.recurring:.3g}/s (the peak minute {window}, "
+                f"{view.recurring_from} of past days); {how}"
+            )
     else:
         how = "wake 1 replica (no replicaThroughput)"
     return f"forecast: {view.expected_arrivals:.3g} arrivals expected {window} at {view.rate:.3g}/s; {how}"
