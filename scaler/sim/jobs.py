@@ -7,7 +7,12 @@ its cold start, then Running but not Ready (loading the model) until the cold
 start ends. KEDA counts it as pending only while Pending, unless the ScaledJob
 sets pendingPodConditions (then until Ready). A Ready Job takes one waiting
 message, works on it for its service time and completes; a Job that finds the
-queue empty waits `idle_timeout_s` for a message, then exits having done nothing.
+queue empty waits `idle_wait_s` for a message, then exits having done nothing
+(the what-if: docs/forecast.md's worker, 2 x the trigger's coldStartSeconds).
+
+A count series is replayed as whole messages: each bin keeps its count, placed at
+random (seeded) seconds inside it. With `scored_from_s`, everything before it is
+history: it drives KEDA and the forecaster but is neither scored nor billed.
 """
 
 from __future__ import annotations
@@ -20,11 +25,58 @@ from typing import Any
 import numpy as np
 
 from scaler.clock import ManualClock
+from scaler.config import parse_trigger
 from scaler.explain import SCALED_JOB, Target, scaled_job_outcome
 from scaler.sim.keda import KEDA_POLLING_S
 from scaler.sim.policies import PrewarmTrigger
 from scaler.sim.traces import Trace
 from scaler.sim.world import WorldConfig
+
+# How long a Job that finds no message waits for one in `simulate --jobs` and the
+# evaluation (a generic worker); the what-if uses the user's worker (worker_idle_wait_s).
+GENERIC_IDLE_WAIT_S = 60.0
+# A bin's count within this of a whole number is that whole number (float spreading).
+WHOLE_TOLERANCE = 1e-6
+
+
+def worker_idle_wait_s(metadata: Mapping[str, str]) -> float:
+    """How long docs/forecast.md's worker waits for a message before it exits: 2 x
+    the trigger's coldStartSeconds (what the worker is told, whatever the cold start
+    simulated). Raises ConfigError on bad metadata."""
+    return 2.0 * parse_trigger(metadata).forecast.cold_start_seconds
+
+
+def whole_arrivals(counts: np.ndarray, bin_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Whole messages per second from a count series (`counts` per second, spread evenly
+    over bins of `bin_s`): each bin keeps its count, placed at random seconds inside it
+    (weighted by the per-second counts, uniform within a bin of the file), so the total
+    is the trace's. A bin whose count is not whole (a rate scale, a bin cut by slicing,
+    a Prometheus rate) is rounded up with the probability of its fraction."""
+    n = len(counts)
+    if n == 0:
+        return np.zeros(0)
+    width = max(1, round(bin_s))
+    bins = -(-n // width)
+    padded = np.zeros(bins * width)
+    padded[:n] = counts
+    grid = padded.reshape(bins, width)
+    cum = grid.cumsum(axis=1)
+    totals = cum[:, -1]
+    nearest = np.round(totals)
+    exact = np.abs(totals - nearest) <= WHOLE_TOLERANCE * np.maximum(1.0, totals)
+    floor = np.floor(totals)
+    whole = np.where(exact, nearest, floor + (rng.random(bins) < totals - floor)).astype(np.int64)
+    if width == 1:
+        return whole[:n].astype(float)
+    # Each message's second: its bin plus a uniform draw through the bin's cumulative
+    # weights, laid end to end (bin b spans [b, b + 1]) so that one search places all.
+    cdf = np.where(cum >= totals[:, None], 1.0, cum / np.where(totals > 0, totals, 1.0)[:, None])
+    ends = np.arange(bins)[:, None] + cdf
+    owner = np.repeat(np.arange(bins), whole)
+    index = np.searchsorted(ends.ravel(), owner + rng.random(len(owner)), side="right")
+    last = width - 1 - np.argmax(grid[:, ::-1] > 0, axis=1)  # each bin's last second with weight
+    index = np.minimum(index, owner * width + last[owner])  # rounding at a bin's very end
+    return np.bincount(index, minlength=bins * width)[:n].astype(float)
 
 
 @dataclass
@@ -46,19 +98,20 @@ class JobWorld:
         trace: Trace,
         cfg: WorldConfig,
         *,
-        idle_timeout_s: float = 60.0,
+        idle_wait_s: float = GENERIC_IDLE_WAIT_S,
         pull_share: float = 0.5,
         pending_until_ready: bool = False,
+        scored_from_s: int = 0,
     ) -> None:
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
         self.steps = trace.duration_s + cfg.drain_tail_s
         counts = np.zeros(self.steps)
-        counts[: trace.duration_s] = trace.counts
-        if trace.request_times is None:  # a fluid count series: whole messages, stochastically rounded
-            counts = np.floor(counts + self.rng.random(self.steps))
+        if trace.request_times is None:  # a count series: each bin's whole count at random seconds in it
+            counts[: trace.duration_s] = whole_arrivals(trace.counts, trace.bin_s, self.rng)
             times = np.repeat(np.arange(self.steps, dtype=float), counts.astype(np.int64))
         else:
+            counts[: trace.duration_s] = trace.counts
             times = trace.request_times
         self.arrivals = counts
         self.arrival_times = times
@@ -67,7 +120,8 @@ class JobWorld:
             pmf = cfg.service.completion_pmf()
             service = (self.rng.choice(len(pmf), size=len(times), p=pmf) + 1).astype(float)
         self.service = np.maximum(1.0, np.round(service))
-        self.idle_timeout_s = idle_timeout_s
+        self.idle_wait_s = idle_wait_s
+        self.scored_from_s = scored_from_s
         self.pull_share = pull_share
         self.pending_until_ready = pending_until_ready
         self.jobs: list[_Job] = []
@@ -105,6 +159,27 @@ class JobWorld:
             self.active.append(job)
         self.jobs_created += n
 
+    def _take(self, job: _Job, t: int) -> None:
+        """`job` takes the oldest waiting message at second `t`."""
+        i = self.next_message
+        self.next_message += 1
+        self.starts[i] = max(float(t), self.arrival_times[i])
+        job.busy_until = t + self.service[i]
+        self.in_flight += 1
+
+    def claim(self, t: int) -> None:
+        """Jobs Ready by second `t` and still without a message take what waits,
+        before KEDA's poll in that second counts the queue. A worker receives
+        within milliseconds of becoming Ready, so a real poll almost never falls
+        between the two; on this one-second grid a constant cold start that is a
+        multiple of the polling interval would put every Job's first second on a
+        poll, and `accurate`/`eager` would create a duplicate for each."""
+        for job in self.active:
+            if self.next_message >= self.arrived:
+                return
+            if job.ready <= t and job.busy_until < 0:
+                self._take(job, t)
+
     def step(self, t: int) -> None:
         self.arrived += int(self.arrivals[t])
         still: list[_Job] = []
@@ -120,21 +195,18 @@ class JobWorld:
                 still.append(job)
                 continue
             if self.next_message < self.arrived:
-                i = self.next_message
-                self.next_message += 1
-                self.starts[i] = max(float(t), self.arrival_times[i])
-                job.busy_until = t + self.service[i]
-                self.in_flight += 1
+                self._take(job, t)
                 still.append(job)
                 continue
             if job.idle_since < 0:
                 job.idle_since = t
-            if t - job.idle_since >= self.idle_timeout_s:
+            if t - job.idle_since >= self.idle_wait_s:
                 job.done = t  # found no work: exits
                 continue
             still.append(job)
         self.active = still
-        self.billed_seconds += len(still)
+        if t >= self.scored_from_s:  # history is not billed; a Job across the boundary only after it
+            self.billed_seconds += len(still)
         self.rec_waiting[t] = self.waiting
         self.rec_jobs[t] = len(still)
 
@@ -186,10 +258,23 @@ def simulate_jobs(
     target: Target | None = None,
     metadata: Mapping[str, str] | None = None,
     polling_s: float = KEDA_POLLING_S,
+    idle_wait_s: float = GENERIC_IDLE_WAIT_S,
+    scored_from_s: int = 0,
 ) -> dict[str, Any]:
     """`target` and `metadata`: the user's ScaledJob and trigger (the what-if);
-    by default a ScaledJob with the policy's strategy and Prewarm's job metadata."""
-    world = JobWorld(trace, cfg, pending_until_ready=policy.pending_until_ready)
+    by default a ScaledJob with the policy's strategy and Prewarm's job metadata.
+    `idle_wait_s`: how long a Job that finds no message waits for one (every Job:
+    one worker). `scored_from_s`: the seconds before it are history (as
+    run.Scenario.warmup_s): simulated, but only messages arriving from it on are
+    scored, only Jobs created from it on are counted, and Jobs are billed for their
+    seconds from it on (a Job alive across it, for its part after it)."""
+    world = JobWorld(
+        trace,
+        cfg,
+        idle_wait_s=idle_wait_s,
+        pending_until_ready=policy.pending_until_ready,
+        scored_from_s=scored_from_s,
+    )
     clock = ManualClock(start=0.0, wall_offset=0.0)
     if target is None:
         target = Target(
@@ -208,6 +293,7 @@ def simulate_jobs(
     for t in range(world.steps):
         if t % polling == 0:
             clock.now = float(t)
+            world.claim(t)
             if prewarm is not None:
                 desired, _, active = prewarm.read(t)
             else:
@@ -220,20 +306,22 @@ def simulate_jobs(
         world.step(t)
         if progress is not None and t % 3600 == 3599:
             progress(3600)
-    n = len(world.arrival_times)
-    started = ~np.isnan(world.starts)
-    wait = np.where(started, world.starts, world.steps) - world.arrival_times
-    wasted = sum(1 for job in world.jobs if job.busy_until < 0)
+    scored = world.arrival_times >= scored_from_s
+    n = int(scored.sum())
+    started = ~np.isnan(world.starts[scored])
+    wait = np.where(started, world.starts[scored], world.steps) - world.arrival_times[scored]
+    counted = [job for job in world.jobs if job.created >= scored_from_s]
+    wasted = sum(1 for job in counted if job.busy_until < 0)
     return {
         "policy": policy.name,
         "strategy": policy.strategy,
         "pending_pod_conditions": ["Ready"] if policy.pending_until_ready else [],
         "messages": n,
-        "jobs_created": world.jobs_created,
-        "jobs_per_message": world.jobs_created / n if n else math.nan,
+        "jobs_created": len(counted),
+        "jobs_per_message": len(counted) / n if n else math.nan,
         "jobs_without_work": wasted,
         "gpu_hours": world.billed_seconds * cfg.gpus_per_replica / 3600,
-        "floor_gpu_hours": float(world.service.sum()) * cfg.gpus_per_replica / 3600,
+        "floor_gpu_hours": float(world.service[scored].sum()) * cfg.gpus_per_replica / 3600,
         "wait_p50_s": float(np.percentile(wait, 50)) if n else 0.0,
         "wait_p95_s": float(np.percentile(wait, 95)) if n else 0.0,
         "wait_p99_s": float(np.percentile(wait, 99)) if n else 0.0,

@@ -440,7 +440,7 @@ def _jobs(args: argparse.Namespace, scenario: Any, setup: list[str], started: fl
     from scaler.sim.jobs import job_policies, simulate_jobs
 
     rows = [
-        simulate_jobs(scenario.trace, scenario.world, p, scenario.slo_s)
+        simulate_jobs(scenario.trace, scenario.world, p, scenario.slo_s, scored_from_s=scenario.warmup_s)
         for p in job_policies(args.max_replicas or DEFAULT_MAX_REPLICAS)
     ]
     out = Path(args.out)

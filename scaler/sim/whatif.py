@@ -452,10 +452,6 @@ def _main(args: argparse.Namespace) -> int:
     # explain's warnings, after its notes: what the object as written gets wrong is simulated
     # as written, and is likely what the results show.
     setup += [f"warning: {w}" for w in warnings_for(user.target, user.cfg)[len(user.target.notes) :]]
-    if user.target.kind == SCALED_JOB and args.warmup:
-        raise WhatIfError(
-            "--warmup is for a ScaledObject: a ScaledJob's what-if scores and bills the whole trace"
-        )
     meta = prometheus_metadata(user, args.prometheus, args.arrival_query)
     if args.trace:
         try:
@@ -535,19 +531,20 @@ def _main(args: argparse.Namespace) -> int:
             )
         )
     warmup = args.warmup
-    if not warmup and trace.duration_s >= 3 * DAY_S and user.target.kind != SCALED_JOB:
+    if not warmup and trace.duration_s >= 3 * DAY_S:
         # Prewarm's forecast is cold for its first day of history; a live server would
         # have warm-started from the arrivalQuery's past, so that day is history only.
         warmup = DAY_S
+    if warmup >= trace.duration_s:
+        raise WhatIfError(
+            f"--warmup {warmup} s: the trace is {trace.duration_s} s long, so nothing would be scored"
+        )
     if warmup:
         scenario.warmup_s = warmup
+        straddling = "; a Job alive across it is billed for its seconds after it"
         setup.append(
             f"the first {warmup / 3600:g} h are history (the forecast's warm-up), not scored or billed"
-        )
-    elif trace.duration_s >= 3 * DAY_S and user.target.kind == SCALED_JOB:
-        setup.append(
-            "the whole trace is scored and billed: a ScaledJob's what-if has no warm-up, so the "
-            "forecast's first day (cold, where a running server warm-starts) counts too"
+            + (straddling if user.target.kind == SCALED_JOB else "")
         )
     if user.target.kind == SCALED_JOB:
         return _jobs(user, scenario, setup, args, started)
@@ -615,7 +612,7 @@ def whatif_text(rows: Sequence[Mapping[str, Any]], price: float, advice: str, sp
 def _jobs(user: UserObject, scenario: Any, setup: list[str], args: argparse.Namespace, started: float) -> int:
     """A ScaledJob: one Job per message, KEDA's scaling strategy as the user set it."""
     from scaler.sim import report
-    from scaler.sim.jobs import STRATEGIES, JobPolicy, simulate_jobs
+    from scaler.sim.jobs import STRATEGIES, JobPolicy, simulate_jobs, worker_idle_wait_s
 
     target = user.target
     top = target.max_replicas if target.max_replicas is not None else 100
@@ -626,6 +623,10 @@ def _jobs(user: UserObject, scenario: Any, setup: list[str], args: argparse.Name
         "pendingPodConditions "
         f"{'[Ready]' if ready else 'unset'}, minReplicaCount {target.min_replicas}"
     )
+    setup.append(
+        f"a Job that finds no message waits {worker_idle_wait_s(target.metadata):g} s for one, then "
+        "exits (docs/forecast.md's worker: 2 x the trigger's coldStartSeconds), in both runs"
+    )
 
     def run(
         name: str, prewarm: bool, tgt: Target, meta: Mapping[str, str], polling: float, limit: int = top
@@ -633,7 +634,16 @@ def _jobs(user: UserObject, scenario: Any, setup: list[str], args: argparse.Name
         policy = JobPolicy(name, tgt.strategy, prewarm, ready, limit, ql)
         try:
             row = simulate_jobs(
-                scenario.trace, scenario.world, policy, args.slo, target=tgt, metadata=meta, polling_s=polling
+                scenario.trace,
+                scenario.world,
+                policy,
+                args.slo,
+                target=tgt,
+                metadata=meta,
+                polling_s=polling,
+                # The same worker (the ScaledJob's template) in every run, Prewarm's or not.
+                idle_wait_s=worker_idle_wait_s(meta),
+                scored_from_s=scenario.warmup_s,
             )
         except ConfigError as exc:  # a changed setting the scaler refuses: a message, not a traceback
             raise WhatIfError(f"bad trigger metadata for {name!r}: {exc}") from None
@@ -665,7 +675,7 @@ def _jobs(user: UserObject, scenario: Any, setup: list[str], args: argparse.Name
                 run(f"maxReplicaCount {top} -> {more_jobs}", True, target, meta, user.polling_s, more_jobs)
             )
     advice = first_change(rows[0], tried, args.slo)
-    text = whatif_text(rows, args.gpu_price, advice, scenario.trace.duration_s)
+    text = whatif_text(rows, args.gpu_price, advice, scenario.trace.duration_s - scenario.warmup_s)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report.write_json(out / "results.json", rows)

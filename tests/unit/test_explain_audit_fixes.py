@@ -251,12 +251,6 @@ def whatif(tmp_path: Path, manifest: str, *extra: str, capsys: pytest.CaptureFix
     return code, captured.out + captured.err
 
 
-def test_the_scaled_job_whatif_refuses_warmup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, output = whatif(tmp_path, scaled_job(ACCURATE_READY), "--warmup", "600", capsys=capsys)
-    assert code == 2 and "--warmup is for a ScaledObject" in output
-    assert "not scored or billed" not in output
-
-
 def test_the_scaled_job_whatif_shows_explains_warnings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

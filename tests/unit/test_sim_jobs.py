@@ -49,3 +49,25 @@ def test_prewarm_job_mode_goes_through_the_engine_and_matches_keda_without_a_for
     keda = simulate_jobs(BURST, CFG, JobPolicy("k", "accurate", prewarm=False, pending_until_ready=True))
     ours = simulate_jobs(BURST, CFG, JobPolicy("p", "accurate", prewarm=True, pending_until_ready=True))
     assert ours["jobs_created"] == keda["jobs_created"] == 5
+
+
+@pytest.mark.parametrize(("strategy", "until_ready"), [("accurate", True), ("eager", False)])
+def test_a_job_ready_on_a_polls_second_takes_its_message_before_the_poll(
+    strategy: str, until_ready: bool
+) -> None:
+    """Cold start 120 s: the Jobs created at the poll at 30 are Ready at 150, itself a
+    poll. A worker receives within milliseconds of Ready, so KEDA's poll sees the queue
+    empty and creates nothing more (before, every Job got a duplicate)."""
+    aligned = WorldConfig(
+        concurrency=1,
+        service=ServiceModel("constant", 10.0),
+        cold_start=ColdStart("constant", 120),
+        drain_tail_s=300,
+    )
+    row = simulate_jobs(
+        BURST, aligned, JobPolicy("p", strategy, prewarm=False, pending_until_ready=until_ready)
+    )
+    expected = 5 if until_ready else 20  # eager: 5 at each of the polls 30, 60, 90 and 120, none at 150
+    assert row["jobs_created"] == expected
+    assert row["jobs_without_work"] == expected - 5
+    assert row["wait_p50_s"] == pytest.approx(150.0)

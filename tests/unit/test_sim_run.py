@@ -565,3 +565,18 @@ def test_flags_one_mode_does_not_read_are_refused_not_ignored(
         assert main(["simulate", "--trace", trace, *argv, *out]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_jobs_warmup_scores_only_what_follows(tmp_path: Path) -> None:
+    """`simulate --jobs --warmup N` says the first N s are not scored or billed, and
+    they are not: fewer messages are scored and fewer GPU-hours billed than without."""
+    trace = str(BENCH / "mooncake_conversation_requests.csv")
+    common = ["simulate", "--trace", trace, "--duration", "1200", "--no-plots", "--no-progress", "--jobs"]
+    assert main([*common, "--out", str(tmp_path / "all")]) == 0
+    assert main([*common, "--warmup", "600", "--out", str(tmp_path / "warm")]) == 0
+    every = json.loads((tmp_path / "all" / "jobs.json").read_text())
+    warm = json.loads((tmp_path / "warm" / "jobs.json").read_text())
+    assert "the first 600 s are history" in (tmp_path / "warm" / "report.md").read_text()
+    for full, scored in zip(every, warm, strict=True):
+        assert 0 < scored["messages"] < full["messages"]
+        assert scored["gpu_hours"] < full["gpu_hours"]
