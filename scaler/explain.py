@@ -609,10 +609,12 @@ def has_value_target(target: Target) -> bool:
 
 
 def scaled_job_outcome(
-    target: Target, desired: float, active: bool, running: int = 0, pending: int = 0
+    target: Target, desired: float, active: bool, running: int = 0, pending: int = 0, *, per_job: float = 1.0
 ) -> dict[str, Any]:
     """Jobs a ScaledJob creates per poll from this trigger, as KEDA computes them.
 
+    `desired` is the trigger's metric value and `per_job` its AverageValue target
+    (1 for Prewarm's metric; queueLength for KEDA's own queue scalers).
     `running` is every unfinished Job (KEDA counts pending ones among them),
     `pending` those whose pods have not started (or not met pendingPodConditions).
     Follows pkg/scaling/scaledjob/metrics.go (maxScale, scaleTo) and
@@ -620,9 +622,12 @@ def scaled_job_outcome(
     """
     min_count, limit = job_replica_bounds(target)
     # KEDA reads the value as the HPA does (in thousandths), and uses it only
-    # while the trigger is active and the value is above zero.
-    value = hpa_replicas(desired) if active else 0
-    scale_to = value
+    # while the trigger is active and the value is above zero. maxScale divides
+    # it by the target; scaleTo, which caps the Jobs created, is the value itself
+    # (so a queueLength under 1 never creates more Jobs than messages).
+    value = hpa_replicas(desired / per_job) if active else 0
+    scale_to = hpa_replicas(desired) if active else 0
+    per_job_text = "" if per_job == 1 else f" / {per_job:g}"
     inactive = "" if active else " (0: the trigger is inactive)"
     scale_to_text = f"scaleTo = ceil({desired:.3f}) = {scale_to}{inactive}"
     if has_value_target(target):
@@ -637,8 +642,8 @@ def scaled_job_outcome(
     else:
         max_scale = min(value, limit)
         steps = [
-            f"maxScale = min(ceil({desired:.3f}), maxReplicaCount - minReplicaCount = {limit}) = "
-            f"{max_scale}; {scale_to_text}"
+            f"maxScale = min(ceil({desired:.3f}{per_job_text}), maxReplicaCount - minReplicaCount = "
+            f"{limit}) = {max_scale}; {scale_to_text}"
         ]
     # With minReplicaCount > 0 the ScaledJob always counts as active.
     keda_active = active or min_count > 0

@@ -298,10 +298,11 @@ def simulate_jobs(
                 desired, _, active = prewarm.read(t)
             else:
                 # KEDA's rabbitmq scaler, mode QueueLength, over AMQP (ready messages: the unclaimed backlog).
-                desired = world.waiting / policy.queue_length
+                desired = world.waiting
                 active = desired > 0
             running, pending = world.running_and_pending(t)
-            outcome = scaled_job_outcome(target, desired, active, running, pending)
+            per_job = 1.0 if prewarm is not None else policy.queue_length  # the metric's target
+            outcome = scaled_job_outcome(target, desired, active, running, pending, per_job=per_job)
             world.create(int(outcome["jobs_created"]), t)
         world.step(t)
         if progress is not None and t % 3600 == 3599:

@@ -266,6 +266,17 @@ def test_scaled_job_outcome(
     assert outcome["jobs_created"] == jobs
 
 
+def test_scaled_job_outcome_divides_by_the_target_for_max_scale_only() -> None:
+    """KEDA's queue scaler at queueLength 0.5 with 3 messages: maxScale = ceil(3 / 0.5)
+    = 6, but scaleTo (the value, undivided) caps the Jobs created at 3."""
+    outcome = scaled_job_outcome(sj_target("default"), 3.0, True, per_job=0.5)
+    assert (outcome["max_scale"], outcome["scale_to"], outcome["jobs_created"]) == (6, 3, 3)
+    assert outcome["steps"][0].startswith("maxScale = min(ceil(3.000 / 0.5), ")
+    # a target above 1 (queueLength 4): maxScale ceil(10 / 4) = 3 Jobs, scaleTo 10
+    four = scaled_job_outcome(sj_target("default"), 10.0, True, per_job=4.0)
+    assert (four["max_scale"], four["scale_to"], four["jobs_created"]) == (3, 10, 3)
+
+
 def test_scaled_job_creates_nothing_while_inactive() -> None:
     outcome = scaled_job_outcome(sj_target("accurate"), 5.0, False)
     assert outcome["jobs_created"] == 0

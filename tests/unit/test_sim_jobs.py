@@ -71,3 +71,19 @@ def test_a_job_ready_on_a_polls_second_takes_its_message_before_the_poll(
     assert row["jobs_created"] == expected
     assert row["jobs_without_work"] == expected - 5
     assert row["wait_p50_s"] == pytest.approx(150.0)
+
+
+def test_keda_never_creates_more_jobs_than_messages_at_a_queue_length_under_1() -> None:
+    """KEDA's maxScale is ceil(5 / 0.5) = 10, but scaleTo, which caps the Jobs it
+    creates in a poll, is the metric value itself, 5 (scaledjob/metrics.go): the poll
+    at 30 creates 5 Jobs, not 10, and with a 20 s cold start they have taken the 5
+    messages before the poll at 60."""
+    quick = WorldConfig(
+        concurrency=1,
+        service=ServiceModel("constant", 10.0),
+        cold_start=ColdStart("constant", 20),
+        drain_tail_s=300,
+    )
+    policy = JobPolicy("k", "default", prewarm=False, pending_until_ready=False, queue_length=0.5)
+    row = simulate_jobs(BURST, quick, policy)
+    assert row["jobs_created"] == 5 and row["jobs_without_work"] == 0
