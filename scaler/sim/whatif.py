@@ -254,11 +254,20 @@ def candidate_changes(
     # default rules otherwise), as it would in the cluster.
     behavior = base.behavior if base.behavior is not None else Behavior()
     window = behavior.scale_down.stabilization_s
-    if window >= 60:
-        down = dataclasses.replace(behavior.scale_down, stabilization_s=window / 2)
+    windows = [window / 2] if window >= 60 else []
+    # Holding a replica that went idle for as long as a new one takes to start
+    # costs at most what the restart would (the ski-rental break-even): with cold
+    # starts longer than the window, each burst that comes back after the window
+    # but within a cold start waits for one.
+    held = min(3600.0, math.ceil(cold_start_s))
+    if held > window * 1.2:
+        windows.append(held)
+    for changed in windows:
+        down = dataclasses.replace(behavior.scale_down, stabilization_s=changed)
+        why = " (the cold start)" if changed == held else ""
         out.append(
             (
-                f"behavior.scaleDown.stabilizationWindowSeconds {window:g} -> {window / 2:g}",
+                f"behavior.scaleDown.stabilizationWindowSeconds {window:g} -> {changed:g}{why}",
                 dataclasses.replace(base, behavior=dataclasses.replace(behavior, scale_down=down)),
             )
         )

@@ -136,3 +136,21 @@ def test_cooldown_is_tried_only_where_the_object_scales_to_zero(
     user = load_user_object(str(EXAMPLES / manifest), None, environ)
     labels = [label for label, _ in candidate_changes(user, 300.0)]
     assert any(label.startswith("cooldownPeriod") for label in labels) is cooldown_tried, labels
+
+
+@pytest.mark.parametrize(("cold_start", "held"), [(900.0, True), (600.0, False), (700.0, False)])
+def test_a_window_as_long_as_the_cold_start_is_tried_when_the_cold_start_is_longer(
+    cold_start: float, held: bool
+) -> None:
+    """The example's window holds an idle replica 600 s; with a 900 s cold start a
+    burst that comes back 10 to 15 minutes later waits for a new one. "Change first"
+    simulates a window as long as the cold start too (not where it is within 20 %)."""
+    environ = {"SQS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/jobs"}
+    user = load_user_object(str(EXAMPLES / "sqs-diffusion/scaledobject.yaml"), None, environ)
+    changes = dict(candidate_changes(user, cold_start))
+    label = f"behavior.scaleDown.stabilizationWindowSeconds 600 -> {cold_start:g} (the cold start)"
+    assert (label in changes) is held, list(changes)
+    assert "behavior.scaleDown.stabilizationWindowSeconds 600 -> 300" in changes
+    if held:
+        behavior = changes[label].behavior
+        assert behavior is not None and behavior.scale_down.stabilization_s == cold_start
