@@ -448,6 +448,24 @@ def main(args: argparse.Namespace) -> int:
         return exc.exit_code
 
 
+def not_simulated(target: Target) -> list[str]:
+    """Setup lines for what the object sets that the what-if leaves out (both runs
+    alike), so that nobody reads its figures as including them."""
+    lines = []
+    if target.idle_replicas is not None:
+        lines.append(
+            f"not simulated: idleReplicaCount {target.idle_replicas}; both runs keep minReplicaCount "
+            f"{target.min_replicas} while idle, where KEDA drops to {target.idle_replicas} after the "
+            "cooldown and wakes to minReplicaCount"
+        )
+    if target.triggers_total > 1:
+        lines.append(
+            f"not simulated: the object's other {target.triggers_total - 1} trigger(s); only trigger "
+            f"{target.trigger_index} is, in both runs (KEDA would also act on the others)"
+        )
+    return lines
+
+
 def _main(args: argparse.Namespace) -> int:
     from scaler.sim import report
     from scaler.sim.main import build_scenario, run_policies
@@ -461,6 +479,7 @@ def _main(args: argparse.Namespace) -> int:
     # explain's warnings, after its notes: what the object as written gets wrong is simulated
     # as written, and is likely what the results show.
     setup += [f"warning: {w}" for w in warnings_for(user.target, user.cfg)[len(user.target.notes) :]]
+    setup += not_simulated(user.target)
     meta = prometheus_metadata(user, args.prometheus, args.arrival_query)
     if args.trace:
         try:

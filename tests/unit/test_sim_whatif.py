@@ -154,3 +154,34 @@ def test_a_window_as_long_as_the_cold_start_is_tried_when_the_cold_start_is_long
     if held:
         behavior = changes[label].behavior
         assert behavior is not None and behavior.scale_down.stabilization_s == cold_start
+
+
+def test_what_the_what_if_leaves_out_is_said() -> None:
+    """idleReplicaCount and the object's other triggers are not simulated: the setup
+    says so, and says nothing for an object without them."""
+    from scaler.explain import load_target
+    from scaler.sim.whatif import not_simulated
+
+    trigger = (
+        "    metadata: {scalerAddress: 'prewarm.keda:6000', source: sqs, queueLength: '4', "
+        "queueURL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs'}\n"
+    )
+    head = (
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: w, namespace: ai}\n"
+        "spec:\n  scaleTargetRef: {name: w}\n"
+    )
+    plain = head + "  triggers:\n  - type: external\n" + trigger
+    assert not_simulated(load_target(plain, None, {})) == []
+    both = (
+        head
+        + "  idleReplicaCount: 0\n  minReplicaCount: 1\n  triggers:\n  - type: external\n"
+        + trigger
+        + "  - type: cpu\n    metricType: Utilization\n    metadata: {value: '60'}\n"
+    )
+    lines = not_simulated(load_target(both, None, {}))
+    assert lines == [
+        "not simulated: idleReplicaCount 0; both runs keep minReplicaCount 1 while idle, where KEDA "
+        "drops to 0 after the cooldown and wakes to minReplicaCount",
+        "not simulated: the object's other 1 trigger(s); only trigger 0 is, in both runs (KEDA would "
+        "also act on the others)",
+    ]
