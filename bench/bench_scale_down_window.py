@@ -5,6 +5,9 @@ KEDA's default HPA (no behavior: Kubernetes' legacy rules, which hold the highes
     .venv/bin/python bench/bench_scale_down_window.py [--cases functions,conv,code,mooncake]
         [--cold-starts 120,300,600] [--window 60] [--workers N]
 
+`--cases` also takes functions-warm, conv-warm, code-warm and mooncake-warm: the same
+traces entered warm (docs/evaluation.md, "Entered warm").
+
 Prints, per trace and cold start, the cheapest p95 <= 60 s (GPU-hours as a multiple
 of the floor) on the frontiers of Prewarm, stock KEDA (min 0 and min 1) and the
 perfect-foresight oracle under each, and the issue's targets met with every
@@ -30,7 +33,18 @@ from scaler.sim.policies import PolicySpec
 from scaler.sim.report import frontiers
 from scaler.sim.run import Scenario, sweep_policies, with_scale_down_window
 
-CASES = {"twitter": 0, "functions": 1, "conv": 2, "code": 3, "mooncake": 4}
+CASES = {
+    "twitter": 0,
+    "functions": 1,
+    "conv": 2,
+    "code": 3,
+    "mooncake": 4,
+    # The traces without history entered warm (make evaluate's second judgement).
+    "functions-warm": 5,
+    "conv-warm": 6,
+    "code-warm": 7,
+    "mooncake-warm": 8,
+}
 
 
 def sweep(case_name: str, cold_start: int, window_s: float | None) -> dict[str, Any]:

@@ -48,3 +48,11 @@ def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit) as exit_info:
             bench.main(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_each_case_name_is_its_trace_as_it_starts_or_entered_warm() -> None:
+    for name, index in bench.CASES.items():
+        case = evaluate.CASES[index]
+        assert (case.lead_in_s > 0) is name.endswith("-warm"), name
+        if name.endswith("-warm"):  # the same trace as the name without -warm
+            assert case.file == evaluate.CASES[bench.CASES[name.removesuffix("-warm")]].file
