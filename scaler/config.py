@@ -421,6 +421,12 @@ class _Metadata:
         plain = self._raw.get(key)
         from_env = self._raw.get(key + "FromEnv")
         self._used.update({key, key + "FromEnv"})
+        # An empty value is no value (a chart's `host: ""` default beside
+        # hostFromEnv): only two values that differ conflict.
+        if plain is not None and not plain.strip() and from_env is not None:
+            plain = None
+        if from_env is not None and not from_env.strip() and plain is not None:
+            from_env = None
         if plain is not None and from_env is not None and plain.strip() != from_env.strip():
             raise ConfigError(key, f"either {key!r} or {key + 'FromEnv'!r}, not both")
         if plain is None and from_env is not None:

@@ -322,6 +322,16 @@ def test_whitespace_around_a_value_is_not_a_conflict() -> None:
     assert cfg.queue_length == 3.0
 
 
+def test_an_empty_value_beside_its_from_env_twin_is_no_value() -> None:
+    """A chart that renders `queueLength: ""` beside queueLengthFromEnv means the
+    latter: only two values that differ conflict. An error names the key used."""
+    assert parse_trigger(sqs(queueLength="", queueLengthFromEnv="3")).queue_length == 3.0
+    assert parse_trigger(sqs(queueLength=" 3", queueLengthFromEnv=" ")).queue_length == 3.0
+    with pytest.raises(ConfigError) as info:
+        parse_trigger(sqs(queueLength="", queueLengthFromEnv="many"))
+    assert info.value.key == "queueLengthFromEnv"
+
+
 # --- bad values ----------------------------------------------------------------
 
 BAD: list[tuple[str, dict[str, str], str, list[str]]] = [
