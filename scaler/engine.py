@@ -46,6 +46,7 @@ from scaler.signals.base import (
     Source,
     SourceError,
     SourceRejectedQuery,
+    without_frames,
 )
 from scaler.signals.cache import Reading, ReadingCache
 from scaler.signals.errors import unexpected
@@ -568,7 +569,7 @@ class Engine:
             if error is None:
                 self._optional_refreshed(source, task.result())
             elif isinstance(error, SourceError):
-                self._optional_refreshed(source, _bare(error))
+                self._optional_refreshed(source, without_frames(error))
             else:  # a bug: logged here, since no answer may wait for it
                 log.error("reading %s failed unexpectedly", source.description, exc_info=error)
 
@@ -1178,14 +1179,6 @@ async def _within(task: asyncio.Task[Reading[object]], seconds: float, otherwise
         return await asyncio.wait_for(asyncio.shield(task), seconds)
     except TimeoutError:
         return otherwise
-
-
-def _bare(outcome: Reading[object] | SourceError) -> Reading[object] | SourceError:
-    """The outcome to keep: an error without the frames it was raised through."""
-    if isinstance(outcome, SourceError):
-        outcome.__traceback__ = None
-        outcome.__context__ = None
-    return outcome
 
 
 def _query_key(cfg: TriggerConfig, name: str) -> str | None:

@@ -32,7 +32,7 @@ from scaler.clock import Clock, SystemClock
 from scaler.config import ConfigError, ObjectRefError, TriggerConfig
 from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory
 from scaler.observability import DecisionRecorder, Metrics
-from scaler.signals.base import SourceError, SourceRejectedQuery
+from scaler.signals.base import SourceError, SourceRejectedQuery, without_frames
 from scaler.signals.cache import DEFAULT_TTL, ReadingCache
 
 log = logging.getLogger(__name__)
@@ -312,8 +312,7 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         # the event loop, during an outage; 5 this way). The error's own traceback
         # and context are dropped too: it would otherwise hold every frame (engine,
         # cache) it passed through.
-        exc.__traceback__ = None
-        exc.__context__ = None
+        without_frames(exc)
         context.set_code(code)
         context.set_details(details)
         return True

@@ -24,6 +24,18 @@ class SourceRejectedQuery(SourceError):
     no retry will fix."""
 
 
+E = TypeVar("E", bound=BaseException)
+
+
+def without_frames(exc: E) -> E:
+    """`exc` with its traceback, context and cause dropped, for an error kept or
+    answered for its message only: its traceback holds the frames it was raised
+    through, which hold it in turn (a reference cycle per failed call for the
+    collector, whose passes stop the event loop, all through an outage)."""
+    exc.__traceback__ = exc.__context__ = exc.__cause__ = None
+    return exc
+
+
 @dataclass(frozen=True)
 class QueueReading:
     """Messages in a queue, by state."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from scaler.clock import Clock
-from scaler.signals.base import Source, SourceError
+from scaler.signals.base import Source, SourceError, without_frames
 from scaler.signals.errors import unexpected
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,14 @@ class _Entry:
     # Since when (monotonic) reads have been failing; None while they succeed. The
     # change either way is logged once, not every failed read.
     failing_since: float | None = None
+
+
+def _outcome(entry: _Entry) -> Reading[object] | SourceError | None:
+    """The entry's outcome: its reading, or a copy of its error (a copy per caller:
+    the cached instance would collect every caller's frames on its traceback)."""
+    if entry.error is not None:
+        return copy.copy(entry.error)
+    return entry.reading
 
 
 def _older(entry: _Entry, newer_than: float | None) -> bool:
@@ -189,20 +197,14 @@ class ReadingCache:
         if now - entry.finished_at >= self.ttl:
             return None
         entry.last_used = now
-        if entry.error is not None:
-            return copy.copy(entry.error)
-        return entry.reading
+        return _outcome(entry)
 
     def last(self, source: Source) -> Reading[object] | SourceError | None:
         """The source's last outcome however old (a reading, or a copy of the error);
         None until its first read has finished. For a caller that answers from it
         while a refresh runs (the engine's optional reads)."""
         entry = self._entries.get(source.key)
-        if entry is None:
-            return None
-        if entry.error is not None:
-            return copy.copy(entry.error)
-        return entry.reading
+        return None if entry is None else _outcome(entry)
 
     def get_sync(self, source: Source) -> Reading[object]:
         """get() without the event loop and the thread pool: the read runs in the
@@ -270,10 +272,8 @@ class ReadingCache:
             entry.pending = None
         if error is not None:
             # Kept for its message only: its traceback holds this frame, which holds
-            # the entry, which holds the error (a reference cycle per failed read for
-            # the collector, whose passes stop the event loop, all through an outage).
-            error.__traceback__ = error.__context__ = error.__cause__ = None
-            entry.error = error
+            # the entry, which holds the error.
+            entry.error = without_frames(error)
         self._log_change(source, entry, error)
         if self._on_read is not None:
             self._on_read(source, entry.finished_at - started, error)
