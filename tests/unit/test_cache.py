@@ -7,7 +7,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -569,6 +569,19 @@ async def test_newer_than_does_not_retry_a_cached_error(
     assert source.reads == 1  # a down source is retried once per TTL, streams or not
 
 
+async def cyclic_garbage_of(times: int, read: Callable[[], Awaitable[None]], clock: ManualClock) -> int:
+    """Objects the cyclic collector finds after `times` reads, one TTL apart."""
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(times):
+            clock.advance(2.0)
+            await read()
+        return gc.collect()
+    finally:
+        gc.enable()
+
+
 async def test_reads_on_a_shared_connection_leave_no_cyclic_garbage(
     clock: ManualClock, make_cache: Callable[..., ReadingCache]
 ) -> None:
@@ -577,17 +590,12 @@ async def test_reads_on_a_shared_connection_leave_no_cyclic_garbage(
     cache = make_cache()
     source = SharedConnectionSource("q", "amqp|broker")
     await cache.get(source)  # the first read makes the entry and the pool's thread
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(20):
-            clock.advance(2.0)
-            await cache.get(source)
-        cyclic = gc.collect()
-    finally:
-        gc.enable()
+
+    async def read() -> None:
+        await cache.get(source)
+
+    assert await cyclic_garbage_of(20, read, clock) == 0
     assert source.reads == 21
-    assert cyclic == 0
 
 
 async def test_hung_reads_of_many_keys_do_not_starve_a_healthy_source(
@@ -712,18 +720,13 @@ async def test_failed_reads_leave_no_cyclic_garbage(
     source = FreshErrorSource("down|q")
     with pytest.raises(SourceError):
         await cache.get(source)
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(20):
-            clock.advance(2.0)
-            with pytest.raises(SourceError, match="cannot connect"):
-                await cache.get(source)
-        cyclic = gc.collect()
-    finally:
-        gc.enable()
+
+    async def read() -> None:
+        with pytest.raises(SourceError, match="cannot connect"):
+            await cache.get(source)
+
+    assert await cyclic_garbage_of(20, read, clock) == 0
     assert source.reads == 21
-    assert cyclic == 0
 
 
 async def test_evict_idle_leaves_a_source_whose_read_is_still_running(
