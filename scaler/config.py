@@ -301,6 +301,9 @@ class ForecastConfig:
     # The capacity-aware queue term drains the backlog over this many seconds; None:
     # over the cold start in use.
     drain_seconds: float | None = None
+    # The capacity-aware queue term keeps the replicas of the bursts' arrival rate for
+    # this many seconds after them (policy.burst_level); None: the cold start in use; 0: off.
+    hold_seconds: float | None = None
     quantile: float = DEFAULT_FORECAST_QUANTILE
     max_prewarm_jobs: int = 0  # job mode: Jobs started ahead of predicted arrivals
 
@@ -1085,6 +1088,18 @@ def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> Forec
                 "only with replicaThroughput in deployment mode (it paces the capacity-aware queue term)",
                 meta.get("drainSeconds"),
             )
+    hold: float | None = None
+    if meta.get("holdSeconds") is not None:
+        holds = f"0 (off) or {seconds}"
+        hold = meta.float("holdSeconds", 0.0, minimum=0, exclusive=False, accepted=holds)
+        if hold != 0 and not low <= hold <= high:
+            raise ConfigError("holdSeconds", holds, meta.get("holdSeconds"))
+        if throughput is None or mode is not Mode.DEPLOYMENT:
+            raise ConfigError(
+                "holdSeconds",
+                "only with replicaThroughput in deployment mode (it holds the capacity-aware queue term)",
+                meta.get("holdSeconds"),
+            )
     quantiles = "a number >= 0.5 and < 1"
     quantile = meta.float(
         "forecastQuantile", DEFAULT_FORECAST_QUANTILE, minimum=0.5, exclusive=False, accepted=quantiles
@@ -1126,6 +1141,7 @@ def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> Forec
         arrival_query=_query(prometheus, arrival_text),
         replica_throughput=throughput,
         drain_seconds=drain,
+        hold_seconds=hold,
         quantile=quantile,
         max_prewarm_jobs=jobs,
     )

@@ -37,7 +37,16 @@ from scaler.forecast.demand import (
     DemandStore,
 )
 from scaler.forecast.model import Forecaster, ForecastState, Outlook, Tuning
-from scaler.policy import Decision, RateAverage, Signals, decide, is_quiet, smoothed_rate
+from scaler.policy import (
+    Decision,
+    RateAverage,
+    RateHistory,
+    Signals,
+    decide,
+    hold_window,
+    is_quiet,
+    smoothed_rate,
+)
 from scaler.signals.base import (
     ArrivalReading,
     ColdStartReading,
@@ -328,6 +337,9 @@ class Engine:
         # The capacity term's waking: queue source key -> when (monotonic read_at) the
         # queue was last read quiet (policy.is_quiet).
         self._quiet_at: OrderedDict[str, float] = OrderedDict()
+        # The capacity term's hold: the rate it used, per rate source key (the queue's,
+        # or arrivalQuery's), over the longest hold window (policy.RateHistory).
+        self._rate_histories: OrderedDict[str, RateHistory] = OrderedDict()
         # Engine.answer: the last evaluation per (object, config), while reusable.
         self._reusable: dict[tuple[ObjectRef, int], _Reusable] = {}
         # Warm starts run as their own tasks (read_signals); held here until done.
@@ -831,11 +843,13 @@ class Engine:
             source = self.sources.queue_source(cfg)
             queue_key = source.key if source is not None else None
             rate = self._capacity_rate(reads, queue_key)
+            cold_start = self._cold_start_in_use(cfg)[0]
             signals = dataclasses.replace(
                 signals,
                 arrival_rate=rate,
-                cold_start=self._cold_start_in_use(cfg)[0],
+                cold_start=cold_start,
                 since_quiet=self._since_quiet(reads, rate, queue_key),
+                held_rate=self._held_rate(cfg, reads, rate, queue_key, hold_window(cfg, cold_start)),
             )
         view = self._forecast(ref, cfg, reads, polled=polled)
         if view is not None and view.used:
@@ -947,6 +961,36 @@ class Engine:
         average = smoothed_rate(self._rates.get(queue_key), read_at, rate)
         _remember(self._rates, queue_key, average, SOURCE_MEMORY_LIMIT)
         return average.value
+
+    def _held_rate(
+        self,
+        cfg: TriggerConfig,
+        reads: tuple[SignalRead, ...],
+        rate: float | None,
+        queue_key: str | None,
+        window: float,
+    ) -> float | None:
+        """The rate the capacity term holds (policy.RateHistory.held) over `window`
+        seconds up to this reading, after feeding it this reading's rate (the average
+        the term uses); None when no rate is read or the hold is off. One history per
+        rate source (arrivalQuery's, else the queue's), so many objects on one queue
+        share it, fed once per reading."""
+        read = _rate_read(reads)
+        if rate is None or read is None or read[2] is None or window <= 0:
+            return None
+        if read[0] == ARRIVAL:
+            source = self.sources.arrival_source(cfg)
+            key = source.key if source is not None else None
+        else:
+            key = queue_key
+        if key is None:
+            return None
+        history = self._rate_histories.get(key)
+        if history is None:
+            history = RateHistory()
+        _remember(self._rate_histories, key, history, SOURCE_MEMORY_LIMIT)
+        history.feed(read[2], rate)
+        return history.held(read[2], window)
 
     def _since_quiet(
         self, reads: tuple[SignalRead, ...], rate: float | None, queue_key: str | None

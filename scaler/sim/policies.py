@@ -249,13 +249,14 @@ def prewarm_metadata(
     replica_throughput: float | None = None,
     quantile: float | None = None,
     drain_s: float | None = None,
+    hold_s: float | None = None,
 ) -> dict[str, str]:
     """Prewarm's trigger for a RabbitMQ work queue read through the management
     API (which sees in-flight messages, and the publish rate the forecast learns
     from), every key not given at its default. `cold_start_s` (coldStartSeconds)
     is the forecast's look-ahead, `replica_throughput` the requests/s one replica
     carries (the forecast floor's unit), `drain_s` (drainSeconds) the capacity-aware
-    queue term's drain horizon; with `gpu_guard`, plus the GPU guard
+    queue term's drain horizon, `hold_s` (holdSeconds) its hold; with `gpu_guard`, plus the GPU guard
     (gpuSelector, the default role with a queue)."""
     metadata = {
         "scalerAddress": "prewarm.keda:6000",
@@ -272,6 +273,8 @@ def prewarm_metadata(
         metadata["forecastQuantile"] = f"{quantile:g}"
     if drain_s is not None:
         metadata["drainSeconds"] = f"{drain_s:g}"
+    if hold_s is not None:
+        metadata["holdSeconds"] = f"{hold_s:g}"
     if gpu_guard:
         metadata["prometheusServerAddress"] = "http://prometheus.sim:9090"
         metadata["gpuSelector"] = 'namespace="sim",pod=~"worker-.*"'

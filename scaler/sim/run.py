@@ -197,11 +197,14 @@ def prewarm_policy(
     replica_throughput: float | None = None,
     quantile: float | None = None,
     drain_s: float | None = None,
+    hold_s: float | None = None,
     forecast_off: bool = False,
     forecast_tuning: Tuning | None = None,
     cache_ttl: float = DEFAULT_TTL,
 ) -> PolicySpec:
-    metadata = prewarm_metadata(queue_length, gpu_guard, cold_start_s, replica_throughput, quantile, drain_s)
+    metadata = prewarm_metadata(
+        queue_length, gpu_guard, cold_start_s, replica_throughput, quantile, drain_s, hold_s
+    )
     name = "prewarm-guard" if gpu_guard else "prewarm"
     if forecast_off:
         # The ablation: what the forecast buys (the capacity-aware queue term stays).
@@ -216,6 +219,8 @@ def prewarm_policy(
         extras.append(f"forecastQuantile {quantile:g}")
     if drain_s is not None:
         extras.append(f"drainSeconds {metadata['drainSeconds']}")
+    if hold_s is not None:
+        extras.append(f"holdSeconds {metadata['holdSeconds']}")
     if gpu_guard:
         extras.append("GPU guard")
     forecast = "forecast off" if forecast_off else "forecast on by default"
@@ -333,12 +338,12 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength (QUEUE_LENGTH_FACTORS x the
     concurrency) for every queue policy (Prewarm's included), the forecast quantile,
     replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x, 1.5x, 2x one replica's rate at
-    75 %, and unset at every queueLength), drainSeconds (60 s) and minReplicaCount 1
-    (at replicaThroughput 1x, 1.25x and 2x, at keda-min1's other queueLengths, and
-    unset at every queueLength) for Prewarm, the GPU target for the HPA, the replica
-    count for static provisioning (stock KEDA's minReplicaCount is its two families,
-    keda-min0 and keda-min1); and the perfect-foresight reference's utilisation
-    (oracle_policy)."""
+    75 %, and unset at every queueLength), drainSeconds (60 s), holdSeconds 0 (the
+    hold off) and minReplicaCount 1 (at replicaThroughput 1x, 1.25x and 2x, at
+    keda-min1's other queueLengths, and unset at every queueLength) for Prewarm,
+    the GPU target for the HPA, the replica count for static provisioning (stock
+    KEDA's minReplicaCount is its two families, keda-min0 and keda-min1); and the
+    perfect-foresight reference's utilisation (oracle_policy)."""
     c = scenario.world.concurrency
     top = scenario.max_replicas
     rate = scenario.rate_per_replica
@@ -382,6 +387,10 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     # drainSeconds: the backlog drained over a minute (SLO-like) instead of the cold start.
     spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, drain_s=60.0)
     specs.append(_named(replace(spec, knob="drainSeconds", knob_value=60.0), "prewarm@drain=60s"))
+    # holdSeconds 0: the default without its hold of the bursts' rate (what the hold buys
+    # or costs).
+    spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, hold_s=0.0)
+    specs.append(_named(replace(spec, knob="holdSeconds", knob_value=0.0), "prewarm@hold=0"))
     for factor in QUEUE_LENGTH_FACTORS:
         ql = c * factor
         spec = prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate)

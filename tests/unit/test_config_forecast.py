@@ -17,6 +17,8 @@ def test_defaults() -> None:
     assert fc.cold_start_seconds == 300 and fc.quantile == 0.9 and fc.max_prewarm_jobs == 0
     assert fc.arrival_query is None and fc.cold_start_query is None and fc.replica_throughput is None
     assert fc.drain_seconds is None  # the capacity term drains over the cold start in use
+    assert fc.hold_seconds is None  # and holds over it
+    assert parse_trigger({**QUEUE, "replicaThroughput": "1", "holdSeconds": "0"}).forecast.hold_seconds == 0
 
 
 @pytest.mark.parametrize("suffix", ["", "FromEnv"])
@@ -31,10 +33,11 @@ def test_every_key_plain_and_from_env(suffix: str) -> None:
         "forecast" + suffix: "Advisory",
         "forecastQuantile" + suffix: "0.95",
         "drainSeconds" + suffix: "90",
+        "holdSeconds" + suffix: "900",
     }
     cfg = parse_trigger(meta)
     fc = cfg.forecast
-    assert fc.drain_seconds == 90
+    assert fc.drain_seconds == 90 and fc.hold_seconds == 900
     assert cfg.gpu is None  # Prometheus for the forecast does not switch GPUs on
     assert fc.mode is ForecastMode.ADVISORY and fc.cold_start_seconds == 240
     assert fc.replica_throughput == 2.5 and fc.quantile == 0.95
@@ -85,6 +88,20 @@ def test_gpu_and_forecast_share_one_prometheus() -> None:
         ({"replicaThroughput": "1", "drainSeconds": "soon"}, "drainSeconds", "seconds from 10 to 3600"),
         ({"drainSeconds": "60"}, "drainSeconds", "only with replicaThroughput in deployment mode"),
         ({"mode": "job", "replicaThroughput": "1", "drainSeconds": "60"}, "drainSeconds", "deployment mode"),
+        ({"replicaThroughput": "1", "holdSeconds": "5"}, "holdSeconds", "0 (off) or seconds from 10 to 3600"),
+        (
+            {"replicaThroughput": "1", "holdSeconds": "7200"},
+            "holdSeconds",
+            "seconds from 10 to 3600, got '7200'",
+        ),
+        (
+            {"replicaThroughput": "1", "holdSeconds": "-1"},
+            "holdSeconds",
+            "0 (off) or seconds from 10 to 3600",
+        ),
+        ({"replicaThroughput": "1", "holdSeconds": "later"}, "holdSeconds", "0 (off) or seconds"),
+        ({"holdSeconds": "600"}, "holdSeconds", "only with replicaThroughput in deployment mode"),
+        ({"mode": "job", "replicaThroughput": "1", "holdSeconds": "0"}, "holdSeconds", "deployment mode"),
         ({"maxPrewarmJobs": "-1"}, "maxPrewarmJobs", "whole number"),
         ({"maxPrewarmJobs": "2"}, "maxPrewarmJobs", "mode: job"),
         ({"arrivalQuery": "sum(x)"}, "prometheusServerAddress", "required"),

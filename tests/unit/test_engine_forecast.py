@@ -13,7 +13,7 @@ import pytest
 
 from scaler.clock import ManualClock
 from scaler.config import TriggerConfig, parse_trigger
-from scaler.engine import Engine, ObjectRef, SourceFactory, _forecast_reason, _view
+from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory, _forecast_reason, _view
 from scaler.forecast.demand import DemandKind, DemandSeries
 from scaler.forecast.model import DAY, Forecaster, ForecastState, Outlook
 from scaler.signals.base import ArrivalReading, ColdStartReading, QueueReading, Source, SourceError
@@ -233,6 +233,40 @@ async def test_a_backlog_from_quiet_wakes_with_the_plain_term_for_one_cold_start
         ev = await engine.evaluate(REF, meta)
         assert ev.signals.arrival_rate is not None and ev.signals.arrival_rate > 1 / 60
         assert ev.signals.since_quiet == pytest.approx(330.0)
+
+
+async def test_the_capacity_term_holds_a_bursts_rate_through_a_gap_shorter_than_a_cold_start(
+    factory: Factory,
+) -> None:
+    # policy.RateHistory, one per queue, fed the averaged rate at each reading: a quiet
+    # minute, a four-minute burst at 6/s, then a gap. The averaged rate falls in the
+    # gap, but the bursts' rate in the last 600 s cold start is still held, so the
+    # replicas that served it stay (about 6 / 0.5 = 12).
+    meta = {**RABBIT_CAPACITY, "coldStartSeconds": "600"}
+
+    async def readings(engine: Engine, clock: ManualClock, count: int, reading: QueueReading) -> Evaluation:
+        factory.queue.reading = reading
+        for _ in range(count):  # 10 s apart
+            ev = await engine.evaluate(REF, meta)
+            clock.advance(10)
+        return ev
+
+    async for engine, clock in engine_at(12.0, factory):
+        await readings(engine, clock, 6, QueueReading(waiting=0, in_flight=0, publish_rate=0.0))
+        await readings(engine, clock, 24, QueueReading(waiting=0, in_flight=20, publish_rate=6.0))
+        ev = await readings(engine, clock, 24, QueueReading(waiting=0, in_flight=0, publish_rate=0.0))
+        assert ev.signals.arrival_rate is not None and ev.signals.arrival_rate < 0.2
+        held = ev.signals.held_rate
+        assert held is not None and 5.5 < held < 6.0
+        assert ev.decision.desired == pytest.approx(held / 0.5)
+        assert "/s held (the bursts' rate in the last 600s" in ev.decision.terms[0].reason
+        # another object on the queue, with the hold off: the averaged rate's replicas
+        off = await engine.evaluate(ObjectRef("ml", "other"), {**meta, "holdSeconds": "0"})
+        assert off.signals.held_rate is None and off.decision.desired < 0.4
+        # a cold start after the burst: nothing held, and the workload inactive
+        ev = await readings(engine, clock, 60, QueueReading(waiting=0, in_flight=0, publish_rate=0.0))
+        assert ev.signals.held_rate == 0.0 and ev.decision.desired < 0.01
+        assert ev.decision.active is False
 
 
 async def test_a_queue_without_in_flight_counts_is_never_quiet(factory: Factory) -> None:
