@@ -271,6 +271,16 @@ def candidate_changes(
                 dataclasses.replace(base, behavior=dataclasses.replace(behavior, scale_down=down)),
             )
         )
+    fc = user.cfg.forecast
+    if fc.replica_throughput is not None and user.cfg.mode is Mode.DEPLOYMENT:
+        # The capacity term's hold of a burst's rate (policy.burst_level): off, and twice
+        # as long, on the user's own bursts.
+        hold = fc.cold_start_seconds if fc.hold_seconds is None else fc.hold_seconds
+        if hold > 0:
+            out.append((f"holdSeconds {hold:g} -> 0 (off)", with_meta("holdSeconds", "0")))
+            if hold < 3600:
+                longer = f"{min(3600.0, hold * 2):g}"
+                out.append((f"holdSeconds {hold:g} -> {longer}", with_meta("holdSeconds", longer)))
     if base.min_replicas == 0:
         out.append(("minReplicaCount 0 -> 1", dataclasses.replace(base, min_replicas=1)))
     if at_max:

@@ -185,3 +185,38 @@ def test_what_the_what_if_leaves_out_is_said() -> None:
         "not simulated: the object's other 1 trigger(s); only trigger 0 is, in both runs (KEDA would "
         "also act on the others)",
     ]
+
+
+def test_the_hold_is_tried_off_and_twice_as_long_where_the_capacity_term_holds(tmp_path: Path) -> None:
+    """With replicaThroughput the capacity term holds a burst's rate for holdSeconds (by
+    default coldStartSeconds): "change first" simulates it off and twice as long."""
+    import numpy as np
+
+    from scaler.clock import ManualClock
+    from scaler.sim.policies import PrewarmTrigger
+    from scaler.sim.traces import Trace
+    from scaler.sim.world import World, WorldConfig
+
+    environ = {"SQS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/jobs"}
+    user = load_user_object(str(EXAMPLES / "sqs-diffusion/scaledobject.yaml"), None, environ)
+    hold = user.cfg.forecast.cold_start_seconds
+    assert user.cfg.forecast.replica_throughput is not None and user.cfg.forecast.hold_seconds is None
+    changes = dict(candidate_changes(user, hold))
+    world = World(Trace(name="t", counts=np.zeros(60), bin_s=1.0), WorldConfig())
+    for label, seconds in (
+        (f"holdSeconds {hold:g} -> 0 (off)", 0.0),
+        (f"holdSeconds {hold:g} -> {hold * 2:g}", hold * 2),
+    ):
+        (trigger,) = changes[label].make_triggers(world, ManualClock())
+        assert isinstance(trigger, PrewarmTrigger) and trigger.cfg.forecast.hold_seconds == seconds
+    # a ScaledObject without replicaThroughput has no hold to try
+    manifest = tmp_path / "plain.yaml"
+    manifest.write_text(
+        "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: w, namespace: ai}\n"
+        "spec:\n  scaleTargetRef: {name: w}\n  triggers:\n  - type: external\n"
+        "    metadata: {scalerAddress: 'prewarm.keda:6000', source: sqs, queueLength: '4', "
+        "queueURL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs'}\n",
+        encoding="utf-8",
+    )
+    plain = load_user_object(str(manifest), None, {})
+    assert not any(label.startswith("holdSeconds") for label, _ in candidate_changes(plain, hold))
