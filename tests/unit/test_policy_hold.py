@@ -4,6 +4,8 @@ hand-computed cases with explicit times."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scaler.config import TriggerConfig, parse_trigger
 from scaler.policy import (
@@ -153,3 +155,30 @@ def test_decide_passes_the_held_rate_to_the_capacity_term() -> None:
     )
     decision = decide(signals, cfg(), 0.0)
     assert decision.desired == pytest.approx(10.0) and decision.active is True
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), max_size=400))
+def test_the_burst_level_is_one_of_the_rates_or_nothing_and_never_held_by_a_fall(rates: list[float]) -> None:
+    level = burst_level(rates)
+    assert level == 0.0 or level in rates
+    assert level <= max(rates, default=0.0)
+    # the same rates in falling order never rose: nothing is held
+    assert burst_level(sorted(rates, reverse=True)) == 0.0
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0, max_value=1e5), st.floats(min_value=0, max_value=1e3)), max_size=200
+    ),
+    st.floats(min_value=10, max_value=3600),
+)
+def test_a_history_holds_no_more_than_it_was_fed(readings: list[tuple[float, float]], window: float) -> None:
+    history = RateHistory()
+    at = 0.0
+    for gap, rate in readings:
+        at += gap
+        history.feed(at, rate)
+    rates = history.rates(at, window)
+    assert len(rates) <= min(HOLD_BUCKETS, -(-window // HOLD_BUCKET_S))
+    assert all(rate in {r for _, r in readings} for rate in rates)
+    assert history.held(at, window) <= max((r for _, r in readings), default=0.0)
