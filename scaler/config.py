@@ -1077,29 +1077,20 @@ def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> Forec
     throughput = None
     if throughput_text is not None:
         throughput = meta.float("replicaThroughput", 1.0, minimum=0, exclusive=True)
+    capacity_term = throughput is not None and mode is Mode.DEPLOYMENT
     drain: float | None = None
     if meta.get("drainSeconds") is not None:
         drain = meta.float("drainSeconds", 0.0, minimum=0, exclusive=True, accepted=seconds)
         if not low <= drain <= high:
             raise ConfigError("drainSeconds", seconds, meta.get("drainSeconds"))
-        if throughput is None or mode is not Mode.DEPLOYMENT:
-            raise ConfigError(
-                "drainSeconds",
-                "only with replicaThroughput in deployment mode (it paces the capacity-aware queue term)",
-                meta.get("drainSeconds"),
-            )
+        _require_capacity_term(meta, "drainSeconds", "paces", capacity_term)
     hold: float | None = None
     if meta.get("holdSeconds") is not None:
         holds = f"0 (off) or {seconds}"
         hold = meta.float("holdSeconds", 0.0, minimum=0, exclusive=False, accepted=holds)
         if hold != 0 and not low <= hold <= high:
             raise ConfigError("holdSeconds", holds, meta.get("holdSeconds"))
-        if throughput is None or mode is not Mode.DEPLOYMENT:
-            raise ConfigError(
-                "holdSeconds",
-                "only with replicaThroughput in deployment mode (it holds the capacity-aware queue term)",
-                meta.get("holdSeconds"),
-            )
+        _require_capacity_term(meta, "holdSeconds", "holds", capacity_term)
     quantiles = "a number >= 0.5 and < 1"
     quantile = meta.float(
         "forecastQuantile", DEFAULT_FORECAST_QUANTILE, minimum=0.5, exclusive=False, accepted=quantiles
@@ -1145,6 +1136,17 @@ def _parse_forecast(meta: _Metadata, mode: Mode, gpu: GpuConfig | None) -> Forec
         quantile=quantile,
         max_prewarm_jobs=jobs,
     )
+
+
+def _require_capacity_term(meta: _Metadata, key: str, does: str, capacity_term: bool) -> None:
+    """A key of the capacity-aware queue term is refused where there is none: without
+    replicaThroughput, or in job mode (where it would do nothing)."""
+    if not capacity_term:
+        raise ConfigError(
+            key,
+            f"only with replicaThroughput in deployment mode (it {does} the capacity-aware queue term)",
+            meta.get(key),
+        )
 
 
 def _query(prometheus: PrometheusConfig | None, query: str | None) -> PrometheusQuery | None:
