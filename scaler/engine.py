@@ -842,14 +842,15 @@ class Engine:
             # arrival rate and the cold start in use.
             source = self.sources.queue_source(cfg)
             queue_key = source.key if source is not None else None
-            rate = self._capacity_rate(reads, queue_key)
+            rate_read = _rate_read(reads)
+            rate = self._capacity_rate(rate_read, queue_key)
             cold_start = self._cold_start_in_use(cfg)[0]
             signals = dataclasses.replace(
                 signals,
                 arrival_rate=rate,
                 cold_start=cold_start,
                 since_quiet=self._since_quiet(reads, rate, queue_key),
-                held_rate=self._held_rate(cfg, reads, rate, queue_key, hold_window(cfg, cold_start)),
+                held_rate=self._held_rate(cfg, rate_read, rate, queue_key, hold_window(cfg, cold_start)),
             )
         view = self._forecast(ref, cfg, reads, polled=polled)
         if view is not None and view.used:
@@ -945,14 +946,15 @@ class Engine:
         next_in = started + job_pulse_period(view.cold_start) - now
         return dataclasses.replace(view, floor=0.0, jobs_next_in=next_in)
 
-    def _capacity_rate(self, reads: tuple[SignalRead, ...], queue_key: str | None) -> float | None:
+    def _capacity_rate(
+        self, read: tuple[str, float, float | None] | None, queue_key: str | None
+    ) -> float | None:
         """The measured arrival rate (_rate_read); None when no rate is read.
         arrivalQuery's as it answers (its range is already an average); the
         publish rate, a 5 s sample, averaged over at most a minute, as long as its
         measured noise needs (policy.smoothed_rate), one average per queue, fed once
         per new reading (many objects on one queue do not speed it up), keyed by
         the queue source's key."""
-        read = _rate_read(reads)
         if read is None:
             return None
         name, rate, read_at = read
@@ -965,7 +967,7 @@ class Engine:
     def _held_rate(
         self,
         cfg: TriggerConfig,
-        reads: tuple[SignalRead, ...],
+        read: tuple[str, float, float | None] | None,
         rate: float | None,
         queue_key: str | None,
         window: float,
@@ -975,7 +977,6 @@ class Engine:
         the term uses); None when no rate is read or the hold is off. One history per
         rate source (arrivalQuery's, else the queue's), so many objects on one queue
         share it, fed once per reading."""
-        read = _rate_read(reads)
         if rate is None or read is None or read[2] is None or window <= 0:
             return None
         if read[0] == ARRIVAL:
