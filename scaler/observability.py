@@ -147,6 +147,23 @@ class Metrics:
             [*labels, "term"],
             registry=r,
         )
+        # The capacity-aware queue term's rates (absent without replicaThroughput; the
+        # held rate also with holdSeconds 0): what the server remembers between reads,
+        # which a one-shot explain cannot show.
+        self.arrival_rate = Gauge(
+            "prewarm_arrival_rate",
+            "Arrivals per second the capacity-aware queue term uses (arrivalQuery, else the "
+            "queue's publish rate, averaged)",
+            labels,
+            registry=r,
+        )
+        self.held_rate = Gauge(
+            "prewarm_held_rate",
+            "Arrivals per second the capacity term holds: the bursts' rate within holdSeconds "
+            "(0 when no burst)",
+            labels,
+            registry=r,
+        )
         # The forecast (absent for triggers with forecast: off or no demand series).
         self.forecast_state = Gauge(
             "prewarm_forecast_state",
@@ -240,6 +257,8 @@ class DecisionRecorder:
         self._with_forecast: dict[tuple[ObjectRef, str], ForecastView] = {}
         # Markers and the gauge values last set for each (see __call__).
         self._published: dict[tuple[ObjectRef, str], tuple[object, ...]] = {}
+        # Markers with the capacity term's rates, and the (arrival, held) rates last set.
+        self._published_rates: dict[tuple[ObjectRef, str], tuple[float | None, float | None]] = {}
         # Markers and the evaluation last recorded for each.
         self._recorded: dict[tuple[ObjectRef, str], Evaluation] = {}
 
@@ -268,9 +287,20 @@ class DecisionRecorder:
             tuple((t.name, t.replicas) for t in d.terms),
             d.winner,
         )
+        # The capacity term's rates move with nearly every reading, so they are
+        # compared apart: a new rate does not set every other gauge again.
+        rates = (ev.signals.arrival_rate, ev.signals.held_rate)
         with self._lock:
             changed = self._published.get(marker) != values
             self._published[marker] = values
+            had = self._published_rates.get(marker, (None, None))
+            if rates != (None, None):
+                self._published_rates[marker] = rates
+            else:
+                self._published_rates.pop(marker, None)
+        if rates != had:
+            _set_or_remove(m.arrival_rate, labels, rates[0], had=had[0] is not None)
+            _set_or_remove(m.held_rate, labels, rates[1], had=had[1] is not None)
         if changed:
             if values[0] is not None:
                 m.counted_work.labels(*labels).set(values[0])
@@ -339,6 +369,7 @@ class DecisionRecorder:
         with self._lock:
             stale = [k for k in markers if k in self._seen]
             dropped = [(k, self._seen.pop(k)[2]) for k in stale]
+            with_rates = {k for k in stale if self._published_rates.pop(k, None) is not None}
             for k in stale:
                 self._published.pop(k, None)
                 self._recorded.pop(k, None)
@@ -348,6 +379,9 @@ class DecisionRecorder:
             labels = (ref.namespace, ref.name, metric)
             _remove(m.desired, labels)
             _remove(m.active, labels)
+            if (ref, metric) in with_rates:
+                _remove(m.arrival_rate, labels)
+                _remove(m.held_rate, labels)
             _remove_term_series(m, labels, set(terms))
             if (ref, metric) in with_forecast:
                 _remove_forecast_series(m, labels)
@@ -401,6 +435,15 @@ def _remove_term_series(
     gpu_terms = {"gpu", "gpu-guard"}
     if terms & gpu_terms and not kept & gpu_terms:
         _remove(m.busy_gpus, labels)
+
+
+def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None, *, had: bool) -> None:
+    """Set the series, or drop it when the value is gone (and only then: the hot path
+    never tries to remove what is not there)."""
+    if value is not None:
+        gauge.labels(*labels).set(value)
+    elif had:
+        _remove(gauge, labels)
 
 
 def _remove(gauge: Gauge, labels: tuple[str, ...]) -> None:

@@ -10,6 +10,9 @@ import scaler
 
 pytestmark = pytest.mark.integration
 
+# The Prometheus server (prometheus_fixture) for the capacity term's arrivalQuery.
+pytest_plugins = ["prometheus_fixture"]
+
 
 def _labels(**labels: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
@@ -58,3 +61,33 @@ async def test_rpc_source_and_object_series(scaler_server, sqs_queue, rabbit, fr
     assert (counted[rabbit_object], desired[rabbit_object], active[rabbit_object]) == (3, 1.5, 1)
     # The object whose source failed has no made-up values.
     assert not any(("name", "broken") in labels for labels in desired)
+
+
+async def test_the_capacity_terms_rates_are_series_of_their_object(scaler_server, sqs_queue, prometheus):
+    # What the server remembers between reads (the rate average, the held burst rate)
+    # is on /metrics, where a one-shot explain cannot show it. arrivalQuery reads a
+    # constant 2.5 requests/s from the real Prometheus server.
+    capacity = sqs_queue.metadata(
+        queueLength="4",
+        replicaThroughput="1",
+        coldStartSeconds="120",
+        prometheusServerAddress=prometheus.url,
+        arrivalQuery="vector(2.5)",
+        forecast="off",
+    )
+    without_hold = dict(capacity, holdSeconds="0", metricName="no-hold")
+    plain = sqs_queue.metadata(queueLength="4", metricName="plain")
+    value = await scaler_server.metric(capacity, name="capacity")
+    assert value.metricValueFloat == pytest.approx(2.5)  # 2.5/s at 1/s a replica, nothing waiting
+    await scaler_server.metric(without_hold, name="capacity")
+    await scaler_server.metric(plain, name="plain")
+
+    arrival = await scaler_server.samples("prewarm_arrival_rate")
+    held = await scaler_server.samples("prewarm_held_rate")
+    with_hold = _labels(namespace="default", name="capacity", metric=f"sqs-{sqs_queue.name}")
+    hold_off = _labels(namespace="default", name="capacity", metric="no-hold")
+    assert arrival[with_hold] == pytest.approx(2.5)
+    assert held[with_hold] == 0.0  # a steady rate is no burst
+    assert arrival[hold_off] == pytest.approx(2.5)
+    assert hold_off not in held
+    assert not any(("name", "plain") in labels for labels in arrival)

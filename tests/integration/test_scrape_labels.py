@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LOOPBACK
-from prometheus_fixture import gpu_exporter, start_prometheus  # noqa: F401  (fixture)
+from prometheus_fixture import gpu_exporter, prometheus, start_prometheus  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +32,24 @@ async def test_object_labels_survive_the_scrape_only_with_honor_labels(
     start_scaler,
     rabbit,
     gpu_exporter,  # noqa: F811
+    prometheus,  # noqa: F811
 ) -> None:
     scaler = await start_scaler()
     rabbit.publish(3)
     value = await scaler.metric(rabbit.metadata("amqp", queueLength="1"), name="sd-worker")
     assert value.metricValueFloat == 3.0
+    # A second trigger of the object with the capacity term, whose rates the dashboard
+    # shows (arrivalQuery: a constant 2.5/s from the session's Prometheus).
+    capacity = rabbit.metadata(
+        "amqp",
+        queueLength="1",
+        metricName="sd-worker-capacity",
+        replicaThroughput="1",
+        coldStartSeconds="120",
+        prometheusServerAddress=prometheus.url,
+        arrivalQuery="vector(2.5)",
+    )
+    assert (await scaler.metric(capacity, name="sd-worker")).metricValueFloat >= 2.5
     target = f"{LOOPBACK}:{scaler.server.metrics_port}"
     jobs = "".join(
         f"  - job_name: {job}\n"
@@ -49,7 +62,10 @@ async def test_object_labels_survive_the_scrape_only_with_honor_labels(
     server = await asyncio.to_thread(start_prometheus, gpu_exporter, scrape_configs=jobs)
     try:
         # With honor_labels: the object's own namespace, as docs/deploy.md queries it.
-        kept = 'prewarm_desired{job="prewarm-honor", namespace="default", name="sd-worker"}'
+        kept = (
+            'prewarm_desired{job="prewarm-honor", namespace="default", name="sd-worker", '
+            'metric!~".*capacity"}'
+        )
         await asyncio.to_thread(server.wait_value, kept, 3.0)
         # Series without a namespace of their own keep the target's (the alerts group by it).
         calls = await asyncio.to_thread(
@@ -59,7 +75,7 @@ async def test_object_labels_survive_the_scrape_only_with_honor_labels(
         # Without: the object's namespace is renamed and the target's takes its place.
         renamed = (
             f'prewarm_desired{{job="prewarm-plain", namespace="{SCALER_NAMESPACE}", '
-            'exported_namespace="default", name="sd-worker"}'
+            'exported_namespace="default", name="sd-worker", metric!~".*capacity"}'
         )
         await asyncio.to_thread(server.wait_value, renamed, 3.0)
         lost = 'prewarm_desired{job="prewarm-plain", namespace="default"}'

@@ -411,3 +411,63 @@ def test_counted_work_is_messages_whatever_the_term_asks(metrics: Metrics, clock
     job = parse_trigger({**CFG_META, "mode": "job"})
     recorder(Evaluation(ref=B, config=job, signals=Signals(queue=reading), ages={}, decision=decided))
     assert metrics.registry.get_sample_value("prewarm_counted_work", labels(B)) == 3.0
+
+
+# --- the capacity term's rates ---------------------------------------------------
+
+
+def with_rates(ref: ObjectRef, desired: float, arrival: float | None, held: float | None) -> Evaluation:
+    ev = evaluation(ref, desired)
+    signals = Signals(queue=ev.signals.queue, arrival_rate=arrival, held_rate=held, cold_start=300.0)
+    return Evaluation(ref=ref, config=ev.config, signals=signals, ages=ev.ages, decision=ev.decision)
+
+
+def test_the_capacity_terms_rates_are_published_and_dropped_with_them(
+    metrics: Metrics, clock: ManualClock
+) -> None:
+    recorder = DecisionRecorder(metrics, clock)
+    value = metrics.registry.get_sample_value
+    recorder(with_rates(A, 2.0, arrival=1.5, held=4.0))
+    assert value("prewarm_arrival_rate", labels(A)) == 1.5
+    assert value("prewarm_held_rate", labels(A)) == 4.0
+    # The hold turned off (holdSeconds 0): its series goes, the rate stays.
+    recorder(with_rates(A, 2.0, arrival=1.25, held=None))
+    assert value("prewarm_arrival_rate", labels(A)) == 1.25
+    assert value("prewarm_held_rate", labels(A)) is None
+    # replicaThroughput removed: neither is left standing.
+    recorder(evaluation(A, 2.0))
+    assert value("prewarm_arrival_rate", labels(A)) is None
+    # An object without the capacity term never had them.
+    recorder(evaluation(B, 1.0))
+    assert value("prewarm_arrival_rate", labels(B)) is None
+
+
+def test_a_new_rate_sets_only_the_rate_gauges(
+    metrics: Metrics, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The averaged rate moves with nearly every reading; the decision's gauges are
+    set again only when the decision changes."""
+    recorder = DecisionRecorder(metrics, clock)
+    recorder(with_rates(A, 2.0, arrival=1.5, held=0.0))
+    lookups = 0
+    real_labels = metrics.desired.labels
+
+    def counting_labels(*args: str) -> object:
+        nonlocal lookups
+        lookups += 1
+        return real_labels(*args)
+
+    monkeypatch.setattr(metrics.desired, "labels", counting_labels)
+    recorder(with_rates(A, 2.0, arrival=1.6, held=0.0))
+    assert lookups == 0
+    assert metrics.registry.get_sample_value("prewarm_arrival_rate", labels(A)) == 1.6
+
+
+def test_rate_series_expire_with_the_object(metrics: Metrics, clock: ManualClock) -> None:
+    recorder = DecisionRecorder(metrics, clock, object_ttl=60)
+    recorder(with_rates(A, 2.0, arrival=1.5, held=3.0))
+    assert metrics.registry.get_sample_value("prewarm_held_rate", labels(A)) == 3.0
+    clock.advance(61)
+    assert recorder.expire() == 1
+    assert metrics.registry.get_sample_value("prewarm_arrival_rate", labels(A)) is None
+    assert metrics.registry.get_sample_value("prewarm_held_rate", labels(A)) is None
