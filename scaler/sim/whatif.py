@@ -254,17 +254,19 @@ def candidate_changes(
     # default rules otherwise), as it would in the cluster.
     behavior = base.behavior if base.behavior is not None else Behavior()
     window = behavior.scale_down.stabilization_s
-    windows = [window / 2] if window >= 60 else []
-    # Holding a replica that went idle for as long as a new one takes to start
-    # costs at most what the restart would (the ski-rental break-even): with cold
-    # starts longer than the window, each burst that comes back after the window
-    # but within a cold start waits for one.
+    # Each window tried, with why: half the current one; and, holding a replica that
+    # went idle for as long as a new one takes to start costs at most what the
+    # restart would (the ski-rental break-even), so with cold starts longer than the
+    # window, where each burst that comes back after the window but within a cold
+    # start waits for one, the cold start.
+    windows: dict[float, str] = {}
+    if window >= 60:
+        windows[window / 2] = ""
     held = min(3600.0, math.ceil(cold_start_s))
     if held > window * 1.2:
-        windows.append(held)
-    for changed in windows:
+        windows[held] = " (the cold start)"
+    for changed, why in windows.items():
         down = dataclasses.replace(behavior.scale_down, stabilization_s=changed)
-        why = " (the cold start)" if changed == held else ""
         out.append(
             (
                 f"behavior.scaleDown.stabilizationWindowSeconds {window:g} -> {changed:g}{why}",
