@@ -400,6 +400,27 @@ class ForesightTrigger:
         return replicas, 1.0, replicas > 0
 
 
+class FirstWakeTrigger:
+    """A reference for a trace that starts at full load from zero, not a policy: it asks
+    for `top` replicas (maxReplicaCount) from the second the first request arrives,
+    and never lets go. Under the same KEDA and HPA loops (a pushed wake, the HPA's ramp
+    limit, which grows with the replicas there are) no autoscaler that starts at the
+    same replicas and wakes on a request has more pods at any moment; with the queue
+    served in order, none then starts a request sooner. Its waits are the least such a
+    policy can reach: the first-wake bound (docs/evaluation.md)."""
+
+    name = "first-wake"
+
+    def __init__(self, world: World, top: int) -> None:
+        arrived = np.flatnonzero(world.arrivals > 0)
+        self.first = int(arrived[0]) if len(arrived) else world.steps
+        self.top = float(top)
+
+    def read(self, t: int) -> tuple[float, float, bool]:
+        woken = t >= self.first
+        return (self.top if woken else 0.0), 1.0, woken
+
+
 class KedastralTrigger:
     """A Kedastral-like predictive scaler: a seasonal forecast of the arrival
     rate (the mean of the same minute on up to 7 previous days; the last 5

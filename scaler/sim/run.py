@@ -17,6 +17,7 @@ from scaler.sim.keda import Behavior, Hpa, ScaledObjectLoop
 from scaler.sim.policies import (
     STREAM_INTERVAL_S,
     TARGET_UTILIZATION,
+    FirstWakeTrigger,
     ForesightTrigger,
     GpuUtilizationTrigger,
     KedastralTrigger,
@@ -334,6 +335,24 @@ def oracle_policy(utilization: float, rate_at_full: float, cold_start_s: float, 
 ORACLE_UTILIZATIONS = (0.8, 0.9, 1.0, 1.1, 1.2)
 
 
+def first_wake_bound_policy(top: int, min_replicas: int) -> PolicySpec:
+    """The first-wake bound (FirstWakeTrigger): maxReplicaCount asked from the first
+    request on, pushed as Prewarm's stream pushes, from `min_replicas` (0 or 1). A
+    reference for how long a trace that starts at full load keeps any autoscaler's
+    requests waiting; in no frontier."""
+    return PolicySpec(
+        name=f"first-wake-bound-min{min_replicas}",
+        description=f"a reference, not a policy: asks for maxReplicaCount ({top}) from the first request "
+        f"on and never lets go, min {min_replicas}; no autoscaler starting at {min_replicas} replicas "
+        "that wakes on a request has its pods sooner",
+        make_triggers=lambda world, clock: [FirstWakeTrigger(world, top)],
+        min_replicas=min_replicas,
+        max_replicas=top,
+        push_s=STREAM_INTERVAL_S,
+        family="first-wake-bound",
+    )
+
+
 def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength (QUEUE_LENGTH_FACTORS x the
     concurrency) for every queue policy (Prewarm's included), the forecast quantile,
@@ -494,6 +513,7 @@ def results(scenario: Scenario, run: PolicyRun) -> dict[str, Any]:
         "description": run.spec.description,
         "knob": run.spec.knob,
         "knob_value": run.spec.knob_value,
+        "min_replicas": run.spec.min_replicas,
         "gpu_hours": gpu_seconds / 3600,
         "floor_gpu_hours": floor_seconds / 3600,
         "cost_vs_floor": gpu_seconds / floor_seconds if floor_seconds > 0 else math.inf,

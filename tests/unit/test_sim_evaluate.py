@@ -30,6 +30,7 @@ def row(policy: str, family: str, gpu_hours: float, p95: float) -> dict[str, obj
         "flaps": 0,
         "time_at_zero_share": 0.0,
         "lost_work": 0.0,
+        "min_replicas": 1 if "min1" in family or "min=1" in policy else 0,
     }
 
 
@@ -232,3 +233,65 @@ def test_the_report_says_how_the_loop_phases_are_run_only_when_some_case_ran_the
     assert "Loop phases." not in render([single], 60.0, quick=False)
     text = render([meaned], 60.0, quick=False)
     assert "Loop phases." in text and "KEDA's first poll 0, 5, 10, 15, 20, 25 s in" in text
+
+
+def from_zero(bound_min0: float, bound_min1: float, prewarm_p95: float = 160.0) -> dict[str, object]:
+    """A one-hour trace replayed from zero at a long cold start: every point waits
+    minutes, as the first cold start makes it."""
+    rows = [row("prewarm", "prewarm", 30.0, prewarm_p95), row("keda-min0", "keda-min0", 28.0, 200.0)]
+    sweep = [
+        row("prewarm@a", "prewarm", 30.0, prewarm_p95),
+        row("prewarm@min=1,b", "prewarm", 32.0, 150.0),
+        row("keda-min0@a", "keda-min0", 28.0, 200.0),
+        row("keda-min1@a", "keda-min1", 28.0, 170.0),
+        row("keda-lastweek@a", "keda-lastweek", 28.0, 200.0),
+        row("kedastral@a", "kedastral", 28.0, 200.0),
+        row("static@20", "static", 19.0, 0.0),  # Ready before the trace: not bound by it
+        row("oracle@100%", "oracle", 20.0, 90.0),  # knows the arrivals ahead: not bound by it
+    ]
+    bound = {
+        "min0": {"gpu_hours": 95.0, "wait_p95_s": bound_min0},
+        "min1": {"gpu_hours": 95.0, "wait_p95_s": bound_min1},
+    }
+    return dict(result(prewarm_p95, 30.0), family="azure", rows=rows, sweep=sweep, first_wake_bound=bound)
+
+
+def test_a_miss_no_autoscaler_from_zero_could_meet_says_so_with_the_bound() -> None:
+    lines = targets(from_zero(bound_min0=158.0, bound_min1=140.0))
+    # Half of keda-min0's 200 s is 100 s; even asking maxReplicaCount from the first
+    # request waits 140 s (from one replica): out of reach, and said so.
+    half = lines[4]
+    assert half.startswith("MISSED: p95 at most half of keda-min0's")
+    assert half.endswith(
+        "; out of reach from zero for any autoscaler that wakes on a request: the first-wake bound "
+        "(maxReplicaCount asked from the first request on) waits p95 158.0 s from 0 replicas "
+        "and 140.0 s from 1"
+    )
+    # No Prewarm point at p95 <= 60 s, and none could be.
+    assert lines[5].startswith("MISSED: p95 <= 60 s") and "out of reach from zero" in lines[5]
+    text = render([from_zero(158.0, 140.0)], 60.0, quick=False)
+    assert (
+        "Misses out of reach for any autoscaler that starts at 0 or 1 replica and wakes on a request: 2"
+        in text
+    )
+    assert "the first-wake bound (maxReplicaCount asked from the first request on" in text
+    assert "p95 158.0 s from 0 replicas, 140.0 s from 1, at 95.0 GPU-h; no policy here waits less" in text
+
+
+def test_a_miss_the_bound_does_not_explain_says_nothing_of_it() -> None:
+    # A bound under half of keda-min0's p95 (and under 60 s): the misses stand as misses.
+    lines = targets(from_zero(bound_min0=58.0, bound_min1=40.0))
+    assert lines[4].startswith("MISSED") and "out of reach" not in lines[4]
+    assert lines[5].startswith("MISSED") and "out of reach" not in lines[5]
+    # One of the two bounds under the target is enough: Prewarm's frontier has points at each.
+    assert "out of reach" not in targets(from_zero(bound_min0=158.0, bound_min1=90.0))[4]
+    # A trace entered warm (or an old raw.json) has no bound.
+    assert "out of reach" not in targets(result(prewarm_p95=80.0, prewarm_cost=14.0))[4]
+
+
+def test_a_point_below_the_bound_is_shown_as_its_premise_failing() -> None:
+    # keda-min1 at 170 s under a bound from one replica of 175 s; prewarm's minReplicaCount
+    # 1 point at 150 s too. The oracle and static provisioning are not bound by it.
+    text = render([from_zero(bound_min0=158.0, bound_min1=175.0)], 60.0, quick=False)
+    assert "BELOW IT (the bound's premise fails): prewarm@min=1,b 150.0 s, keda-min1@a 170.0 s" in text
+    assert "oracle@100%" not in text.split("BELOW IT")[1].split("\n")[0]

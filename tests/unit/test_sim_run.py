@@ -22,6 +22,7 @@ from scaler.sim.report import dominates, level_with, markdown, pareto
 from scaler.sim.run import (
     Scenario,
     _at_min1,
+    first_wake_bound_policy,
     keda_queue_policy,
     kedastral_policy,
     led_in_scenario,
@@ -613,3 +614,36 @@ def test_the_hold_keeps_a_bursts_replicas_through_gaps_shorter_than_a_cold_start
     assert held["cold_start_waits"] < off["cold_start_waits"] / 2
     # and cheaper: without the hold each burst starts pods that are Ready only after it
     assert held["gpu_hours"] < off["gpu_hours"]
+
+
+def test_the_first_wake_bound_asks_the_most_from_the_first_request_and_none_waits_less() -> None:
+    """Nothing for 20 s, then 3/s for 900 s (8 s each, 4 per replica, 120 s cold start).
+    The bound asks for maxReplicaCount from t = 20, pushed at once, so its first pod is
+    Ready at 140: every request before that waits for it, and the 5 % that arrived
+    first (the first 45 s) wait at least 75 s. No autoscaler starting at the same
+    replicas waits less, however eager."""
+    counts = [0.0] * 20 + [3.0] * 900
+    trace = Trace(name="wake", counts=np.asarray(counts), bin_s=1.0)
+    cfg = WorldConfig(
+        concurrency=4, service=ServiceModel("constant", 8.0, 0.0), cold_start=ColdStart("constant", 120, 120)
+    )
+    scenario = Scenario(trace, cfg, peak_replicas=6)
+    bound = first_wake_bound_policy(50, 0)
+    assert bound.family == "first-wake-bound" and bound.push_s
+    (trigger,) = bound.make_triggers(World(trace, cfg), ManualClock())
+    assert trigger.read(19) == (0.0, 1.0, False) and trigger.read(20) == (50.0, 1.0, True)
+    run = simulate(scenario, bound)
+    assert run.world.replica_changes[0] == (20, 0, 1)  # woken the second the first request came
+    assert run.world.rec_pods.max() == 50 and run.world.rec_ready[139] == 0 and run.world.rec_ready[140] >= 1
+    least = results(scenario, run)["wait_p95_s"]
+    assert least >= 75.0
+    from_one = results(scenario, simulate(scenario, first_wake_bound_policy(50, 1)))["wait_p95_s"]
+    assert from_one <= least
+    for spec, floor in (
+        (keda_queue_policy(1.0, 0, 50), least),
+        (keda_queue_policy(4.0, 0, 50), least),
+        (prewarm_policy(1.0, 50, cold_start_s=120.0, replica_throughput=0.375), least),
+        (keda_queue_policy(1.0, 1, 50), from_one),
+        (replace(prewarm_policy(1.0, 50, cold_start_s=120.0), min_replicas=1), from_one),
+    ):
+        assert results(scenario, simulate(scenario, spec))["wait_p95_s"] >= floor - 1e-9, spec.name
