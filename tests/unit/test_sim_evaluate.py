@@ -295,3 +295,12 @@ def test_a_point_below_the_bound_is_shown_as_its_premise_failing() -> None:
     text = render([from_zero(bound_min0=158.0, bound_min1=175.0)], 60.0, quick=False)
     assert "BELOW IT (the bound's premise fails): prewarm@min=1,b 150.0 s, keda-min1@a 170.0 s" in text
     assert "oracle@100%" not in text.split("BELOW IT")[1].split("\n")[0]
+
+
+def test_the_first_wake_bound_is_given_where_the_first_cold_start_can_set_the_tail() -> None:
+    bounded = [case.label for case in evaluate.CASES if evaluate.bounded_by_first_wake(case)]
+    assert bounded == [
+        "Azure LLM conversation (1 h, per request)",
+        "Azure LLM code (1 h, per request)",
+        "Mooncake conversation (1 h, per request)",
+    ]
