@@ -535,8 +535,8 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
     if unreachable:
         headline += (
             f" Misses out of reach for any autoscaler that starts at 0 or 1 replica and wakes on a "
-            f"request: {unreachable} (the traces that start at full load, at 300 and 600 s cold starts: "
-            "even maxReplicaCount asked from the first request waits longer; each says so, with that "
+            f"request: {unreachable} (on the one-hour traces replayed from zero at full load, even "
+            "maxReplicaCount asked from the first request waits longer; each says so, with that "
             "first-wake bound)."
         )
     lines = [
