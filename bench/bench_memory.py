@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -52,6 +53,25 @@ def rss_mib(pid: int) -> float:
     match = re.search(r"VmRSS:\s+(\d+) kB", status)
     assert match is not None, "no VmRSS in /proc/<pid>/status"
     return int(match.group(1)) / 1024
+
+
+def tcp_connections(pid: int, port: int) -> int:
+    """Established TCP connections of process `pid` to `port` (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if fields[3] == "01" and remote_port == port and fields[9] in inodes:
+                    count += 1
+    return count
 
 
 def scaler_connections() -> int:
@@ -148,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     queues = rabbitmq_queues(args.queues, args.via) if args.source == "rabbitmq" else sqs_queues(args.queues)
     extra = {} if args.replica_throughput is None else {"replicaThroughput": f"{args.replica_throughput:g}"}
     connections: int | None = None
+    http_connections: int | None = None
     with_rate = 0
     # /metrics is served, as deployed (it holds the per-object series), on a free port.
     metrics_port = _free_port()
@@ -183,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                     stub.IsActive(ref, timeout=10)
                 time.sleep(2.1)  # past the cache TTL: every round reads every queue again
             loaded = rss_mib(server.pid)
+            if args.via == "http":
+                http_connections = tcp_connections(server.pid, 15672)
             if extra:
                 # The capacity term was in every answer: each object has its measured rate.
                 exposition = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
@@ -205,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RSS idle {idle:.0f} MiB, after load {loaded:.0f} MiB ({per_object:.0f} KiB per object)")
     if extra:
         print(f"objects whose answers used a measured arrival rate (prewarm_arrival_rate): {with_rate}")
+    if http_connections is not None:
+        print(f"connections from the scaler to the management API (port 15672): {http_connections}")
     if connections is not None:
         print(f"AMQP connections from the scaler seen by the broker: {connections}")
     return 0

@@ -77,11 +77,14 @@ class SourceFactory:
         self._limit = limit
         self._made: OrderedDict[object, Source] = OrderedDict()
         self._by_identity: dict[int, tuple[object, Source]] = {}
-        from scaler.signals.rabbitmq import AmqpConnections
+        from scaler.signals.rabbitmq import AmqpConnections, shared_http_pools
 
         # One AMQP connection per broker, vhost and credentials, for all their queues;
         # a broker's connection failure is remembered for failure_ttl (the cache TTL).
         self.amqp_connections = AmqpConnections(failure_ttl)
+        # And one set of connection pools for the management API's reads: a bounded
+        # number of connections per broker, not one per queue.
+        self.http_pools = shared_http_pools()
 
     def queue_source(self, cfg: TriggerConfig) -> Source | None:
         sqs, rabbitmq = cfg.sqs, cfg.rabbitmq
@@ -94,7 +97,12 @@ class SourceFactory:
 
             return self._kept(
                 rabbitmq,
-                lambda: rabbitmq_source(rabbitmq, timeout=self.timeout, connections=self.amqp_connections),
+                lambda: rabbitmq_source(
+                    rabbitmq,
+                    timeout=self.timeout,
+                    connections=self.amqp_connections,
+                    http_pools=self.http_pools,
+                ),
             )
         return None
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pika
 import pika.exceptions
 import requests
+import requests.adapters
 
 from scaler.config import (
     MAX_QUOTED,
@@ -330,10 +331,31 @@ class RabbitAmqpSource(_RabbitQueueSource):
         self._connections.release(self._cfg, self)
 
 
-class RabbitHttpSource(_RabbitQueueSource):
-    """The management API: GET /api/queues/<vhost>/<queue>."""
+# Management API hosts whose connection pools are kept at once, and the connections
+# kept per host: as many as the reading cache lets read one endpoint at once (its
+# endpoint limit, 64 read threads / 4), so none is opened only to be dropped.
+HTTP_POOL_HOSTS = 32
+HTTP_POOL_PER_HOST = 16
 
-    def __init__(self, cfg: RabbitConfig, *, timeout: float = 5.0) -> None:
+
+def shared_http_pools(per_host: int = HTTP_POOL_PER_HOST) -> requests.adapters.HTTPAdapter:
+    """One set of HTTP connection pools for every management-API read: a keep-alive
+    connection was kept per queue (a session each), so a scaler reading a thousand
+    queues held a thousand connections to the broker, which ran it out of file
+    descriptors (bench/bench_memory.py). Shared, a host gets at most `per_host` kept
+    connections, whatever the number of queues; basic auth goes with each request,
+    so sharing them across credentials shares no identity."""
+    return requests.adapters.HTTPAdapter(pool_connections=HTTP_POOL_HOSTS, pool_maxsize=per_host)
+
+
+class RabbitHttpSource(_RabbitQueueSource):
+    """The management API: GET /api/queues/<vhost>/<queue>. `pools`: the HTTP
+    connection pools shared by every such source (shared_http_pools); without, the
+    source keeps its own."""
+
+    def __init__(
+        self, cfg: RabbitConfig, *, timeout: float = 5.0, pools: requests.adapters.HTTPAdapter | None = None
+    ) -> None:
         self._cfg = cfg
         self._timeout = timeout
         parts = urlsplit(cfg.url)
@@ -355,6 +377,10 @@ class RabbitHttpSource(_RabbitQueueSource):
             else None
         )
         self._session = requests.Session()
+        self._shared_pools = pools is not None
+        if pools is not None:
+            for prefix in ("http://", "https://"):
+                self._session.mount(prefix, pools)
 
     def read(self) -> QueueReading:
         url = (
@@ -474,6 +500,10 @@ class RabbitHttpSource(_RabbitQueueSource):
         return described or f"request failed ({type(exc).__name__})"
 
     def close(self) -> None:
+        if self._shared_pools:
+            # Session.close closes its adapters: the shared pools stay open for the
+            # other sources (one idle queue evicted must not drop every connection).
+            self._session.adapters.clear()
         self._session.close()
 
 
@@ -484,8 +514,12 @@ def _shown(value: Any) -> str:
 
 
 def rabbitmq_source(
-    cfg: RabbitConfig, *, timeout: float, connections: AmqpConnections | None = None
+    cfg: RabbitConfig,
+    *,
+    timeout: float,
+    connections: AmqpConnections | None = None,
+    http_pools: requests.adapters.HTTPAdapter | None = None,
 ) -> RabbitAmqpSource | RabbitHttpSource:
     if cfg.protocol is RabbitProtocol.AMQP:
         return RabbitAmqpSource(cfg, timeout=timeout, connections=connections)
-    return RabbitHttpSource(cfg, timeout=timeout)
+    return RabbitHttpSource(cfg, timeout=timeout, pools=http_pools)
