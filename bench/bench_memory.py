@@ -13,7 +13,8 @@ after the load, and for RabbitMQ how many AMQP connections the broker sees from
 the scaler. `--via http` reads RabbitMQ through its management API, which reports
 each queue's publish rate; with `--replica-throughput` every trigger then has the
 capacity-aware queue term, whose rate average and hold history (one per queue) are
-in the figure. The queues are deleted afterwards; nothing is consumed. Bounded: a
+in the figure; it also prints the scaler's established connections to the management
+API. The queues are deleted afterwards; nothing is consumed. Bounded: a
 fixed number of rounds, then exit.
 """
 
