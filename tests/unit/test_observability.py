@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import PurePosixPath
 
 import pytest
@@ -328,12 +329,8 @@ def test_observe_read_counts_by_source_kind(metrics: Metrics) -> None:
     assert "127.0.0.1" not in exposition
 
 
-def test_unchanged_evaluations_leave_the_gauges_alone(
-    metrics: Metrics, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The hot path: the same answer again costs no labels() lookups; a change is published."""
-    recorder = DecisionRecorder(metrics, clock)
-    recorder(evaluation(A, 1.0))
+def count_lookups(metrics: Metrics, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """Counts the labels() lookups of prewarm_desired from now on (the hot path's cost)."""
     lookups = 0
     real_labels = metrics.desired.labels
 
@@ -343,11 +340,21 @@ def test_unchanged_evaluations_leave_the_gauges_alone(
         return real_labels(*args)
 
     monkeypatch.setattr(metrics.desired, "labels", counting_labels)
+    return lambda: lookups
+
+
+def test_unchanged_evaluations_leave_the_gauges_alone(
+    metrics: Metrics, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path: the same answer again costs no labels() lookups; a change is published."""
+    recorder = DecisionRecorder(metrics, clock)
+    recorder(evaluation(A, 1.0))
+    lookups = count_lookups(metrics, monkeypatch)
     for _ in range(5):
         recorder(evaluation(A, 1.0))
-    assert lookups == 0
+    assert lookups() == 0
     recorder(evaluation(A, 2.0))
-    assert lookups == 1
+    assert lookups() == 1
     assert metrics.registry.get_sample_value("prewarm_desired", labels(A)) == 2.0
 
 
@@ -449,17 +456,9 @@ def test_a_new_rate_sets_only_the_rate_gauges(
     set again only when the decision changes."""
     recorder = DecisionRecorder(metrics, clock)
     recorder(with_rates(A, 2.0, arrival=1.5, held=0.0))
-    lookups = 0
-    real_labels = metrics.desired.labels
-
-    def counting_labels(*args: str) -> object:
-        nonlocal lookups
-        lookups += 1
-        return real_labels(*args)
-
-    monkeypatch.setattr(metrics.desired, "labels", counting_labels)
+    lookups = count_lookups(metrics, monkeypatch)
     recorder(with_rates(A, 2.0, arrival=1.6, held=0.0))
-    assert lookups == 0
+    assert lookups() == 0
     assert metrics.registry.get_sample_value("prewarm_arrival_rate", labels(A)) == 1.6
 
 
