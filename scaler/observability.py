@@ -152,8 +152,8 @@ class Metrics:
         # which a one-shot explain cannot show.
         self.arrival_rate = Gauge(
             "prewarm_arrival_rate",
-            "Arrivals per second the capacity-aware queue term uses (arrivalQuery, else the "
-            "queue's publish rate, averaged)",
+            "Arrivals per second the capacity-aware queue term uses (arrivalQuery's as read, else "
+            "the queue's publish rate averaged)",
             labels,
             registry=r,
         )
