@@ -77,13 +77,14 @@ class SourceFactory:
         self._limit = limit
         self._made: OrderedDict[object, Source] = OrderedDict()
         self._by_identity: dict[int, tuple[object, Source]] = {}
-        from scaler.signals.rabbitmq import AmqpConnections, shared_http_pools
+        from scaler.signals.base import shared_http_pools
+        from scaler.signals.rabbitmq import AmqpConnections
 
         # One AMQP connection per broker, vhost and credentials, for all their queues;
         # a broker's connection failure is remembered for failure_ttl (the cache TTL).
         self.amqp_connections = AmqpConnections(failure_ttl)
-        # And one set of connection pools for the management API's reads: a bounded
-        # number of connections per broker, not one per queue.
+        # And one set of HTTP connection pools for the management API's and Prometheus's
+        # reads: a bounded number of connections per server, not one per queue or query.
         self.http_pools = shared_http_pools()
 
     def queue_source(self, cfg: TriggerConfig) -> Source | None:
@@ -113,7 +114,10 @@ class SourceFactory:
 
             null_ok = gpu.ignore_null_values
             return self._kept(
-                gpu, lambda: PrometheusSource(gpu, timeout=self.timeout, ignore_null_values=null_ok)
+                gpu,
+                lambda: PrometheusSource(
+                    gpu, timeout=self.timeout, ignore_null_values=null_ok, pools=self.http_pools
+                ),
             )
         return None
 
@@ -125,7 +129,8 @@ class SourceFactory:
         from scaler.signals.prometheus import PrometheusSource
 
         return self._kept(
-            ("arrival", query), lambda: PrometheusSource(query, timeout=self.timeout, reads="arrival")
+            ("arrival", query),
+            lambda: PrometheusSource(query, timeout=self.timeout, reads="arrival", pools=self.http_pools),
         )
 
     def cold_start_source(self, cfg: TriggerConfig) -> Source | None:
@@ -136,7 +141,8 @@ class SourceFactory:
         from scaler.signals.prometheus import PrometheusSource
 
         return self._kept(
-            ("cold start", query), lambda: PrometheusSource(query, timeout=self.timeout, reads="cold start")
+            ("cold start", query),
+            lambda: PrometheusSource(query, timeout=self.timeout, reads="cold start", pools=self.http_pools),
         )
 
     def _kept(self, source_config: object, make: Callable[[], Source]) -> Source:

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+import requests
+import requests.adapters
+
 
 class SourceError(Exception):
     """A source could not be read. The message names the source and the cause
@@ -138,3 +141,41 @@ class SharedByKey(Generic[C]):
 
     def __len__(self) -> int:
         return len(self._shared)
+
+
+# Hosts whose connection pools are kept at once, and the connections kept per host:
+# as many as the reading cache lets read one endpoint at once (its endpoint limit,
+# 64 read threads / 4), so none is opened only to be dropped.
+HTTP_POOL_HOSTS = 32
+HTTP_POOL_PER_HOST = 16
+
+
+def shared_http_pools(per_host: int = HTTP_POOL_PER_HOST) -> requests.adapters.HTTPAdapter:
+    """One set of HTTP connection pools, one pool per host, for every HTTP source (the
+    source factory keeps it; RabbitMQ's management API and Prometheus): a session per
+    source kept a connection per queue or query, so a scaler reading a thousand
+    queues held a thousand connections to the broker, which stopped answering
+    (bench/bench_memory.py --via http), and Prometheus accepts 512 by default
+    (--web.max-connections). Shared, a host gets at most `per_host` kept
+    connections. Credentials go with each request (basic auth, a bearer header), so
+    sharing connections across them shares no identity; TLS settings key the pools.
+    No retries, as each source's own adapter had: the cache's TTL paces the next read."""
+    return requests.adapters.HTTPAdapter(
+        pool_connections=HTTP_POOL_HOSTS, pool_maxsize=per_host, max_retries=0
+    )
+
+
+def mount_shared_pools(
+    session: requests.Session, pools: requests.adapters.HTTPAdapter, *prefixes: str
+) -> None:
+    """Send the session's requests to these URL prefixes through the shared pools."""
+    for prefix in prefixes:
+        session.mount(prefix, pools)
+
+
+def unmount_shared_pools(session: requests.Session, pools: requests.adapters.HTTPAdapter) -> None:
+    """Before a source closes its session: Session.close closes every adapter mounted,
+    and the shared pools must stay open for the other sources (one idle source evicted
+    must not drop every connection)."""
+    for prefix in [p for p, adapter in session.adapters.items() if adapter is pools]:
+        del session.adapters[prefix]

@@ -19,10 +19,19 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, SourceError, SourceRejectedQuery
+from scaler.signals.base import (
+    ArrivalReading,
+    ColdStartReading,
+    GpuReading,
+    SourceError,
+    SourceRejectedQuery,
+    mount_shared_pools,
+    unmount_shared_pools,
+)
 from scaler.signals.errors import connection_failure, redirected, server_message, unexpected, url_endpoint
 
 log = logging.getLogger(__name__)
@@ -90,9 +99,18 @@ def _short(query: str, limit: int = 200) -> str:
 
 class PrometheusSource:
     def __init__(
-        self, cfg: QueryConfig, *, timeout: float = 5.0, reads: str = "gpu", ignore_null_values: bool = True
+        self,
+        cfg: QueryConfig,
+        *,
+        timeout: float = 5.0,
+        reads: str = "gpu",
+        ignore_null_values: bool = True,
+        pools: requests.adapters.HTTPAdapter | None = None,
     ) -> None:
+        """`pools`: the HTTP connection pools every HTTP source shares
+        (base.shared_http_pools); without, the source keeps its own."""
         self._cfg = cfg
+        self._pools = pools
         self._make, self._what, self._key_suffix = READINGS[reads]
         # False: an answer with no series is an error (KEDA's ignoreNullValues).
         self._ignore_null_values = ignore_null_values
@@ -101,6 +119,7 @@ class PrometheusSource:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._client: PrometheusConnect | None = None
+        self._session: requests.Session | None = None  # the client's
         self._last_response: requests.Response | None = None
 
     @cached_property  # hashed once; read on every call
@@ -235,6 +254,11 @@ class PrometheusSource:
                 # No retries: a failed read is reported at once, the cache's TTL paces the next one.
                 retry=Retry(total=0, raise_on_status=False),
             )
+            self._session = session
+            if self._pools is not None:
+                # In place of the client's own adapter for this server (the shared pools
+                # retry nothing either): a connection per server, not per query.
+                mount_shared_pools(session, self._pools, self._client.url)
         return self._client
 
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -320,6 +344,8 @@ class PrometheusSource:
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
+                if self._pools is not None and self._session is not None:
+                    unmount_shared_pools(self._session, self._pools)
                 self._client.close()
                 self._client = None
 

@@ -31,7 +31,13 @@ from scaler.config import (
     rabbit_http_prefix,
     rabbit_vhost,
 )
-from scaler.signals.base import QueueReading, SharedByKey, SourceError
+from scaler.signals.base import (
+    QueueReading,
+    SharedByKey,
+    SourceError,
+    mount_shared_pools,
+    unmount_shared_pools,
+)
 from scaler.signals.errors import connection_failure, endpoint, redirected, url_endpoint
 
 
@@ -331,27 +337,10 @@ class RabbitAmqpSource(_RabbitQueueSource):
         self._connections.release(self._cfg, self)
 
 
-# Management API hosts whose connection pools are kept at once, and the connections
-# kept per host: as many as the reading cache lets read one endpoint at once (its
-# endpoint limit, 64 read threads / 4), so none is opened only to be dropped.
-HTTP_POOL_HOSTS = 32
-HTTP_POOL_PER_HOST = 16
-
-
-def shared_http_pools(per_host: int = HTTP_POOL_PER_HOST) -> requests.adapters.HTTPAdapter:
-    """One set of HTTP connection pools for every management-API read: a keep-alive
-    connection was kept per queue (a session each), so a scaler reading a thousand
-    queues held a thousand connections to the broker, which ran it out of file
-    descriptors (bench/bench_memory.py). Shared, a host gets at most `per_host` kept
-    connections, whatever the number of queues; basic auth goes with each request,
-    so sharing them across credentials shares no identity."""
-    return requests.adapters.HTTPAdapter(pool_connections=HTTP_POOL_HOSTS, pool_maxsize=per_host)
-
-
 class RabbitHttpSource(_RabbitQueueSource):
     """The management API: GET /api/queues/<vhost>/<queue>. `pools`: the HTTP
-    connection pools shared by every such source (shared_http_pools); without, the
-    source keeps its own."""
+    connection pools shared by every such source (base.shared_http_pools); without,
+    the source keeps its own."""
 
     def __init__(
         self, cfg: RabbitConfig, *, timeout: float = 5.0, pools: requests.adapters.HTTPAdapter | None = None
@@ -377,10 +366,9 @@ class RabbitHttpSource(_RabbitQueueSource):
             else None
         )
         self._session = requests.Session()
-        self._shared_pools = pools is not None
+        self._pools = pools
         if pools is not None:
-            for prefix in ("http://", "https://"):
-                self._session.mount(prefix, pools)
+            mount_shared_pools(self._session, pools, "http://", "https://")
 
     def read(self) -> QueueReading:
         url = (
@@ -500,10 +488,8 @@ class RabbitHttpSource(_RabbitQueueSource):
         return described or f"request failed ({type(exc).__name__})"
 
     def close(self) -> None:
-        if self._shared_pools:
-            # Session.close closes its adapters: the shared pools stay open for the
-            # other sources (one idle queue evicted must not drop every connection).
-            self._session.adapters.clear()
+        if self._pools is not None:
+            unmount_shared_pools(self._session, self._pools)
         self._session.close()
 
 

@@ -1,7 +1,8 @@
-"""Management-API reads share a few connections to the broker, not one per queue:
-with a keep-alive connection per queue a scaler reading a thousand queues held a
-thousand connections to the real broker and ran it out of file descriptors
-(bench/bench_memory.py --via http). Against the real RabbitMQ."""
+"""HTTP sources share a few connections per server, not one per queue or query
+(base.shared_http_pools): with a keep-alive connection per queue a scaler reading a
+thousand queues through RabbitMQ's management API held a thousand connections to the
+broker, which stopped answering (bench/bench_memory.py --via http), and Prometheus
+accepts 512 connections by default. Against the real RabbitMQ and Prometheus."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from conftest import RABBIT_HTTP_URL, RabbitQueue
 
 from scaler.config import parse_trigger
 from scaler.engine import SourceFactory
-from scaler.signals.base import SourceError
-from scaler.signals.rabbitmq import RabbitHttpSource, shared_http_pools
+from scaler.signals.base import GpuReading, SourceError, shared_http_pools
+from scaler.signals.prometheus import PrometheusSource
+from scaler.signals.rabbitmq import RabbitHttpSource
 
 pytestmark = pytest.mark.integration
+
+# The Prometheus server (prometheus_fixture).
+pytest_plugins = ["prometheus_fixture"]
 
 QUEUES = 24
 
@@ -81,3 +86,35 @@ def test_the_servers_sources_share_the_factorys_pools(rabbit, queues):
     assert isinstance(first, RabbitHttpSource) and isinstance(second, RabbitHttpSource)
     url = f"{RABBIT_HTTP_URL}/api/queues"
     assert first._session.get_adapter(url) is second._session.get_adapter(url) is factory.http_pools
+
+
+def test_prometheus_queries_share_a_few_connections(prometheus):
+    pools = shared_http_pools()
+    queries = [f"vector({i})" for i in range(QUEUES)]
+    sources = [
+        PrometheusSource(parse_trigger(_gpu_query(prometheus, q)).gpu, timeout=5.0, pools=pools)  # type: ignore[arg-type]
+        for q in queries
+    ]
+    readings = [source.read() for source in sources]
+    assert all(isinstance(r, GpuReading) for r in readings)
+    assert [r.busy_gpus for r in readings] == [float(i) for i in range(QUEUES)]  # type: ignore[union-attr]
+    (pool,) = _pools(pools)
+    opened = pool.num_connections
+    assert 1 <= opened <= 2, opened
+    sources[0].close()
+    for source in sources[1:]:
+        source.read()
+    assert _pools(pools) == [pool]
+    assert pool.num_connections == opened
+    factory = SourceFactory()
+    first, second = (factory.gpu_source(parse_trigger(_gpu_query(prometheus, q))) for q in queries[:2])
+    assert isinstance(first, PrometheusSource) and isinstance(second, PrometheusSource)
+    first.read()
+    second.read()
+    assert len(_pools(factory.http_pools)) == 1
+    for source in (*sources[1:], first, second):
+        source.close()
+
+
+def _gpu_query(prometheus, query: str) -> dict[str, str]:
+    return {"prometheusServerAddress": prometheus.url, "gpuQuery": query}
