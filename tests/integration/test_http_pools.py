@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import RABBIT_HTTP_URL, RabbitQueue
@@ -38,6 +39,23 @@ def queues(rabbit: RabbitQueue) -> Iterator[list[str]]:
         channel.queue_delete(queue=name)
 
 
+def assert_shared(pools: object, sources: list[Any]) -> None:
+    """After each source read once: one pool (the server's host), whose one connection
+    served reads made one after another, whatever the number of sources; and a source
+    closed (the cache evicts idle ones) leaves the pool and its connection to the rest.
+    Closes the sources."""
+    (pool,) = _pools(pools)
+    opened = pool.num_connections  # type: ignore[attr-defined]
+    assert 1 <= opened <= 2, opened
+    sources[0].close()
+    for source in sources[1:]:
+        source.read()
+    assert _pools(pools) == [pool]
+    assert pool.num_connections == opened  # type: ignore[attr-defined]
+    for source in sources[1:]:
+        source.close()
+
+
 def _pools(pools: object) -> list[object]:
     """The connection pools the shared adapter holds, one per host (urllib3's)."""
     container = pools.poolmanager.pools  # type: ignore[attr-defined]
@@ -63,19 +81,7 @@ async def test_reads_of_many_queues_share_a_few_connections(rabbit, queues, wait
         return all(r.waiting == 0 and r.in_flight == 0 for r in readings)
 
     await wait_until(all_read, timeout=30, interval=0.5, what="counts for every new queue")
-    # One pool, for the broker's host, and one connection serves reads made one after
-    # another, whatever the number of queues.
-    (pool,) = _pools(pools)
-    opened = pool.num_connections
-    assert 1 <= opened <= 2, opened
-    # A source closed (the cache evicts idle ones) leaves the shared connections to the rest.
-    sources[0].close()
-    for source in sources[1:]:
-        source.read()
-    assert _pools(pools) == [pool]
-    assert pool.num_connections == opened
-    for source in sources[1:]:
-        source.close()
+    assert_shared(pools, sources)
 
 
 def test_the_servers_sources_share_the_factorys_pools(rabbit, queues):
@@ -98,22 +104,15 @@ def test_prometheus_queries_share_a_few_connections(prometheus):
     readings = [source.read() for source in sources]
     assert all(isinstance(r, GpuReading) for r in readings)
     assert [r.busy_gpus for r in readings] == [float(i) for i in range(QUEUES)]  # type: ignore[union-attr]
-    (pool,) = _pools(pools)
-    opened = pool.num_connections
-    assert 1 <= opened <= 2, opened
-    sources[0].close()
-    for source in sources[1:]:
-        source.read()
-    assert _pools(pools) == [pool]
-    assert pool.num_connections == opened
+    assert_shared(pools, sources)
     factory = SourceFactory()
     first, second = (factory.gpu_source(parse_trigger(_gpu_query(prometheus, q))) for q in queries[:2])
     assert isinstance(first, PrometheusSource) and isinstance(second, PrometheusSource)
     first.read()
     second.read()
     assert len(_pools(factory.http_pools)) == 1
-    for source in (*sources[1:], first, second):
-        source.close()
+    first.close()
+    second.close()
 
 
 def _gpu_query(prometheus, query: str) -> dict[str, str]:
