@@ -72,7 +72,11 @@ class SourceFactory:
     reopens its client lazily if it is asked for again.
     """
 
-    def __init__(self, timeout: float = 5.0, limit: int = 4096, failure_ttl: float = 2.0) -> None:
+    def __init__(
+        self, timeout: float = 5.0, limit: int = 4096, failure_ttl: float = 2.0, http_per_host: int = 16
+    ) -> None:
+        """`http_per_host`: the HTTP connections kept per server, the reads the cache
+        runs against one endpoint at once (ReadingCache.endpoint_limit)."""
         self.timeout = timeout
         self._limit = limit
         self._made: OrderedDict[object, Source] = OrderedDict()
@@ -85,7 +89,7 @@ class SourceFactory:
         self.amqp_connections = AmqpConnections(failure_ttl)
         # And one set of HTTP connection pools for the management API's and Prometheus's
         # reads: a bounded number of connections per server, not one per queue or query.
-        self.http_pools = shared_http_pools()
+        self.http_pools = shared_http_pools(http_per_host)
 
     def queue_source(self, cfg: TriggerConfig) -> Source | None:
         sqs, rabbitmq = cfg.sqs, cfg.rabbitmq
@@ -334,7 +338,9 @@ class Engine:
     ) -> None:
         self.cache = cache
         self.clock = clock
-        self.sources = sources or SourceFactory(timeout=cache.timeout, failure_ttl=cache.ttl)
+        self.sources = sources or SourceFactory(
+            timeout=cache.timeout, failure_ttl=cache.ttl, http_per_host=cache.endpoint_limit
+        )
         self._observer = observer
         # The operator's limits on hosts and on the scaler's own cloud identity.
         self.access = access or AccessPolicy()

@@ -468,7 +468,12 @@ class ScalerServer:
         self.engine = Engine(
             self.cache,
             self.clock,
-            sources or SourceFactory(settings.source_timeout, failure_ttl=settings.cache_ttl),
+            sources
+            or SourceFactory(
+                settings.source_timeout,
+                failure_ttl=settings.cache_ttl,
+                http_per_host=self.cache.endpoint_limit,
+            ),
             observer=self.recorder,
             access=settings.access,
         )

@@ -143,9 +143,10 @@ class SharedByKey(Generic[C]):
         return len(self._shared)
 
 
-# Hosts whose connection pools are kept at once, and the connections kept per host:
-# as many as the reading cache lets read one endpoint at once (its endpoint limit,
-# 64 read threads / 4), so none is opened only to be dropped.
+# Hosts whose connection pools are kept at once, and the connections kept per host by
+# default: as many as the reading cache lets read one endpoint at once (its endpoint
+# limit, 64 read threads / 4; the server passes its own), so none is opened only to be
+# dropped.
 HTTP_POOL_HOSTS = 32
 HTTP_POOL_PER_HOST = 16
 

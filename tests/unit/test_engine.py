@@ -391,3 +391,22 @@ def test_the_decision_does_not_depend_on_now() -> None:
     for cfg in configs:
         for s in signals:
             assert decide(s, cfg, 0.0) == decide(s, cfg, 1e9), (cfg, s)
+
+
+def test_http_sources_keep_as_many_connections_per_server_as_the_cache_reads_there_at_once() -> None:
+    """The shared HTTP pools keep the connections the cache can use on one endpoint at
+    once (more would sit idle; fewer would be opened and dropped on every busy read)."""
+    from scaler.config import parse_trigger
+    from scaler.server import ScalerServer, Settings
+    from scaler.signals.rabbitmq import RabbitHttpSource
+
+    cache = ReadingCache(ManualClock(), max_workers=80)
+    engine = Engine(cache, ManualClock())
+    assert cache.endpoint_limit == 20
+    assert engine.sources.http_pools._pool_maxsize == 20  # requests keeps no public accessor
+    meta = {"source": "rabbitmq", "host": "http://guest:guest@127.0.0.1:15672", "queueName": "jobs"}
+    source = engine.sources.queue_source(parse_trigger(meta))
+    assert isinstance(source, RabbitHttpSource)
+    assert source._session.get_adapter("http://127.0.0.1:15672/api") is engine.sources.http_pools
+    server = ScalerServer(Settings(host="127.0.0.1", port=0, metrics_port=None, read_threads=32))
+    assert server.engine.sources.http_pools._pool_maxsize == server.cache.endpoint_limit == 8
