@@ -48,6 +48,7 @@ from scaler.policy import (
     smoothed_rate,
 )
 from scaler.signals.base import (
+    HTTP_POOL_PER_HOST,
     ArrivalReading,
     ColdStartReading,
     GpuReading,
@@ -55,6 +56,7 @@ from scaler.signals.base import (
     Source,
     SourceError,
     SourceRejectedQuery,
+    shared_http_pools,
     without_frames,
 )
 from scaler.signals.cache import Reading, ReadingCache
@@ -73,7 +75,11 @@ class SourceFactory:
     """
 
     def __init__(
-        self, timeout: float = 5.0, limit: int = 4096, failure_ttl: float = 2.0, http_per_host: int = 16
+        self,
+        timeout: float = 5.0,
+        limit: int = 4096,
+        failure_ttl: float = 2.0,
+        http_per_host: int = HTTP_POOL_PER_HOST,
     ) -> None:
         """`http_per_host`: the HTTP connections kept per server, the reads the cache
         runs against one endpoint at once (ReadingCache.endpoint_limit)."""
@@ -81,7 +87,6 @@ class SourceFactory:
         self._limit = limit
         self._made: OrderedDict[object, Source] = OrderedDict()
         self._by_identity: dict[int, tuple[object, Source]] = {}
-        from scaler.signals.base import shared_http_pools
         from scaler.signals.rabbitmq import AmqpConnections
 
         # One AMQP connection per broker, vhost and credentials, for all their queues;

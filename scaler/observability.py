@@ -234,6 +234,10 @@ class Metrics:
 MAX_RECORDED_OBJECTS = 10_000
 
 
+# The capacity term's (arrival, held) rates of an object without that term.
+NO_RATES: tuple[float | None, float | None] = (None, None)
+
+
 class DecisionRecorder:
     """Publishes each evaluation as gauges, logs changed decisions, and drops the
     series of objects not seen for `object_ttl` seconds."""
@@ -293,11 +297,12 @@ class DecisionRecorder:
         with self._lock:
             changed = self._published.get(marker) != values
             self._published[marker] = values
-            had = self._published_rates.get(marker, (None, None))
-            if rates != (None, None):
-                self._published_rates[marker] = rates
-            else:
-                self._published_rates.pop(marker, None)
+            had = self._published_rates.get(marker, NO_RATES)
+            if rates != had:  # most calls: the same rates, or none (no capacity term)
+                if rates == NO_RATES:
+                    del self._published_rates[marker]
+                else:
+                    self._published_rates[marker] = rates
         if rates != had:
             _set_or_remove(m.arrival_rate, labels, rates[0], had=had[0] is not None)
             _set_or_remove(m.held_rate, labels, rates[1], had=had[1] is not None)

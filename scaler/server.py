@@ -468,12 +468,7 @@ class ScalerServer:
         self.engine = Engine(
             self.cache,
             self.clock,
-            sources
-            or SourceFactory(
-                settings.source_timeout,
-                failure_ttl=settings.cache_ttl,
-                http_per_host=self.cache.endpoint_limit,
-            ),
+            sources,  # None: the engine's own, from the cache's timeout, TTL and endpoint limit
             observer=self.recorder,
             access=settings.access,
         )
