@@ -504,7 +504,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
     from scaler.sim.report import frontiers, table
-    from scaler.sim.run import ORACLE_UTILIZATIONS, QUEUE_LENGTH_FACTORS, PolicySpec
+    from scaler.sim.run import (
+        LONG_HOLD_S,
+        LONG_HOLD_THROUGHPUT_FACTORS,
+        ORACLE_UTILIZATIONS,
+        QUEUE_LENGTH_FACTORS,
+        THROUGHPUT_FACTORS,
+        PolicySpec,
+    )
 
     def count(runs: list[dict[str, Any]]) -> tuple[int, int]:
         judged = [line for r in runs for line in targets(r)]
@@ -562,12 +569,15 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "the end. Frontiers sweep "
         f"queueLength ({_factors(QUEUE_LENGTH_FACTORS)} the concurrency) for every queue policy, "
         "Prewarm's included, "
-        "the forecast quantile (0.5, 0.75, 0.9, 0.97), replicaThroughput (0.5x, 0.6x, 0.75x, 1x, 1.25x, "
-        "1.5x, 2x, and unset at every queueLength: then Prewarm's queue term is stock KEDA's ask, "
+        "the forecast quantile (0.5, 0.75, 0.9, 0.97), replicaThroughput "
+        f"({_factors(tuple(sorted((*THROUGHPUT_FACTORS, 1.0))))}, and unset at every queueLength: then "
+        "Prewarm's queue term is stock KEDA's ask, "
         "and the push and the forecast's one-replica wake are what it adds), minReplicaCount 1 (at "
         "replicaThroughput 1x, 1.25x and 2x, at `keda-min1`'s other queueLengths, and with "
-        "replicaThroughput unset at every queueLength) and "
-        "drainSeconds (60 s; the default drains over the cold start) and holdSeconds 0 (the default holds "
+        "replicaThroughput unset at every queueLength), "
+        "drainSeconds (60 s; the default drains over the cold start) and holdSeconds (0, and "
+        f"{LONG_HOLD_S:g} s at replicaThroughput {_factors(LONG_HOLD_THROUGHPUT_FACTORS)}, for bursts that "
+        "come back within half an hour; the default holds "
         "the bursts' rate for a cold start) for Prewarm, the GPU target for the "
         "HPA and the replica count for static provisioning. The frontiers also show `oracle`, a reference "
         "no one can deploy: a trigger that knows the arrivals ahead and asks for the replicas that carry "

@@ -40,8 +40,16 @@ FLAP_WINDOW_S = 300.0
 GAP_MASK_AFTER_S = 1800.0
 WAIT_SAMPLES = 400_000
 # queueLength in the sweeps, as multiples of the per-replica concurrency, for every
-# queue policy alike.
-QUEUE_LENGTH_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)
+# queue policy alike (0.25x: the expensive end, where Prewarm's own sweep reaches with
+# replicaThroughput down to 0.25x; docs/decisions.md).
+QUEUE_LENGTH_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+# replicaThroughput in Prewarm's sweep, as multiples of one replica's rate at 75 %
+# (1x is the default, its own point).
+THROUGHPUT_FACTORS = (0.25, 0.33, 0.4, 0.5, 0.6, 0.75, 1.25, 1.5, 2.0)
+# holdSeconds for bursty traffic: a burst's rate held for half an hour, at these
+# replicaThroughput factors (docs/forecast.md, "Bursts that come back").
+LONG_HOLD_S = 1800.0
+LONG_HOLD_THROUGHPUT_FACTORS = (0.33, 0.5, 0.75, 1.0)
 
 
 @dataclass
@@ -356,10 +364,11 @@ def first_wake_bound_policy(top: int, min_replicas: int) -> PolicySpec:
 def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength (QUEUE_LENGTH_FACTORS x the
     concurrency) for every queue policy (Prewarm's included), the forecast quantile,
-    replicaThroughput (0.5x, 0.6x, 0.75x, 1.25x, 1.5x, 2x one replica's rate at
-    75 %, and unset at every queueLength), drainSeconds (60 s), holdSeconds 0 (the
-    hold off) and minReplicaCount 1 (at replicaThroughput 1x, 1.25x and 2x, at
-    keda-min1's other queueLengths, and unset at every queueLength) for Prewarm,
+    replicaThroughput (THROUGHPUT_FACTORS x one replica's rate at 75 %, and unset at
+    every queueLength), drainSeconds (60 s), holdSeconds 0 (the hold off) and
+    LONG_HOLD_S (at LONG_HOLD_THROUGHPUT_FACTORS), and minReplicaCount 1 (at
+    replicaThroughput 1x, 1.25x and 2x, at keda-min1's other queueLengths, and unset
+    at every queueLength) for Prewarm,
     the GPU target for the HPA, the replica count for static provisioning (stock
     KEDA's minReplicaCount is its two families, keda-min0 and keda-min1); and the
     perfect-foresight reference's utilisation (oracle_policy)."""
@@ -377,8 +386,11 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     # default (0.6x: at a 600 s cold start on Twitter, Prewarm's frontier had no point
     # between 0.5x's and 0.75x's, where Kedastral's top point lies).
     # 1.5x and 2x: the cheap end, where Kedastral's cheapest points lie on the one-hour
-    # traces (Prewarm's frontier had none that cheap).
-    for factor in (0.5, 0.6, 0.75, 1.25, 1.5, 2.0):
+    # traces (Prewarm's frontier had none that cheap). 0.25x, 0.33x and 0.4x: the
+    # expensive end, where stock KEDA's queueLength 0.5x lies on the bursty code trace
+    # (Prewarm's frontier stopped at 50 GPU-h there); every queue family's sweep gained
+    # queueLength 0.25x with them.
+    for factor in THROUGHPUT_FACTORS:
         spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor)
         spec = replace(spec, knob="replicaThroughput", knob_value=rate * factor)
         specs.append(_named(spec, f"prewarm@throughput={factor:g}x"))
@@ -410,6 +422,12 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     # or costs).
     spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, hold_s=0.0)
     specs.append(_named(replace(spec, knob="holdSeconds", knob_value=0.0), "prewarm@hold=0"))
+    # holdSeconds 1800: for bursts that come back within half an hour (the code trace),
+    # where the default hold (a cold start) lapses inside the HPA's own 300 s window.
+    for factor in LONG_HOLD_THROUGHPUT_FACTORS:
+        spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor, hold_s=LONG_HOLD_S)
+        spec = replace(spec, knob="holdSeconds", knob_value=LONG_HOLD_S)
+        specs.append(_named(spec, f"prewarm@hold={LONG_HOLD_S:g}s,throughput={factor:g}x"))
     for factor in QUEUE_LENGTH_FACTORS:
         ql = c * factor
         spec = prewarm_policy(ql, top, cold_start_s=lead, replica_throughput=rate)

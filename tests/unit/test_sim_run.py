@@ -20,6 +20,8 @@ from scaler.sim.main import build_scenario
 from scaler.sim.policies import PolicySpec
 from scaler.sim.report import dominates, level_with, markdown, pareto
 from scaler.sim.run import (
+    LONG_HOLD_S,
+    LONG_HOLD_THROUGHPUT_FACTORS,
     Scenario,
     _at_min1,
     first_wake_bound_policy,
@@ -105,12 +107,14 @@ def test_prewarm_sweep_holds_one_replica_at_minreplicacount_1() -> None:
         "prewarm@min=1,throughput=1x",
         "prewarm@min=1,throughput=1.25x",
         "prewarm@min=1,throughput=2x",
-        # keda-min1's other queueLengths: 0.5x, 0.75x, 1.5x and 2x the concurrency
+        # keda-min1's other queueLengths: 0.25x, 0.5x, 0.75x, 1.5x and 2x the concurrency
+        "prewarm@min=1,ql=1",
         "prewarm@min=1,ql=2",
         "prewarm@min=1,ql=3",
         "prewarm@min=1,ql=6",
         "prewarm@min=1,ql=8",
         # replicaThroughput unset (stock KEDA's ask) at every queueLength
+        "prewarm@min=1,no-throughput,ql=1",
         "prewarm@min=1,no-throughput,ql=2",
         "prewarm@min=1,no-throughput,ql=3",
         "prewarm@min=1,no-throughput,ql=4",
@@ -120,7 +124,7 @@ def test_prewarm_sweep_holds_one_replica_at_minreplicacount_1() -> None:
     # Every queue family sweeps the same queueLengths.
     for family in ("prewarm", "keda-min0", "keda-min1", "keda-lastweek", "kedastral"):
         lengths = [name.split("@ql=")[1] for name in specs if name.startswith(f"{family}@ql=")]
-        assert lengths == ["2", "3", "4", "6", "8"], family
+        assert lengths == ["1", "2", "3", "4", "6", "8"], family
     assert all(spec.family == "prewarm" and spec.min_replicas == 1 for spec in held)
     assert all(spec.description.endswith(", min 1") for spec in held)
     at_one = results(scenario, simulate(scenario, specs["prewarm@min=1,throughput=2x"]))
@@ -140,7 +144,7 @@ def test_prewarm_without_throughput_asks_what_stock_keda_asks() -> None:
     scenario = led_in_scenario(scenario, 600)
     specs = {spec.name: spec for spec in sweep_policies(scenario)}
     plain = [name for name in specs if "no-throughput" in name and "min=1" not in name]
-    assert len(plain) == 5
+    assert len(plain) == 6
     for name in plain:
         ql = name.split("ql=")[1]
         ours = results(scenario, simulate(scenario, specs[name]))
@@ -647,3 +651,26 @@ def test_the_first_wake_bound_asks_the_most_from_the_first_request_and_none_wait
         (replace(prewarm_policy(1.0, 50, cold_start_s=120.0), min_replicas=1), from_one),
     ):
         assert results(scenario, simulate(scenario, spec))["wait_p95_s"] >= floor - 1e-9, spec.name
+
+
+def test_prewarm_sweep_holds_bursts_for_half_an_hour_at_its_long_hold_points() -> None:
+    """The sweep's long-hold points are Prewarm's own family with holdSeconds 1800 in
+    the metadata the engine parses. On the bursty code trace entered warm (as the
+    evaluation runs it), holding a burst's rate for half an hour keeps replicas through
+    the lulls between bursts that the default hold (a cold start) gives back, and the
+    tail is shorter."""
+    trace = load_trace(BENCH / "azure_llm_2023_code.csv")
+    scenario, _ = build_scenario(
+        trace, concurrency=4, service=None, cold_start="120", slo=60, max_replicas=100, peak_replicas=20
+    )
+    scenario = led_in_scenario(scenario, 1800)
+    specs = {spec.name: spec for spec in sweep_policies(scenario)}
+    held = [spec for spec in specs.values() if spec.knob == "holdSeconds" and spec.knob_value == LONG_HOLD_S]
+    assert [spec.name for spec in held] == [
+        f"prewarm@hold=1800s,throughput={factor:g}x" for factor in LONG_HOLD_THROUGHPUT_FACTORS
+    ]
+    assert all(spec.family == "prewarm" and "holdSeconds 1800" in spec.description for spec in held)
+    long_hold = results(scenario, simulate(scenario, specs["prewarm@hold=1800s,throughput=1x"]))
+    default = results(scenario, simulate(scenario, standard_policies(scenario)[0]))
+    assert default["policy"] == "prewarm"
+    assert long_hold["wait_p99_s"] < default["wait_p99_s"]
