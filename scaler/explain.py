@@ -712,7 +712,10 @@ def scaled_job_outcome(
 # --- the report ------------------------------------------------------------------
 
 
-def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
+def warnings_for(target: Target, cfg: TriggerConfig, *, simulated: bool = False) -> list[str]:
+    """What the object as written gets wrong, after its notes. `simulated`: for the
+    what-if, whose runs simulate the object as written (metricType Value included),
+    where explain's numbers assume AverageValue."""
     found = list(target.notes)
     if cfg.gpu is not None and cfg.source is None:
         found.append(
@@ -804,7 +807,12 @@ def warnings_for(target: Target, cfg: TriggerConfig) -> list[str]:
             "metricType Value: the scaler's answer is already a replica count (for AverageValue, the "
             "default), but with Value the HPA asks for ceil(current replicas x answer): at 3 replicas and "
             f"an answer of 3 it asks for 9, then 27, and runs away to maxReplicaCount ({maximum}) without "
-            "settling; remove metricType. The numbers below assume AverageValue"
+            "settling; remove metricType. "
+            + (
+                "Both runs below simulate it as written (the HPA's Value math)"
+                if simulated
+                else "The numbers below assume AverageValue"
+            )
         )
     elif target.metric_type != "AverageValue":
         found.append(

@@ -4,7 +4,9 @@ Follows /docs of KEDA and Kubernetes as the project's KEDA notes describe them:
 - the HPA (pkg/controller/podautoscaler: horizontal.go, replica_calculator.go):
   every `sync_s` (15 s) it asks each metric for a replica count,
   `ceil(value / target)` for an AverageValue target unless
-  `|value / (target x current) - 1| <= tolerance` (0.1), takes the largest, then
+  `|value / (target x current) - 1| <= tolerance` (0.1), or for a Value target
+  (metricType Value) `ceil(value / target x ready pods)` unless
+  `|value / target - 1| <= tolerance`; takes the largest, then
   normalises it, within [minReplicas, maxReplicas]. A target at 0 replicas is
   left alone. Normalising depends on whether the HPA has a `behavior`:
   - none (KEDA sets one only from the ScaledObject's
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from scaler.policy import hpa_replicas
+from scaler.policy import hpa_replicas, keda_milli
 
 HPA_SYNC_S = 15.0
 HPA_TOLERANCE = 0.1
@@ -88,6 +90,26 @@ def metric_replicas(value: float, target: float, current: int, tolerance: float 
     return hpa_replicas(value / target)
 
 
+def value_metric_replicas(
+    value: float, target: float, current: int, ready: int, tolerance: float = HPA_TOLERANCE
+) -> int:
+    """The HPA's replica count for one external metric with a Value target
+    (GetExternalMetricReplicas, getUsageRatioReplicaCount): unchanged while
+    |value / target - 1| is within the tolerance, else ceil(value / target x the
+    pods that are Ready), so pods still starting count for nothing and a value that
+    is already a replica count is multiplied by the fleet. At 0 replicas,
+    ceil(value / target). Values travel as milli-quantities."""
+    ratio = keda_milli(max(0.0, value)) / keda_milli(target)
+    if current == 0:
+        return math.ceil(ratio)
+    if abs(ratio - 1.0) <= tolerance:
+        return current
+    return math.ceil(ratio * ready)
+
+
+MetricType = Literal["AverageValue", "Value"]
+
+
 @dataclass
 class Hpa:
     """One HorizontalPodAutoscaler with its recommendation and scale-event history."""
@@ -96,13 +118,17 @@ class Hpa:
     max_replicas: int
     behavior: Behavior | None = None  # None: no behavior set (KEDA's default)
     tolerance: float = HPA_TOLERANCE
+    metric_type: MetricType = "AverageValue"  # every metric's target type (the trigger's metricType)
     _recommendations: list[tuple[float, int]] = field(default_factory=list)
     _up_events: list[tuple[float, int]] = field(default_factory=list)
     _down_events: list[tuple[float, int]] = field(default_factory=list)
 
-    def sync(self, now: float, current: int, metrics: Sequence[tuple[float, float]]) -> int:
-        """The replica count after one sync; `metrics` are (value, target) pairs.
-        A target at 0 replicas is left alone (KEDA owns 0 <-> 1)."""
+    def sync(
+        self, now: float, current: int, metrics: Sequence[tuple[float, float]], ready: int | None = None
+    ) -> int:
+        """The replica count after one sync; `metrics` are (value, target) pairs,
+        `ready` the pods that are Ready (a Value target scales them; all `current` by
+        default). A target at 0 replicas is left alone (KEDA owns 0 <-> 1)."""
         if current == 0:
             return 0
         if current > self.max_replicas:
@@ -110,7 +136,11 @@ class Hpa:
         elif current < self.min_replicas:
             desired = self.min_replicas
         else:
-            asks = (metric_replicas(v, t, current, self.tolerance) for v, t in metrics)
+            if self.metric_type == "Value":
+                counted = current if ready is None else ready
+                asks = (value_metric_replicas(v, t, current, counted, self.tolerance) for v, t in metrics)
+            else:
+                asks = (metric_replicas(v, t, current, self.tolerance) for v, t in metrics)
             proposed = max(asks, default=current)
             if self.behavior is None:
                 desired = self._normalize_legacy(now, current, proposed)

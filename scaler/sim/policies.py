@@ -23,7 +23,7 @@ from scaler.engine import Engine, ObjectRef, SourceFactory
 from scaler.forecast.model import Tuning
 from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, QueueReading, Source
 from scaler.signals.cache import DEFAULT_TTL, ReadingCache
-from scaler.sim.keda import HPA_SYNC_S, Behavior
+from scaler.sim.keda import HPA_SYNC_S, Behavior, MetricType
 from scaler.sim.world import World
 
 # The utilisation users size replicas for (rate thresholds, static provisioning,
@@ -59,6 +59,9 @@ class PolicySpec:
     cooldown_s: float = 300.0
     polling_s: float = 30.0
     behavior: Behavior | None = None  # None: none set, as KEDA creates the HPA by default
+    # The trigger's metricType: AverageValue (KEDA's default), or Value, which the HPA
+    # multiplies by the Ready pods (the what-if simulates a user's object as written).
+    metric_type: MetricType = "AverageValue"
     hpa_sync_s: float = HPA_SYNC_S  # the cluster's --horizontal-pod-autoscaler-sync-period
     # An external-push trigger: its stream's interval. A `true` on the stream wakes a
     # target at zero at once, between polls, and above zero restarts the cooldown (KEDA

@@ -125,7 +125,7 @@ def simulate(
     keda = ScaledObjectLoop(min_replicas=spec.min_replicas, cooldown_s=spec.cooldown_s)
     if scenario.initial_replicas:
         keda.last_active = 0.0
-    hpa = Hpa(max(1, spec.min_replicas), spec.max_replicas, spec.behavior)
+    hpa = Hpa(max(1, spec.min_replicas), spec.max_replicas, spec.behavior, metric_type=spec.metric_type)
     polling = int(spec.polling_s)
     sync = max(1, int(spec.hpa_sync_s))
     poll_phase, sync_phase = scenario.loop_phase[0] % polling, scenario.loop_phase[1] % sync
@@ -157,7 +157,8 @@ def simulate(
                 world.set_replicas(wanted, t)
             if syncing and world.pods > 0:
                 current = world.pods
-                wanted = hpa.sync(t, current, [(value, target) for value, target, _ in readings])
+                metrics = [(value, target) for value, target, _ in readings]
+                wanted = hpa.sync(t, current, metrics, ready=world.ready)
                 world.set_replicas(wanted, t)
         world.step(t)
         if progress is not None and t % chunk == chunk - 1:

@@ -184,6 +184,9 @@ def user_policies(user: UserObject, metadata: Mapping[str, str] | None = None) -
         cooldown_s=float(target.cooldown_period),
         polling_s=user.polling_s,
         behavior=user.behavior,
+        # As written: with metricType Value the HPA multiplies the answer by the Ready
+        # pods (explain warns of it); any other type is KEDA's AverageValue math.
+        metric_type="Value" if target.metric_type == "Value" else "AverageValue",
         knob="queueLength",
         knob_value=cfg.queue_length,
     )
@@ -490,7 +493,9 @@ def _main(args: argparse.Namespace) -> int:
     setup += [f"note: {n}" for n in user.target.notes]
     # explain's warnings, after its notes: what the object as written gets wrong is simulated
     # as written, and is likely what the results show.
-    setup += [f"warning: {w}" for w in warnings_for(user.target, user.cfg)[len(user.target.notes) :]]
+    setup += [
+        f"warning: {w}" for w in warnings_for(user.target, user.cfg, simulated=True)[len(user.target.notes) :]
+    ]
     setup += not_simulated(user.target)
     meta = prometheus_metadata(user, args.prometheus, args.arrival_query)
     if args.trace:

@@ -213,3 +213,37 @@ def test_a_saturated_scaledjob_tries_a_higher_maxreplicacount(tmp_path: Path) ->
     assert "more than maxReplicaCount 20: both runs are capped there" in done.stdout
     tried = [row["policy"] for row in json.loads((tmp_path / "settings.json").read_text())]
     assert "maxReplicaCount 20 -> 30" in tried
+
+
+def test_a_value_metric_type_is_simulated_as_written(tmp_path: Path) -> None:
+    """metricType Value: the HPA multiplies the answer (a replica count) by the Ready
+    pods, and the what-if simulates that, not AverageValue: the run reaches
+    maxReplicaCount and costs far more than the same object without metricType, and the
+    warning says the runs are as written."""
+    manifest = (EXAMPLES / "sqs-diffusion" / "scaledobject.yaml").read_text()
+    assert "    - type: external-push\n" in manifest
+    as_value = tmp_path / "value.yaml"
+    as_value.write_text(
+        manifest.replace(
+            "    - type: external-push\n", "    - type: external-push\n      metricType: Value\n"
+        )
+    )
+    runs = {}
+    for name, path in (("value", as_value), ("average", EXAMPLES / "sqs-diffusion" / "scaledobject.yaml")):
+        done = simulate(
+            "--scaledobject", path,
+            "--trace", TRACE, "--duration", "3600", "--peak-replicas", "6",
+            "--cold-start", "120", "--no-advice", "--no-plots", "--out", tmp_path / name,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        runs[name] = (
+            {r["policy"]: r for r in json.loads((tmp_path / name / "results.json").read_text())},
+            done.stdout,
+        )
+    rows, text = runs["value"]
+    assert "Both runs below simulate it as written (the HPA's Value math)" in text
+    assert "The numbers below assume AverageValue" not in text
+    assert rows["with Prewarm"]["peak_replicas"] == 16  # the example's maxReplicaCount
+    average_rows, _ = runs["average"]
+    # The fleet multiplied at every sync costs far more than the same object as AverageValue.
+    assert rows["with Prewarm"]["gpu_hours"] > 1.3 * average_rows["with Prewarm"]["gpu_hours"]

@@ -10,6 +10,7 @@ from scaler.sim.keda import (
     ScalingPolicy,
     ScalingRules,
     metric_replicas,
+    value_metric_replicas,
 )
 
 
@@ -22,6 +23,41 @@ def test_hpa_tolerance_keeps_the_count_within_ten_percent() -> None:
     assert metric_replicas(3.0, 1.0, 4) == 3
     # AverageValue with target 5 messages per replica: 23 messages on 2 replicas -> ceil(4.6) = 5.
     assert metric_replicas(23, 5, 2) == 5
+
+
+def test_a_value_target_scales_the_ready_pods_by_the_ratio() -> None:
+    """metricType Value: ceil(value / target x Ready pods), unchanged while the ratio
+    itself is within 10 % of 1 (not value / (target x current) as for AverageValue)."""
+    # 3 replicas, all Ready, answer 3 (a replica count), target 1: ratio 3 -> 9.
+    assert value_metric_replicas(3.0, 1.0, current=3, ready=3) == 9
+    # Two of the three still starting: only the Ready one is scaled, ceil(3 x 1) = 3.
+    assert value_metric_replicas(3.0, 1.0, current=3, ready=1) == 3
+    # None Ready yet: it asks for 0 (the normalisation then keeps minReplicas or the window's highest).
+    assert value_metric_replicas(3.0, 1.0, current=3, ready=0) == 0
+    # Ratio 1.05: within the tolerance, whatever the fleet; AverageValue would ask ceil(1.05) = 2 of 5.
+    assert value_metric_replicas(1.05, 1.0, current=5, ready=5) == 5
+    assert metric_replicas(1.05, 1.0, 5) == 2
+    # 10 messages against a target of 4 on 2 Ready pods: ceil(2.5 x 2) = 5.
+    assert value_metric_replicas(10, 4, current=2, ready=2) == 5
+    # At 0 replicas, ceil(value / target).
+    assert value_metric_replicas(10, 4, current=0, ready=0) == 3
+
+
+def test_an_hpa_on_a_value_target_runs_a_replica_count_away_to_its_maximum() -> None:
+    """An answer that is already a replica count, read as a Value target: each sync
+    multiplies the fleet (explain's warning), up to maxReplicas; as AverageValue the
+    same answer holds the count."""
+    value = Hpa(min_replicas=1, max_replicas=20, behavior=Behavior(), metric_type="Value")
+    average = Hpa(min_replicas=1, max_replicas=20, behavior=Behavior())
+    counts = []
+    current = 3
+    for t in range(0, 60, 15):
+        current = value.sync(t, current, [(3.0, 1.0)], ready=current)
+        counts.append(current)
+    # Each asks 3 x the fleet; the default rate limit allows max(+100 %, +4 pods) a sync:
+    # 9 -> 7, 21 -> 14, 42 -> 20 (maxReplicas), and there it stays.
+    assert counts == [7, 14, 20, 20]
+    assert average.sync(0, 3, [(3.0, 1.0)], ready=3) == 3
 
 
 def test_hpa_scale_up_is_limited_by_the_default_policies() -> None:
