@@ -619,6 +619,7 @@ class ScalerServer:
             self._metrics_http.server_close()
             self._metrics_http = None
         closed = await asyncio.to_thread(self.cache.close, max(deadline - loop.time(), 0.0))
+        self.engine.sources.close()  # the shared HTTP pools' connections, once no source uses them
         if not closed:
             log.warning("a source read or close is still blocked in its client library; not waiting for it")
         self._server = None

@@ -174,6 +174,18 @@ def mount_shared_pools(
         session.mount(prefix, pools)
 
 
+def close_shared_pools(pools: requests.adapters.HTTPAdapter) -> None:
+    """Close the shared pools' idle connections (the server's stop). Each pool is
+    closed itself: urllib3 2's PoolManager.clear only forgets its pools, whose
+    connections then close whenever the pools are garbage-collected."""
+    container = pools.poolmanager.pools
+    for key in list(container.keys()):  # its keys(), as it has no iteration
+        pool = container.get(key)
+        if pool is not None:
+            pool.close()
+    pools.close()
+
+
 def unmount_shared_pools(session: requests.Session, pools: requests.adapters.HTTPAdapter) -> None:
     """Before a source closes its session: Session.close closes every adapter mounted,
     and the shared pools must stay open for the other sources (one idle source evicted

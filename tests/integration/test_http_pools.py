@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 from conftest import RABBIT_HTTP_URL, RabbitQueue
 
@@ -92,6 +93,25 @@ def test_the_servers_sources_share_the_factorys_pools(rabbit, queues):
     assert isinstance(first, RabbitHttpSource) and isinstance(second, RabbitHttpSource)
     url = f"{RABBIT_HTTP_URL}/api/queues"
     assert first._session.get_adapter(url) is second._session.get_adapter(url) is factory.http_pools
+
+
+async def test_the_servers_stop_closes_the_shared_connections(start_scaler, rabbit, queues):
+    """Each source leaves the shared pools open when it closes (for the others); the
+    server's stop closes them once every source is closed, so it leaves no idle
+    keep-alive connection to the broker behind."""
+    handle = await start_scaler()
+    for name in queues[:3]:
+        try:
+            await handle.metric(rabbit.metadata("http", queueName=name))
+        except grpc.aio.AioRpcError:  # a new queue's counts come at the broker's next stats emission
+            pass
+    pools = handle.server.engine.sources.http_pools
+    (pool,) = _pools(pools)
+    held = [conn for conn in pool.pool.queue if conn is not None and conn.sock is not None]
+    assert held  # the reads' keep-alive connection, idle in the pool
+    await handle.server.stop()
+    assert _pools(pools) == []
+    assert all(conn.sock is None for conn in held)
 
 
 def test_prometheus_queries_share_a_few_connections(prometheus):
