@@ -233,6 +233,15 @@ def candidate_changes(
     def with_meta(key: str, value: str) -> PolicySpec:
         return user_policies(user, dict(meta, **{key: value}))[0]
 
+    if base.metric_type == "Value":
+        # explain's warning as a change to simulate: the answer is a replica count,
+        # which the HPA reads right only as an AverageValue target (KEDA's default).
+        out.append(
+            (
+                "metricType Value -> AverageValue (remove it)",
+                dataclasses.replace(base, metric_type="AverageValue"),
+            )
+        )
     out.append((f"queueLength {ql:g} -> {ql * 2:g}", with_meta("queueLength", f"{ql * 2:g}")))
     out.append((f"queueLength {ql:g} -> {ql / 2:g}", with_meta("queueLength", f"{ql / 2:g}")))
     configured = user.cfg.forecast.cold_start_seconds

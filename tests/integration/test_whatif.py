@@ -233,7 +233,7 @@ def test_a_value_metric_type_is_simulated_as_written(tmp_path: Path) -> None:
         done = simulate(
             "--scaledobject", path,
             "--trace", TRACE, "--duration", "3600", "--peak-replicas", "6",
-            "--cold-start", "120", "--no-advice", "--no-plots", "--out", tmp_path / name,
+            "--cold-start", "120", "--no-plots", "--out", tmp_path / name,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         runs[name] = (
@@ -247,3 +247,6 @@ def test_a_value_metric_type_is_simulated_as_written(tmp_path: Path) -> None:
     average_rows, _ = runs["average"]
     # The fleet multiplied at every sync costs far more than the same object as AverageValue.
     assert rows["with Prewarm"]["gpu_hours"] > 1.3 * average_rows["with Prewarm"]["gpu_hours"]
+    # and the advice simulates removing it, which is the change to make first.
+    assert "Change first: metricType Value -> AverageValue (remove it)" in text
+    assert "metricType" not in runs["average"][1].split("Change first:")[1]
