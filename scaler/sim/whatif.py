@@ -47,6 +47,7 @@ from scaler.sim.keda import (
     ScalingRules,
 )
 from scaler.sim.policies import STREAM_INTERVAL_S, PolicySpec, PrewarmTrigger, QueueLengthTrigger
+from scaler.sim.run import LONG_HOLD_S
 from scaler.sim.traces import Trace, TraceError
 
 DAY_S = 86_400
@@ -295,6 +296,11 @@ def candidate_changes(
             if hold < 3600:
                 longer = f"{min(3600.0, hold * 2):g}"
                 out.append((f"holdSeconds {hold:g} -> {longer}", with_meta("holdSeconds", longer)))
+            if hold * 2 < LONG_HOLD_S:
+                # Half an hour: bursts that come back minutes apart keep their replicas
+                # (docs/forecast.md, "Bursts that come back").
+                label = f"holdSeconds {hold:g} -> {LONG_HOLD_S:g} (half an hour)"
+                out.append((label, with_meta("holdSeconds", f"{LONG_HOLD_S:g}")))
     if base.min_replicas == 0:
         out.append(("minReplicaCount 0 -> 1", dataclasses.replace(base, min_replicas=1)))
     if at_max:

@@ -192,7 +192,8 @@ def test_what_the_what_if_leaves_out_is_said() -> None:
 
 def test_the_hold_is_tried_off_and_twice_as_long_where_the_capacity_term_holds(tmp_path: Path) -> None:
     """With replicaThroughput the capacity term holds a burst's rate for holdSeconds (by
-    default coldStartSeconds): "change first" simulates it off and twice as long."""
+    default coldStartSeconds): "change first" simulates it off, twice as long, and for
+    half an hour (for bursts that come back minutes apart) where that is longer still."""
     import numpy as np
 
     from scaler.clock import ManualClock
@@ -209,6 +210,7 @@ def test_the_hold_is_tried_off_and_twice_as_long_where_the_capacity_term_holds(t
     for label, seconds in (
         (f"holdSeconds {hold:g} -> 0 (off)", 0.0),
         (f"holdSeconds {hold:g} -> {hold * 2:g}", hold * 2),
+        (f"holdSeconds {hold:g} -> 1800 (half an hour)", 1800.0),
     ):
         (trigger,) = changes[label].make_triggers(world, ManualClock())
         assert isinstance(trigger, PrewarmTrigger) and trigger.cfg.forecast.hold_seconds == seconds
