@@ -308,7 +308,19 @@ def candidate_changes(
         out.append(
             (f"maxReplicaCount {base.max_replicas} -> {top}", dataclasses.replace(base, max_replicas=top))
         )
-    return [(label, dataclasses.replace(spec, name=label)) for label, spec in out]
+    target = user.target
+    return [
+        (
+            label,
+            dataclasses.replace(
+                spec,
+                name=label,
+                description=f"{target.kind} {target.namespace}/{target.name} with only {label} "
+                "(Prewarm's Engine on its metadata)",
+            ),
+        )
+        for label, spec in out
+    ]
 
 
 def first_change(current: Mapping[str, Any], tried: Sequence[Mapping[str, Any]], slo_s: float) -> str:

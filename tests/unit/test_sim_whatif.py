@@ -206,6 +206,11 @@ def test_the_hold_is_tried_off_and_twice_as_long_where_the_capacity_term_holds(t
     hold = user.cfg.forecast.cold_start_seconds
     assert user.cfg.forecast.replica_throughput is not None and user.cfg.forecast.hold_seconds is None
     changes = dict(candidate_changes(user, hold))
+    # Each says what it changed, not "as written" (the report lists them by description).
+    assert all(
+        spec.description.startswith(f"ScaledObject diffusion/sd-worker with only {label} (")
+        for label, spec in changes.items()
+    )
     world = World(Trace(name="t", counts=np.zeros(60), bin_s=1.0), WorldConfig())
     for label, seconds in (
         (f"holdSeconds {hold:g} -> 0 (off)", 0.0),
