@@ -53,11 +53,10 @@ from scaler.signals.base import (
     ColdStartReading,
     GpuReading,
     QueueReading,
+    SharedHTTPPools,
     Source,
     SourceError,
     SourceRejectedQuery,
-    close_shared_pools,
-    shared_http_pools,
     without_frames,
 )
 from scaler.signals.cache import Reading, ReadingCache
@@ -95,13 +94,13 @@ class SourceFactory:
         self.amqp_connections = AmqpConnections(failure_ttl)
         # And one set of HTTP connection pools for the management API's and Prometheus's
         # reads: a bounded number of connections per server, not one per queue or query.
-        self.http_pools = shared_http_pools(http_per_host)
+        self.http_pools = SharedHTTPPools(http_per_host)
 
     def close(self) -> None:
         """Close the shared HTTP pools' idle connections (the server's stop, after the
         cache has closed every source: each source leaves the shared pools open for
         the others). A read still stuck in its client keeps its own connection."""
-        close_shared_pools(self.http_pools)
+        self.http_pools.close_all()
 
     def queue_source(self, cfg: TriggerConfig) -> Source | None:
         sqs, rabbitmq = cfg.sqs, cfg.rabbitmq

@@ -151,7 +151,7 @@ HTTP_POOL_HOSTS = 32
 HTTP_POOL_PER_HOST = 16
 
 
-def shared_http_pools(per_host: int = HTTP_POOL_PER_HOST) -> requests.adapters.HTTPAdapter:
+class SharedHTTPPools(requests.adapters.HTTPAdapter):
     """One set of HTTP connection pools, one pool per host, for every HTTP source (the
     source factory keeps it; RabbitMQ's management API and Prometheus): a session per
     source kept a connection per queue or query, so a scaler reading a thousand
@@ -160,35 +160,31 @@ def shared_http_pools(per_host: int = HTTP_POOL_PER_HOST) -> requests.adapters.H
     (--web.max-connections). Shared, a host gets at most `per_host` kept
     connections. Credentials go with each request (basic auth, a bearer header), so
     sharing connections across them shares no identity; TLS settings key the pools.
-    No retries, as each source's own adapter had: the cache's TTL paces the next read."""
-    return requests.adapters.HTTPAdapter(
-        pool_connections=HTTP_POOL_HOSTS, pool_maxsize=per_host, max_retries=0
-    )
+    No retries, as each source's own adapter had: the cache's TTL paces the next read.
+
+    A session's close() leaves them open: every source closes its own session when
+    the cache evicts it, and the others (and the same source, if its key comes back)
+    still read through them. Their owner closes them with close_all()."""
+
+    def __init__(self, per_host: int = HTTP_POOL_PER_HOST) -> None:
+        super().__init__(pool_connections=HTTP_POOL_HOSTS, pool_maxsize=per_host, max_retries=0)
+
+    def close(self) -> None:
+        """A session closing: the pools are not its to close."""
+
+    def close_all(self) -> None:
+        """Close the pools' idle connections (the server's stop). Each pool is closed
+        itself: urllib3 2's PoolManager.clear only forgets its pools, whose connections
+        then close whenever the pools are garbage-collected."""
+        container = self.poolmanager.pools
+        for key in list(container.keys()):  # its keys(), as it has no iteration
+            pool = container.get(key)
+            if pool is not None:
+                pool.close()
+        super().close()
 
 
-def mount_shared_pools(
-    session: requests.Session, pools: requests.adapters.HTTPAdapter, *prefixes: str
-) -> None:
+def mount_shared_pools(session: requests.Session, pools: SharedHTTPPools, *prefixes: str) -> None:
     """Send the session's requests to these URL prefixes through the shared pools."""
     for prefix in prefixes:
         session.mount(prefix, pools)
-
-
-def close_shared_pools(pools: requests.adapters.HTTPAdapter) -> None:
-    """Close the shared pools' idle connections (the server's stop). Each pool is
-    closed itself: urllib3 2's PoolManager.clear only forgets its pools, whose
-    connections then close whenever the pools are garbage-collected."""
-    container = pools.poolmanager.pools
-    for key in list(container.keys()):  # its keys(), as it has no iteration
-        pool = container.get(key)
-        if pool is not None:
-            pool.close()
-    pools.close()
-
-
-def unmount_shared_pools(session: requests.Session, pools: requests.adapters.HTTPAdapter) -> None:
-    """Before a source closes its session: Session.close closes every adapter mounted,
-    and the shared pools must stay open for the other sources (one idle source evicted
-    must not drop every connection)."""
-    for prefix in [p for p, adapter in session.adapters.items() if adapter is pools]:
-        del session.adapters[prefix]

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
-import requests.adapters
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
@@ -27,10 +26,10 @@ from scaler.signals.base import (
     ArrivalReading,
     ColdStartReading,
     GpuReading,
+    SharedHTTPPools,
     SourceError,
     SourceRejectedQuery,
     mount_shared_pools,
-    unmount_shared_pools,
 )
 from scaler.signals.errors import connection_failure, redirected, server_message, unexpected, url_endpoint
 
@@ -105,10 +104,10 @@ class PrometheusSource:
         timeout: float = 5.0,
         reads: str = "gpu",
         ignore_null_values: bool = True,
-        pools: requests.adapters.HTTPAdapter | None = None,
+        pools: SharedHTTPPools | None = None,
     ) -> None:
         """`pools`: the HTTP connection pools every HTTP source shares
-        (base.shared_http_pools); without, the source keeps its own."""
+        (base.SharedHTTPPools); without, the source keeps its own."""
         self._cfg = cfg
         self._pools = pools
         self._make, self._what, self._key_suffix = READINGS[reads]
@@ -119,7 +118,6 @@ class PrometheusSource:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._client: PrometheusConnect | None = None
-        self._session: requests.Session | None = None  # the client's
         self._last_response: requests.Response | None = None
 
     @cached_property  # hashed once; read on every call
@@ -254,7 +252,6 @@ class PrometheusSource:
                 # No retries: a failed read is reported at once, the cache's TTL paces the next one.
                 retry=Retry(total=0, raise_on_status=False),
             )
-            self._session = session
             if self._pools is not None:
                 # In place of the client's own adapter for this server (the shared pools
                 # retry nothing either): a connection per server, not per query.
@@ -344,8 +341,6 @@ class PrometheusSource:
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
-                if self._pools is not None and self._session is not None:
-                    unmount_shared_pools(self._session, self._pools)
                 self._client.close()
                 self._client = None
 

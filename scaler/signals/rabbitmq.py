@@ -20,7 +20,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pika
 import pika.exceptions
 import requests
-import requests.adapters
 
 from scaler.config import (
     MAX_QUOTED,
@@ -34,9 +33,9 @@ from scaler.config import (
 from scaler.signals.base import (
     QueueReading,
     SharedByKey,
+    SharedHTTPPools,
     SourceError,
     mount_shared_pools,
-    unmount_shared_pools,
 )
 from scaler.signals.errors import connection_failure, endpoint, redirected, url_endpoint
 
@@ -339,11 +338,11 @@ class RabbitAmqpSource(_RabbitQueueSource):
 
 class RabbitHttpSource(_RabbitQueueSource):
     """The management API: GET /api/queues/<vhost>/<queue>. `pools`: the HTTP
-    connection pools shared by every such source (base.shared_http_pools); without,
+    connection pools shared by every such source (base.SharedHTTPPools); without,
     the source keeps its own."""
 
     def __init__(
-        self, cfg: RabbitConfig, *, timeout: float = 5.0, pools: requests.adapters.HTTPAdapter | None = None
+        self, cfg: RabbitConfig, *, timeout: float = 5.0, pools: SharedHTTPPools | None = None
     ) -> None:
         self._cfg = cfg
         self._timeout = timeout
@@ -366,7 +365,6 @@ class RabbitHttpSource(_RabbitQueueSource):
             else None
         )
         self._session = requests.Session()
-        self._pools = pools
         if pools is not None:
             mount_shared_pools(self._session, pools, "http://", "https://")
 
@@ -488,9 +486,7 @@ class RabbitHttpSource(_RabbitQueueSource):
         return described or f"request failed ({type(exc).__name__})"
 
     def close(self) -> None:
-        if self._pools is not None:
-            unmount_shared_pools(self._session, self._pools)
-        self._session.close()
+        self._session.close()  # the shared pools stay open (SharedHTTPPools.close)
 
 
 def _shown(value: Any) -> str:
@@ -504,7 +500,7 @@ def rabbitmq_source(
     *,
     timeout: float,
     connections: AmqpConnections | None = None,
-    http_pools: requests.adapters.HTTPAdapter | None = None,
+    http_pools: SharedHTTPPools | None = None,
 ) -> RabbitAmqpSource | RabbitHttpSource:
     if cfg.protocol is RabbitProtocol.AMQP:
         return RabbitAmqpSource(cfg, timeout=timeout, connections=connections)

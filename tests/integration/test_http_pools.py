@@ -1,5 +1,5 @@
 """HTTP sources share a few connections per server, not one per queue or query
-(base.shared_http_pools): with a keep-alive connection per queue a scaler reading a
+(base.SharedHTTPPools): with a keep-alive connection per queue a scaler reading a
 thousand queues through RabbitMQ's management API held a thousand connections to the
 broker, which stopped answering (bench/bench_memory.py --via http), and Prometheus
 accepts 512 connections by default. Against the real RabbitMQ and Prometheus."""
@@ -17,7 +17,7 @@ from conftest import RABBIT_HTTP_URL, RabbitQueue
 
 from scaler.config import parse_trigger
 from scaler.engine import SourceFactory
-from scaler.signals.base import GpuReading, SourceError, shared_http_pools
+from scaler.signals.base import GpuReading, SharedHTTPPools, SourceError
 from scaler.signals.prometheus import PrometheusSource
 from scaler.signals.rabbitmq import RabbitHttpSource
 
@@ -44,8 +44,9 @@ def queues(rabbit: RabbitQueue) -> Iterator[list[str]]:
 def assert_shared(pools: object, sources: list[Any]) -> None:
     """After each source read once: one pool (the server's host), whose one connection
     served reads made one after another, whatever the number of sources; and a source
-    closed (the cache evicts idle ones) leaves the pool and its connection to the rest.
-    Closes the sources."""
+    closed (the cache evicts idle ones) leaves the pool and its connection to the rest,
+    and reads again through them when its key comes back (the factory hands out the
+    same source). Closes the sources."""
     (pool,) = _pools(pools)
     opened = pool.num_connections  # type: ignore[attr-defined]
     assert 1 <= opened <= 2, opened
@@ -54,6 +55,10 @@ def assert_shared(pools: object, sources: list[Any]) -> None:
         source.read()
     assert _pools(pools) == [pool]
     assert pool.num_connections == opened  # type: ignore[attr-defined]
+    sources[0].read()
+    assert _pools(pools) == [pool]
+    assert pool.num_connections == opened  # type: ignore[attr-defined]
+    sources[0].close()
     for source in sources[1:]:
         source.close()
 
@@ -72,7 +77,7 @@ def _source(rabbit: RabbitQueue, name: str, pools: object) -> RabbitHttpSource:
 
 
 async def test_reads_of_many_queues_share_a_few_connections(rabbit, queues, wait_until):
-    pools = shared_http_pools()
+    pools = SharedHTTPPools()
     sources = [_source(rabbit, name, pools) for name in queues]
 
     def all_read() -> bool:
@@ -115,7 +120,7 @@ async def test_the_servers_stop_closes_the_shared_connections(start_scaler, rabb
 
 
 def test_prometheus_queries_share_a_few_connections(prometheus):
-    pools = shared_http_pools()
+    pools = SharedHTTPPools()
     queries = [f"vector({i})" for i in range(QUEUES)]
     sources = [
         PrometheusSource(parse_trigger(_gpu_query(prometheus, q)).gpu, timeout=5.0, pools=pools)  # type: ignore[arg-type]
