@@ -3,8 +3,10 @@
 
 Times one engine evaluation's share of the hold (policy.RateHistory: feed one reading,
 then the burst level of the window) on a history filled with an hour of readings every
-10 s, at hold windows of 120, 600 and 3600 s, and prints microseconds per evaluation
-and the history's size in bytes.
+10 s, at hold windows of 120, 600 and 3600 s (holdSeconds set), and by default at a 120 s
+cold start (its hold window and the bursts that came back within RECURRING_HOLD_S, as the
+engine reads both), and prints microseconds per evaluation and the history's size in
+bytes.
 
     .venv/bin/python bench/bench_hold.py [--evaluations 20000]
 """
@@ -17,12 +19,13 @@ import random
 import sys
 import time
 
-from scaler.policy import HOLD_BUCKET_S, HOLD_BUCKETS, RateHistory
+from scaler.policy import HOLD_BUCKET_S, HOLD_BUCKETS, RECURRING_HOLD_S, RECURRING_RISES, RateHistory
 
 WINDOWS = (120.0, 600.0, 3600.0)
+DEFAULT_COLD_START_S = 120.0
 
 
-def per_evaluation_us(window_s: float, evaluations: int) -> float:
+def per_evaluation_us(window_s: float, evaluations: int, recurring_s: float = 0.0) -> float:
     rng = random.Random(7)
     history = RateHistory()
     at = 0.0
@@ -34,6 +37,8 @@ def per_evaluation_us(window_s: float, evaluations: int) -> float:
         now = at + i * 2.0  # readings every 2 s (the cache's TTL)
         history.feed(now, rng.uniform(0.0, 10.0))
         history.held(now, window_s)
+        if recurring_s:
+            history.held(now, recurring_s, rises=RECURRING_RISES)
     return (time.perf_counter() - started) / evaluations * 1e6
 
 
@@ -50,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---:|")
     for window in WINDOWS:
         print(f"| {window:g} s | {per_evaluation_us(window, args.evaluations):.1f} |")
+    default = per_evaluation_us(DEFAULT_COLD_START_S, args.evaluations, RECURRING_HOLD_S)
+    print(
+        f"| unset, cold start {DEFAULT_COLD_START_S:g} s ({DEFAULT_COLD_START_S:g} s and "
+        f"{RECURRING_HOLD_S:g} s recurring) | {default:.1f} |"
+    )
     print(
         f"\nhistory: {size} bytes per rate source; {args.evaluations} evaluations per window "
         f"({platform.machine()}, Python {platform.python_version()})"

@@ -38,6 +38,7 @@ from scaler.forecast.demand import (
 )
 from scaler.forecast.model import Forecaster, ForecastState, Outlook, Tuning
 from scaler.policy import (
+    RECURRING_RISES,
     Decision,
     RateAverage,
     RateHistory,
@@ -45,6 +46,7 @@ from scaler.policy import (
     decide,
     hold_window,
     is_quiet,
+    recurring_hold_window,
     smoothed_rate,
 )
 from scaler.signals.base import (
@@ -876,12 +878,14 @@ class Engine:
             rate_read = _rate_read(reads)
             rate = self._capacity_rate(rate_read, queue_key)
             cold_start = self._cold_start_in_use(cfg)[0]
+            held_rate, held_window = self._held_rate(cfg, rate_read, rate, queue_key, cold_start)
             signals = dataclasses.replace(
                 signals,
                 arrival_rate=rate,
                 cold_start=cold_start,
                 since_quiet=self._since_quiet(reads, rate, queue_key),
-                held_rate=self._held_rate(cfg, rate_read, rate, queue_key, hold_window(cfg, cold_start)),
+                held_rate=held_rate,
+                held_window=held_window,
             )
         view = self._forecast(ref, cfg, reads, polled=polled)
         if view is not None and view.used:
@@ -1001,28 +1005,37 @@ class Engine:
         read: tuple[str, float, float | None] | None,
         rate: float | None,
         queue_key: str | None,
-        window: float,
-    ) -> float | None:
-        """The rate the capacity term holds (policy.RateHistory.held) over `window`
-        seconds up to this reading, after feeding it this reading's rate (the average
-        the term uses); None when no rate is read or the hold is off. One history per
-        rate source (arrivalQuery's, else the queue's), so many objects on one queue
-        share it, fed once per reading."""
+        cold_start: float,
+    ) -> tuple[float | None, float | None]:
+        """The rate the capacity term holds and the window it was found in, after
+        feeding the history this reading's rate (the average the term uses): the
+        burst level of the hold window (policy.hold_window), or, where higher, that
+        of bursts that came back within policy.recurring_hold_window; (None, None)
+        when no rate is read or the hold is off. One history per rate source
+        (arrivalQuery's, else the queue's), so many objects on one queue share it,
+        fed once per reading."""
+        window = hold_window(cfg, cold_start)
         if rate is None or read is None or read[2] is None or window <= 0:
-            return None
+            return None, None
         if read[0] == ARRIVAL:
             source = self.sources.arrival_source(cfg)
             key = source.key if source is not None else None
         else:
             key = queue_key
         if key is None:
-            return None
+            return None, None
         history = self._rate_histories.get(key)
         if history is None:
             history = RateHistory()
         _remember(self._rate_histories, key, history, SOURCE_MEMORY_LIMIT)
         history.feed(read[2], rate)
-        return history.held(read[2], window)
+        held = history.held(read[2], window)
+        recurring = recurring_hold_window(cfg, cold_start)
+        if recurring > 0:
+            came_back = history.held(read[2], recurring, rises=RECURRING_RISES)
+            if came_back > held:
+                return came_back, recurring
+        return held, window
 
     def _since_quiet(
         self, reads: tuple[SignalRead, ...], rate: float | None, queue_key: str | None

@@ -426,8 +426,9 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     # or costs).
     spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate, hold_s=0.0)
     specs.append(_named(replace(spec, knob="holdSeconds", knob_value=0.0), "prewarm@hold=0"))
-    # holdSeconds 1800: for bursts that come back within half an hour (the code trace),
-    # where the default hold (a cold start) lapses inside the HPA's own 300 s window.
+    # holdSeconds 1800: every burst held for half an hour, where the default holds a
+    # burst's rate for a cold start (which lapses inside the HPA's own 300 s window at
+    # 120 s) and for half an hour only once it has come back (the code trace's do).
     for factor in LONG_HOLD_THROUGHPUT_FACTORS:
         spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor, hold_s=LONG_HOLD_S)
         spec = replace(spec, knob="holdSeconds", knob_value=LONG_HOLD_S)

@@ -37,6 +37,7 @@ from scaler.explain import (
     warnings_for,
     what_to_check,
 )
+from scaler.policy import RECURRING_HOLD_S, recurring_hold_window
 from scaler.signals.base import SourceError
 from scaler.sim.keda import (
     DEFAULT_SCALE_DOWN,
@@ -289,17 +290,22 @@ def candidate_changes(
     fc = user.cfg.forecast
     if fc.replica_throughput is not None and user.cfg.mode is Mode.DEPLOYMENT:
         # The capacity term's hold of a burst's rate (policy.burst_level): off, and twice
-        # as long, on the user's own bursts.
+        # as long, on the user's own bursts. Unset, it is the cold start, and half an
+        # hour for bursts that came back (policy.recurring_hold_window), which any
+        # holdSeconds set replaces: the label says so.
         hold = fc.cold_start_seconds if fc.hold_seconds is None else fc.hold_seconds
+        was = f"{hold:g}"
+        if fc.hold_seconds is None and recurring_hold_window(user.cfg, hold) > 0:
+            was = f"unset ({hold:g}; {RECURRING_HOLD_S:g} for bursts that came back)"
         if hold > 0:
-            out.append((f"holdSeconds {hold:g} -> 0 (off)", with_meta("holdSeconds", "0")))
+            out.append((f"holdSeconds {was} -> 0 (off)", with_meta("holdSeconds", "0")))
             if hold < 3600:
                 longer = f"{min(3600.0, hold * 2):g}"
-                out.append((f"holdSeconds {hold:g} -> {longer}", with_meta("holdSeconds", longer)))
+                out.append((f"holdSeconds {was} -> {longer}", with_meta("holdSeconds", longer)))
             if hold * 2 < LONG_HOLD_S:
-                # Half an hour: bursts that come back minutes apart keep their replicas
+                # Half an hour for every burst, not only those that came back
                 # (docs/forecast.md, "Bursts that come back").
-                label = f"holdSeconds {hold:g} -> {LONG_HOLD_S:g} (half an hour)"
+                label = f"holdSeconds {was} -> {LONG_HOLD_S:g} (half an hour)"
                 out.append((label, with_meta("holdSeconds", f"{LONG_HOLD_S:g}")))
     if base.min_replicas == 0:
         out.append(("minReplicaCount 0 -> 1", dataclasses.replace(base, min_replicas=1)))

@@ -269,6 +269,45 @@ async def test_the_capacity_term_holds_a_bursts_rate_through_a_gap_shorter_than_
         assert ev.decision.active is False
 
 
+async def test_the_capacity_term_holds_bursts_that_came_back_for_half_an_hour(factory: Factory) -> None:
+    # policy.recurring_hold_window: with holdSeconds unset, a burst whose rate came back
+    # (it fell under a quarter in between) is held for RECURRING_HOLD_S, though the
+    # cold start (120 s) is shorter than the gap.
+    meta = {**RABBIT_CAPACITY, "coldStartSeconds": "120"}
+    quiet = QueueReading(waiting=0, in_flight=0, publish_rate=0.0)
+    burst = QueueReading(waiting=0, in_flight=20, publish_rate=6.0)
+
+    async def readings(engine: Engine, clock: ManualClock, count: int, reading: QueueReading) -> Evaluation:
+        factory.queue.reading = reading
+        for _ in range(count):  # 10 s apart
+            ev = await engine.evaluate(REF, meta)
+            clock.advance(10)
+        return ev
+
+    async for engine, clock in engine_at(12.0, factory):
+        await readings(engine, clock, 6, quiet)
+        await readings(engine, clock, 24, burst)
+        # ten minutes after one burst: no hold (it has not come back)
+        ev = await readings(engine, clock, 60, quiet)
+        assert ev.signals.held_rate == 0.0 and ev.decision.desired < 0.2
+        # it comes back; ten minutes after the second, its rate is held
+        await readings(engine, clock, 24, burst)
+        ev = await readings(engine, clock, 60, quiet)
+        held = ev.signals.held_rate
+        assert held is not None and 5.5 < held < 6.0 and ev.signals.held_window == 1800.0
+        assert ev.decision.desired == pytest.approx(held / 0.5)
+        assert "/s held (bursts that came back in the last 1800s" in ev.decision.terms[0].reason
+        # activity is the plain term's: nothing waiting or in flight is inactive
+        assert ev.decision.active is False
+        # another object on the queue with holdSeconds set to the cold start: that hold only
+        other = await engine.evaluate(ObjectRef("ml", "other"), {**meta, "holdSeconds": "120"})
+        assert other.signals.held_rate == 0.0 and other.decision.desired < 0.2
+        # half an hour after the first burst began it has left the window: only one rise
+        # is in it, and nothing is held
+        ev = await readings(engine, clock, 90, quiet)
+        assert ev.signals.held_rate == 0.0 and ev.decision.desired < 0.01
+
+
 async def test_a_queue_without_in_flight_counts_is_never_quiet(factory: Factory) -> None:
     # AMQP cannot tell in-flight messages: an empty ready count could hide a busy pool
     meta = {**METADATA, "replicaThroughput": "0.5", "forecast": "advisory"}

@@ -14,6 +14,7 @@ from scaler.config import TriggerConfig, parse_trigger
 from scaler.policy import (
     HOLD_BUCKET_S,
     HOLD_BUCKETS,
+    RECURRING_HOLD_S,
     RateAverage,
     RateHistory,
     Signals,
@@ -23,6 +24,7 @@ from scaler.policy import (
     hold_window,
     is_quiet,
     queue_term,
+    recurring_hold_window,
     smoothed_rate,
 )
 from scaler.signals.base import QueueReading
@@ -281,6 +283,26 @@ def test_a_rate_that_falls_or_a_steady_one_is_not_held() -> None:
     assert burst_level([]) == 0.0
 
 
+def test_bursts_that_came_back_are_held_only_once_they_have() -> None:
+    # 180 buckets (1800 s): the level is the 18th highest. One burst of 20 buckets at
+    # 30/s rose once: held with rises=1, not with 2.
+    once = [1.0] * 60 + [30.0] * 20 + [0.0] * 100
+    assert burst_level(once) == 30.0
+    assert burst_level(once, rises=2) == 0.0
+    # two bursts of 10 buckets, the rate under a quarter between them: it came back
+    twice = [1.0] * 60 + [30.0] * 10 + [2.0] * 50 + [30.0] * 10 + [0.0] * 50
+    assert burst_level(twice, rises=2) == 30.0
+    # a dip to a third between them is one burst, not two
+    dip = [1.0] * 60 + [30.0] * 10 + [10.0] * 50 + [30.0] * 10 + [0.0] * 50
+    assert burst_level(dip) == 30.0 and burst_level(dip, rises=2) == 0.0
+    # a burst that comes back lower: the level of the tenth is the lower one, and both
+    # rose to it
+    uneven = [0.0] * 60 + [40.0] * 9 + [0.0] * 50 + [20.0] * 9 + [0.0] * 52
+    assert burst_level(uneven, rises=2) == 20.0
+    # a steady rate never rose: nothing, however many times asked
+    assert burst_level([10.0 + (-1.0) ** i for i in range(180)], rises=2) == 0.0
+
+
 def test_a_ramp_from_zero_holds_nothing_above_the_rate_it_reaches() -> None:
     # a wake from nothing rises too, but the level held is then the rate itself
     # (held_rate only matters where it exceeds the current rate)
@@ -336,6 +358,41 @@ def test_the_ring_covers_the_longest_window_and_no_more() -> None:
     assert history.rates((HOLD_BUCKETS + 4) * HOLD_BUCKET_S, 7200.0) == [1.0] * HOLD_BUCKETS
 
 
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0, max_value=400), st.floats(min_value=0, max_value=1e3)),
+        min_size=1,
+        max_size=300,
+    ),
+    st.floats(min_value=0, max_value=5000),
+    st.floats(min_value=10, max_value=7200),
+)
+def test_the_window_is_each_buckets_highest_reading_else_the_last_rate(
+    readings: list[tuple[float, float]], later: float, window: float
+) -> None:
+    # RateHistory.rates slices its ring; this is the bucket-by-bucket definition, with
+    # no ring: each bucket's highest reading, a bucket without one the rate read before.
+    history = RateHistory()
+    peaks: dict[int, float] = {}
+    last_rate = 0.0
+    at = 0.0
+    for gap, rate in readings:
+        at += gap
+        history.feed(at, rate)
+        bucket = math.floor(at / HOLD_BUCKET_S)
+        if peaks and bucket > max(peaks):
+            for skipped in range(max(peaks) + 1, bucket):
+                peaks[skipped] = last_rate
+        peaks[bucket] = max(peaks.get(bucket, rate), rate)
+        last_rate = rate
+    first, last = min(peaks), max(peaks)
+    now = math.floor((at + later) / HOLD_BUCKET_S)
+    span = min(HOLD_BUCKETS, max(1, math.ceil(window / HOLD_BUCKET_S)))
+    start = max(first, now - span + 1, last - HOLD_BUCKETS + 1)
+    expected = [peaks[b] if b <= last else last_rate for b in range(start, now + 1)]
+    assert history.rates(at + later, window) == expected
+
+
 def test_held_is_the_burst_level_of_the_window() -> None:
     # readings every 10 s: background 1/s, a two-minute burst at 30/s, then a gap
     history = RateHistory()
@@ -354,6 +411,26 @@ def test_hold_window_is_hold_seconds_else_the_cold_start() -> None:
     assert hold_window(cfg(), 300.0) == 300.0
     assert hold_window(cfg(holdSeconds="900"), 300.0) == 900.0
     assert hold_window(cfg(holdSeconds="0"), 300.0) == 0.0
+
+
+def test_bursts_that_came_back_are_held_for_half_an_hour_only_with_hold_seconds_unset() -> None:
+    assert recurring_hold_window(cfg(), 120.0) == RECURRING_HOLD_S == 1800.0
+    # a cold start of half an hour or more: its own hold is as long
+    assert recurring_hold_window(cfg(), 1800.0) == 0.0
+    assert recurring_hold_window(cfg(), 3600.0) == 0.0
+    # holdSeconds set (0 included) is the whole hold
+    assert recurring_hold_window(cfg(holdSeconds="120"), 120.0) == 0.0
+    assert recurring_hold_window(cfg(holdSeconds="0"), 120.0) == 0.0
+
+
+def test_the_reason_says_the_bursts_came_back_when_that_hold_wins() -> None:
+    reading = QueueReading(waiting=0, in_flight=0)
+    term = capacity_queue_term(reading, cfg(), 0.3, 120.0, held_rate=27.0, held_window=1800.0)
+    assert term.replicas == pytest.approx(18.0)
+    assert "27/s held (bursts that came back in the last 1800s; now 0.3/s)" in term.reason
+    # the hold window itself: the bursts' rate, as before
+    term = capacity_queue_term(reading, cfg(), 0.3, 120.0, held_rate=27.0, held_window=120.0)
+    assert "27/s held (the bursts' rate in the last 120s; now 0.3/s)" in term.reason
 
 
 def test_the_capacity_term_serves_the_held_rate_in_a_gap() -> None:

@@ -212,10 +212,13 @@ def test_the_hold_is_tried_off_and_twice_as_long_where_the_capacity_term_holds(t
         for label, spec in changes.items()
     )
     world = World(Trace(name="t", counts=np.zeros(60), bin_s=1.0), WorldConfig())
+    # holdSeconds is unset: the cold start, and half an hour for bursts that came
+    # back, which any value set replaces
+    was = f"unset ({hold:g}; 1800 for bursts that came back)"
     for label, seconds in (
-        (f"holdSeconds {hold:g} -> 0 (off)", 0.0),
-        (f"holdSeconds {hold:g} -> {hold * 2:g}", hold * 2),
-        (f"holdSeconds {hold:g} -> 1800 (half an hour)", 1800.0),
+        (f"holdSeconds {was} -> 0 (off)", 0.0),
+        (f"holdSeconds {was} -> {hold * 2:g}", hold * 2),
+        (f"holdSeconds {was} -> 1800 (half an hour)", 1800.0),
     ):
         (trigger,) = changes[label].make_triggers(world, ManualClock())
         assert isinstance(trigger, PrewarmTrigger) and trigger.cfg.forecast.hold_seconds == seconds
