@@ -383,8 +383,8 @@ HOLD_BUCKETS = math.ceil(COLD_START_BOUNDS[1] / HOLD_BUCKET_S)
 # longer than a cold start and the HPA's window; a fixed half-hour hold kept them
 # (p95 37.6 s to 16.5 s for no more GPU-hours at a 120 s cold start) but also held
 # the last burst of the day on traffic whose bursts do not come back (Twitter, 7 to
-# 12 % more GPU-hours for the same waits). Asking for the burst to have come back
-# once keeps the first and leaves the second as it was (docs/forecast.md).
+# 12 % more GPU-hours for the same waits). Asking for a burst to have come back keeps
+# the code trace's gain and leaves Twitter as it was (docs/forecast.md).
 RECURRING_HOLD_S = 1800.0
 RECURRING_RISES = 2
 
