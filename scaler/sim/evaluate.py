@@ -505,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
 def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
     from scaler.sim.report import frontiers, table
     from scaler.sim.run import (
+        CHEAP_CORNER_FACTORS,
         LONG_HOLD_S,
         LONG_HOLD_THROUGHPUT_FACTORS,
         ORACLE_UTILIZATIONS,
@@ -572,7 +573,9 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "the forecast quantile (0.5, 0.75, 0.9, 0.97), replicaThroughput "
         f"({_factors(tuple(sorted((*THROUGHPUT_FACTORS, 1.0))))}, and unset at every queueLength: then "
         "Prewarm's queue term is stock KEDA's ask, "
-        "and the push and the forecast's one-replica wake are what it adds), minReplicaCount 1 (at "
+        "and the push and the forecast's one-replica wake are what it adds), both raised together "
+        f"(queueLength and replicaThroughput each {_factors(CHEAP_CORNER_FACTORS)}: the cheap corner), "
+        "minReplicaCount 1 (at "
         "replicaThroughput 1x, 1.25x and 2x, at `keda-min1`'s other queueLengths, and with "
         "replicaThroughput unset at every queueLength), "
         "drainSeconds (60 s; the default drains over the cold start) and holdSeconds (0, and "

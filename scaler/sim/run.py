@@ -53,6 +53,11 @@ THROUGHPUT_FACTORS = (0.25, 0.33, 0.4, 0.5, 0.6, 0.75, 1.25, 1.5, 2.0)
 # (docs/decisions.md).
 LONG_HOLD_S = 1800.0
 LONG_HOLD_THROUGHPUT_FACTORS = (0.2, 0.33, 0.5, 0.75, 1.0)
+# The cheap corner: queueLength and replicaThroughput raised together, each at these
+# multiples, as a user who trades waits for GPU-hours turns both. Added on 5 December
+# 2026 after measuring them: the sweep's cheap end had each knob raised alone
+# (docs/decisions.md, "The cheap corner").
+CHEAP_CORNER_FACTORS = (1.5, 2.0)
 
 
 @dataclass
@@ -369,11 +374,11 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
     """Each policy's main knob varied: queueLength (QUEUE_LENGTH_FACTORS x the
     concurrency) for every queue policy (Prewarm's included), the forecast quantile,
     replicaThroughput (THROUGHPUT_FACTORS x one replica's rate at 75 %, and unset at
-    every queueLength), drainSeconds (60 s), holdSeconds 0 (the hold off) and
-    LONG_HOLD_S (at LONG_HOLD_THROUGHPUT_FACTORS), and minReplicaCount 1 (at
-    replicaThroughput 1x, 1.25x and 2x, at keda-min1's other queueLengths, and unset
-    at every queueLength) for Prewarm,
-    the GPU target for the HPA, the replica count for static provisioning (stock
+    every queueLength), both raised together (CHEAP_CORNER_FACTORS), drainSeconds
+    (60 s), holdSeconds 0 (the hold off) and LONG_HOLD_S (at
+    LONG_HOLD_THROUGHPUT_FACTORS), and minReplicaCount 1 (at replicaThroughput 1x,
+    1.25x and 2x, at keda-min1's other queueLengths, and unset at every queueLength)
+    for Prewarm, the GPU target for the HPA, the replica count for static provisioning (stock
     KEDA's minReplicaCount is its two families, keda-min0 and keda-min1); and the
     perfect-foresight reference's utilisation (oracle_policy)."""
     c = scenario.world.concurrency
@@ -398,6 +403,11 @@ def sweep_policies(scenario: Scenario) -> list[PolicySpec]:
         spec = prewarm_policy(c, top, cold_start_s=lead, replica_throughput=rate * factor)
         spec = replace(spec, knob="replicaThroughput", knob_value=rate * factor)
         specs.append(_named(spec, f"prewarm@throughput={factor:g}x"))
+    for length_factor in CHEAP_CORNER_FACTORS:
+        for factor in CHEAP_CORNER_FACTORS:
+            spec = prewarm_policy(c * length_factor, top, cold_start_s=lead, replica_throughput=rate * factor)
+            spec = replace(spec, knob="replicaThroughput", knob_value=rate * factor)
+            specs.append(_named(spec, f"prewarm@corner,ql={c * length_factor:g},throughput={factor:g}x"))
     # minReplicaCount 1 (stock KEDA's other family): a Ready replica serves from the first
     # request, and after the first cold start from quiet the capacity term sizes the pool.
     # At replicaThroughput 1x, 1.25x and 2x, and at the other queueLengths keda-min1's own

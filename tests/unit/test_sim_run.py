@@ -20,6 +20,7 @@ from scaler.sim.main import build_scenario
 from scaler.sim.policies import PolicySpec
 from scaler.sim.report import dominates, level_with, markdown, pareto
 from scaler.sim.run import (
+    CHEAP_CORNER_FACTORS,
     LONG_HOLD_S,
     LONG_HOLD_THROUGHPUT_FACTORS,
     Scenario,
@@ -651,6 +652,31 @@ def test_the_first_wake_bound_asks_the_most_from_the_first_request_and_none_wait
         (replace(prewarm_policy(1.0, 50, cold_start_s=120.0), min_replicas=1), from_one),
     ):
         assert results(scenario, simulate(scenario, spec))["wait_p95_s"] >= floor - 1e-9, spec.name
+
+
+def test_prewarm_sweep_raises_queuelength_and_replicathroughput_together_at_its_cheap_corner() -> None:
+    """The cheap corner: queueLength and replicaThroughput each at CHEAP_CORNER_FACTORS,
+    as the metadata the engine parses; these points are Prewarm's own family, and are
+    not counted among the queueLengths every queue family sweeps alike."""
+    from scaler.sim.policies import PrewarmTrigger
+
+    trace = sliced(load_trace(BENCH / "azure_llm_2023_code.csv"), 0, 600)
+    scenario, _ = build_scenario(
+        trace, concurrency=4, service=None, cold_start="120", slo=60, max_replicas=50, peak_replicas=10
+    )
+    specs = {spec.name: spec for spec in sweep_policies(scenario)}
+    corner = {name: spec for name, spec in specs.items() if name.startswith("prewarm@corner,")}
+    expected = {
+        f"prewarm@corner,ql={4 * q:g},throughput={f:g}x": (4 * q, scenario.rate_per_replica * f)
+        for q in CHEAP_CORNER_FACTORS
+        for f in CHEAP_CORNER_FACTORS
+    }
+    assert list(corner) == list(expected) and CHEAP_CORNER_FACTORS == (1.5, 2.0)
+    for name, (length, throughput) in expected.items():
+        (trigger,) = corner[name].make_triggers(scenario.world, ManualClock())
+        assert isinstance(trigger, PrewarmTrigger) and corner[name].family == "prewarm"
+        assert trigger.cfg.queue_length == length
+        assert trigger.cfg.forecast.replica_throughput == pytest.approx(throughput)
 
 
 def test_prewarm_sweep_holds_bursts_for_half_an_hour_at_its_long_hold_points() -> None:
