@@ -235,6 +235,31 @@ async def test_a_backlog_from_quiet_wakes_with_the_plain_term_for_one_cold_start
         assert ev.signals.since_quiet == pytest.approx(330.0)
 
 
+# Readings of a queue in bursts: nothing at all, then 6/s with 20 in flight.
+QUIET_QUEUE = QueueReading(waiting=0, in_flight=0, publish_rate=0.0)
+BURST_QUEUE = QueueReading(waiting=0, in_flight=20, publish_rate=6.0)
+
+
+class ReadingsEvery10s:
+    """Evaluates REF `count` times, 10 s apart, with the queue reading `reading`;
+    returns the last evaluation."""
+
+    def __init__(self, engine: Engine, clock: ManualClock, factory: Factory, meta: dict[str, str]) -> None:
+        self.engine, self.clock, self.factory, self.meta = engine, clock, factory, meta
+
+    async def __call__(self, count: int, reading: QueueReading) -> Evaluation:
+        self.factory.queue.reading = reading
+        for _ in range(count):
+            ev = await self.engine.evaluate(REF, self.meta)
+            self.clock.advance(10)
+        return ev
+
+    async def a_quiet_minute_then_a_burst(self) -> Evaluation:
+        """A minute quiet, then four minutes of BURST_QUEUE."""
+        await self(6, QUIET_QUEUE)
+        return await self(24, BURST_QUEUE)
+
+
 async def test_the_capacity_term_holds_a_bursts_rate_through_a_gap_shorter_than_a_cold_start(
     factory: Factory,
 ) -> None:
@@ -243,18 +268,10 @@ async def test_the_capacity_term_holds_a_bursts_rate_through_a_gap_shorter_than_
     # gap, but the bursts' rate in the last 600 s cold start is still held, so the
     # replicas that served it stay (about 6 / 0.5 = 12).
     meta = {**RABBIT_CAPACITY, "coldStartSeconds": "600"}
-
-    async def readings(engine: Engine, clock: ManualClock, count: int, reading: QueueReading) -> Evaluation:
-        factory.queue.reading = reading
-        for _ in range(count):  # 10 s apart
-            ev = await engine.evaluate(REF, meta)
-            clock.advance(10)
-        return ev
-
     async for engine, clock in engine_at(12.0, factory):
-        await readings(engine, clock, 6, QueueReading(waiting=0, in_flight=0, publish_rate=0.0))
-        await readings(engine, clock, 24, QueueReading(waiting=0, in_flight=20, publish_rate=6.0))
-        ev = await readings(engine, clock, 24, QueueReading(waiting=0, in_flight=0, publish_rate=0.0))
+        readings = ReadingsEvery10s(engine, clock, factory, meta)
+        await readings.a_quiet_minute_then_a_burst()
+        ev = await readings(24, QUIET_QUEUE)
         assert ev.signals.arrival_rate is not None and ev.signals.arrival_rate < 0.2
         held = ev.signals.held_rate
         assert held is not None and 5.5 < held < 6.0
@@ -264,7 +281,7 @@ async def test_the_capacity_term_holds_a_bursts_rate_through_a_gap_shorter_than_
         off = await engine.evaluate(ObjectRef("ml", "other"), {**meta, "holdSeconds": "0"})
         assert off.signals.held_rate is None and off.decision.desired < 0.4
         # a cold start after the burst: nothing held, and the workload inactive
-        ev = await readings(engine, clock, 60, QueueReading(waiting=0, in_flight=0, publish_rate=0.0))
+        ev = await readings(60, QUIET_QUEUE)
         assert ev.signals.held_rate == 0.0 and ev.decision.desired < 0.01
         assert ev.decision.active is False
 
@@ -274,25 +291,15 @@ async def test_the_capacity_term_holds_bursts_that_came_back_for_half_an_hour(fa
     # (it fell under a quarter in between) is held for RECURRING_HOLD_S, though the
     # cold start (120 s) is shorter than the gap.
     meta = {**RABBIT_CAPACITY, "coldStartSeconds": "120"}
-    quiet = QueueReading(waiting=0, in_flight=0, publish_rate=0.0)
-    burst = QueueReading(waiting=0, in_flight=20, publish_rate=6.0)
-
-    async def readings(engine: Engine, clock: ManualClock, count: int, reading: QueueReading) -> Evaluation:
-        factory.queue.reading = reading
-        for _ in range(count):  # 10 s apart
-            ev = await engine.evaluate(REF, meta)
-            clock.advance(10)
-        return ev
-
     async for engine, clock in engine_at(12.0, factory):
-        await readings(engine, clock, 6, quiet)
-        await readings(engine, clock, 24, burst)
+        readings = ReadingsEvery10s(engine, clock, factory, meta)
+        await readings.a_quiet_minute_then_a_burst()
         # ten minutes after one burst: no hold (it has not come back)
-        ev = await readings(engine, clock, 60, quiet)
+        ev = await readings(60, QUIET_QUEUE)
         assert ev.signals.held_rate == 0.0 and ev.decision.desired < 0.2
         # it comes back; ten minutes after the second, its rate is held
-        await readings(engine, clock, 24, burst)
-        ev = await readings(engine, clock, 60, quiet)
+        await readings(24, BURST_QUEUE)
+        ev = await readings(60, QUIET_QUEUE)
         held = ev.signals.held_rate
         assert held is not None and 5.5 < held < 6.0 and ev.signals.held_window == 1800.0
         assert ev.decision.desired == pytest.approx(held / 0.5)
@@ -304,7 +311,7 @@ async def test_the_capacity_term_holds_bursts_that_came_back_for_half_an_hour(fa
         assert other.signals.held_rate == 0.0 and other.decision.desired < 0.2
         # half an hour after the first burst began it has left the window: only one rise
         # is in it, and nothing is held
-        ev = await readings(engine, clock, 90, quiet)
+        ev = await readings(90, QUIET_QUEUE)
         assert ev.signals.held_rate == 0.0 and ev.decision.desired < 0.01
 
 
