@@ -56,7 +56,7 @@ LONG_HOLD_THROUGHPUT_FACTORS = (0.2, 0.33, 0.5, 0.75, 1.0)
 # The cheap corner: queueLength and replicaThroughput raised together, each at these
 # multiples, as a user who trades waits for GPU-hours turns both. Added on 5 December
 # 2026 after measuring them: the sweep's cheap end had each knob raised alone
-# (docs/decisions.md, "The cheap corner").
+# (docs/decisions.md, "The sweep's cheap corner").
 CHEAP_CORNER_FACTORS = (1.5, 2.0)
 
 
