@@ -289,6 +289,15 @@ def candidate_changes(
         )
     fc = user.cfg.forecast
     if fc.replica_throughput is not None and user.cfg.mode is Mode.DEPLOYMENT:
+        # Both cost knobs raised together, as a user trading waits for GPU-hours would
+        # (the evaluation's cheap corner: docs/decisions.md, "The sweep's cheap corner").
+        throughput = fc.replica_throughput
+        both = dict(meta, queueLength=f"{ql * 1.5:g}", replicaThroughput=f"{throughput * 1.5:g}")
+        label = (
+            f"queueLength {ql:g} -> {ql * 1.5:g} and replicaThroughput {throughput:g} -> "
+            f"{throughput * 1.5:g} (together)"
+        )
+        out.append((label, user_policies(user, both)[0]))
         # The capacity term's hold of a burst's rate (policy.burst_level): off, and twice
         # as long, on the user's own bursts. Unset, it is the cold start, and half an
         # hour for bursts that came back (policy.recurring_hold_window), which any

@@ -222,6 +222,16 @@ def test_the_hold_is_tried_off_and_twice_as_long_where_the_capacity_term_holds(t
     ):
         (trigger,) = changes[label].make_triggers(world, ManualClock())
         assert isinstance(trigger, PrewarmTrigger) and trigger.cfg.forecast.hold_seconds == seconds
+    # the two cost knobs raised together (the evaluation's cheap corner)
+    ql, throughput = user.cfg.queue_length, user.cfg.forecast.replica_throughput
+    assert throughput is not None
+    both = (
+        f"queueLength {ql:g} -> {ql * 1.5:g} and replicaThroughput {throughput:g} -> "
+        f"{throughput * 1.5:g} (together)"
+    )
+    (trigger,) = changes[both].make_triggers(world, ManualClock())
+    assert isinstance(trigger, PrewarmTrigger) and trigger.cfg.queue_length == ql * 1.5
+    assert trigger.cfg.forecast.replica_throughput == pytest.approx(throughput * 1.5)
     # a ScaledObject without replicaThroughput has no hold to try
     manifest = tmp_path / "plain.yaml"
     manifest.write_text(
@@ -232,4 +242,7 @@ def test_the_hold_is_tried_off_and_twice_as_long_where_the_capacity_term_holds(t
         encoding="utf-8",
     )
     plain = load_user_object(str(manifest), None, {})
-    assert not any(label.startswith("holdSeconds") for label, _ in candidate_changes(plain, hold))
+    assert not any(
+        label.startswith("holdSeconds") or "replicaThroughput" in label
+        for label, _ in candidate_changes(plain, hold)
+    )
