@@ -25,7 +25,12 @@ WINDOWS = (120.0, 600.0, 3600.0)
 DEFAULT_COLD_START_S = 120.0
 
 
-def per_evaluation_us(window_s: float, evaluations: int, recurring_s: float = 0.0) -> float:
+def per_evaluation_us(
+    window_s: float, evaluations: int, recurring_s: float = 0.0, per_reading: int = 1
+) -> float:
+    """Microseconds per evaluation, with a new reading every `per_reading` evaluations
+    (more than 1: objects sharing the queue, or the stream re-evaluating a cached
+    reading, which find the levels already found)."""
     rng = random.Random(7)
     history = RateHistory()
     at = 0.0
@@ -34,8 +39,10 @@ def per_evaluation_us(window_s: float, evaluations: int, recurring_s: float = 0.
         at += HOLD_BUCKET_S
     started = time.perf_counter()
     for i in range(evaluations):
-        now = at + i * 2.0  # readings every 2 s (the cache's TTL)
-        history.feed(now, rng.uniform(0.0, 10.0))
+        now = at + (i // per_reading) * 2.0  # readings every 2 s (the cache's TTL)
+        if i % per_reading == 0:
+            rate = rng.uniform(0.0, 10.0)
+        history.feed(now, rate)
         history.held(now, window_s)
         if recurring_s:
             history.held(now, recurring_s, rises=RECURRING_RISES)
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| unset, cold start {DEFAULT_COLD_START_S:g} s ({DEFAULT_COLD_START_S:g} s and "
         f"{RECURRING_HOLD_S:g} s recurring) | {default:.1f} |"
     )
+    shared = per_evaluation_us(DEFAULT_COLD_START_S, args.evaluations, RECURRING_HOLD_S, per_reading=10)
+    print(f"| the same, 10 evaluations per reading (objects sharing the queue) | {shared:.1f} |")
     print(
         f"\nhistory: {size} bytes per rate source; {args.evaluations} evaluations per window "
         f"({platform.machine()}, Python {platform.python_version()})"

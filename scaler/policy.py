@@ -433,15 +433,20 @@ class RateHistory:
     average read in each HOLD_BUCKET_S bucket (a bucket without a reading keeps the
     average read before it, which stood until the next). Fed once per reading by
     the engine, with the reading's monotonic time; a reading older than the last
-    changes nothing. About 3 KB per queue."""
+    changes nothing. About 3 KB per queue.
 
-    __slots__ = ("_first", "_last", "_last_rate", "_peaks")
+    The levels found are kept until a reading changes the history: every object on
+    the queue, and every evaluation of the same (cached) reading, asks for the same
+    windows, which cost a sort each (bench/bench_hold.py)."""
+
+    __slots__ = ("_first", "_last", "_last_rate", "_levels", "_peaks")
 
     def __init__(self) -> None:
         self._peaks = array("d", bytes(8 * HOLD_BUCKETS))  # a ring, by bucket number
         self._first = 0  # the first bucket fed
         self._last: int | None = None  # the last bucket fed
         self._last_rate = 0.0  # the last rate fed
+        self._levels: dict[tuple[int, int, int], float] = {}  # (now, buckets, rises): level
 
     def feed(self, read_at: float, rate: float) -> None:
         if not math.isfinite(rate) or not math.isfinite(read_at):
@@ -449,6 +454,9 @@ class RateHistory:
         rate = max(0.0, rate)
         bucket = math.floor(read_at / HOLD_BUCKET_S)
         last = self._last
+        if bucket == last and rate == self._last_rate:
+            return  # the same reading again (its bucket already holds at least it)
+        self._levels.clear()
         if last is None:
             self._first = bucket
             self._peaks[bucket % HOLD_BUCKETS] = rate
@@ -489,7 +497,16 @@ class RateHistory:
     def held(self, at: float, window_s: float, rises: int = 1) -> float:
         """The burst level (burst_level) of the window up to `at`, where the rate
         rose to it `rises` times."""
-        return burst_level(self.rates(at, window_s), rises=rises)
+        if not math.isfinite(at) or window_s <= 0:
+            return 0.0
+        span = min(HOLD_BUCKETS, max(1, math.ceil(window_s / HOLD_BUCKET_S)))
+        key = (math.floor(at / HOLD_BUCKET_S), span, rises)
+        level = self._levels.get(key)
+        if level is None:
+            if len(self._levels) >= 8:  # asked at many times without a reading: keep few
+                self._levels.clear()
+            level = self._levels[key] = burst_level(self.rates(at, window_s), rises=rises)
+        return level
 
 
 def _uses_capacity_term(signals: Signals, cfg: TriggerConfig) -> bool:

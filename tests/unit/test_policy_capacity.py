@@ -393,6 +393,20 @@ def test_the_window_is_each_buckets_highest_reading_else_the_last_rate(
     assert history.rates(at + later, window) == expected
 
 
+def test_a_level_found_is_kept_only_until_a_reading_changes_the_history() -> None:
+    # Levels are kept per (bucket, window, rises) between readings; a reading in the
+    # same bucket that raises it must be seen at once.
+    history = RateHistory()
+    history.feed(0.0, 1.0)
+    history.feed(10.0, 1.0)
+    assert history.held(12.0, 20.0) == 0.0  # 1/s then 1/s: no rise
+    history.feed(11.0, 1.0)  # the same rate again: nothing changes
+    assert history.held(12.0, 20.0) == 0.0
+    history.feed(12.0, 30.0)  # the same bucket, now at 30/s: it rose from 1/s
+    assert history.held(12.0, 20.0) == 30.0
+    assert history.held(12.0, 20.0, rises=2) == 0.0
+
+
 def test_held_is_the_burst_level_of_the_window() -> None:
     # readings every 10 s: background 1/s, a two-minute burst at 30/s, then a gap
     history = RateHistory()
