@@ -30,7 +30,7 @@ from scaler.sim.main import run_policies
 from scaler.sim.policies import PolicySpec
 from scaler.sim.run import Scenario, _at_min1, _named, keda_queue_policy, prewarm_policy
 
-CASES = {"twitter": 0, "functions": 1, "conv": 2, "code": 3, "mooncake": 4}
+CASES = evaluate.CASE_NAMES
 DEFAULT_POINTS = "conv:300:2,conv:300:3,conv:300:4,conv:600:2,conv:600:3,conv:600:4,code:120:2"
 
 

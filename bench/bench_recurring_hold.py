@@ -28,17 +28,6 @@ from scaler.sim.run import LONG_HOLD_S, Scenario, _named, prewarm_policy
 SETTINGS = ("unset (default)", "cold start", f"{LONG_HOLD_S:g}")
 
 
-def case_names() -> dict[str, int]:
-    """Short names for the evaluation's cases: code, code-warm, twitter, ..."""
-    short = {"Twitter": "twitter", "Azure Functions": "functions", "Azure LLM conversation": "conv"}
-    short |= {"Azure LLM code": "code", "Mooncake": "mooncake"}
-    names = {}
-    for index, case in enumerate(evaluate.CASES):
-        stem = next(v for k, v in short.items() if case.label.startswith(k))
-        names[stem + ("-warm" if case.lead_in_s else "")] = index
-    return names
-
-
 def policies(scenario: Scenario) -> list[PolicySpec]:
     """Prewarm's defaults as the evaluation runs them, with holdSeconds unset, at the
     cold start, and at LONG_HOLD_S."""
@@ -70,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    names = case_names()
+    names = evaluate.CASE_NAMES
     parser.add_argument("--cases", default=",".join(names), help=f"comma-separated: {', '.join(names)}")
     parser.add_argument("--cold-starts", default="120,300,600", help="seconds, comma-separated")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)

@@ -33,18 +33,7 @@ from scaler.sim.policies import PolicySpec
 from scaler.sim.report import frontiers
 from scaler.sim.run import Scenario, sweep_policies, with_scale_down_window
 
-CASES = {
-    "twitter": 0,
-    "functions": 1,
-    "conv": 2,
-    "code": 3,
-    "mooncake": 4,
-    # The traces without history entered warm (make evaluate's second judgement).
-    "functions-warm": 5,
-    "conv-warm": 6,
-    "code-warm": 7,
-    "mooncake-warm": 8,
-}
+CASES = evaluate.CASE_NAMES
 
 
 def sweep(case_name: str, cold_start: int, window_s: float | None) -> dict[str, Any]:

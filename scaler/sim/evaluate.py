@@ -97,6 +97,19 @@ CASES += tuple(
     for case in CASES
     if not case.warmup_s
 )
+# Short names for CASES, for the benchmarks' --cases: the trace, and "-warm" for the
+# second judgement entered warm.
+CASE_NAMES: dict[str, int] = {
+    "twitter": 0,
+    "functions": 1,
+    "conv": 2,
+    "code": 3,
+    "mooncake": 4,
+    "functions-warm": 5,
+    "conv-warm": 6,
+    "code-warm": 7,
+    "mooncake-warm": 8,
+}
 
 
 def case_trace(case: Case, quick: bool) -> Trace:

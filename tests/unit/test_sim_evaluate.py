@@ -304,3 +304,22 @@ def test_the_first_wake_bound_is_given_where_the_first_cold_start_can_set_the_ta
         "Azure LLM code (1 h, per request)",
         "Mooncake conversation (1 h, per request)",
     ]
+
+
+def test_each_short_case_name_is_the_case_it_names() -> None:
+    """CASE_NAMES (the benchmarks' --cases) covers every case once, each name on its
+    trace, and "-warm" exactly on the cases entered warm."""
+    from scaler.sim.evaluate import CASE_NAMES, CASES
+
+    traces = {
+        "twitter": "Twitter",
+        "functions": "Azure Functions",
+        "conv": "Azure LLM conversation",
+        "code": "Azure LLM code",
+        "mooncake": "Mooncake",
+    }
+    assert sorted(CASE_NAMES.values()) == list(range(len(CASES)))
+    for name, index in CASE_NAMES.items():
+        case = CASES[index]
+        assert case.label.startswith(traces[name.removesuffix("-warm")]), name
+        assert bool(case.lead_in_s) == name.endswith("-warm"), name
