@@ -40,14 +40,14 @@ from scaler.forecast.model import Forecaster, ForecastState, Outlook, Tuning
 from scaler.policy import (
     RECURRING_RISES,
     Decision,
-    RateAverage,
     RateHistory,
+    SampledRate,
     Signals,
     decide,
     hold_window,
     is_quiet,
     recurring_hold_window,
-    smoothed_rate,
+    sampled_rate,
 )
 from scaler.signals.base import (
     HTTP_POOL_PER_HOST,
@@ -364,9 +364,9 @@ class Engine:
         self._cold_starts: OrderedDict[str, tuple[float | None, float]] = OrderedDict()
         # Job mode: when each object's last pre-warm pulse started (see job_pulse).
         self._job_pulses: OrderedDict[tuple[ObjectRef, str], float] = OrderedDict()
-        # The capacity term's publish rate averaged per queue (policy.smoothed_rate):
-        # queue source key -> the average and its noise estimate.
-        self._rates: OrderedDict[str, RateAverage] = OrderedDict()
+        # The capacity term's publish rate averaged per queue (policy.sampled_rate):
+        # queue source key -> the average, its noise estimate and the latest reading.
+        self._rates: OrderedDict[str, SampledRate] = OrderedDict()
         # The capacity term's waking: queue source key -> when (monotonic read_at) the
         # queue was last read quiet (policy.is_quiet).
         self._quiet_at: OrderedDict[str, float] = OrderedDict()
@@ -987,17 +987,17 @@ class Engine:
         """The measured arrival rate (_rate_read); None when no rate is read.
         arrivalQuery's as it answers (its range is already an average); the
         publish rate, a 5 s sample, averaged over at most a minute, as long as its
-        measured noise needs (policy.smoothed_rate), one average per queue, fed once
-        per new reading (many objects on one queue do not speed it up), keyed by
-        the queue source's key."""
+        measured noise needs (policy.smoothed_rate), counting one reading per
+        RATE_SAMPLE_S (policy.sampled_rate: how often the engine is asked does not
+        change it), one average per queue, keyed by the queue source's key."""
         if read is None:
             return None
         name, rate, read_at = read
         if name == ARRIVAL or queue_key is None or read_at is None:
             return rate
-        average = smoothed_rate(self._rates.get(queue_key), read_at, rate)
-        _remember(self._rates, queue_key, average, SOURCE_MEMORY_LIMIT)
-        return average.value
+        sampled = sampled_rate(self._rates.get(queue_key), read_at, rate)
+        _remember(self._rates, queue_key, sampled, SOURCE_MEMORY_LIMIT)
+        return sampled.value
 
     def _held_rate(
         self,
@@ -1008,12 +1008,12 @@ class Engine:
         cold_start: float,
     ) -> tuple[float | None, float | None]:
         """The rate the capacity term holds and the window it was found in, after
-        feeding the history this reading's rate (the average the term uses): the
-        burst level of the hold window (policy.hold_window), or, where higher, that
-        of bursts that came back within policy.recurring_hold_window; (None, None)
-        when no rate is read or the hold is off. One history per rate source
-        (arrivalQuery's, else the queue's), so many objects on one queue share it,
-        fed once per reading."""
+        feeding the history (arrivalQuery's rate as read, else the publish rate's
+        average as counted, policy.sampled_rate): the burst level of the hold
+        window (policy.hold_window), or, where higher, that of bursts that came back
+        within policy.recurring_hold_window; (None, None) when no rate is read or the
+        hold is off. One history per rate source (arrivalQuery's, else the
+        queue's), so many objects on one queue share it, fed once per reading."""
         window = hold_window(cfg, cold_start)
         if rate is None or read is None or read[2] is None or window <= 0:
             return None, None
@@ -1028,7 +1028,15 @@ class Engine:
         if history is None:
             history = RateHistory()
         _remember(self._rate_histories, key, history, SOURCE_MEMORY_LIMIT)
-        history.feed(read[2], rate)
+        if read[0] == ARRIVAL:
+            history.feed(read[2], rate)
+        else:
+            # The average as counted (policy.sampled_rate), once per RATE_SAMPLE_S: the
+            # levels held do not depend on how often the engine is asked either.
+            sampled = self._rates.get(key)
+            counted = sampled.counted if sampled is not None else None
+            if counted is not None:
+                history.feed(counted.read_at, counted.value)
         held = history.held(read[2], window)
         recurring = recurring_hold_window(cfg, cold_start)
         if recurring > 0:

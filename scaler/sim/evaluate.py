@@ -694,9 +694,10 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
             "their timelines show the first. Twitter's week and Functions' day hold hundreds of wakes and "
             "bursts, each at its own offset, so one phase is already their average. Prewarm is evaluated "
             "at its polls and syncs, and at every tick of its stream while the stream's last answer was "
-            "inactive, when a `true` can wake the target or restart KEDA's cooldown; the server's stream "
-            "also re-evaluates every second while active, which feeds its rate average more often than "
-            "simulated (an audit measured -3 to +5 % GPU-hours for Prewarm from that).",
+            "inactive, when a `true` can wake the target or restart KEDA's cooldown. The server's stream "
+            "also evaluates every second while active; the engine's rate average counts one reading per "
+            "15 s however often it is asked, and what the rest of those evaluations change is measured "
+            "by bench/bench_stream_cadence.py (docs/benchmarks.md).",
         ]
     for r in results:
         lines += ["", f"## {r['case']}, cold start {r['cold_start']} s", ""]

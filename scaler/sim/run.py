@@ -142,14 +142,14 @@ def simulate(
     # a `true` (waking a target at zero, and at any count restarting the cooldown) and
     # ignores a `false`; so between polls it is asked while its last answer was not
     # `true`, when a `true` can come. (The server's stream evaluates every second
-    # throughout: while it is active, those evaluations only feed the engine's rate
-    # average more often; docs/decisions.md, Simulator.)
+    # throughout; spec.stream_every_tick does too, and bench_stream_cadence measures
+    # what that changes: docs/decisions.md, Simulator.)
     stream_active = False
     chunk = 3600
     for t in range(world.steps):
         poll = t % polling == poll_phase
         syncing = t % sync == sync_phase
-        pushing = bool(push) and not poll and not stream_active and t % push == 0
+        pushing = bool(push) and not poll and (spec.stream_every_tick or not stream_active) and t % push == 0
         if poll or syncing or pushing:
             clock.now = float(t)
             readings = [trigger.read(t) for trigger in triggers]

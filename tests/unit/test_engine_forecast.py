@@ -16,6 +16,7 @@ from scaler.config import TriggerConfig, parse_trigger
 from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory, _forecast_reason, _view
 from scaler.forecast.demand import DemandKind, DemandSeries
 from scaler.forecast.model import DAY, Forecaster, ForecastState, Outlook
+from scaler.policy import smoothed_rate
 from scaler.signals.base import ArrivalReading, ColdStartReading, QueueReading, Source, SourceError
 from scaler.signals.cache import ReadingCache
 
@@ -189,8 +190,8 @@ async def test_the_capacity_terms_publish_rate_is_averaged_over_a_minute_once_pe
     factory: Factory,
 ) -> None:
     # RabbitMQ's publish rate (a 5 s sample) through policy.smoothed_rate: the first
-    # reading as it is, then an exponential average (time constant 60 s) fed once per
-    # new reading, not once per evaluation.
+    # reading as it is, then an exponential average (time constant 60 s) of new
+    # readings, not of evaluations (policy.sampled_rate: one counted per 15 s).
     meta = RABBIT_CAPACITY
     factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=2.0)
     async for engine, clock in engine_at(12.0, factory):
@@ -203,6 +204,33 @@ async def test_the_capacity_terms_publish_rate_is_averaged_over_a_minute_once_pe
         ev = await engine.evaluate(REF, meta)  # 30 s later: 2 + (1 - e^-0.5) * 6
         assert ev.signals.arrival_rate == pytest.approx(2.0 + (1 - math.exp(-0.5)) * 6.0)
         assert ev.decision.desired == pytest.approx(ev.signals.arrival_rate / 0.5)
+
+
+async def test_the_capacity_terms_rate_is_the_same_however_often_the_engine_is_asked(
+    factory: Factory,
+) -> None:
+    # policy.sampled_rate in the engine: of the readings in one 15 s interval only the
+    # last is counted, so an engine that also read the queue at 16 and 20 s (a stream
+    # asking each second) and one that did not agree from the next interval on.
+    meta = RABBIT_CAPACITY
+    readings = {0: 2.0, 16: 9.0, 20: 0.5, 24: 3.0, 31: 5.0}
+
+    async def rates(seconds: list[int]) -> list[float | None]:
+        got = []
+        async for engine, clock in engine_at(12.0, factory):
+            clock.advance(-clock.monotonic() % 15)  # from an interval's start
+            start = clock.monotonic()
+            for second in seconds:
+                clock.advance(start + second - clock.monotonic())
+                factory.queue.reading = QueueReading(waiting=0, in_flight=0, publish_rate=readings[second])
+                got.append((await engine.evaluate(REF, meta)).signals.arrival_rate)
+        return got
+
+    every = await rates([0, 16, 20, 24, 31])
+    sparse = await rates([0, 24, 31])
+    assert every[-1] == pytest.approx(sparse[-1])
+    assert every[1] == pytest.approx(smoothed_rate(smoothed_rate(None, 0.0, 2.0), 16.0, 9.0).value)
+    assert every[-1] != pytest.approx(every[3])  # 31 s's reading moved it
 
 
 async def test_a_backlog_from_quiet_wakes_with_the_plain_term_for_one_cold_start(factory: Factory) -> None:

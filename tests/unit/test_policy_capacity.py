@@ -14,6 +14,7 @@ from scaler.config import TriggerConfig, parse_trigger
 from scaler.policy import (
     HOLD_BUCKET_S,
     HOLD_BUCKETS,
+    RATE_SAMPLE_S,
     RECURRING_HOLD_S,
     RateAverage,
     RateHistory,
@@ -25,6 +26,7 @@ from scaler.policy import (
     is_quiet,
     queue_term,
     recurring_hold_window,
+    sampled_rate,
     smoothed_rate,
 )
 from scaler.signals.base import QueueReading
@@ -253,6 +255,44 @@ def test_smoothed_rate_learns_the_noise_from_changes_between_readings() -> None:
     for step in range(1, 4):
         ramp = smoothed_rate(ramp, 100.0 + 5 * step, 20.0 + step)
     assert ramp.value == pytest.approx(23.0) and ramp.noise == pytest.approx(0.5)
+
+
+def test_sampled_rate_counts_the_last_reading_of_each_interval() -> None:
+    # Readings at 0, 5 and 10 s are one 15 s interval: none is counted yet, and the
+    # latest is used as if it were (a first reading: itself).
+    state = sampled_rate(None, 0.0, 2.0)
+    state = sampled_rate(state, 5.0, 4.0)
+    state = sampled_rate(state, 10.0, 6.0)
+    assert state.counted is None and state.value == 6.0
+    # 16 s is the next interval: 10 s's reading is counted, and 16 s's used on top of it
+    # (6 s later: 6 + (1 - e^(-6/60)) * 2, the noise not known yet)
+    state = sampled_rate(state, 16.0, 8.0)
+    assert state.counted == smoothed_rate(None, 10.0, 6.0)
+    assert state.value == pytest.approx(6.0 + (1 - math.exp(-6 / 60)) * 2.0)
+    assert sampled_rate(state, 16.0, 9.0) is state  # the same reading again
+    assert sampled_rate(state, 17.0, math.nan) is state  # not a reading: the state stands
+    assert sampled_rate(state, 17.0, 1e300) is state
+    assert sampled_rate(state, 12.0, 3.0) == (None, 12.0, 3.0)  # older: afresh
+    # a first reading that is not one leaves nothing to count, and the next starts
+    nothing = sampled_rate(None, 0.0, math.inf)
+    assert nothing.counted is None and nothing.value == 0.0
+    assert sampled_rate(nothing, 1.0, 3.0) == (None, 1.0, 3.0)
+
+
+@given(
+    rates=st.lists(st.floats(0.0, 50.0), min_size=120, max_size=120),
+    asked=st.sets(st.integers(0, 119), max_size=20),
+)
+def test_sampled_rate_does_not_depend_on_how_often_it_is_asked(rates: list[float], asked: set[int]) -> None:
+    # One reading a second for two minutes, against only the last second of each
+    # interval and the seconds asked: at each second asked, the same rate.
+    every, sparse = None, None
+    for second, rate in enumerate(rates):
+        every = sampled_rate(every, float(second), rate)
+        if second in asked or second % RATE_SAMPLE_S == RATE_SAMPLE_S - 1:
+            sparse = sampled_rate(sparse, float(second), rate)
+        if second in asked:
+            assert sparse is not None and every.value == sparse.value
 
 
 # --- burst_level: one rate per 10 s bucket, oldest first ------------------------------
