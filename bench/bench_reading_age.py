@@ -31,7 +31,9 @@ from scaler.sim.policies import PolicySpec
 from scaler.sim.run import Scenario, _at_min1, _named, keda_queue_policy, prewarm_policy
 
 CASES = evaluate.CASE_NAMES
-DEFAULT_POINTS = "conv:300:2,conv:300:3,conv:300:4,conv:600:2,conv:600:3,conv:600:4,code:120:2"
+DEFAULT_POINTS = (
+    "conv:300:1,conv:300:2,conv:300:3,conv:300:4,conv:600:1,conv:600:2,conv:600:3,conv:600:4,code:120:2"
+)
 
 
 def point(text: str) -> tuple[str, int, float]:

@@ -13,7 +13,7 @@ loop phases as the evaluation means them.
 
 Prints one Markdown table (GPU-hours / p95 / p99 each way, and the change in
 GPU-hours and p95 from the simulator's way to every tick), the machine and the time
-taken. About 15 minutes on 2 cores (Twitter's week asked every second is most of it).
+taken. About 3 minutes on 2 cores (Twitter's week asked every second is most of it).
 """
 
 from __future__ import annotations

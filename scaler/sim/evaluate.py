@@ -636,7 +636,7 @@ def render(results: list[dict[str, Any]], elapsed: float, quick: bool) -> str:
         "seconds of the first request, and then it asks what stock KEDA asks; `keda-min1`, whose one "
         "Ready replica serves from the first second, starts a cold start ahead of any set-up at zero, "
         "and so do Prewarm's minReplicaCount 1 points, which ask what `keda-min1` asks for that first "
-        "cold start. Where a few of those points from zero fall behind `keda-min1`'s, by 0.03 to 1.6 s, "
+        "cold start. Where a few of those points from zero fall behind `keda-min1`'s, by 0.03 to 2.4 s, "
         "it is the server's shared readings: Prewarm answers an HPA sync from a queue reading up to its "
         "cache TTL (2 s) old, where KEDA's own scaler reads the queue at the sync, and at one of the six "
         "loop phases that puts off a scale-up by one sync; given a fresh reading at every evaluation, "
