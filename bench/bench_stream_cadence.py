@@ -18,14 +18,10 @@ taken. About 3 minutes on 2 cores (Twitter's week asked every second is most of 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
-import platform
-import time
-from concurrent.futures import ProcessPoolExecutor
 
-from scaler.sim import evaluate
+import case_table
+
 from scaler.sim.policies import PolicySpec
 from scaler.sim.run import Scenario, _named, prewarm_policy
 
@@ -46,51 +42,9 @@ def policies(scenario: Scenario) -> list[PolicySpec]:
     ]
 
 
-Figures = dict[str, tuple[float, float, float]]  # setting: GPU-hours, p95, p99
-
-
-def run_case(name: str, index: int, cold_start: int) -> tuple[str, int, Figures]:
-    case = evaluate.CASES[index]
-    scenario, _ = evaluate.case_scenario(case, evaluate.case_trace(case, False), cold_start, False)
-    rows, _ = evaluate.run_at_phases(scenario, evaluate.case_phases(case), policies)
-    return name, cold_start, {r["policy"]: (r["gpu_hours"], r["wait_p95_s"], r["wait_p99_s"]) for r in rows}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    names = evaluate.CASE_NAMES
-    parser.add_argument("--cases", default=",".join(names), help=f"comma-separated: {', '.join(names)}")
-    parser.add_argument("--cold-starts", default="120,300,600", help="seconds, comma-separated")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args()
-    cases = args.cases.split(",")
-    unknown = [c for c in cases if c not in names]
-    if unknown:
-        parser.error(f"--cases: {', '.join(unknown)} unknown; accepted: {', '.join(names)}")
-    try:
-        colds = [int(c) for c in args.cold_starts.split(",")]
-    except ValueError:
-        parser.error("--cold-starts: whole seconds, comma-separated")
-    if args.workers < 1:
-        parser.error("--workers: a whole number >= 1")
-    started = time.monotonic()
-    jobs = [(name, names[name], cold) for name in cases for cold in colds]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        done = list(pool.map(run_case, *zip(*jobs, strict=True)))
-    headers = [f"{s}: GPU-h / p95 / p99" for s in SETTINGS]
-    print("| case | cold start | " + " | ".join(headers) + " | every tick against as simulated |")
-    print("|---|---:|" + "---:|" * (len(SETTINGS) + 1))
-    for name, cold, figures in done:
-        cells = [f"{g:.2f} / {p95:.1f} s / {p99:.1f} s" for g, p95, p99 in (figures[s] for s in SETTINGS)]
-        simulated, every = figures[SETTINGS[0]], figures[SETTINGS[1]]
-        change = f"{(every[0] / simulated[0] - 1) * 100:+.1f} %, {every[1] - simulated[1]:+.1f} s"
-        print(f"| {name} | {cold} s | " + " | ".join(cells) + f" | {change} |")
-    print(
-        f"\n{time.monotonic() - started:.0f} s on {os.cpu_count()} CPUs, {args.workers} workers "
-        f"({platform.machine()}, Python {platform.python_version()})"
-    )
+    compared = ("every tick against as simulated", SETTINGS[1], SETTINGS[0])
+    case_table.main(__doc__ or "", policies, SETTINGS, "{}: GPU-h / p95 / p99", compared)
 
 
 if __name__ == "__main__":
