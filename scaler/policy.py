@@ -368,8 +368,9 @@ def smoothed_rate(previous: RateAverage | None, read_at: float, rate: float) -> 
 # reading each cache TTL), several objects on one queue, the simulator. Counting every
 # reading made the average a function of that: readings 2 s apart share most of their
 # 5 s publish-rate sample, so their changes understated its noise and the average
-# shortened (an audit: -6 to +7 % GPU-hours on the evaluation's traces between the
-# stream's every second and the polls and syncs alone). 15 s is the HPA's sync period,
+# shortened (bench/bench_stream_cadence.py: Prewarm's GPU-hours -6.6 to +8.4 % apart on
+# the evaluation's cases between the stream's every second and the polls and syncs
+# alone; -3.5 to +3.7 % counting one per 15 s). 15 s is the HPA's sync period,
 # the most often a replica count is acted on. A decision still uses the latest
 # reading, as if it were counted (SampledRate.value).
 RATE_SAMPLE_S = 15.0
