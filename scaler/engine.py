@@ -1013,7 +1013,8 @@ class Engine:
         window (policy.hold_window), or, where higher, that of bursts that came back
         within policy.recurring_hold_window; (None, None) when no rate is read or the
         hold is off. One history per rate source (arrivalQuery's, else the
-        queue's), so many objects on one queue share it, fed once per reading."""
+        queue's), so many objects on one queue share it, fed once per reading (the
+        publish rate's once per RATE_SAMPLE_S)."""
         window = hold_window(cfg, cold_start)
         if rate is None or read is None or read[2] is None or window <= 0:
             return None, None
