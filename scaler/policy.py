@@ -382,11 +382,13 @@ class SampledRate(NamedTuple):
     counted: RateAverage | None  # the average of the readings counted (None: none yet)
     latest_at: float  # monotonic seconds of the latest reading, not counted yet
     latest: float  # its rate (requests/s)
+    # The average with the latest reading counted (smoothed_rate): made once per reading,
+    # since every object on the queue and every stream tick on a cached reading asks.
+    value: float
 
-    @property
-    def value(self) -> float:
-        """The average with the latest reading counted (smoothed_rate)."""
-        return smoothed_rate(self.counted, self.latest_at, self.latest).value
+
+def _sampled(counted: RateAverage | None, latest_at: float, latest: float) -> SampledRate:
+    return SampledRate(counted, latest_at, latest, smoothed_rate(counted, latest_at, latest).value)
 
 
 def sampled_rate(previous: SampledRate | None, read_at: float, rate: float) -> SampledRate:
@@ -396,16 +398,16 @@ def sampled_rate(previous: SampledRate | None, read_at: float, rate: float) -> S
     first, or one older than the latest (a clock reset), starts afresh. Not a
     reading (non-finite, past MAX_RATE): the state stands."""
     if not math.isfinite(rate) or rate > MAX_RATE or not math.isfinite(read_at):
-        return previous if previous is not None else SampledRate(None, -math.inf, 0.0)
+        return previous if previous is not None else SampledRate(None, -math.inf, 0.0, 0.0)
     rate = max(0.0, rate)
     if previous is None or not math.isfinite(previous.latest_at) or read_at < previous.latest_at:
-        return SampledRate(None, read_at, rate)
+        return _sampled(None, read_at, rate)
     if read_at == previous.latest_at:
         return previous
     if math.floor(read_at / RATE_SAMPLE_S) == math.floor(previous.latest_at / RATE_SAMPLE_S):
-        return SampledRate(previous.counted, read_at, rate)
+        return _sampled(previous.counted, read_at, rate)
     counted = smoothed_rate(previous.counted, previous.latest_at, previous.latest)
-    return SampledRate(counted, read_at, rate)
+    return _sampled(counted, read_at, rate)
 
 
 # The hold: the capacity term keeps the replicas of a burst's arrival rate for a hold
