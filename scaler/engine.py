@@ -876,9 +876,9 @@ class Engine:
             source = self.sources.queue_source(cfg)
             queue_key = source.key if source is not None else None
             rate_read = _rate_read(reads)
-            rate = self._capacity_rate(rate_read, queue_key)
+            rate, history_point = self._capacity_rate(rate_read, queue_key)
             cold_start = self._cold_start_in_use(cfg)[0]
-            held_rate, held_window = self._held_rate(cfg, rate_read, rate, queue_key, cold_start)
+            held_rate, held_window = self._held_rate(cfg, rate_read, history_point, queue_key, cold_start)
             signals = dataclasses.replace(
                 signals,
                 arrival_rate=rate,
@@ -983,40 +983,43 @@ class Engine:
 
     def _capacity_rate(
         self, read: tuple[str, float, float | None] | None, queue_key: str | None
-    ) -> float | None:
-        """The measured arrival rate (_rate_read); None when no rate is read.
-        arrivalQuery's as it answers (its range is already an average); the
-        publish rate, a 5 s sample, averaged over at most a minute, as long as its
-        measured noise needs (policy.smoothed_rate), counting one reading per
-        RATE_SAMPLE_S (policy.sampled_rate: how often the engine is asked does not
-        change it), one average per queue, keyed by the queue source's key."""
+    ) -> tuple[float | None, tuple[float, float] | None]:
+        """The measured arrival rate (_rate_read; None when no rate is read), and
+        the (monotonic time, rate) the hold's history is fed (None: nothing yet).
+        arrivalQuery's as it answers (its range is already an average), fed as
+        read; the publish rate, a 5 s sample, averaged over at most a minute, as
+        long as its measured noise needs (policy.smoothed_rate), counting one
+        reading per RATE_SAMPLE_S (policy.sampled_rate: how often the engine is
+        asked does not change it), one average per queue, keyed by the queue
+        source's key, and the history fed the average as counted, so the levels
+        held do not depend on that either."""
         if read is None:
-            return None
+            return None, None
         name, rate, read_at = read
         if name == ARRIVAL or queue_key is None or read_at is None:
-            return rate
+            return rate, (read_at, rate) if read_at is not None else None
         sampled = sampled_rate(self._rates.get(queue_key), read_at, rate)
         _remember(self._rates, queue_key, sampled, SOURCE_MEMORY_LIMIT)
-        return sampled.value
+        counted = sampled.counted
+        return sampled.value, (counted.read_at, counted.value) if counted is not None else None
 
     def _held_rate(
         self,
         cfg: TriggerConfig,
         read: tuple[str, float, float | None] | None,
-        rate: float | None,
+        history_point: tuple[float, float] | None,
         queue_key: str | None,
         cold_start: float,
     ) -> tuple[float | None, float | None]:
         """The rate the capacity term holds and the window it was found in, after
-        feeding the history (arrivalQuery's rate as read, else the publish rate's
-        average as counted, policy.sampled_rate): the burst level of the hold
-        window (policy.hold_window), or, where higher, that of bursts that came back
-        within policy.recurring_hold_window; (None, None) when no rate is read or the
-        hold is off. One history per rate source (arrivalQuery's, else the
-        queue's), so many objects on one queue share it, fed once per reading (the
-        publish rate's once per RATE_SAMPLE_S)."""
+        feeding the history `history_point` (_capacity_rate): the burst level of the
+        hold window (policy.hold_window), or, where higher, that of bursts that came
+        back within policy.recurring_hold_window; (None, None) when no rate is read
+        or the hold is off. One history per rate source (arrivalQuery's, else the
+        queue's), so many objects on one queue share it (a point fed again changes
+        nothing)."""
         window = hold_window(cfg, cold_start)
-        if rate is None or read is None or read[2] is None or window <= 0:
+        if read is None or read[2] is None or window <= 0:
             return None, None
         if read[0] == ARRIVAL:
             source = self.sources.arrival_source(cfg)
@@ -1029,15 +1032,8 @@ class Engine:
         if history is None:
             history = RateHistory()
         _remember(self._rate_histories, key, history, SOURCE_MEMORY_LIMIT)
-        if read[0] == ARRIVAL:
-            history.feed(read[2], rate)
-        else:
-            # The average as counted (policy.sampled_rate), once per RATE_SAMPLE_S: the
-            # levels held do not depend on how often the engine is asked either.
-            sampled = self._rates.get(key)
-            counted = sampled.counted if sampled is not None else None
-            if counted is not None:
-                history.feed(counted.read_at, counted.value)
+        if history_point is not None:
+            history.feed(*history_point)
         held = history.held(read[2], window)
         recurring = recurring_hold_window(cfg, cold_start)
         if recurring > 0:
