@@ -24,6 +24,7 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -36,9 +37,15 @@ from scaler.sim.run import Scenario, sweep_policies, with_scale_down_window
 CASES = evaluate.CASE_NAMES
 
 
-def sweep(case_name: str, cold_start: int, window_s: float | None) -> dict[str, Any]:
+def sweep(
+    case_name: str,
+    cold_start: int,
+    window_s: float | None,
+    phases: Sequence[tuple[int, int]] | None = None,
+) -> dict[str, Any]:
     """One case's sweep (make evaluate's, at its loop phases, meaned) with every
-    HPA-run family at `window_s` (None: KEDA's default, no behavior)."""
+    HPA-run family at `window_s` (None: KEDA's default, no behavior). `phases` runs it
+    at those loop phases instead (the tests run one, a sixth of the time)."""
     case = evaluate.CASES[CASES[case_name]]
     scenario, _ = evaluate.case_scenario(case, evaluate.case_trace(case, False), cold_start, False)
     started = time.monotonic()
@@ -48,7 +55,8 @@ def sweep(case_name: str, cold_start: int, window_s: float | None) -> dict[str, 
             return sweep_policies(at_phase)
         return [with_scale_down_window(spec, window_s) for spec in sweep_policies(at_phase)]
 
-    rows, _ = evaluate.run_at_phases(scenario, evaluate.case_phases(case), specs)
+    at = evaluate.case_phases(case) if phases is None else phases
+    rows, _ = evaluate.run_at_phases(scenario, at, specs)
     # targets() reads the floor from keda-min0's default row: the sweep's point at
     # queueLength = the concurrency is that same policy.
     default = f"keda-min0@ql={scenario.world.concurrency:g}"
