@@ -69,10 +69,11 @@ class PolicySpec:
     # polls and the cooldown).
     push_s: float | None = None
     # Whether the stream is also evaluated at every tick while its last answer was
-    # `true`, as the server's stream is (run.simulate asks it only while not `true`,
-    # when a `true` can act, and at polls and syncs): an audit's setting
-    # (bench/bench_stream_cadence.py), several times slower on a busy trace.
-    stream_every_tick: bool = False
+    # `true`, as the server's stream is (else run.simulate asks it only while not
+    # `true`, when a `true` can act, and at polls and syncs). None: the scenario's
+    # Scenario.stream_every_tick; True or False: this policy's, whatever the scenario
+    # says (bench/bench_stream_cadence.py runs both).
+    stream_every_tick: bool | None = None
     static: int | None = None
     knob: str = ""  # the swept knob and its value, for frontiers
     knob_value: float = 0.0

@@ -82,6 +82,12 @@ class Scenario:
     # (KEDA's poll, the HPA's sync) offsets in seconds: when each loop runs relative to
     # the trace (a real cluster's loops started whenever the objects were created).
     loop_phase: tuple[int, int] = (0, HPA_PHASE_S)
+    # Push triggers' streams evaluated at every tick throughout, as the server's stream
+    # evaluates every second: the simulated Prewarm is then the server's to the tick.
+    # False: also while their last answer was not `true` (when a `true` can act) and
+    # at polls and syncs only, several times faster on a week of busy traffic, where
+    # bench/bench_stream_cadence.py measures what that changes (under 1 %).
+    stream_every_tick: bool = False
 
     @property
     def rate_per_replica(self) -> float:
@@ -140,16 +146,17 @@ def simulate(
     push = max(1, round(spec.push_s)) if spec.push_s else 0
     # What a push trigger's stream last sent. It sends changes only, and KEDA acts on
     # a `true` (waking a target at zero, and at any count restarting the cooldown) and
-    # ignores a `false`; so between polls it is asked while its last answer was not
-    # `true`, when a `true` can come. (The server's stream evaluates every second
-    # throughout; spec.stream_every_tick does too, and bench_stream_cadence measures
-    # what that changes: docs/decisions.md, Simulator.)
+    # ignores a `false`. The server's stream evaluates every second throughout, and so
+    # does this one with every_tick (the scenario's or the spec's); without it, between
+    # polls it is asked while its last answer was not `true`, when a `true` can come
+    # (bench_stream_cadence measures what that changes: docs/decisions.md, Simulator).
+    every_tick = scenario.stream_every_tick if spec.stream_every_tick is None else spec.stream_every_tick
     stream_active = False
     chunk = 3600
     for t in range(world.steps):
         poll = t % polling == poll_phase
         syncing = t % sync == sync_phase
-        pushing = bool(push) and not poll and (spec.stream_every_tick or not stream_active) and t % push == 0
+        pushing = bool(push) and not poll and (every_tick or not stream_active) and t % push == 0
         if poll or syncing or pushing:
             clock.now = float(t)
             readings = [trigger.read(t) for trigger in triggers]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scaler.sim import evaluate
 from scaler.sim.evaluate import default_workers, main, render, summary, targets
+from scaler.sim.traces import Trace
 
 
 def row(policy: str, family: str, gpu_hours: float, p95: float) -> dict[str, object]:
@@ -225,6 +227,16 @@ def test_the_one_hour_traces_run_at_every_loop_phase() -> None:
     assert evaluate.case_phases(code) == evaluate.LOOP_PHASES
     assert evaluate.case_phases(code, quick=True) == evaluate.LOOP_PHASES[:2]  # a smoke run
     assert evaluate.case_phases(evaluate.CASES[0]) == ((0, 5),)  # Twitter: the default phase
+
+
+def test_prewarm_streams_every_second_on_the_one_hour_traces_only() -> None:
+    """The one-hour traces (as they start and entered warm) ask Prewarm's stream every
+    second, as the server's evaluates; Twitter's week and Functions' day at its polls
+    and syncs while it is active (bench_stream_cadence: under 1 % apart there)."""
+    for case in evaluate.CASES:
+        trace = Trace(name=case.file, counts=np.full(3600, 1.0), bin_s=1.0)
+        scenario, _ = evaluate.case_scenario(case, trace, 120, quick=True)
+        assert scenario.stream_every_tick is case.phased, case.label
 
 
 def test_the_report_says_how_the_loop_phases_are_run_only_when_some_case_ran_them() -> None:

@@ -226,22 +226,27 @@ def test_a_pushed_true_restarts_the_cooldown_at_any_replica_count() -> None:
 
 def test_the_stream_is_asked_at_every_tick_only_when_told() -> None:
     """run.simulate asks a pushing trigger at each tick while its last answer was not
-    `true`, and at polls and syncs; PolicySpec.stream_every_tick (the audit of
-    bench/bench_stream_cadence.py) asks it at every tick, as the server's stream
-    evaluates. A queue busy from the first second to the last: active throughout."""
+    `true`, and at polls and syncs; with Scenario.stream_every_tick (make evaluate's
+    one-hour traces) at every tick, as the server's stream evaluates, and a spec's own
+    PolicySpec.stream_every_tick (bench/bench_stream_cadence.py) overrides the
+    scenario's either way. A queue busy from the first second to the last: active
+    throughout."""
     trace = Trace(name="busy", counts=np.full(600, 2.0), bin_s=1.0)
     cfg = WorldConfig(
         concurrency=4, service=ServiceModel("constant", 2.0, 0.0), cold_start=ColdStart("constant", 60, 60)
     )
     scenario = Scenario(trace, cfg, peak_replicas=2)
     spec = prewarm_policy(4.0, 10, cold_start_s=60.0, replica_throughput=1.0)
-    assert spec.stream_every_tick is False
+    assert spec.stream_every_tick is None and scenario.stream_every_tick is False
     simulated = simulate(scenario, spec)
-    every = simulate(scenario, replace(spec, stream_every_tick=True))
-    assert every.evaluations == every.world.steps
-    # the ten busy minutes asked at their polls and syncs alone (6 a minute, not 60);
-    # the tail after, inactive, at every tick both ways
-    assert every.evaluations - simulated.evaluations > 500
+    every_scenario = replace(scenario, stream_every_tick=True)
+    for every in (simulate(scenario, replace(spec, stream_every_tick=True)), simulate(every_scenario, spec)):
+        assert every.evaluations == every.world.steps
+        # the ten busy minutes asked at their polls and syncs alone (6 a minute, not 60);
+        # the tail after, inactive, at every tick both ways
+        assert every.evaluations - simulated.evaluations > 500
+    overridden = simulate(every_scenario, replace(spec, stream_every_tick=False))
+    assert overridden.evaluations == simulated.evaluations
 
 
 def test_loop_phase_moves_keda_and_the_hpa() -> None:
