@@ -141,9 +141,10 @@ def case_scenario(case: Case, trace: Trace, cold_start: int, quick: bool) -> tup
     )
     scenario.warmup_s = 0 if quick else case.warmup_s
     # The one-hour traces with Prewarm's stream evaluated every second, as the server's
-    # is (a few seconds a case); Twitter's week and Functions' day at its polls and
-    # syncs while it is active, where every second would cost minutes a case and
-    # changes GPU-hours by under 1 % (docs/benchmarks.md, the stream's cadence).
+    # is (it about doubles their cases' time: make evaluate 49 min instead of 31);
+    # Twitter's week and Functions' day at its polls and syncs while it is active,
+    # where every second makes each Prewarm run 4 to 5 times longer and changes
+    # GPU-hours by under 1 % (docs/benchmarks.md, the stream's cadence).
     scenario.stream_every_tick = case.phased
     if scenario.warmup_s:
         setup.append(
