@@ -170,6 +170,14 @@ def add_parser(sub: Any) -> None:
         help="enter the trace warm: simulate it from SECONDS earlier, over its first SECONDS played "
         "backwards, not scored or billed (a short trace otherwise starts from zero at full load)",
     )
+    p.add_argument(
+        "--stream-every-second",
+        action="store_true",
+        help="evaluate Prewarm's stream every second throughout, as the server's does (make evaluate "
+        "does on its one-hour traces); by default, while the stream's last answer is true, only at "
+        "KEDA's polls and the HPA's syncs: within about 4 %% of GPU-hours on the bundled traces, and "
+        "4 to 5 times faster on a week of busy traffic",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (cold-start samples, thinning)")
     p.add_argument("--out", default="simulation", help="output folder (default ./simulation)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -239,6 +247,16 @@ def build_scenario(
     ]
     setup += list(fitted.notes)
     return scenario, setup
+
+
+def stream_line(every_second: bool) -> str:
+    """The report's line on how often Prewarm's stream is evaluated."""
+    if every_second:
+        return "Prewarm's stream evaluated every second, as the server's is (--stream-every-second)"
+    return (
+        "Prewarm's stream evaluated at KEDA's polls and the HPA's syncs while its last answer is true, "
+        "every second otherwise (the server's evaluates every second: --stream-every-second)"
+    )
 
 
 def _loops_line(scale_down_window_s: int | None = None) -> str:
@@ -350,6 +368,8 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             scale_down_window_s=args.scale_down_window,
         )
+        scenario.stream_every_tick = args.stream_every_second
+        setup.append(stream_line(args.stream_every_second))
         if args.warmup:
             scenario.warmup_s = args.warmup
             setup.append(f"the first {args.warmup} s are history for the forecasters, not scored or billed")

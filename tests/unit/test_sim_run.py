@@ -431,6 +431,26 @@ def test_cli_lead_in_enters_the_trace_warm(tmp_path: Path) -> None:
     assert warm["floor_gpu_hours"] == pytest.approx(cold["floor_gpu_hours"])
 
 
+def test_cli_stream_every_second_asks_prewarm_every_second_and_says_so(tmp_path: Path) -> None:
+    """--stream-every-second evaluates Prewarm's stream every second, as the server's
+    does; by default only at polls and syncs while it is active. The report says which."""
+
+    def run(*extra: str) -> dict[str, Any]:
+        out = tmp_path / ("every" if extra else "default")
+        argv = ["simulate", "--trace", str(BENCH / "azure_llm_2023_conv.csv"), "--duration", "900"]
+        argv += ["--cold-start", "120", "--policies", "prewarm", "--out", str(out), "--no-progress"]
+        assert main([*argv, "--no-plots", *extra]) == 0
+        (row,) = json.loads((out / "results.json").read_text())
+        row["report"] = (out / "report.md").read_text()
+        return row
+
+    default, every = run(), run("--stream-every-second")
+    assert "Prewarm's stream evaluated every second, as the server's is" in every["report"]
+    assert "at KEDA's polls and the HPA's syncs while its last answer is true" in default["report"]
+    # Busy from the start: active for most of the 15 minutes, asked each second only so.
+    assert every["evaluations"] > default["evaluations"] + 600
+
+
 def test_cli_rejects_a_bad_trace_and_an_unknown_policy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
