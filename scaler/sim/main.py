@@ -319,7 +319,9 @@ def misplaced_flags(args: argparse.Namespace) -> str | None:
     if extra:
         return f"{', '.join(extra)}: only with --scaledobject (the what-if on your own ScaledObject)"
     if args.jobs:
-        extra = given(("queue_length", "policies", "sweep", "scale_down_window", "lead_in"))
+        extra = given(
+            ("queue_length", "policies", "sweep", "scale_down_window", "lead_in", "stream_every_second")
+        )
         if extra:
             return (
                 f"{', '.join(extra)}: not with --jobs (it compares KEDA's ScaledJob strategies, "
@@ -368,8 +370,9 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             scale_down_window_s=args.scale_down_window,
         )
-        scenario.stream_every_tick = args.stream_every_second
-        setup.append(stream_line(args.stream_every_second))
+        if not args.jobs:  # ScaledJobs are simulated without a stream (scaler.sim.jobs)
+            scenario.stream_every_tick = args.stream_every_second
+            setup.append(stream_line(args.stream_every_second))
         if args.warmup:
             scenario.warmup_s = args.warmup
             setup.append(f"the first {args.warmup} s are history for the forecasters, not scored or billed")

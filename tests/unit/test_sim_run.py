@@ -606,6 +606,7 @@ def test_flags_one_mode_does_not_read_are_refused_not_ignored(
             "--policies, --sweep: not with --jobs (it compares KEDA's ScaledJob strategies",
         ),
         (["--jobs", "--lead-in", "60"], "--lead-in: not with --jobs"),
+        (["--jobs", "--stream-every-second"], "--stream-every-second: not with --jobs"),
         (["--scaledobject", "so.yaml", "--lead-in", "60"], "--lead-in: not with --scaledobject"),
         (["--lead-in", "86400"], "lead-in must be 1 to 3"),
         (
