@@ -380,15 +380,15 @@ class SampledRate(NamedTuple):
     """One queue's publish rate as the capacity term averages it (sampled_rate)."""
 
     counted: RateAverage | None  # the average of the readings counted (None: none yet)
-    latest_at: float  # monotonic seconds of the latest reading, not counted yet
-    latest: float  # its rate (requests/s)
-    # The average with the latest reading counted (smoothed_rate): made once per reading,
-    # since every object on the queue and every stream tick on a cached reading asks.
-    value: float
+    # The average with the latest reading, not counted yet, counted as well (its read_at
+    # and last are that reading's): what a decision uses, made once per reading, since
+    # every object on the queue and every stream tick on a cached reading asks; and what
+    # `counted` becomes once a reading of a later interval comes.
+    latest: RateAverage
 
-
-def _sampled(counted: RateAverage | None, latest_at: float, latest: float) -> SampledRate:
-    return SampledRate(counted, latest_at, latest, smoothed_rate(counted, latest_at, latest).value)
+    @property
+    def value(self) -> float:
+        return self.latest.value
 
 
 def sampled_rate(previous: SampledRate | None, read_at: float, rate: float) -> SampledRate:
@@ -398,16 +398,20 @@ def sampled_rate(previous: SampledRate | None, read_at: float, rate: float) -> S
     first, or one older than the latest (a clock reset), starts afresh. Not a
     reading (non-finite, past MAX_RATE): the state stands."""
     if not math.isfinite(rate) or rate > MAX_RATE or not math.isfinite(read_at):
-        return previous if previous is not None else SampledRate(None, -math.inf, 0.0, 0.0)
+        return (
+            previous
+            if previous is not None
+            else SampledRate(None, RateAverage(-math.inf, 0.0, 0.0, 0.0, 0.0))
+        )
     rate = max(0.0, rate)
-    if previous is None or not math.isfinite(previous.latest_at) or read_at < previous.latest_at:
-        return _sampled(None, read_at, rate)
-    if read_at == previous.latest_at:
+    latest_at = previous.latest.read_at if previous is not None else -math.inf
+    if previous is None or not math.isfinite(latest_at) or read_at < latest_at:
+        return SampledRate(None, smoothed_rate(None, read_at, rate))
+    if read_at == latest_at:
         return previous
-    if math.floor(read_at / RATE_SAMPLE_S) == math.floor(previous.latest_at / RATE_SAMPLE_S):
-        return _sampled(previous.counted, read_at, rate)
-    counted = smoothed_rate(previous.counted, previous.latest_at, previous.latest)
-    return _sampled(counted, read_at, rate)
+    if math.floor(read_at / RATE_SAMPLE_S) == math.floor(latest_at / RATE_SAMPLE_S):
+        return SampledRate(previous.counted, smoothed_rate(previous.counted, read_at, rate))
+    return SampledRate(previous.latest, smoothed_rate(previous.latest, read_at, rate))
 
 
 # The hold: the capacity term keeps the replicas of a burst's arrival rate for a hold

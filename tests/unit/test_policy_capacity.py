@@ -272,11 +272,13 @@ def test_sampled_rate_counts_the_last_reading_of_each_interval() -> None:
     assert sampled_rate(state, 16.0, 9.0) is state  # the same reading again
     assert sampled_rate(state, 17.0, math.nan) is state  # not a reading: the state stands
     assert sampled_rate(state, 17.0, 1e300) is state
-    assert sampled_rate(state, 12.0, 3.0) == (None, 12.0, 3.0, 3.0)  # older: afresh
+    afresh = sampled_rate(state, 12.0, 3.0)  # older: afresh
+    assert afresh == (None, smoothed_rate(None, 12.0, 3.0)) and afresh.value == 3.0
     # a first reading that is not one leaves nothing to count, and the next starts
     nothing = sampled_rate(None, 0.0, math.inf)
     assert nothing.counted is None and nothing.value == 0.0
-    assert sampled_rate(nothing, 1.0, 3.0) == (None, 1.0, 3.0, 3.0)
+    started = sampled_rate(nothing, 1.0, 3.0)
+    assert started == (None, smoothed_rate(None, 1.0, 3.0)) and started.value == 3.0
 
 
 @given(
