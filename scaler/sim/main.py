@@ -197,10 +197,12 @@ def build_scenario(
     kill_in_flight: bool = False,
     seed: int = 0,
     scale_down_window_s: int | None = None,
+    stream_every_second: bool | None = None,
 ) -> tuple[Any, list[str]]:
     """The Scenario and the lines describing how it was set up (`scale_down_window_s`:
     the window the policies will run with, for the line on KEDA's and the HPA's
-    settings). Raises ModelError/TraceError."""
+    settings; `stream_every_second`: Scenario.stream_every_tick, with a line saying
+    which, None to leave the default unsaid). Raises ModelError/TraceError."""
     from scaler.sim.policies import TARGET_UTILIZATION
     from scaler.sim.run import Scenario
     from scaler.sim.traces import TraceError, peak_rate, scaled
@@ -245,11 +247,14 @@ def build_scenario(
         f"SLO {slo:g} s; maxReplicaCount {max_replicas}",
         _loops_line(scale_down_window_s),
     ]
+    if stream_every_second is not None:
+        scenario.stream_every_tick = stream_every_second
+        setup.append(_stream_line(stream_every_second))
     setup += list(fitted.notes)
     return scenario, setup
 
 
-def stream_line(every_second: bool) -> str:
+def _stream_line(every_second: bool) -> str:
     """The report's line on how often Prewarm's stream is evaluated."""
     if every_second:
         return "Prewarm's stream evaluated every second, as the server's is (--stream-every-second)"
@@ -369,10 +374,9 @@ def main(args: argparse.Namespace) -> int:
             kill_in_flight=args.kill_in_flight,
             seed=args.seed,
             scale_down_window_s=args.scale_down_window,
+            # ScaledJobs are simulated without a stream (scaler.sim.jobs).
+            stream_every_second=None if args.jobs else args.stream_every_second,
         )
-        if not args.jobs:  # ScaledJobs are simulated without a stream (scaler.sim.jobs)
-            scenario.stream_every_tick = args.stream_every_second
-            setup.append(stream_line(args.stream_every_second))
         if args.warmup:
             scenario.warmup_s = args.warmup
             setup.append(f"the first {args.warmup} s are history for the forecasters, not scored or billed")

@@ -525,7 +525,7 @@ def not_simulated(target: Target) -> list[str]:
 
 def _main(args: argparse.Namespace) -> int:
     from scaler.sim import report
-    from scaler.sim.main import build_scenario, run_policies, stream_line
+    from scaler.sim.main import build_scenario, run_policies
     from scaler.sim.traces import load_trace, sliced
     from scaler.sim.world import ModelError
 
@@ -593,12 +593,11 @@ def _main(args: argparse.Namespace) -> int:
             peak_replicas=args.peak_replicas,
             kill_in_flight=args.kill_in_flight,
             seed=args.seed,
+            stream_every_second=args.stream_every_second,
         )
     except (TraceError, ModelError) as exc:
         raise WhatIfError(str(exc)) from None
     setup += [line for line in lines if not line.startswith("KEDA pollingInterval")]
-    scenario.stream_every_tick = args.stream_every_second
-    setup.append(stream_line(args.stream_every_second))
     setup.append(f"cold start from {origin}")
     if scenario.peak_replicas > top:
         # Both runs are capped at maxReplicaCount and their backlogs grow without bound,
