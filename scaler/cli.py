@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from scaler import __version__
 from scaler.access import AccessPolicy, Patterns
 from scaler.argtypes import number, port, seconds, whole
-from scaler.signals.cache import DEFAULT_TTL
+from scaler.signals.cache import DEFAULT_TTL, POLLED_READING_AGE
 
 if TYPE_CHECKING:
     from scaler.server import Settings
@@ -177,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=seconds,
         default=DEFAULT_TTL,
         help="seconds a source reading is shared before it is read again",
+    )
+    _add(
+        serve,
+        "--polled-reading-age",
+        type=seconds,
+        default=POLLED_READING_AGE,
+        help="the oldest queue reading GetMetrics and IsActive answer from, in seconds "
+        "(KEDA's own scalers read at each call; up to --cache-ttl shares more)",
     )
     _add(
         serve,
@@ -430,6 +438,7 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         port=args.port,
         metrics_port=args.metrics_port or None,
         cache_ttl=args.cache_ttl,
+        polled_reading_age=args.polled_reading_age,
         source_timeout=args.source_timeout,
         stream_interval=args.stream_interval,
         grace_period=args.grace_period,

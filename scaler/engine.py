@@ -61,7 +61,7 @@ from scaler.signals.base import (
     SourceRejectedQuery,
     without_frames,
 )
-from scaler.signals.cache import Reading, ReadingCache
+from scaler.signals.cache import POLLED_READING_AGE, Reading, ReadingCache
 from scaler.signals.errors import unexpected
 
 log = logging.getLogger(__name__)
@@ -281,6 +281,7 @@ class _Reusable:
     outlook: Outlook | None
     series: tuple[str, DemandKind] | None  # the demand series the outlook came from
     evaluation: Evaluation
+    queue_read_at: float | None  # when the queue reading it was made from was taken
 
 
 REUSABLE_LIMIT = 10_000  # objects whose last evaluation is kept for Engine.answer
@@ -348,9 +349,12 @@ class Engine:
         observer: DecisionObserver | None = None,
         access: AccessPolicy | None = None,
         forecast_tuning: Tuning | None = None,  # the forecaster's constants (a benchmark seam)
+        polled_reading_age: float = POLLED_READING_AGE,
     ) -> None:
         self.cache = cache
         self.clock = clock
+        # How old a queue reading a polled answer may be made from (POLLED_READING_AGE).
+        self.polled_reading_age = polled_reading_age
         self.sources = sources or SourceFactory(
             timeout=cache.timeout, failure_ttl=cache.ttl, http_per_host=cache.endpoint_limit
         )
@@ -425,8 +429,11 @@ class Engine:
         """evaluate() for a config already parsed with config(). Raises SourceError.
         `queue_newer_than`: the queue's reading must have been taken after this
         (monotonic) time, the read_at of the last reading the caller answered from
-        (see ReadingCache.get). `polled`: see decide."""
-        reads = await self.read_signals(cfg, queue_newer_than=queue_newer_than)
+        (see ReadingCache.get). `polled`: see decide; a polled evaluation's queue
+        reading is also at most polled_reading_age old."""
+        reads = await self.read_signals(
+            cfg, queue_newer_than=self._queue_newer_than(queue_newer_than, polled)
+        )
         raise_failures(reads)
         evaluation = self.decide(ref, cfg, reads, polled=polled)
         if self._observer is not None:
@@ -449,9 +456,10 @@ class Engine:
         is the one a new evaluation would give; its `ages` are those of when it
         was made (explain calls evaluate). With `queue_newer_than` it evaluates
         anew (see evaluate_config). `polled=False` for a StreamIsActive tick (see
-        decide). Raises SourceError."""
+        decide); a polled answer is made from a queue reading at most
+        polled_reading_age old. Raises SourceError."""
         if queue_newer_than is None:
-            reused = self.answer_again(ref, cfg)
+            reused = self.answer_again(ref, cfg, polled=polled)
             if reused is not None:
                 return reused
         return await self.answer_anew(ref, cfg, queue_newer_than=queue_newer_than, polled=polled)
@@ -474,16 +482,27 @@ class Engine:
             self._reusable[(ref, id(cfg))] = reusable
         return evaluation
 
-    def answer_again(self, ref: ObjectRef, cfg: TriggerConfig) -> Evaluation | None:
+    def answer_again(self, ref: ObjectRef, cfg: TriggerConfig, *, polled: bool = True) -> Evaluation | None:
         """answer()'s common case, with no coroutine: the kept evaluation, handed
-        to the observer again, while everything it was made from is unchanged;
-        None when answer() must evaluate."""
+        to the observer again, while everything it was made from is unchanged (and,
+        `polled`, its queue reading at most polled_reading_age old); None when
+        answer() must evaluate."""
         kept = self._reusable.get((ref, id(cfg)))
         if kept is None or kept.config is not cfg or not self._unchanged(kept):
+            return None
+        if polled and _taken_by_time(kept.queue_read_at, self._queue_newer_than(None, polled)):
             return None
         if self._observer is not None:
             self._observer(kept.evaluation)
         return kept.evaluation
+
+    def _queue_newer_than(self, newer_than: float | None, polled: bool) -> float | None:
+        """The time the queue reading must have been taken after: the caller's
+        `newer_than`, and for a polled answer no earlier than polled_reading_age ago."""
+        if not polled:
+            return newer_than
+        bound = self.clock.monotonic() - self.polled_reading_age
+        return bound if newer_than is None else max(newer_than, bound)
 
     def _reusable_from(self, cfg: TriggerConfig, evaluation: Evaluation) -> _Reusable | None:
         """What evaluation was made from, when nothing else (time included) went
@@ -509,7 +528,8 @@ class Engine:
             if queue_source is None:
                 return None
             outlook, series = evaluation.forecast.outlook, _queue_series_key(cfg, queue_source)
-        return _Reusable(cfg, sources, values, outlook, series, evaluation)
+        queue_read_at = next((read.read_at for read in evaluation.reads if read.name == "queue"), None)
+        return _Reusable(cfg, sources, values, outlook, series, evaluation, queue_read_at)
 
     def _unchanged(self, kept: _Reusable) -> bool:
         """Whether every input of the kept evaluation is still the current one."""
@@ -654,17 +674,20 @@ class Engine:
         while self._refreshes:
             await asyncio.gather(*self._refreshes.values(), return_exceptions=True)
 
-    def evaluate_config_sync(self, ref: ObjectRef, cfg: TriggerConfig) -> Evaluation:
+    def evaluate_config_sync(self, ref: ObjectRef, cfg: TriggerConfig, *, polled: bool = True) -> Evaluation:
         """evaluate_config() with no event loop and no thread pool: for drivers whose
-        sources are in memory (the simulator). Same cache, decision and observer."""
-        reads = self.read_signals_sync(cfg)
+        sources are in memory (the simulator). Same cache, decision and observer;
+        `polled` as for evaluate_config (False: a StreamIsActive tick)."""
+        reads = self.read_signals_sync(cfg, queue_newer_than=self._queue_newer_than(None, polled))
         raise_failures(reads)
-        evaluation = self.decide(ref, cfg, reads)
+        evaluation = self.decide(ref, cfg, reads, polled=polled)
         if self._observer is not None:
             self._observer(evaluation)
         return evaluation
 
-    def read_signals_sync(self, cfg: TriggerConfig) -> tuple[SignalRead, ...]:
+    def read_signals_sync(
+        self, cfg: TriggerConfig, *, queue_newer_than: float | None = None
+    ) -> tuple[SignalRead, ...]:
         """read_signals(), each read in the caller's thread (ReadingCache.get_sync)."""
         wanted = self._wanted_signals(cfg)
         warm = self._warm_start_due(cfg)
@@ -677,9 +700,9 @@ class Engine:
             except Exception as exc:
                 self._warm_failed(series, source, exc)
         outcomes: list[object] = []
-        for _, source, _ in wanted:
+        for name, source, _ in wanted:
             try:
-                outcomes.append(self.cache.get_sync(source))
+                outcomes.append(self.cache.get_sync(source, queue_newer_than if name == "queue" else None))
             except SourceError as exc:
                 outcomes.append(exc)
         return self._signal_reads(cfg, wanted, outcomes)
@@ -1289,6 +1312,12 @@ def _query_key(cfg: TriggerConfig, name: str) -> str | None:
 def _taken_by(outcome: object, when: float) -> bool:
     """Whether a cached outcome is a reading taken at or before `when`."""
     return isinstance(outcome, Reading) and outcome.read_at <= when
+
+
+def _taken_by_time(read_at: float | None, when: float | None) -> bool:
+    """Whether a reading taken at `read_at` (None: no reading) was taken at or
+    before `when` (None: no bound)."""
+    return when is not None and read_at is not None and read_at <= when
 
 
 def raise_failures(reads: tuple[SignalRead, ...]) -> None:

@@ -33,7 +33,7 @@ from scaler.config import ConfigError, ObjectRefError, TriggerConfig
 from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory
 from scaler.observability import DecisionRecorder, Metrics
 from scaler.signals.base import SourceError, SourceRejectedQuery, without_frames
-from scaler.signals.cache import DEFAULT_TTL, ReadingCache
+from scaler.signals.cache import DEFAULT_TTL, POLLED_READING_AGE, ReadingCache
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class Settings:
     port: int = 6000
     metrics_port: int | None = 8080  # None: no /metrics endpoint; 0: any free port
     cache_ttl: float = DEFAULT_TTL
+    # GetMetrics and IsActive answer from a queue reading at most this old (Engine).
+    polled_reading_age: float = POLLED_READING_AGE
     source_timeout: float = 5.0
     stream_interval: float = 1.0
     grace_period: float = 10.0
@@ -471,6 +473,7 @@ class ScalerServer:
             sources,  # None: the engine's own, from the cache's timeout, TTL and endpoint limit
             observer=self.recorder,
             access=settings.access,
+            polled_reading_age=settings.polled_reading_age,
         )
         self.shutting_down = Shutdown()
         self.health = health.aio.HealthServicer()

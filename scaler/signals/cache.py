@@ -15,7 +15,8 @@ Two refinements keep callers off the read's path without reading more often:
   + grace (a slow or hung refresh), and never for an error past its TTL.
 - `newer_than`: a caller that must not answer twice from the same reading (a
   stream waiting to wake from zero) asks for a reading taken after the one it
-  last used; concurrent callers still share one read.
+  last used, and a polled answer (GetMetrics, IsActive) for one taken within the
+  last half-second; concurrent callers still share one read.
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ ENDPOINT_SHARE = 4
 # How long a reading is shared before the next caller reads the source again: the
 # server's default (--cache-ttl), which the simulator's Prewarm runs with too.
 DEFAULT_TTL = 2.0
+# A polled answer (GetMetrics at an HPA sync, IsActive at a KEDA poll) is made from a
+# queue reading at most this old, as KEDA's own queue scalers read the queue at each
+# call: the shared reading (up to the cache's TTL old) put a scale-up off by one sync
+# where it was taken a second before the sync (docs/decisions.md, "Polled answers read
+# the queue afresh"). The slack lets the objects on one queue whose calls come within
+# it share a read. The stream's ticks use the cache's TTL.
+POLLED_READING_AGE = 0.5
 
 
 class ReadingCache:
@@ -206,14 +214,14 @@ class ReadingCache:
         entry = self._entries.get(source.key)
         return None if entry is None else _outcome(entry)
 
-    def get_sync(self, source: Source) -> Reading[object]:
+    def get_sync(self, source: Source, newer_than: float | None = None) -> Reading[object]:
         """get() without the event loop and the thread pool: the read runs in the
         caller's thread, with no timeout. For drivers whose sources are in memory
-        and never block (the simulator); same key sharing, TTL and error caching.
-        Raises SourceError."""
+        and never block (the simulator); same key sharing, TTL, `newer_than` and
+        error caching. Raises SourceError."""
         now = self._clock.monotonic()
         entry, source = self._entry(source, now)
-        if now - entry.finished_at >= self.ttl:
+        if now - entry.finished_at >= self.ttl or _older(entry, newer_than):
             self.reads += 1
             try:
                 entry.reading = Reading(source.read(), now)

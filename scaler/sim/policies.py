@@ -22,7 +22,7 @@ from scaler.config import TriggerConfig
 from scaler.engine import Engine, ObjectRef, SourceFactory
 from scaler.forecast.model import Tuning
 from scaler.signals.base import ArrivalReading, ColdStartReading, GpuReading, QueueReading, Source
-from scaler.signals.cache import DEFAULT_TTL, ReadingCache
+from scaler.signals.cache import DEFAULT_TTL, POLLED_READING_AGE, ReadingCache
 from scaler.sim.keda import HPA_SYNC_S, Behavior, MetricType
 from scaler.sim.world import World
 
@@ -36,8 +36,11 @@ PUBLISH_RATE_WINDOW_S = 5
 class Trigger(Protocol):
     name: str
 
-    def read(self, t: int) -> tuple[float, float, bool]:
-        """(metric value, AverageValue target, active) at time t."""
+    def read(self, t: int, polled: bool = True) -> tuple[float, float, bool]:
+        """(metric value, AverageValue target, active) at time t. `polled`: KEDA
+        asks (a poll's IsActive or a sync's GetMetrics), not a push trigger's
+        stream; the baselines read their source at every call either way, as
+        KEDA's own scalers do."""
         ...
 
 
@@ -304,18 +307,23 @@ class PrewarmTrigger:
         sources: SourceFactory | None = None,  # default: SimSourceFactory(world, clock)
         forecast_tuning: Tuning | None = None,  # the forecaster's constants (None: the server's)
         cache_ttl: float = DEFAULT_TTL,  # the server's: its answers are as old as the server's
+        polled_reading_age: float = POLLED_READING_AGE,  # the server's too
     ) -> None:
         cache = ReadingCache(clock, ttl=cache_ttl, max_workers=1)
         self.engine = Engine(
-            cache, clock, sources or SimSourceFactory(world, clock), forecast_tuning=forecast_tuning
+            cache,
+            clock,
+            sources or SimSourceFactory(world, clock),
+            forecast_tuning=forecast_tuning,
+            polled_reading_age=polled_reading_age,
         )
         self.ref = ObjectRef("sim", "workers")
         self.cfg = self.engine.config(self.ref, metadata)
         self.winners: dict[str, int] = {}
         self.forecast_states: dict[str, int] = {}  # how often the forecast was cold, gated, ready
 
-    def read(self, t: int) -> tuple[float, float, bool]:
-        evaluation = self.engine.evaluate_config_sync(self.ref, self.cfg)
+    def read(self, t: int, polled: bool = True) -> tuple[float, float, bool]:
+        evaluation = self.engine.evaluate_config_sync(self.ref, self.cfg, polled=polled)
         decision = evaluation.decision
         self.winners[decision.winner] = self.winners.get(decision.winner, 0) + 1
         if evaluation.forecast is not None:
@@ -336,7 +344,7 @@ class QueueLengthTrigger:
         self.queue_length = queue_length
         self.activation = activation
 
-    def read(self, t: int) -> tuple[float, float, bool]:
+    def read(self, t: int, polled: bool = True) -> tuple[float, float, bool]:
         messages = self.world.waiting + self.world.in_flight
         return messages, self.queue_length, messages > self.activation
 
@@ -351,7 +359,7 @@ class GpuUtilizationTrigger:
         self.world = world
         self.target = target_percent
 
-    def read(self, t: int) -> tuple[float, float, bool]:
+    def read(self, t: int, polled: bool = True) -> tuple[float, float, bool]:
         value = self.world.busy_gpus(t) / self.world.cfg.gpus_per_replica * 100
         return value, self.target, value > 0
 
@@ -371,7 +379,7 @@ class LastWeekTrigger:
         self.rate_per_replica = rate_per_replica
         self.cumulative = np.concatenate(([0.0], np.cumsum(world.arrivals)))
 
-    def read(self, t: int) -> tuple[float, float, bool]:
+    def read(self, t: int, polled: bool = True) -> tuple[float, float, bool]:
         end = t - self.OFFSET_S
         if end <= 0:
             return 0.0, self.rate_per_replica, False
@@ -402,7 +410,7 @@ class ForesightTrigger:
         self.minute_rate = (cumulative[ends] - cumulative[starts]) / self.WINDOW_S
         self.lead = max(0, round(lead_s))
 
-    def read(self, t: int) -> tuple[float, float, bool]:
+    def read(self, t: int, polled: bool = True) -> tuple[float, float, bool]:
         busiest = float(self.minute_rate[t : t + self.lead + 1].max(initial=0.0))
         backlog = self.world.waiting / self.WINDOW_S
         replicas = (busiest + backlog) / self.rate_per_replica
@@ -425,7 +433,7 @@ class FirstWakeTrigger:
         self.first = int(arrived[0]) if len(arrived) else world.steps
         self.top = float(top)
 
-    def read(self, t: int) -> tuple[float, float, bool]:
+    def read(self, t: int, polled: bool = True) -> tuple[float, float, bool]:
         woken = t >= self.first
         return (self.top if woken else 0.0), 1.0, woken
 
@@ -465,7 +473,7 @@ class KedastralTrigger:
         self.seasonal = seasonal
         self.lead = lead
 
-    def read(self, t: int) -> tuple[float, float, bool]:
+    def read(self, t: int, polled: bool = True) -> tuple[float, float, bool]:
         minute = t // 60
         window = self.seasonal[minute + 1 : minute + 1 + self.lead]
         recent = self.per_minute[max(0, minute - 5) : minute]

@@ -12,7 +12,7 @@ import numpy as np
 
 from scaler.clock import ManualClock
 from scaler.forecast.model import Tuning
-from scaler.signals.cache import DEFAULT_TTL
+from scaler.signals.cache import DEFAULT_TTL, POLLED_READING_AGE
 from scaler.sim.keda import Behavior, Hpa, ScaledObjectLoop
 from scaler.sim.policies import (
     STREAM_INTERVAL_S,
@@ -159,7 +159,11 @@ def simulate(
         pushing = bool(push) and not poll and (every_tick or not stream_active) and t % push == 0
         if poll or syncing or pushing:
             clock.now = float(t)
-            readings = [trigger.read(t) for trigger in triggers]
+            # A tick that is a poll or a sync is KEDA asking (IsActive, GetMetrics),
+            # answered as the server answers those; one that is only the stream's is
+            # a stream tick (Engine.answer, polled).
+            polled = poll or syncing
+            readings = [trigger.read(t, polled) for trigger in triggers]
             run.evaluations += 1
             if push:
                 active_now = any(active for _, _, active in readings)
@@ -226,6 +230,7 @@ def prewarm_policy(
     forecast_off: bool = False,
     forecast_tuning: Tuning | None = None,
     cache_ttl: float = DEFAULT_TTL,
+    polled_reading_age: float = POLLED_READING_AGE,
 ) -> PolicySpec:
     metadata = prewarm_metadata(
         queue_length, gpu_guard, cold_start_s, replica_throughput, quantile, drain_s, hold_s
@@ -254,7 +259,14 @@ def prewarm_policy(
         description=f"Prewarm (the production Engine, {forecast}) as an external-push "
         f"trigger, {', '.join(extras)}, min 0",
         make_triggers=lambda world, clock: [
-            PrewarmTrigger(world, clock, metadata, forecast_tuning=forecast_tuning, cache_ttl=cache_ttl)
+            PrewarmTrigger(
+                world,
+                clock,
+                metadata,
+                forecast_tuning=forecast_tuning,
+                cache_ttl=cache_ttl,
+                polled_reading_age=polled_reading_age,
+            )
         ],
         max_replicas=top,
         push_s=STREAM_INTERVAL_S,

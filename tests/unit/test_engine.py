@@ -11,7 +11,7 @@ from scaler.clock import ManualClock
 from scaler.config import ConfigError, Mode, TriggerConfig
 from scaler.engine import Engine, Evaluation, ObjectRef, SourceFactory
 from scaler.signals.base import QueueReading, Source, SourceError
-from scaler.signals.cache import ReadingCache
+from scaler.signals.cache import POLLED_READING_AGE, ReadingCache
 
 METADATA = {
     "source": "sqs",
@@ -108,10 +108,10 @@ async def test_evaluate_reports_the_age_of_a_shared_reading(
     engine = Engine(cache, clock, factory)
     factory.queue(METADATA["queueURL"]).reading = QueueReading(waiting=1, in_flight=0)
     await engine.evaluate(REF, METADATA)
-    clock.advance(1.5)
+    clock.advance(0.4)  # within the polled reading age
     other = ObjectRef("ml", "other")
     ev = await engine.evaluate(other, {**METADATA, "mode": "job"})
-    assert ev.ages == {"queue": 1.5}
+    assert ev.ages == {"queue": pytest.approx(0.4)}
     assert ev.config.mode is Mode.JOB
     assert factory.queues[METADATA["queueURL"]].reads == 1  # two objects, one read
     assert ev.decision.active is False  # 1 waiting is not above activationQueueLength 2
@@ -282,21 +282,75 @@ async def test_answer_reuses_the_evaluation_while_its_inputs_are_unchanged(
 ) -> None:
     engine, seen, queue, cfg = observed(cache, clock, factory)
     first = await engine.answer(REF, cfg)
-    clock.advance(1.0)
+    clock.advance(0.4)
     again = await engine.answer(REF, cfg)
     assert again is first
     assert seen == [first, first]  # the observer hears of every answer
     assert (await engine.evaluate(REF, METADATA)).decision == first.decision  # what a new one says
     assert queue.reads == 1
     queue.reading = QueueReading(waiting=40, in_flight=0)
+    clock.advance(1.0)  # within the TTL: a stream tick answers from the same reading
+    assert (await engine.answer(REF, cfg, polled=False)) is first
     clock.advance(1.0)  # the reading's TTL ran out: a new reading, a new evaluation
-    changed = await engine.answer(REF, cfg)
+    changed = await engine.answer(REF, cfg, polled=False)
     assert changed is not first
     assert changed.decision.desired == pytest.approx(10.0)
     assert (await engine.answer(REF, cfg)) is changed
     # Another object on the same queue has an evaluation of its own.
     other = ObjectRef("ml", "other")
     assert (await engine.answer(other, engine.config(other, METADATA))).ref == other
+
+
+async def test_a_polled_answer_reads_the_queue_afresh_and_a_stream_tick_shares_the_reading(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    """GetMetrics and IsActive (polled) answer from a queue reading at most
+    polled_reading_age old, as KEDA's own scalers read at each call; the objects on one
+    queue whose calls come within it share the read. A stream tick answers from the
+    cache's reading for its whole TTL."""
+    engine, _, queue, cfg = observed(cache, clock, factory)
+    assert engine.polled_reading_age == POLLED_READING_AGE < cache.ttl
+    first = await engine.answer(REF, cfg)
+    other = ObjectRef("ml", "other")
+    clock.advance(0.4)
+    other_first = await engine.answer(other, engine.config(other, METADATA))
+    assert other_first.ages == {"queue": pytest.approx(0.4)}
+    assert queue.reads == 1  # one read for both objects' calls within the age
+    clock.advance(0.2)  # past the age, within the TTL
+    assert (await engine.answer(REF, cfg, polled=False)) is first  # a stream tick
+    assert engine.answer_again(REF, cfg, polled=False) is first
+    assert engine.answer_again(REF, cfg) is None  # a polled call must read again
+    queue.reading = QueueReading(waiting=40, in_flight=0)
+    polled = await engine.answer(REF, cfg)
+    assert queue.reads == 2
+    assert polled.ages == {"queue": 0.0}
+    assert polled.decision.desired == pytest.approx(10.0)
+    # The fresh reading is the cache's now: the other object's next call answers from it.
+    assert (await engine.answer(other, engine.config(other, METADATA))).decision.desired == pytest.approx(
+        10.0
+    )
+    assert queue.reads == 2
+    # The age is the engine's setting (the server's --polled-reading-age).
+    relaxed = Engine(cache, clock, factory, polled_reading_age=cache.ttl)
+    clock.advance(1.5)
+    assert (await relaxed.answer(REF, cfg)).ages == {"queue": pytest.approx(1.5)}
+    assert queue.reads == 2
+
+
+def test_a_polled_simulated_evaluation_reads_the_queue_afresh(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory
+) -> None:
+    """evaluate_config_sync (the simulator's) keeps the same reading age as answer()."""
+    engine = Engine(cache, clock, factory)
+    cfg = engine.config(REF, METADATA)
+    queue = factory.queue(METADATA["queueURL"])
+    queue.reading = QueueReading(waiting=1, in_flight=0)
+    engine.evaluate_config_sync(REF, cfg)
+    clock.advance(1.0)
+    assert engine.evaluate_config_sync(REF, cfg, polled=False).ages == {"queue": 1.0}
+    assert queue.reads == 1
+    assert engine.evaluate_config_sync(REF, cfg).ages == {"queue": 0.0}
+    assert queue.reads == 2
 
 
 async def test_answer_again_is_the_reuse_without_a_coroutine(

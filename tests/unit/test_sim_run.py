@@ -15,6 +15,7 @@ import pytest
 from scaler.cli import main
 from scaler.clock import ManualClock
 from scaler.server import Settings
+from scaler.signals.cache import DEFAULT_TTL
 from scaler.sim.keda import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP
 from scaler.sim.main import build_scenario
 from scaler.sim.policies import PolicySpec
@@ -155,30 +156,35 @@ def test_prewarm_without_throughput_asks_what_stock_keda_asks() -> None:
         assert "replicaThroughput" not in specs[name].description
 
 
-def test_prewarm_answers_from_readings_as_old_as_the_servers_cache() -> None:
-    """With minReplicaCount 1 and no replicaThroughput Prewarm asks what keda-min1 asks,
-    but it answers an HPA sync from its shared reading, which the server's TTL lets be
-    the one its stream took the second before, where KEDA's scaler reads at the sync.
-    Here (the first minutes of the conversation trace, KEDA's poll at 0 s and the HPA's
-    sync at 5 s) that puts off the first scale-up by a sync; with a fresh reading at
-    every evaluation the two run the same fleet (docs/decisions.md, "Fresher readings")."""
+def test_prewarm_answers_keda_s_polled_calls_from_a_fresh_reading() -> None:
+    """With minReplicaCount 1 and no replicaThroughput Prewarm asks what keda-min1 asks.
+    It answers an HPA sync (GetMetrics) from a queue reading taken at the sync, as KEDA's
+    own scaler reads the queue there, so the two run the same fleet. Answered from the
+    shared reading instead (up to the cache's TTL old: here the one its stream took the
+    second before), the first scale-up of the conversation trace's first minutes (KEDA's
+    poll at 0 s, the HPA's sync at 5 s) waits a sync (docs/decisions.md, "Polled answers
+    read the queue afresh")."""
     trace = sliced(load_trace(BENCH / "azure_llm_2023_conv.csv"), 0, 600)
     scenario, _ = build_scenario(
         trace, concurrency=4, service=None, cold_start="300", slo=60, max_replicas=50, peak_replicas=10
     )
-    scenario = replace(scenario, loop_phase=(0, 5))
+    scenario = replace(scenario, loop_phase=(0, 5), stream_every_tick=True)
 
     def changes(spec: PolicySpec) -> list[tuple[int, int, int]]:
         return simulate(scenario, spec).world.replica_changes
 
     keda = changes(keda_queue_policy(2.0, 1, 50))
     server = changes(_at_min1(prewarm_policy(2.0, 50, cold_start_s=300.0)))
-    fresh = changes(_at_min1(prewarm_policy(2.0, 50, cold_start_s=300.0, cache_ttl=0.5)))
-    assert fresh == keda
+    shared = changes(_at_min1(prewarm_policy(2.0, 50, cold_start_s=300.0, polled_reading_age=DEFAULT_TTL)))
+    assert server == keda
     assert keda[0] == (5, 1, 2)
-    assert server[0][0] > 5
-    # The simulator's Prewarm keeps the server's TTL unless told otherwise.
+    assert shared[0][0] > 5
+    # The simulator's Prewarm keeps the server's TTL and polled reading age unless told otherwise.
     assert inspect.signature(prewarm_policy).parameters["cache_ttl"].default == Settings().cache_ttl
+    assert (
+        inspect.signature(prewarm_policy).parameters["polled_reading_age"].default
+        == Settings().polled_reading_age
+    )
 
 
 def test_push_trigger_wakes_from_zero_between_polls() -> None:
