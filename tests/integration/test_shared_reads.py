@@ -59,3 +59,23 @@ async def test_one_read_per_ttl_under_steady_polling(start_scaler, rabbit, sqs_q
     assert rounds >= 2
     assert scaler.server.cache.reads <= 2 * (elapsed / ttl + 1)
     assert scaler.server.cache.reads >= 2  # both queues were really read
+
+
+async def test_polled_calls_answer_from_a_reading_no_older_than_the_polled_reading_age(start_scaler, rabbit):
+    """GetMetrics and IsActive (KEDA's polls and HPA syncs) read the queue again once
+    the shared reading is older than --polled-reading-age, though the TTL still holds
+    it, as KEDA's own scalers read at each call; with the age at the TTL they answer
+    from the shared reading."""
+    fresh = await start_scaler(cache_ttl=30, polled_reading_age=0.2)
+    shared = await start_scaler(cache_ttl=30, polled_reading_age=30)
+    meta = rabbit.metadata("amqp", queueLength="1", activationQueueLength="0")
+    rabbit.publish(2)
+    assert (await fresh.metric(meta)).metricValueFloat == pytest.approx(2.0)
+    assert (await shared.metric(meta)).metricValueFloat == pytest.approx(2.0)
+    rabbit.publish(3)
+    await asyncio.sleep(0.3)
+    assert (await fresh.metric(meta)).metricValueFloat == pytest.approx(5.0)
+    assert await fresh.active(meta)
+    assert fresh.server.cache.reads == 2  # the IsActive right after shared the new read
+    assert (await shared.metric(meta)).metricValueFloat == pytest.approx(2.0)  # the TTL's reading
+    assert shared.server.cache.reads == 1
