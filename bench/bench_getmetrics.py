@@ -10,7 +10,9 @@ ScaledObjects with distinct names and the same queue metadata, with at most
 `--concurrency` pairs in flight (one poll loop per object, as KEDA does, so N=1
 has one caller). It prints calls/s, p50/p99 client-side latency per rpc, and
 source reads per second from the server's /metrics (`prewarm_source_reads_total`):
-the shared cache must keep those at about one per TTL per queue, whatever N is.
+the shared cache must keep those at about one per queue per min(TTL,
+--polled-reading-age) under this closed-loop load, whatever N is (KEDA's polled
+calls answer from a reading at most the polled reading age old).
 
     python bench/bench_getmetrics.py --objects 1,100,1000 --duration 10
     python bench/bench_getmetrics.py --objects 100 --source sqs
@@ -44,6 +46,7 @@ import grpc
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.signals.cache import POLLED_READING_AGE
 
 MESSAGES = 42  # put on the queue; never consumed by the scaler
 QUEUE_LENGTH = 5.0  # so every GetMetrics must answer 42 / 5 = 8.4
@@ -191,7 +194,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def scaler_server(ttl: float) -> Iterator[Server]:
+def scaler_server(ttl: float, polled_reading_age: float = POLLED_READING_AGE) -> Iterator[Server]:
     # The gRPC port is the OS's choice (--port 0), read back from the "serving" log
     # line; /metrics needs one picked here (its --metrics-port 0 means "off").
     metrics_port = free_port()
@@ -201,6 +204,7 @@ def scaler_server(ttl: float) -> Iterator[Server]:
         "--port", "0",
         "--metrics-port", str(metrics_port),
         "--cache-ttl", f"{ttl:g}",
+        "--polled-reading-age", f"{polled_reading_age:g}",
         "--log-format", "json",
     ]  # fmt: skip
     with tempfile.TemporaryFile() as log:
@@ -339,6 +343,7 @@ class Result:
     source_reads: float
     reads_per_s: float
     ttl_s: float
+    polled_reading_age_s: float
     expected_reads_per_s: float
     errors: dict[str, int]
     first_error: dict[str, str]
@@ -348,7 +353,7 @@ class Result:
 
 
 async def run_once(
-    server: Server, queue: Queue, n: int, concurrency: int, duration: float, ttl: float
+    server: Server, queue: Queue, n: int, concurrency: int, duration: float, ttl: float, polled_age: float
 ) -> Result:
     refs = object_refs(n, queue.metadata)
     callers = min(concurrency, n)  # one poll loop per object at most, as in KEDA
@@ -382,7 +387,10 @@ async def run_once(
         source_reads=reads,
         reads_per_s=reads / seconds,
         ttl_s=ttl,
-        expected_reads_per_s=1 / ttl,
+        polled_reading_age_s=polled_age,
+        # Calls come back to back, so a read is due whenever the reading is older
+        # than the shorter of the two.
+        expected_reads_per_s=1 / min(ttl, polled_age),
         errors=samples.errors,
         first_error=samples.first_error,
         wrong_answers=samples.wrong_answers,
@@ -397,7 +405,7 @@ async def run_once(
 COLUMNS = (
     ("N", 6), ("callers", 7), ("calls/s", 8),
     ("GetMetrics p50/p99 ms", 21), ("IsActive p50/p99 ms", 19),
-    ("reads", 5), ("reads/s", 7), ("1/TTL", 5),
+    ("reads", 5), ("reads/s", 7), ("1/min(TTL, age)", 15),
     ("server CPU", 10), ("bench CPU", 9), ("errors", 6),
 )  # fmt: skip
 
@@ -446,6 +454,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--source", choices=("rabbitmq", "sqs"), default="rabbitmq")
     parser.add_argument("--ttl", type=positive, default=2.0, help="the server's --cache-ttl, seconds")
     parser.add_argument(
+        "--polled-reading-age",
+        type=positive,
+        default=POLLED_READING_AGE,
+        help="the server's --polled-reading-age, seconds",
+    )
+    parser.add_argument(
         "--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker"
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
@@ -462,14 +476,17 @@ async def bench(args: argparse.Namespace) -> list[Result]:
         depth_before = queue.count()
         print(f"queue: {queue.description}, {depth_before} messages, queueLength {QUEUE_LENGTH:g}")
         print(
-            f"server: python -m scaler serve --cache-ttl {args.ttl:g} (one fresh process per N); "
+            f"server: python -m scaler serve --cache-ttl {args.ttl:g} "
+            f"--polled-reading-age {args.polled_reading_age:g} (one fresh process per N); "
             f"{args.duration:g}s of GetMetrics+IsActive pairs per N; latency measured by the client"
         )
         print(table_header())
         for n in args.objects:
             # A fresh server per N: its counters and caches start empty.
-            with scaler_server(args.ttl) as server:
-                result = await run_once(server, queue, n, args.concurrency, args.duration, args.ttl)
+            with scaler_server(args.ttl, args.polled_reading_age) as server:
+                result = await run_once(
+                    server, queue, n, args.concurrency, args.duration, args.ttl, args.polled_reading_age
+                )
             print(table_row(result), flush=True)
             if result.errors:
                 print(f"  rpc errors: {result.errors}, first of each: {result.first_error}")
@@ -478,7 +495,8 @@ async def bench(args: argparse.Namespace) -> list[Result]:
     consumed = "none consumed" if depth_after == depth_before else "CHANGED"
     print(f"queue messages before/after: {depth_before}/{depth_after} ({consumed})")
     print(
-        "reads/s should stay near 1/TTL (one shared read per TTL for the one queue) whatever N is; "
+        "reads/s should stay near 1/min(TTL, polled reading age) (one shared read each time the "
+        "reading is older than that, for the one queue) whatever N is; "
         "errors counts failed rpcs and wrong answers"
     )
     return results

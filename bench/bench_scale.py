@@ -8,7 +8,8 @@ each object's first poll at a random offset, against the real scaler
 (`python -m scaler serve`, default settings) in its own process. It reports:
 
 - client-side latency of GetMetrics and IsActive (p50, p99, max) and errors;
-- source reads from the server's /metrics, against the bound Q x (duration / TTL + 1);
+- source reads from the server's /metrics, against the bound
+  Q x (duration / min(TTL, polled reading age) + 1);
 - the server's resident memory after warm-up and at the end;
 - stream messages (each stream sends the state once, then only changes).
 
@@ -37,6 +38,7 @@ from bench_getmetrics import EXPECTED_DESIRED, NAMESPACE, Queue, percentile, rab
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import tune_gc
+from scaler.signals.cache import POLLED_READING_AGE
 
 HPA_PERIOD_S = 15.0
 KEDA_POLLING_S = 30.0
@@ -145,7 +147,10 @@ async def drive(target: str, refs: list[pb.ScaledObjectRef], duration: float, ta
 
 
 def run(args: argparse.Namespace) -> int:
-    with queues(args.rabbitmq_url, args.queues) as qs, scaler_server(args.ttl) as server:
+    with (
+        queues(args.rabbitmq_url, args.queues) as qs,
+        scaler_server(args.ttl, args.polled_reading_age) as server,
+    ):
         refs = [
             pb.ScaledObjectRef(
                 name=f"worker-{i:05d}", namespace=NAMESPACE, scalerMetadata=qs[i % len(qs)].metadata
@@ -171,13 +176,16 @@ def run(args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - started
         rss["end"] = rss_mb(server.process.pid)
         reads = source_reads(server.metrics_url) - reads_before
-        bound = args.queues * (elapsed / args.ttl + 1)
+        # A read starts only once the last one is older than the TTL (the streams)
+        # or the polled reading age (GetMetrics, IsActive), whichever comes first.
+        shortest = min(args.ttl, args.polled_reading_age)
+        bound = args.queues * (elapsed / shortest + 1)
         cpu = server.cpu_seconds()
 
     print(
         f"{args.objects} objects over {args.queues} queues, {elapsed:.0f} s: GetMetrics every "
         f"{HPA_PERIOD_S:g} s, IsActive every {KEDA_POLLING_S:g} s, one StreamIsActive each; "
-        f"TTL {args.ttl:g} s"
+        f"TTL {args.ttl:g} s, polled reading age {args.polled_reading_age:g} s"
     )
     for rpc, values in tally.ms.items():
         if values:
@@ -189,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  stream messages: {tally.stream_messages:,} (one per stream expected: the state never changes)")
     print(
         f"  source reads: {reads:,.0f} "
-        f"(bound {args.queues} x ({elapsed:.0f} / {args.ttl:g} + 1) = {bound:,.0f})"
+        f"(bound {args.queues} x ({elapsed:.0f} / {shortest:g} + 1) = {bound:,.0f})"
     )
     growth = rss["end"] - rss["after warm-up"]
     print(
@@ -210,6 +218,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
     parser.add_argument("--warm-up", type=float, default=60.0, help="seconds before the RSS baseline")
     parser.add_argument("--ttl", type=float, default=2.0, help="the server's --cache-ttl")
+    parser.add_argument(
+        "--polled-reading-age",
+        type=float,
+        default=POLLED_READING_AGE,
+        help="the server's --polled-reading-age",
+    )
     parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
     return parser.parse_args(argv)
 
