@@ -490,7 +490,8 @@ class Engine:
         kept = self._reusable.get((ref, id(cfg)))
         if kept is None or kept.config is not cfg or not self._unchanged(kept):
             return None
-        if polled and _taken_by_time(kept.queue_read_at, self._queue_newer_than(None, polled)):
+        read_at = kept.queue_read_at
+        if polled and read_at is not None and read_at <= self.clock.monotonic() - self.polled_reading_age:
             return None
         if self._observer is not None:
             self._observer(kept.evaluation)
@@ -1312,12 +1313,6 @@ def _query_key(cfg: TriggerConfig, name: str) -> str | None:
 def _taken_by(outcome: object, when: float) -> bool:
     """Whether a cached outcome is a reading taken at or before `when`."""
     return isinstance(outcome, Reading) and outcome.read_at <= when
-
-
-def _taken_by_time(read_at: float | None, when: float | None) -> bool:
-    """Whether a reading taken at `read_at` (None: no reading) was taken at or
-    before `when` (None: no bound)."""
-    return when is not None and read_at is not None and read_at <= when
 
 
 def raise_failures(reads: tuple[SignalRead, ...]) -> None:
