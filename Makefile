@@ -53,7 +53,7 @@ bench: venv services
 bench-simulate: venv
 	$(PY) bench/bench_simulate.py
 
-# docs/evaluation.md and docs/evaluation/*.png from bench/traces (about 49 min on 2 cores).
+# docs/evaluation.md and docs/evaluation/*.png from bench/traces (42 to 49 min on 2 cores).
 evaluate: venv
 	$(PY) -m scaler.sim.evaluate
 

@@ -141,7 +141,7 @@ def case_scenario(case: Case, trace: Trace, cold_start: int, quick: bool) -> tup
     )
     scenario.warmup_s = 0 if quick else case.warmup_s
     # The one-hour traces with Prewarm's stream evaluated every second, as the server's
-    # is (it about doubles their cases' time: make evaluate 49 min instead of 31);
+    # is (it about doubles their cases' time: make evaluate 42 to 49 min instead of 31);
     # Twitter's week and Functions' day at its polls and syncs while it is active,
     # where every second makes each Prewarm run 4 to 5 times longer and changes
     # GPU-hours by under 1 % (docs/benchmarks.md, the stream's cadence).
