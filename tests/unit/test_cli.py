@@ -62,6 +62,7 @@ def test_flags_parse() -> None:
         "--log-format", "text",
         "--log-level", "DEBUG",
         "--cache-ttl", "0.5",
+        "--polled-reading-age", "0.25",
         "--source-timeout", "1.5",
         "--stream-interval", "0.25",
         "--grace-period", "3",
@@ -75,6 +76,8 @@ def test_flags_parse() -> None:
     assert args.log_format == "text"
     assert args.log_level == "debug"
     assert args.cache_ttl == 0.5
+    assert args.polled_reading_age == 0.25
+    assert cli.serve_settings(args).polled_reading_age == 0.25
     assert args.source_timeout == 1.5
     assert args.stream_interval == 0.25
     assert args.grace_period == 3.0
@@ -92,6 +95,7 @@ ENV_CASES = [
     ("PREWARM_LOG_FORMAT", "text", "log_format", "text"),
     ("PREWARM_LOG_LEVEL", "warning", "log_level", "warning"),
     ("PREWARM_CACHE_TTL", "0.75", "cache_ttl", 0.75),
+    ("PREWARM_POLLED_READING_AGE", "1.5", "polled_reading_age", 1.5),
     ("PREWARM_SOURCE_TIMEOUT", "2", "source_timeout", 2.0),
     ("PREWARM_STREAM_INTERVAL", "0.5", "stream_interval", 0.5),
     ("PREWARM_GRACE_PERIOD", "4", "grace_period", 4.0),
@@ -199,6 +203,9 @@ BAD_FLAGS = [
     # inf is a float but no bound: a read that may take forever, readings never refreshed.
     ("--source-timeout", "inf"),
     ("--cache-ttl", "inf"),
+    ("--polled-reading-age", "0"),
+    ("--polled-reading-age", "-0.5"),
+    ("--polled-reading-age", "inf"),
     ("--read-threads", "0"),
     ("--grace-period", "inf"),
     # Finite but past a day: 1e300 overflowed socket timeouts on every read.
