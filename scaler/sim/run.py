@@ -84,9 +84,9 @@ class Scenario:
     loop_phase: tuple[int, int] = (0, HPA_PHASE_S)
     # Push triggers' streams evaluated at every tick throughout, as the server's stream
     # evaluates every second: the simulated Prewarm is then the server's to the tick.
-    # False: also while their last answer was not `true` (when a `true` can act) and
-    # at polls and syncs only, several times faster on a week of busy traffic, where
-    # bench/bench_stream_cadence.py measures what that changes (under 1 %).
+    # False: at every tick only while their last answer was not `true` (when a `true`
+    # can act), else at polls and syncs only: several times faster on a week of busy
+    # traffic, where bench/bench_stream_cadence.py measures what that changes (under 1 %).
     stream_every_tick: bool = False
 
     @property
