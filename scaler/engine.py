@@ -490,8 +490,8 @@ class Engine:
         kept = self._reusable.get((ref, id(cfg)))
         if kept is None or kept.config is not cfg or not self._unchanged(kept):
             return None
-        read_at = kept.queue_read_at
-        if polled and read_at is not None and read_at <= self.clock.monotonic() - self.polled_reading_age:
+        newer_than, read_at = self._queue_newer_than(None, polled), kept.queue_read_at
+        if newer_than is not None and read_at is not None and read_at <= newer_than:
             return None
         if self._observer is not None:
             self._observer(kept.evaluation)
