@@ -6,7 +6,8 @@ every poll) with h2load (Debian's nghttp2-client), which sends raw gRPC frames
 from a separate process at far less client cost than a Python client, against:
 
 - the real scaler (`python -m scaler serve`, default settings) reading a real
-  RabbitMQ queue of 42 messages, its readings warm (shared for the cache TTL);
+  RabbitMQ queue of 42 messages, its readings warm (shared for the cache TTL, and
+  read again every --polled-reading-age for these polled calls);
 - a bare `grpc.aio` ExternalScaler in its own process answering the same rpcs
   with constants: the floor set by grpc, HTTP/2 and protobuf in Python.
 
@@ -42,6 +43,7 @@ from bench_getmetrics import EXPECTED_DESIRED, NAMESPACE, process_cpu_seconds, r
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
+from scaler.signals.cache import POLLED_READING_AGE
 
 SERVICE = "/externalscaler.ExternalScaler"
 
@@ -178,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             f"scaler reading {queue.description}"
         )
         ratios, cpu_ratios = [], []
-        with scaler_server(args.ttl) as scaler, bare_server() as (bare, bare_pid):
+        with scaler_server(args.ttl, args.polled_reading_age) as scaler, bare_server() as (bare, bare_pid):
             asyncio.run(warm(scaler.grpc_target, ref))
             for round_ in range(1, args.rounds + 1):
                 before = rpc_counts(scaler.metrics_url)
@@ -230,6 +232,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4, help="h2load connections per rpc")
     parser.add_argument("--streams", type=int, default=8, help="concurrent streams per connection")
     parser.add_argument("--ttl", type=float, default=2.0, help="the scaler's --cache-ttl")
+    parser.add_argument(
+        "--polled-reading-age",
+        type=float,
+        default=POLLED_READING_AGE,
+        help="the scaler's --polled-reading-age",
+    )
     parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
