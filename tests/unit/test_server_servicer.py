@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import types
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -14,10 +15,11 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
+from scaler import server
 from scaler._proto import externalscaler_pb2 as pb
 from scaler.clock import ManualClock
 from scaler.config import ConfigError
-from scaler.engine import Engine
+from scaler.engine import Engine, ObjectRef
 from scaler.observability import Metrics
 from scaler.server import ExternalScalerServicer, Shutdown
 from scaler.signals.base import SourceError
@@ -222,6 +224,43 @@ async def test_metric_spec_answers_from_the_metadata_alone(servicer: Fixture) ->
     assert [s.targetSizeFloat for s in reply.metricSpecs] == [1.0]
     assert reply.metricSpecs[0].metricName  # the trigger's metric name
     assert counted(metrics) == {("GetMetricSpec", "OK"): 1.0}
+
+
+async def test_get_metrics_answers_a_reused_evaluation_with_the_message_built_for_it(
+    servicer: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Building the answer took a third of the handler's time: while the engine answers
+    # with the same evaluation (Engine.answer_again), so does the servicer, with the same
+    # message; a new evaluation gets a new one.
+    svc, engine, metrics = servicer
+    answering: list[object] = []
+    monkeypatch.setattr(engine, "answer_again", lambda *args, **kwargs: answering[-1])
+
+    def evaluation(desired: float) -> object:
+        cfg = engine.config(ObjectRef(namespace="ml", name="worker"), METADATA)
+        return SimpleNamespace(
+            config=cfg, decision=SimpleNamespace(desired=desired, metric_value=math.ceil(desired))
+        )
+
+    request = pb.GetMetricsRequest(scaledObjectRef=ref(METADATA))
+    answering.append(evaluation(2.5))
+    first = await svc.GetMetrics(request, Context())
+    assert await svc.GetMetrics(request, Context()) is first
+    assert (first.metricValues[0].metricValueFloat, first.metricValues[0].metricValue) == (2.5, 3)
+    answering.append(evaluation(4.0))
+    second = await svc.GetMetrics(request, Context())
+    assert second is not first
+    assert (second.metricValues[0].metricValueFloat, second.metricValues[0].metricValue) == (4.0, 4)
+    assert first.metricValues[0].metricValueFloat == 2.5  # the message answered before is untouched
+    assert counted(metrics) == {("GetMetrics", "OK"): 3.0}
+
+    # Bounded as the engine's kept evaluations are: a client inventing names cannot make
+    # it keep one message per name.
+    monkeypatch.setattr(server, "REUSABLE_LIMIT", 2)
+    for name in ("a", "b", "c"):
+        other = pb.ScaledObjectRef(name=name, namespace="ml", scalerMetadata=METADATA)
+        await svc.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=other), Context())
+    assert len(svc._metric_answers) <= 2
 
 
 async def test_streams_opened_together_tick_apart(servicer: Fixture, monkeypatch: pytest.MonkeyPatch) -> None:
