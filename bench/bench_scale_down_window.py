@@ -14,8 +14,8 @@ perfect-foresight oracle under each, and the issue's targets met with every
 family under the default, every family at the short window, and with the window
 swept as one more knob of every family. Every policy KEDA runs gets the same window
 (static provisioning has no HPA), so no family gains a knob the others lack.
-`twitter` is in no default case: its six sweeps took 17 minutes on 2 cores, the four
-default traces' 24 under 11 (docs/benchmarks.md).
+`twitter` is in no default case: its six sweeps took 59 minutes on one core, the four
+default traces' 24 took 46 (docs/benchmarks.md).
 """
 
 from __future__ import annotations
