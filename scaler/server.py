@@ -126,6 +126,18 @@ def _ref(request: pb.ScaledObjectRef) -> ObjectRef:
     return ObjectRef(namespace=request.namespace, name=request.name)
 
 
+def _metric_answer(ev: Evaluation) -> pb.GetMetricsResponse:
+    return pb.GetMetricsResponse(
+        metricValues=[
+            pb.MetricValue(
+                metricName=ev.config.metric_name,
+                metricValue=ev.decision.metric_value,
+                metricValueFloat=ev.decision.desired,
+            )
+        ]
+    )
+
+
 def _matches(requested: str, ours: str) -> bool:
     """KEDA strips its `s<index>-` prefix before asking; accept it either way,
     case-insensitively (older KEDA lower-cased names)."""
@@ -279,26 +291,19 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
         self._metrics = metrics
         self._stream_interval = stream_interval
         self._shutting_down = shutting_down
-        # GetMetrics' answer per object and metric, with the evaluation it was built
-        # from: while the engine answers with that evaluation again
+        # GetMetrics' answer per object and metric, with the reused evaluation it was
+        # built from: while the engine answers with that evaluation again
         # (Engine.answer_again), so does this, with the same message (building it and
-        # its int64 value took a third of the handler's time).
+        # its int64 value took a third of the handler's time). Only reused ones: an
+        # evaluation the engine does not keep would be held here for nothing.
         self._metric_answers: dict[tuple[ObjectRef, str], tuple[Evaluation, pb.GetMetricsResponse]] = {}
 
-    def _metric_answer(self, ref: ObjectRef, ev: Evaluation) -> pb.GetMetricsResponse:
+    def _reused_metric_answer(self, ref: ObjectRef, ev: Evaluation) -> pb.GetMetricsResponse:
         key = (ref, ev.config.metric_name)
         kept = self._metric_answers.get(key)
         if kept is not None and kept[0] is ev:
             return kept[1]
-        answer = pb.GetMetricsResponse(
-            metricValues=[
-                pb.MetricValue(
-                    metricName=ev.config.metric_name,
-                    metricValue=ev.decision.metric_value,
-                    metricValueFloat=ev.decision.desired,
-                )
-            ]
-        )
+        answer = _metric_answer(ev)
         if len(self._metric_answers) >= REUSABLE_LIMIT:
             self._metric_answers.clear()  # refilled by the next calls
         self._metric_answers[key] = (ev, answer)
@@ -376,8 +381,11 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
             ref, cfg = self._config(request.scaledObjectRef)
             if not _matches(request.metricName, cfg.metric_name):
                 raise ConfigError("metricName", f"{cfg.metric_name!r}", request.metricName)
-            ev = self._engine.answer_again(ref, cfg) or await self._engine.answer_anew(ref, cfg)
-            answer = self._metric_answer(ref, ev)
+            reused = self._engine.answer_again(ref, cfg)
+            if reused is not None:
+                answer = self._reused_metric_answer(ref, reused)
+            else:
+                answer = _metric_answer(await self._engine.answer_anew(ref, cfg))
         except BaseException as exc:
             refused = exc
         else:

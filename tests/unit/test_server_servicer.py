@@ -236,6 +236,11 @@ async def test_get_metrics_answers_a_reused_evaluation_with_the_message_built_fo
     answering: list[object] = []
     monkeypatch.setattr(engine, "answer_again", lambda *args, **kwargs: answering[-1])
 
+    async def anew(*args: object, **kwargs: object) -> object:
+        return answering[-1]
+
+    monkeypatch.setattr(engine, "answer_anew", anew)
+
     def evaluation(desired: float) -> object:
         cfg = engine.config(ObjectRef(namespace="ml", name="worker"), METADATA)
         return SimpleNamespace(
@@ -243,6 +248,15 @@ async def test_get_metrics_answers_a_reused_evaluation_with_the_message_built_fo
         )
 
     request = pb.GetMetricsRequest(scaledObjectRef=ref(METADATA))
+    # An evaluation the engine does not reuse (answer_again: None) is answered, not
+    # kept: it would be held for nothing.
+    answering.append(evaluation(1.5))
+    monkeypatch.setattr(engine, "answer_again", lambda *args, **kwargs: None)
+    fresh = await svc.GetMetrics(request, Context())
+    assert fresh.metricValues[0].metricValueFloat == 1.5
+    assert not svc._metric_answers
+    monkeypatch.setattr(engine, "answer_again", lambda *args, **kwargs: answering[-1])
+
     answering.append(evaluation(2.5))
     first = await svc.GetMetrics(request, Context())
     assert await svc.GetMetrics(request, Context()) is first
@@ -252,7 +266,7 @@ async def test_get_metrics_answers_a_reused_evaluation_with_the_message_built_fo
     assert second is not first
     assert (second.metricValues[0].metricValueFloat, second.metricValues[0].metricValue) == (4.0, 4)
     assert first.metricValues[0].metricValueFloat == 2.5  # the message answered before is untouched
-    assert counted(metrics) == {("GetMetrics", "OK"): 3.0}
+    assert counted(metrics) == {("GetMetrics", "OK"): 4.0}
 
     # Bounded as the engine's kept evaluations are: a client inventing names cannot make
     # it keep one message per name.
