@@ -33,7 +33,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-from bench_getmetrics import EXPECTED_DESIRED, NAMESPACE, Queue, percentile, rabbitmq_queue, scaler_server
+from bench_getmetrics import (
+    EXPECTED_DESIRED,
+    NAMESPACE,
+    Queue,
+    percentile,
+    positive,
+    rabbitmq_queue,
+    scaler_server,
+)
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
@@ -220,7 +228,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ttl", type=float, default=2.0, help="the server's --cache-ttl")
     parser.add_argument(
         "--polled-reading-age",
-        type=float,
+        type=positive,
         default=POLLED_READING_AGE,
         help="the server's --polled-reading-age",
     )

@@ -39,7 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from bench_getmetrics import EXPECTED_DESIRED, NAMESPACE, process_cpu_seconds, rabbitmq_queue, scaler_server
+from bench_getmetrics import (
+    EXPECTED_DESIRED,
+    NAMESPACE,
+    positive,
+    process_cpu_seconds,
+    rabbitmq_queue,
+    scaler_server,
+)
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
@@ -234,7 +241,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ttl", type=float, default=2.0, help="the scaler's --cache-ttl")
     parser.add_argument(
         "--polled-reading-age",
-        type=float,
+        type=positive,
         default=POLLED_READING_AGE,
         help="the scaler's --polled-reading-age",
     )
