@@ -16,6 +16,13 @@ calls answer from a reading at most the polled reading age old).
 
     python bench/bench_getmetrics.py --objects 1,100,1000 --duration 10
     python bench/bench_getmetrics.py --objects 100 --source sqs
+    python bench/bench_getmetrics.py --objects 100 --replica-throughput 2
+
+`--replica-throughput X` adds `replicaThroughput: X` to the metadata, as the
+recommended configurations do (manifests/examples): the capacity-aware queue term
+and its per-queue memory. Neither AMQP nor SQS reports a publish rate, so the
+term has no arrival rate and the answer stays waiting / queueLength (checked as
+without it); what it measures is the cost of that path.
 
 Everything runs on 127.0.0.1 and stops by itself; the queue is deleted afterwards.
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -439,6 +447,13 @@ def object_counts(text: str) -> list[int]:
     return counts
 
 
+def with_replica_throughput(queue: Queue, throughput: float | None) -> Queue:
+    """The queue with `replicaThroughput` in its trigger metadata (None: as it is)."""
+    if throughput is None:
+        return queue
+    return dataclasses.replace(queue, metadata={**queue.metadata, "replicaThroughput": f"{throughput:g}"})
+
+
 def positive(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -460,6 +475,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the server's --polled-reading-age, seconds",
     )
     parser.add_argument(
+        "--replica-throughput",
+        type=positive,
+        help="add replicaThroughput to the trigger metadata (the capacity-aware queue term)",
+    )
+    parser.add_argument(
         "--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker"
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
@@ -473,8 +493,12 @@ async def bench(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     queue_context = rabbitmq_queue(args.rabbitmq_url) if args.source == "rabbitmq" else sqs_queue()
     with queue_context as queue:
+        queue = with_replica_throughput(queue, args.replica_throughput)
         depth_before = queue.count()
-        print(f"queue: {queue.description}, {depth_before} messages, queueLength {QUEUE_LENGTH:g}")
+        trigger = f"queueLength {QUEUE_LENGTH:g}"
+        if args.replica_throughput is not None:
+            trigger += f", replicaThroughput {args.replica_throughput:g}"
+        print(f"queue: {queue.description}, {depth_before} messages, {trigger}")
         print(
             f"server: python -m scaler serve --cache-ttl {args.ttl:g} "
             f"--polled-reading-age {args.polled_reading_age:g} (one fresh process per N); "

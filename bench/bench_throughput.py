@@ -17,6 +17,9 @@ scaler answer is checked from its own /metrics: as many OK rpcs as h2load sent,
 and no other status (h2load itself sees HTTP 200 for any gRPC status).
 
     python bench/bench_throughput.py --duration 10 --rounds 3
+    python bench/bench_throughput.py --replica-throughput 2   # the capacity term's path
+
+(`--replica-throughput`: see bench_getmetrics.py; the answer stays the same.)
 
 Everything runs on 127.0.0.1; the queue is deleted afterwards.
 """
@@ -46,6 +49,7 @@ from bench_getmetrics import (
     process_cpu_seconds,
     rabbitmq_queue,
     scaler_server,
+    with_replica_throughput,
 )
 
 from scaler._proto import externalscaler_pb2 as pb
@@ -170,7 +174,8 @@ async def warm(target: str, ref: pb.ScaledObjectRef) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with rabbitmq_queue(args.rabbitmq_url) as queue, tempfile.TemporaryDirectory() as tmp:
+    with rabbitmq_queue(args.rabbitmq_url) as plain_queue, tempfile.TemporaryDirectory() as tmp:
+        queue = with_replica_throughput(plain_queue, args.replica_throughput)
         ref = pb.ScaledObjectRef(name="worker", namespace=NAMESPACE, scalerMetadata=queue.metadata)
         bodies = {
             "GetMetrics": Path(tmp) / "get_metrics.bin",
@@ -185,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             f"h2load: 2 processes (GetMetrics, IsActive) x {args.clients} connection(s) x "
             f"{args.streams} streams, {args.duration:g} s after {args.warm_up:g} s warm-up; "
             f"scaler reading {queue.description}"
+            + ("" if args.replica_throughput is None else f", replicaThroughput {args.replica_throughput:g}")
         )
         ratios, cpu_ratios = [], []
         with scaler_server(args.ttl, args.polled_reading_age) as scaler, bare_server() as (bare, bare_pid):
@@ -244,6 +250,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive,
         default=POLLED_READING_AGE,
         help="the scaler's --polled-reading-age",
+    )
+    parser.add_argument(
+        "--replica-throughput",
+        type=positive,
+        help="add replicaThroughput to the trigger metadata (the capacity-aware queue term)",
     )
     parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)

@@ -278,6 +278,9 @@ class _Reusable:
     config: TriggerConfig
     sources: tuple[Source, ...]
     values: tuple[object, ...]  # the reading values, in the order of sources
+    # When each was read: the capacity term's memory is timed by it (a new reading
+    # is a new input there even where a source hands back the same value object).
+    read_ats: tuple[float | None, ...]
     outlook: Outlook | None
     series: tuple[str, DemandKind] | None  # the demand series the outlook came from
     evaluation: Evaluation
@@ -508,13 +511,18 @@ class Engine:
     def _reusable_from(self, cfg: TriggerConfig, evaluation: Evaluation) -> _Reusable | None:
         """What evaluation was made from, when nothing else (time included) went
         into it: not with an arrivalQuery or coldStartQuery (read on their own
-        schedules), job mode's pre-warm pulses (timed) or replicaThroughput (its
-        averaged arrival rate is state of its own)."""
+        schedules) or job mode's pre-warm pulses (timed). replicaThroughput's
+        per-queue memory (the averaged publish rate, the hold's history, when the
+        queue was last quiet) is a function of the queue readings fed to it, each
+        counted once, and its terms are timed by the reading's read_at, not now:
+        with the same reading it answers the same (tests/unit/test_engine.py
+        checks reuse against evaluating anew along random sequences)."""
         fc = cfg.forecast
-        if fc.replica_throughput is not None:
+        reads_queries = fc.arrival_query is not None or fc.cold_start_query is not None
+        if reads_queries and _reads_prometheus_demand(cfg):
             return None
         if fc.mode is not ForecastMode.OFF:
-            if fc.arrival_query is not None or fc.cold_start_query is not None or cfg.mode is Mode.JOB:
+            if cfg.mode is Mode.JOB:
                 return None
             if evaluation.forecast is None or evaluation.forecast.outlook is None:
                 return None
@@ -530,13 +538,14 @@ class Engine:
                 return None
             outlook, series = evaluation.forecast.outlook, _queue_series_key(cfg, queue_source)
         queue_read_at = next((read.read_at for read in evaluation.reads if read.name == "queue"), None)
-        return _Reusable(cfg, sources, values, outlook, series, evaluation, queue_read_at)
+        read_ats = tuple(read.read_at for read in evaluation.reads)
+        return _Reusable(cfg, sources, values, read_ats, outlook, series, evaluation, queue_read_at)
 
     def _unchanged(self, kept: _Reusable) -> bool:
         """Whether every input of the kept evaluation is still the current one."""
-        for source, value in zip(kept.sources, kept.values, strict=True):
+        for source, value, read_at in zip(kept.sources, kept.values, kept.read_ats, strict=True):
             outcome = self.cache.fresh(source)
-            if not isinstance(outcome, Reading) or outcome.value is not value:
+            if not isinstance(outcome, Reading) or outcome.value is not value or outcome.read_at != read_at:
                 return False
         if kept.outlook is None or kept.series is None:
             return kept.outlook is None

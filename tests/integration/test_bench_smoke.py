@@ -23,8 +23,17 @@ DURATION_S = 1.5
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("source", ["rabbitmq", "sqs"])
-def test_bench_prints_figures_and_reads_stay_within_ttl(source: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("source", "extra"),
+    [
+        ("rabbitmq", []),
+        ("sqs", []),
+        ("rabbitmq", ["--replica-throughput", "2"]),  # the capacity term's path, its answers reused too
+    ],
+)
+def test_bench_prints_figures_and_reads_stay_within_ttl(
+    source: str, extra: list[str], tmp_path: Path
+) -> None:
     results_file = tmp_path / "results.json"
     command = [
         sys.executable, str(BENCH),
@@ -33,6 +42,7 @@ def test_bench_prints_figures_and_reads_stay_within_ttl(source: str, tmp_path: P
         "--ttl", str(TTL_S),
         "--source", source,
         "--json", str(results_file),
+        *extra,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -397,7 +397,9 @@ async def test_answer_evaluates_again_when_the_forecast_outlook_moves(
     [
         ({"forecast": "off"}, True),
         ({"mode": "job"}, False),  # pre-warm Jobs are asked for in timed pulses
-        ({"replicaThroughput": "2"}, False),  # its averaged arrival rate is state of its own
+        # Its per-queue memory is fed each reading once (see the sequences below).
+        ({"replicaThroughput": "2"}, True),
+        ({"replicaThroughput": "2", "forecast": "off"}, True),
     ],
 )
 async def test_answer_reuses_only_what_is_a_function_of_its_inputs(
@@ -407,6 +409,48 @@ async def test_answer_reuses_only_what_is_a_function_of_its_inputs(
     cfg = engine.config(REF, {**METADATA, **extra})
     first = await engine.answer(REF, cfg)
     assert ((await engine.answer(REF, cfg)) is first) is reused
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_reused_capacity_answer_is_what_evaluating_anew_gives(
+    cache: ReadingCache, clock: ManualClock, factory: FakeFactory, seed: int
+) -> None:
+    """replicaThroughput's answers are reused (answer_again) only because its per-queue
+    memory (averaged rate, hold history, last quiet reading) changes with a new reading
+    alone, and its terms are timed by the reading, not by now. Along random sequences
+    of readings, clock steps, polls and stream ticks, for two objects on one queue, each
+    answer equals that of a twin engine on the same cache that always evaluates anew."""
+    import random
+
+    rng = random.Random(seed)
+    engine = Engine(cache, clock, factory)
+    twin = Engine(cache, clock, factory)
+    queue = factory.queue(METADATA["queueURL"])
+    capacity = {**METADATA, "replicaThroughput": "2", "coldStartSeconds": "120"}
+    objects = [
+        (REF, {**capacity, "forecast": "off"}),
+        (ObjectRef("ml", "other"), {**capacity, "replicaThroughput": "3", "holdSeconds": "60"}),
+    ]
+    reused = anew = 0
+    last: dict[ObjectRef, Evaluation] = {}
+    for _ in range(1500):
+        clock.advance(rng.choice([0.1, 0.3, 0.7, 1.5, 4.0, 11.0, 25.0, 70.0]))
+        if rng.random() < 0.3:
+            waiting, in_flight = rng.choice([(0, 0), (0, 2), (3, 1), (40, 6)])
+            rate = rng.choice([0.0, 0.0, 0.4, 3.0, 12.0])
+            queue.reading = QueueReading(waiting=waiting, in_flight=in_flight, publish_rate=rate)
+        ref, meta = rng.choice(objects)
+        polled = rng.random() < 0.6
+        answered = await engine.answer(ref, engine.config(ref, meta), polled=polled)
+        expected = await twin.evaluate_config(ref, twin.config(ref, meta), polled=polled)
+        assert answered.signals == expected.signals
+        assert answered.decision == expected.decision
+        if answered is last.get(ref):
+            reused += 1
+        else:
+            anew += 1
+        last[ref] = answered
+    assert reused > 50 and anew > 50  # both paths were walked
 
 
 async def test_answer_raises_once_the_source_fails(

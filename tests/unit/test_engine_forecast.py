@@ -391,6 +391,27 @@ async def test_forecast_off_keeps_the_capacity_term_on_arrival_and_cold_start_qu
     assert ev.decision.desired == pytest.approx(304 / 4)
 
 
+@pytest.mark.parametrize(
+    ("metadata", "reused"),
+    [
+        (RABBIT_CAPACITY, True),  # the publish rate comes with the queue reading
+        # arrivalQuery is the capacity term's rate, read on its own schedule: evaluated anew.
+        ({**METADATA, "replicaThroughput": "0.5", "forecast": "off"}, False),
+        ({**METADATA, "forecast": "off"}, True),  # nothing reads arrivalQuery
+    ],
+)
+async def test_the_capacity_term_is_answered_again_unless_a_query_feeds_it(
+    factory: Factory, metadata: dict[str, str], reused: bool
+) -> None:
+    factory.queue.reading = QueueReading(waiting=30, in_flight=2, publish_rate=1.5)
+    factory.arrival.reading = ArrivalReading(rate=2.0)
+    async for engine, clock in engine_at(12.0, factory):
+        cfg = engine.config(REF, metadata)
+        first = await engine.answer(REF, cfg)
+        clock.advance(0.2)
+        assert ((await engine.answer(REF, cfg)) is first) is reused
+
+
 async def test_job_mode_starts_at_most_max_prewarm_jobs(factory: Factory) -> None:
     meta = {**METADATA, "mode": "job", "maxPrewarmJobs": "3"}
     ev = await evaluate_at(12.0, factory, meta)
