@@ -2,7 +2,8 @@
 # Installs (when missing, with apt-get as root) and starts the servers the
 # integration tests talk to: RabbitMQ with its management plugin. Prometheus is
 # installed here but started by the tests themselves (own port, temp data dir);
-# the SQS-compatible server (moto) is a Python package the tests start.
+# the SQS-compatible server (moto) is a Python package the tests start. h2load
+# (nghttp2-client) is installed for the throughput bench's smoke test.
 # Idempotent: safe to run again while the broker is up.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ need_apt=()
 command -v rabbitmq-server >/dev/null 2>&1 || need_apt+=(rabbitmq-server)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# h2load, for the smoke test of bench/bench_throughput.py (raw gRPC load from C).
+command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "services: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]}) or run as root" >&2

@@ -15,6 +15,9 @@ each object's first poll at a random offset, against the real scaler
 
     python bench/bench_scale.py --duration 600      # the 10-minute run
     python bench/bench_scale.py --objects 100 --queues 10 --duration 60
+    python bench/bench_scale.py --duration 600 --replica-throughput 2   # the capacity term's path
+
+(`--replica-throughput`: see bench_getmetrics.py; the answers stay the same.)
 
 Everything runs on 127.0.0.1; the queues are deleted afterwards.
 """
@@ -41,6 +44,7 @@ from bench_getmetrics import (
     positive,
     rabbitmq_queue,
     scaler_server,
+    with_replica_throughput,
 )
 
 from scaler._proto import externalscaler_pb2 as pb
@@ -159,9 +163,10 @@ def run(args: argparse.Namespace) -> int:
         queues(args.rabbitmq_url, args.queues) as qs,
         scaler_server(args.ttl, args.polled_reading_age) as server,
     ):
+        metadata = [with_replica_throughput(q, args.replica_throughput).metadata for q in qs]
         refs = [
             pb.ScaledObjectRef(
-                name=f"worker-{i:05d}", namespace=NAMESPACE, scalerMetadata=qs[i % len(qs)].metadata
+                name=f"worker-{i:05d}", namespace=NAMESPACE, scalerMetadata=metadata[i % len(qs)]
             )
             for i in range(args.objects)
         ]
@@ -194,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         f"{args.objects} objects over {args.queues} queues, {elapsed:.0f} s: GetMetrics every "
         f"{HPA_PERIOD_S:g} s, IsActive every {KEDA_POLLING_S:g} s, one StreamIsActive each; "
         f"TTL {args.ttl:g} s, polled reading age {args.polled_reading_age:g} s"
+        + ("" if args.replica_throughput is None else f"; replicaThroughput {args.replica_throughput:g}")
     )
     for rpc, values in tally.ms.items():
         if values:
@@ -231,6 +237,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive,
         default=POLLED_READING_AGE,
         help="the server's --polled-reading-age",
+    )
+    parser.add_argument(
+        "--replica-throughput",
+        type=positive,
+        help="add replicaThroughput to the trigger metadata (the capacity-aware queue term)",
     )
     parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
     return parser.parse_args(argv)

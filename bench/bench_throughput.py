@@ -119,8 +119,9 @@ def h2load(target: str, bodies: dict[str, Path], args: argparse.Namespace) -> Lo
             subprocess.Popen(
                 [
                     command,
-                    f"--duration={args.duration:g}",
-                    f"--warm-up-time={args.warm_up:g}",
+                    # In ms: h2load takes a whole number with a unit, and --duration 0.5 is ours.
+                    f"--duration={round(args.duration * 1000)}ms",
+                    f"--warm-up-time={round(args.warm_up * 1000)}ms",
                     f"--clients={args.clients}",
                     f"--max-concurrent-streams={args.streams}",
                     "--threads=1",
@@ -237,14 +238,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per server per round")
-    parser.add_argument("--warm-up", type=float, default=2.0, help="h2load warm-up seconds before measuring")
-    parser.add_argument("--rounds", type=int, default=3, help="scaler-then-bare rounds")
-    parser.add_argument("--clients", type=int, default=4, help="h2load connections per rpc")
-    parser.add_argument("--streams", type=int, default=8, help="concurrent streams per connection")
-    parser.add_argument("--ttl", type=float, default=2.0, help="the scaler's --cache-ttl")
+    parser.add_argument(
+        "--duration", type=positive, default=10.0, help="seconds of load per server per round"
+    )
+    parser.add_argument(
+        "--warm-up", type=positive, default=2.0, help="h2load warm-up seconds before measuring"
+    )
+    parser.add_argument("--rounds", type=at_least_one, default=3, help="scaler-then-bare rounds")
+    parser.add_argument("--clients", type=at_least_one, default=4, help="h2load connections per rpc")
+    parser.add_argument("--streams", type=at_least_one, default=8, help="concurrent streams per connection")
+    parser.add_argument("--ttl", type=positive, default=2.0, help="the scaler's --cache-ttl")
     parser.add_argument(
         "--polled-reading-age",
         type=positive,

@@ -1,16 +1,19 @@
-"""The benchmark runs end to end and the server coalesces reads.
+"""The benchmarks run end to end (figures recorded in docs/benchmarks.md come from
+them, so they must keep working), and the server coalesces reads.
 
 Runs bench/bench_getmetrics.py (real `python -m scaler serve` subprocess, real
 RabbitMQ queue or moto SQS server, all on loopback) for two objects for about a
 second. It asserts the figures are printed and correct answers came back, and
 that source reads stay bounded by the TTL, here shorter than the polled reading age
 (a correctness property of the shared cache: hundreds of calls, a handful of reads),
-never a speed target.
+never a speed target. bench_scale.py and bench_throughput.py run for a few seconds
+each, their own checks (answers, rpc statuses, read bound) deciding their exit code.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +21,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_getmetrics.py"
+SCALE_BENCH = BENCH.with_name("bench_scale.py")
+THROUGHPUT_BENCH = BENCH.with_name("bench_throughput.py")
 TTL_S = 0.25
 DURATION_S = 1.5
 
@@ -59,3 +64,45 @@ def test_bench_prints_figures_and_reads_stay_within_ttl(
     assert result["source_reads"] >= 1
     assert result["expected_reads_per_s"] == pytest.approx(1 / TTL_S)  # TTL < polled reading age
     assert result["reads_per_s"] <= 2 / TTL_S, result
+
+
+@pytest.mark.integration
+def test_scale_bench_runs_and_checks_its_answers() -> None:
+    objects = 12
+    command = [
+        sys.executable, str(SCALE_BENCH),
+        "--objects", str(objects),
+        "--queues", "2",
+        "--duration", "6",
+        "--warm-up", "1",
+        "--replica-throughput", "2",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("OK"), done.stdout
+    assert "errors: none; wrong answers: 0" in done.stdout
+    # Each stream sends the (never changing) state once.
+    assert f"stream messages: {objects} (" in done.stdout
+    reads = re.search(r"source reads: (\d+) \(bound .* = (\d+)\)", done.stdout)
+    assert reads is not None, done.stdout
+    assert 2 <= int(reads.group(1)) <= int(reads.group(2))  # both queues read, within the bound
+    assert re.search(r"GetMetrics: \d+ calls, p50 [\d.]+ ms, p99 [\d.]+ ms", done.stdout)
+
+
+@pytest.mark.integration
+def test_throughput_bench_drives_both_servers_and_checks_every_status() -> None:
+    command = [
+        sys.executable, str(THROUGHPUT_BENCH),
+        "--duration", "1",
+        "--warm-up", "0.5",
+        "--rounds", "1",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    round_line = re.search(
+        r"round 1: scaler ([\d,]+) calls/s, bare ([\d,]+) calls/s, ratio ([\d.]+)", done.stdout
+    )
+    assert round_line is not None, done.stdout
+    assert all(float(group.replace(",", "")) > 0 for group in round_line.groups())
+    assert "other statuses none" in done.stdout
+    assert re.search(r"ratio scaler/bare: median [\d.]+ over 1 round", done.stdout)
