@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -419,9 +420,9 @@ async def test_a_reused_capacity_answer_is_what_evaluating_anew_gives(
     memory (averaged rate, hold history, last quiet reading) changes with a new reading
     alone, and its terms are timed by the reading, not by now. Along random sequences
     of readings, clock steps, polls and stream ticks, for two objects on one queue, each
-    answer equals that of a twin engine on the same cache that always evaluates anew."""
-    import random
-
+    answer equals that of a twin engine on the same cache that always evaluates anew.
+    The fake hands back the same value object until the reading is set again, as a
+    source may: a new read of it is still a new input (its read_at)."""
     rng = random.Random(seed)
     engine = Engine(cache, clock, factory)
     twin = Engine(cache, clock, factory)
