@@ -312,8 +312,11 @@ class ExternalScalerServicer(pb_grpc.ExternalScalerServicer):
     def _config(self, request: pb.ScaledObjectRef) -> tuple[ObjectRef, TriggerConfig]:
         """The object and its parsed config (memoised by the request's bytes).
         Raises ConfigError."""
-        ref = _ref(request)
         memo_key = request.SerializeToString(deterministic=True)
+        accepted = self._engine.accepted_config(memo_key)
+        if accepted is not None:
+            return accepted
+        ref = _ref(request)
         return ref, self._engine.config(ref, request.scalerMetadata, memo_key=memo_key)
 
     def _refuse(

@@ -186,6 +186,36 @@ def test_config_memo_key_stands_for_its_metadata(cache: ReadingCache, clock: Man
             engine.config(REF, {**METADATA, "mode": "batch"}, memo_key=b"request-4")
 
 
+def test_an_accepted_request_is_found_by_its_bytes_alone(cache: ReadingCache, clock: ManualClock) -> None:
+    from scaler.access import AccessPolicy, Patterns
+
+    engine = Engine(cache, clock, FakeFactory())
+    assert engine.accepted_config(b"request-1") is None  # never seen: config() must run
+    cfg = engine.config(REF, METADATA, memo_key=b"request-1")
+    accepted = engine.accepted_config(b"request-1")
+    assert accepted is not None and accepted[0] == REF and accepted[1] is cfg
+    # Keyed by the bytes config() accepted, not by the metadata: another key for the
+    # same map is not accepted until config() has accepted it for its object.
+    assert engine.accepted_config(b"request-2") is None
+    engine.config(ObjectRef("x", "y"), METADATA, memo_key=b"request-2")
+    assert engine.accepted_config(b"request-2") == (ObjectRef("x", "y"), cfg)
+    # Neither a map the parser refuses nor one the access policy refuses is ever
+    # accepted: config() runs, and refuses, every time.
+    with pytest.raises(ConfigError):
+        engine.config(REF, {**METADATA, "mode": "batch"}, memo_key=b"request-3")
+    assert engine.accepted_config(b"request-3") is None
+    guarded = Engine(
+        cache,
+        clock,
+        FakeFactory(),
+        access=AccessPolicy(allowed_hosts=Patterns.parse("*.svc.cluster.local", what="host pattern")),
+    )
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="queueURL"):
+            guarded.config(REF, METADATA, memo_key=b"request-1")
+        assert guarded.accepted_config(b"request-1") is None
+
+
 def test_config_memo_is_bounded_in_the_bytes_its_keys_hold(cache: ReadingCache, clock: ManualClock) -> None:
     engine = Engine(cache, clock, FakeFactory())
     memo = engine._memo
@@ -200,7 +230,7 @@ def test_config_memo_is_bounded_in_the_bytes_its_keys_hold(cache: ReadingCache, 
     # Each object left two keys of about 3 kB (its request bytes and its sorted map):
     # the oldest went until the keys hold at most 10 kB, and the count agrees.
     assert memo.size <= memo.byte_limit
-    assert memo.size == sum(size for _, size in memo.items.values())
+    assert memo.size == sum(size for _, size, _ in memo.items.values())
     assert len(memo.items) == 3
     # The newest object's config is still found by its request bytes; the first's is not.
     assert engine.config(REF, {}, memo_key=bytes(3_000) + bytes([3])) is configs[3]

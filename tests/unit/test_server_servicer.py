@@ -226,6 +226,39 @@ async def test_metric_spec_answers_from_the_metadata_alone(servicer: Fixture) ->
     assert counted(metrics) == {("GetMetricSpec", "OK"): 1.0}
 
 
+async def test_a_known_request_is_answered_without_parsing_or_checking_it_again(
+    servicer: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Building the object and checking its config again were two thirds of finding the
+    # config: a request the engine accepted before is found by its bytes alone.
+    svc, engine, _ = servicer
+    configs: list[ObjectRef] = []
+    config = engine.config
+
+    def counting(ref: ObjectRef, *args: object, **kwargs: object) -> object:
+        configs.append(ref)
+        return config(ref, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "config", counting)
+    request = ref(METADATA)
+    first = await svc.GetMetricSpec(request, Context())
+    again = await svc.GetMetricSpec(request, Context())
+    assert configs == [ObjectRef(namespace="ml", name="worker")]  # the second found by its bytes
+    assert again == first
+    # Another object, or other metadata, is other bytes: config() runs for it.
+    other = pb.ScaledObjectRef(name="other", namespace="ml", scalerMetadata=METADATA)
+    await svc.GetMetricSpec(other, Context())
+    changed = ref({**METADATA, "queueLength": "7"})
+    await svc.GetMetricSpec(changed, Context())
+    assert configs[1:] == [ObjectRef(namespace="ml", name="other"), ObjectRef(namespace="ml", name="worker")]
+    # A refused request is refused every time, with its status.
+    bad = ref({**METADATA, "queueLength": "lots"})
+    for _ in range(2):
+        context = Context()
+        assert await svc.GetMetricSpec(bad, context) is None
+        assert context.status is not None and context.status[0] is grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_get_metrics_answers_a_reused_evaluation_with_the_message_built_for_it(
     servicer: Fixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
