@@ -27,6 +27,13 @@ TTL_S = 0.25
 DURATION_S = 1.5
 
 
+def run_bench(script: Path, *args: str) -> str:
+    """Run a bench script to its end; its stdout, once it exited 0 (its own checks passed)."""
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     ("source", "extra"),
@@ -40,21 +47,19 @@ def test_bench_prints_figures_and_reads_stay_within_ttl(
     source: str, extra: list[str], tmp_path: Path
 ) -> None:
     results_file = tmp_path / "results.json"
-    command = [
-        sys.executable, str(BENCH),
+    stdout = run_bench(
+        BENCH,
         "--objects", "2",
         "--duration", str(DURATION_S),
         "--ttl", str(TTL_S),
         "--source", source,
         "--json", str(results_file),
         *extra,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=90)
-    assert done.returncode == 0, done.stdout + done.stderr
+    )  # fmt: skip
 
     for figure in ("calls/s", "GetMetrics p50/p99 ms", "IsActive p50/p99 ms", "reads/s", "1/min(TTL, age)"):
-        assert figure in done.stdout
-    assert "42/42 (none consumed)" in done.stdout
+        assert figure in stdout
+    assert "42/42 (none consumed)" in stdout
 
     [result] = json.loads(results_file.read_text())
     assert result["objects"] == 2
@@ -69,40 +74,29 @@ def test_bench_prints_figures_and_reads_stay_within_ttl(
 @pytest.mark.integration
 def test_scale_bench_runs_and_checks_its_answers() -> None:
     objects = 12
-    command = [
-        sys.executable, str(SCALE_BENCH),
+    stdout = run_bench(
+        SCALE_BENCH,
         "--objects", str(objects),
         "--queues", "2",
         "--duration", "6",
         "--warm-up", "1",
         "--replica-throughput", "2",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.rstrip().endswith("OK"), done.stdout
-    assert "errors: none; wrong answers: 0" in done.stdout
+    )  # fmt: skip
+    assert stdout.rstrip().endswith("OK"), stdout
+    assert "errors: none; wrong answers: 0" in stdout
     # Each stream sends the (never changing) state once.
-    assert f"stream messages: {objects} (" in done.stdout
-    reads = re.search(r"source reads: (\d+) \(bound .* = (\d+)\)", done.stdout)
-    assert reads is not None, done.stdout
+    assert f"stream messages: {objects} (" in stdout
+    reads = re.search(r"source reads: (\d+) \(bound .* = (\d+)\)", stdout)
+    assert reads is not None, stdout
     assert 2 <= int(reads.group(1)) <= int(reads.group(2))  # both queues read, within the bound
-    assert re.search(r"GetMetrics: \d+ calls, p50 [\d.]+ ms, p99 [\d.]+ ms", done.stdout)
+    assert re.search(r"GetMetrics: \d+ calls, p50 [\d.]+ ms, p99 [\d.]+ ms", stdout)
 
 
 @pytest.mark.integration
 def test_throughput_bench_drives_both_servers_and_checks_every_status() -> None:
-    command = [
-        sys.executable, str(THROUGHPUT_BENCH),
-        "--duration", "1",
-        "--warm-up", "0.5",
-        "--rounds", "1",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    round_line = re.search(
-        r"round 1: scaler ([\d,]+) calls/s, bare ([\d,]+) calls/s, ratio ([\d.]+)", done.stdout
-    )
-    assert round_line is not None, done.stdout
+    stdout = run_bench(THROUGHPUT_BENCH, "--duration", "1", "--warm-up", "0.5", "--rounds", "1")
+    round_line = re.search(r"round 1: scaler ([\d,]+) calls/s, bare ([\d,]+) calls/s, ratio ([\d.]+)", stdout)
+    assert round_line is not None, stdout
     assert all(float(group.replace(",", "")) > 0 for group in round_line.groups())
-    assert "other statuses none" in done.stdout
-    assert re.search(r"ratio scaler/bare: median [\d.]+ over 1 round", done.stdout)
+    assert "other statuses none" in stdout
+    assert re.search(r"ratio scaler/bare: median [\d.]+ over 1 round", stdout)
