@@ -45,6 +45,7 @@ import grpc
 from bench_getmetrics import (
     EXPECTED_DESIRED,
     NAMESPACE,
+    at_least_one,
     positive,
     process_cpu_seconds,
     rabbitmq_queue,
@@ -236,13 +237,6 @@ def run(args: argparse.Namespace) -> int:
             "(the bare server's CPU per call over the scaler's)"
         )
     return 0
-
-
-def at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -6,8 +6,9 @@ RabbitMQ queue or moto SQS server, all on loopback) for two objects for about a
 second. It asserts the figures are printed and correct answers came back, and
 that source reads stay bounded by the TTL, here shorter than the polled reading age
 (a correctness property of the shared cache: hundreds of calls, a handful of reads),
-never a speed target. bench_scale.py and bench_throughput.py run for a few seconds
-each, their own checks (answers, rpc statuses, read bound) deciding their exit code.
+never a speed target. bench_scale.py, bench_throughput.py and bench_handler.py run for
+a few seconds each, their own checks (answers, rpc statuses, read bound) deciding their
+exit code.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_getmetrics.py"
 SCALE_BENCH = BENCH.with_name("bench_scale.py")
 THROUGHPUT_BENCH = BENCH.with_name("bench_throughput.py")
+HANDLER_BENCH = BENCH.with_name("bench_handler.py")
 TTL_S = 0.25
 DURATION_S = 1.5
 
@@ -100,3 +102,14 @@ def test_throughput_bench_drives_both_servers_and_checks_every_status() -> None:
     assert all(float(group.replace(",", "")) > 0 for group in round_line.groups())
     assert "other statuses none" in stdout
     assert re.search(r"ratio scaler/bare: median [\d.]+ over 1 round", stdout)
+
+
+@pytest.mark.integration
+def test_handler_bench_times_each_call_it_checks() -> None:
+    stdout = run_bench(
+        HANDLER_BENCH, "--calls", "300", "--rounds", "2", "--anew", "--replica-throughput", "2"
+    )
+    for name in ("GetMetrics", "IsActive", "evaluation anew"):
+        timed = re.search(rf"^{name}: median ([\d.]+) µs per call \(rounds: [\d.]+, [\d.]+\)$", stdout, re.M)
+        assert timed is not None, stdout
+        assert float(timed.group(1)) > 0
