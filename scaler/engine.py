@@ -271,16 +271,16 @@ class Evaluation:
 DecisionObserver = Callable[[Evaluation], None]
 
 
-@dataclass(frozen=True)
-class _Reusable:
-    """An evaluation and what it was made from (see Engine.answer)."""
+class _Reusable(NamedTuple):
+    """An evaluation and what it was made from (see Engine.answer). A named tuple:
+    one is made for every evaluation anew, and a frozen dataclass's field-by-field
+    __init__ was most of that cost."""
 
     config: TriggerConfig
-    sources: tuple[Source, ...]
-    values: tuple[object, ...]  # the reading values, in the order of sources
-    # When each was read: the capacity term's memory is timed by it (a new reading
-    # is a new input there even where a source hands back the same value object).
-    read_ats: tuple[float | None, ...]
+    # Each reading it was made from: (source, value, when it was read). The time as
+    # well as the value: the capacity term's memory is timed by it (a new reading is
+    # a new input there even where a source hands back the same value object).
+    readings: tuple[tuple[Source, object, float | None], ...]
     outlook: Outlook | None
     series: tuple[str, DemandKind] | None  # the demand series the outlook came from
     evaluation: Evaluation
@@ -554,23 +554,26 @@ class Engine:
             if evaluation.forecast is None or evaluation.forecast.outlook is None:
                 return None
         wanted = self._wanted_signals(cfg)
-        sources = tuple(source for _, source, _ in wanted)
-        values = tuple(read.value for read in evaluation.reads)
-        if len(values) != len(sources) or any(v is None for v in values):
+        if len(wanted) != len(evaluation.reads):
             return None
+        readings: list[tuple[Source, object, float | None]] = []
+        queue_source, queue_read_at = None, None
+        for (name, source, _), read in zip(wanted, evaluation.reads, strict=True):
+            if read.value is None:
+                return None
+            readings.append((source, read.value, read.read_at))
+            if name == "queue":
+                queue_source, queue_read_at = source, read.read_at
         outlook, series = None, None
         if evaluation.forecast is not None:
-            queue_source = next((source for name, source, _ in wanted if name == "queue"), None)
             if queue_source is None:
                 return None
             outlook, series = evaluation.forecast.outlook, _queue_series_key(cfg, queue_source)
-        queue_read_at = next((read.read_at for read in evaluation.reads if read.name == "queue"), None)
-        read_ats = tuple(read.read_at for read in evaluation.reads)
-        return _Reusable(cfg, sources, values, read_ats, outlook, series, evaluation, queue_read_at)
+        return _Reusable(cfg, tuple(readings), outlook, series, evaluation, queue_read_at)
 
     def _unchanged(self, kept: _Reusable) -> bool:
         """Whether every input of the kept evaluation is still the current one."""
-        for source, value, read_at in zip(kept.sources, kept.values, kept.read_ats, strict=True):
+        for source, value, read_at in kept.readings:
             outcome = self.cache.fresh(source)
             if not isinstance(outcome, Reading) or outcome.value is not value or outcome.read_at != read_at:
                 return False
