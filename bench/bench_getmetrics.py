@@ -468,13 +468,9 @@ def at_least_one(text: str) -> int:
     return value
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--objects", type=object_counts, default=[1, 100, 1000], help="N, or N1,N2,...")
-    parser.add_argument("--duration", type=positive, default=10.0, help="seconds of load per N")
-    parser.add_argument("--concurrency", type=int, default=16, help="most callers in flight (each one pair)")
-    parser.add_argument("--source", choices=("rabbitmq", "sqs"), default="rabbitmq")
-    parser.add_argument("--ttl", type=positive, default=2.0, help="the server's --cache-ttl, seconds")
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every server bench shares: the server's polled reading age, the
+    trigger's replicaThroughput (with_replica_throughput), the broker."""
     parser.add_argument(
         "--polled-reading-age",
         type=positive,
@@ -489,6 +485,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker"
     )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--objects", type=object_counts, default=[1, 100, 1000], help="N, or N1,N2,...")
+    parser.add_argument("--duration", type=positive, default=10.0, help="seconds of load per N")
+    parser.add_argument("--concurrency", type=int, default=16, help="most callers in flight (each one pair)")
+    parser.add_argument("--source", choices=("rabbitmq", "sqs"), default="rabbitmq")
+    parser.add_argument("--ttl", type=positive, default=2.0, help="the server's --cache-ttl, seconds")
+    add_server_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
     if args.concurrency < 1:

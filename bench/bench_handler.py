@@ -35,8 +35,8 @@ import grpc
 from bench_getmetrics import (
     EXPECTED_DESIRED,
     NAMESPACE,
+    add_server_arguments,
     at_least_one,
-    positive,
     rabbitmq_queue,
     with_replica_throughput,
 )
@@ -106,16 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--calls", type=at_least_one, default=20_000, help="calls per rpc per round")
     parser.add_argument("--rounds", type=at_least_one, default=7, help="rounds (the median is printed)")
-    parser.add_argument(
-        "--polled-reading-age", type=positive, default=0.5, help="the server's --polled-reading-age"
-    )
-    parser.add_argument(
-        "--replica-throughput",
-        type=positive,
-        help="add replicaThroughput to the trigger metadata (the capacity-aware queue term)",
-    )
+    add_server_arguments(parser)
     parser.add_argument("--anew", action="store_true", help="also time an evaluation made anew")
-    parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
     return parser.parse_args(argv)
 
 

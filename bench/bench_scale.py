@@ -40,8 +40,8 @@ from bench_getmetrics import (
     EXPECTED_DESIRED,
     NAMESPACE,
     Queue,
+    add_server_arguments,
     percentile,
-    positive,
     rabbitmq_queue,
     scaler_server,
     with_replica_throughput,
@@ -50,7 +50,6 @@ from bench_getmetrics import (
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
 from scaler.server import tune_gc
-from scaler.signals.cache import POLLED_READING_AGE
 
 HPA_PERIOD_S = 15.0
 KEDA_POLLING_S = 30.0
@@ -232,18 +231,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
     parser.add_argument("--warm-up", type=float, default=60.0, help="seconds before the RSS baseline")
     parser.add_argument("--ttl", type=float, default=2.0, help="the server's --cache-ttl")
-    parser.add_argument(
-        "--polled-reading-age",
-        type=positive,
-        default=POLLED_READING_AGE,
-        help="the server's --polled-reading-age",
-    )
-    parser.add_argument(
-        "--replica-throughput",
-        type=positive,
-        help="add replicaThroughput to the trigger metadata (the capacity-aware queue term)",
-    )
-    parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    add_server_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -45,6 +45,7 @@ import grpc
 from bench_getmetrics import (
     EXPECTED_DESIRED,
     NAMESPACE,
+    add_server_arguments,
     at_least_one,
     positive,
     process_cpu_seconds,
@@ -55,7 +56,6 @@ from bench_getmetrics import (
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
-from scaler.signals.cache import POLLED_READING_AGE
 
 SERVICE = "/externalscaler.ExternalScaler"
 
@@ -251,18 +251,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=at_least_one, default=4, help="h2load connections per rpc")
     parser.add_argument("--streams", type=at_least_one, default=8, help="concurrent streams per connection")
     parser.add_argument("--ttl", type=positive, default=2.0, help="the scaler's --cache-ttl")
-    parser.add_argument(
-        "--polled-reading-age",
-        type=positive,
-        default=POLLED_READING_AGE,
-        help="the scaler's --polled-reading-age",
-    )
-    parser.add_argument(
-        "--replica-throughput",
-        type=positive,
-        help="add replicaThroughput to the trigger metadata (the capacity-aware queue term)",
-    )
-    parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    add_server_arguments(parser)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
