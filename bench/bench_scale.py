@@ -11,7 +11,9 @@ each object's first poll at a random offset, against the real scaler
 - source reads from the server's /metrics, against the bound
   Q x (duration / min(TTL, polled reading age) + 1);
 - the server's resident memory after warm-up and at the end;
-- stream messages (each stream sends the state once, then only changes).
+- stream messages (each stream sends the state once, then only changes), and how
+  long after opening each stream had its first answer: every stream is opened at
+  once, as KEDA opens them when it starts.
 
     python bench/bench_scale.py --duration 600      # the 10-minute run
     python bench/bench_scale.py --objects 100 --queues 10 --duration 60
@@ -85,6 +87,7 @@ class Tally:
         self.wrong = 0
         self.stream_messages = 0
         self.stream_errors = 0
+        self.first_answer_s: list[float] = []  # each stream's first message, from its opening
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -120,6 +123,8 @@ async def poll(
 
 async def stream(stub: pb_grpc.ExternalScalerStub, ref: pb.ScaledObjectRef, end: float, tally: Tally) -> None:
     call = stub.StreamIsActive(ref)
+    opened = time.perf_counter()
+    answered = False
     try:
         while time.monotonic() < end:
             read = asyncio.ensure_future(call.read())
@@ -131,6 +136,9 @@ async def stream(stub: pb_grpc.ExternalScalerStub, ref: pb.ScaledObjectRef, end:
             if message is grpc.aio.EOF:
                 tally.stream_errors += 1
                 break
+            if not answered:
+                answered = True
+                tally.first_answer_s.append(time.perf_counter() - opened)
             tally.stream_messages += 1
             if message.result is not True:
                 tally.wrong += 1
@@ -208,6 +216,13 @@ def run(args: argparse.Namespace) -> int:
             )
     print(f"  errors: {tally.errors or 'none'}; wrong answers: {tally.wrong}")
     print(f"  stream messages: {tally.stream_messages:,} (one per stream expected: the state never changes)")
+    if tally.first_answer_s:
+        # Every stream is opened at once, as KEDA opens them when it starts.
+        print(
+            f"  streams' first answers (all opened at once): {len(tally.first_answer_s):,} of "
+            f"{args.objects:,}, p50 {percentile(tally.first_answer_s, 0.50):.2f} s, "
+            f"max {max(tally.first_answer_s):.2f} s after opening"
+        )
     print(
         f"  source reads: {reads:,.0f} "
         f"(bound {args.queues} x ({elapsed:.0f} / {shortest:g} + 1) = {bound:,.0f})"

@@ -210,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add(
         serve,
+        "--max-pending-calls",
+        type=whole(1, 10_000_000),
+        default=20_000,
+        help="calls accepted but not yet picked up past which new ones are refused (CANCELLED): "
+        "at random up to twice this, then all; KEDA opens every object's stream at once when it starts",
+    )
+    _add(
+        serve,
         "--grace-period",
         type=seconds,
         default=10.0,
@@ -445,6 +453,7 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         keepalive_time=args.keepalive_time,
         keepalive_timeout=args.keepalive_timeout,
         read_threads=args.read_threads,
+        max_pending_calls=args.max_pending_calls,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,

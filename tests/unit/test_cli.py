@@ -66,6 +66,7 @@ def test_flags_parse() -> None:
         "--source-timeout", "1.5",
         "--stream-interval", "0.25",
         "--grace-period", "3",
+        "--max-pending-calls", "5000",
         "--tls-cert", "/certs/tls.crt",
         "--tls-key", "/certs/tls.key",
         "--tls-client-ca", "/certs/ca.crt",
@@ -81,6 +82,7 @@ def test_flags_parse() -> None:
     assert args.source_timeout == 1.5
     assert args.stream_interval == 0.25
     assert args.grace_period == 3.0
+    assert cli.serve_settings(args).max_pending_calls == 5000
     assert (args.tls_cert, args.tls_key, args.tls_client_ca) == (
         "/certs/tls.crt",
         "/certs/tls.key",
@@ -103,6 +105,7 @@ ENV_CASES = [
     ("PREWARM_TLS_KEY", "/c/tls.key", "tls_key", "/c/tls.key"),
     ("PREWARM_TLS_CLIENT_CA", "/c/ca.crt", "tls_client_ca", "/c/ca.crt"),
     ("PREWARM_MAX_CONNECTION_AGE", "600", "max_connection_age", 600.0),
+    ("PREWARM_MAX_PENDING_CALLS", "40000", "max_pending_calls", 40000),
 ]
 
 
@@ -207,6 +210,8 @@ BAD_FLAGS = [
     ("--polled-reading-age", "-0.5"),
     ("--polled-reading-age", "inf"),
     ("--read-threads", "0"),
+    ("--max-pending-calls", "0"),
+    ("--max-pending-calls", "1.5"),
     ("--grace-period", "inf"),
     # Finite but past a day: 1e300 overflowed socket timeouts on every read.
     ("--source-timeout", "1e300"),
@@ -216,6 +221,8 @@ BAD_FLAGS = [
     pytest.param("--metrics-port", HUGE, id="--metrics-port-huge"),
     pytest.param("--health-port", HUGE, id="--health-port-huge"),
     pytest.param("--read-threads", HUGE, id="--read-threads-huge"),
+    # Twice it is grpc's hard limit, an int channel argument.
+    pytest.param("--max-pending-calls", "10000001", id="--max-pending-calls-past-the-bound"),
     ("--max-connection-age", "-1"),
     ("--max-connection-age", "inf"),
     # An empty path is refused, not read as unset: PREWARM_TLS_CLIENT_CA= would turn mTLS off.
