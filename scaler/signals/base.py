@@ -1,7 +1,8 @@
 """The interface every signal source implements, and the readings they return.
 
-A source does blocking I/O in `read()`; the engine runs it off the event loop,
-behind the shared cache (see cache.py), with a bounded timeout. A source only
+A source does blocking I/O in `read()`, which the engine runs off the event loop,
+or asynchronous I/O in an `async def read()` on it; either way behind the shared
+cache (see cache.py), with a bounded timeout. A source only
 inspects: it never receives, consumes or acknowledges a message.
 """
 
@@ -79,9 +80,14 @@ class Source(Protocol):
     triggers with the same key share one cached reading. `description` names the
     source for errors and logs, with no credentials in it.
 
+    `read` is blocking, and the cache runs it in its read pool; or it is a
+    coroutine (`async def read`), which the cache awaits on the event loop, for a
+    client that runs there (the AMQP source: a thread waits for the GIL after every
+    socket call while the event loop is busy).
+
     A source may also have a `connection_key` (str): sources with the same one
-    read over one shared client that is not thread-safe (an AMQP connection),
-    and the cache makes their reads take turns on the event loop.
+    read over one shared client that is not thread-safe, and the cache makes their
+    blocking reads take turns on the event loop.
 
     And an `endpoint` (str, host:port, no credentials): the server it reads. The
     cache lets one endpoint's reads hold at most a share of its read threads, so a
@@ -95,7 +101,8 @@ class Source(Protocol):
     def description(self) -> str: ...
 
     def read(self) -> object:
-        """Blocking read. Raises SourceError (or any exception) on failure."""
+        """Blocking read, or a coroutine function (see above). Raises SourceError (or
+        any exception) on failure."""
         ...
 
     def close(self) -> None: ...

@@ -2,8 +2,9 @@
 
 Every trigger reading the same source key shares one reading per TTL, and
 concurrent callers for a key wait on one read instead of starting their own.
-Reads run in a thread pool (the client libraries block) with a bounded timeout,
-so one slow source never delays answers for others. Failures are cached for the
+Reads run in a thread pool (the client libraries block), or on the event loop for a
+source whose client runs there (AMQP), with a bounded timeout, so one slow source
+never delays answers for others. Failures are cached for the
 same TTL, so a down source answers fast instead of being hammered.
 
 Two refinements keep callers off the read's path without reading more often:
@@ -25,9 +26,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import copy
+import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -101,6 +103,12 @@ class _Endpoint:
 
     running: int = 0
     freed: asyncio.Event | None = None
+
+
+def _reads_on_the_loop(source: Source) -> bool:
+    """Whether the source's read is a coroutine, awaited on the event loop (its client
+    runs there), rather than a blocking call for the read pool."""
+    return inspect.iscoroutinefunction(source.read)
 
 
 ReadObserver = Callable[[Source, float, "SourceError | None"], None]
@@ -219,6 +227,8 @@ class ReadingCache:
         caller's thread, with no timeout. For drivers whose sources are in memory
         and never block (the simulator); same key sharing, TTL, `newer_than` and
         error caching. Raises SourceError."""
+        if _reads_on_the_loop(source):
+            raise TypeError(f"{source.description} reads on an event loop: use get()")
         now = self._clock.monotonic()
         entry, source = self._entry(source, now)
         if now - entry.finished_at >= self.ttl or _older(entry, newer_than):
@@ -246,24 +256,15 @@ class ReadingCache:
         self.reads += 1
         error: SourceError | None = None
         try:
-            if entry.thread is not None and not entry.thread.done():
-                raise SourceError(
-                    f"{source.description}: the previous read has still not returned "
-                    f"(no answer within {self.timeout:g}s)"
-                )
-            connection = getattr(source, "connection_key", None)
-            if connection is not None:
-                await self._wait_turn(source, connection, deadline)
-            endpoint = getattr(source, "endpoint", None)
-            if endpoint is not None:
-                await self._wait_endpoint(source, endpoint, deadline)
-            entry.thread = self._submit(source.read)
-            if endpoint is not None:
-                self._hold_endpoint(endpoint, entry.thread, loop)
-            if connection is not None:
-                self._take_turn(connection, entry.thread, loop, deadline)
-            remaining = max(deadline - loop.time(), 0.0)
-            value = await asyncio.wait_for(asyncio.wrap_future(entry.thread, loop=loop), remaining)
+            if _reads_on_the_loop(source):
+                # A client driven by the event loop itself (an AMQP connection): no
+                # thread and no turn here (the source takes its own turns); the
+                # deadline cancels it.
+                read: Awaitable[object] = source.read()  # type: ignore[assignment]
+                async with asyncio.timeout_at(deadline):  # in this task: no task of its own
+                    value = await read
+            else:
+                value = await self._read_in_thread(source, entry, deadline)
             entry.reading = Reading(value, self._clock.monotonic())
             entry.error = None
         except TimeoutError:
@@ -285,6 +286,29 @@ class ReadingCache:
         self._log_change(source, entry, error)
         if self._on_read is not None:
             self._on_read(source, entry.finished_at - started, error)
+
+    async def _read_in_thread(self, source: Source, entry: _Entry, deadline: float) -> object:
+        """A blocking read in the pool: at most one thread per key, turns on a shared
+        connection and a share of the pool per endpoint (the waiting on the loop)."""
+        loop = asyncio.get_running_loop()
+        if entry.thread is not None and not entry.thread.done():
+            raise SourceError(
+                f"{source.description}: the previous read has still not returned "
+                f"(no answer within {self.timeout:g}s)"
+            )
+        connection = getattr(source, "connection_key", None)
+        if connection is not None:
+            await self._wait_turn(source, connection, deadline)
+        endpoint = getattr(source, "endpoint", None)
+        if endpoint is not None:
+            await self._wait_endpoint(source, endpoint, deadline)
+        entry.thread = self._submit(source.read)
+        if endpoint is not None:
+            self._hold_endpoint(endpoint, entry.thread, loop)
+        if connection is not None:
+            self._take_turn(connection, entry.thread, loop, deadline)
+        remaining = max(deadline - loop.time(), 0.0)
+        return await asyncio.wait_for(asyncio.wrap_future(entry.thread, loop=loop), remaining)
 
     def _submit(self, read: Callable[[], object]) -> concurrent.futures.Future[object]:
         """Run `read` in the pool, or, while half the pool is stuck in clients past

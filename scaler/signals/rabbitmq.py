@@ -7,12 +7,12 @@ rates. Neither path ever consumes, gets or acknowledges a message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pika
 import pika.exceptions
 import requests
+from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 
 from scaler.config import (
     MAX_QUOTED,
@@ -105,24 +107,37 @@ class _ReadDeadline(pika.exceptions.AMQPConnectionError):
 
 
 class _SharedConnection:
-    """One BlockingConnection and channel; pika is not thread-safe, so reads of
-    the queues sharing it take turns (a passive declare takes about a millisecond).
+    """One AMQP connection and channel, driven by pika's asyncio adapter on the
+    event loop that reads through it; the queues sharing it take turns (a passive
+    declare is one frame out and one in, about 0.2 ms against a local broker).
+
+    Why on the event loop, not in a read thread: a thread needs the GIL back after
+    each of pika's socket calls, and a busy event loop, which lets the GIL go and
+    takes it back around every poll of its own, keeps winning it. A passive declare
+    that takes 0.2 ms took 5 ms with another thread computing, and seconds with an
+    event loop kept busy (docs/decisions.md, *AMQP reads run on the event loop*).
 
     Every step has a deadline, so a broker that stops answering costs one read
     the source timeout and no more: the connect (pika's stack timeout), the wait
-    for the lock, and each operation on an open connection (pika has no deadline
-    there; without one a read waits for the broker's heartbeat, minutes). A
-    connection failure is remembered for `failure_ttl`: the broker's other queues
-    fail at once with the same cause instead of queueing behind it.
+    for the turn, and each operation on an open connection (past it the connection
+    is ended, as pika's own heartbeat check ends one). A connection failure is
+    remembered for `failure_ttl`: the broker's other queues fail at once with the
+    same cause instead of queueing behind it.
     """
 
     def __init__(self, cfg: RabbitConfig, timeout: float, failure_ttl: float = 2.0) -> None:
         self._cfg = cfg
         self._timeout = timeout
         self._failure_ttl = failure_ttl
-        self._lock = threading.Lock()
+        # The loop the connection runs on, and its turn: made on the first read, and
+        # again if a read comes from another loop (a connection cannot move).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._turn: asyncio.Lock | None = None
         self._connection: Any = None
         self._channel: Any = None
+        # The operation waiting for the broker's answer, failed at once when the
+        # connection or the channel closes under it.
+        self._waiting: asyncio.Future[Any] | None = None
         self._failed: tuple[float, str] | None = None  # (until, cause): the last connection failure
         parts = urlsplit(cfg.url)
         default_port = 5671 if parts.scheme.lower() == "amqps" else 5672
@@ -130,33 +145,42 @@ class _SharedConnection:
         self.port = parts.port or default_port
         self.where = endpoint(self.host, self.port)
 
-    def message_count(self, queue: str) -> int:
+    async def message_count(self, queue: str) -> int:
         """Ready messages in `queue`, by passive declare. Raises BrokerError
         (QueueMissing/QueueDenied for the queue itself)."""
-        deadline = time.monotonic() + self._timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         self._raise_remembered()
-        if not self._lock.acquire(timeout=self._timeout):
+        if self._loop is not loop:
+            self._abandon()
+            self._loop, self._turn = loop, asyncio.Lock()
+        turn = self._turn
+        assert turn is not None
+        try:
+            async with asyncio.timeout_at(deadline):
+                await turn.acquire()
+        except TimeoutError:
             raise BrokerError(
                 f"another read on the connection to {self.where} has not returned within "
                 f"{self._timeout:g}s; check that RabbitMQ answers"
-            )
+            ) from None
         try:
             self._raise_remembered()  # the read we waited for may just have failed
             kept = self._connection is not None and self._connection.is_open
             try:
-                return self._declare_passive(queue, deadline)
+                return await self._declare_passive(queue, deadline)
             except (
                 pika.exceptions.StreamLostError,
                 pika.exceptions.ConnectionClosed,
                 pika.exceptions.ChannelWrongStateError,
             ) as exc:
                 self._drop()
-                if not kept or time.monotonic() >= deadline:
+                if not kept or loop.time() >= deadline:
                     raise self._connection_failed(exc) from None
                 # The kept connection died between reads (broker restart, idle
                 # timeout): reconnect once, then report.
                 try:
-                    return self._declare_passive(queue, deadline)
+                    return await self._declare_passive(queue, deadline)
                 except pika.exceptions.ChannelClosedByBroker as retry_exc:
                     self._channel = None
                     raise _queue_error(retry_exc) from None
@@ -172,7 +196,7 @@ class _SharedConnection:
                 self._drop()
                 raise self._connection_failed(exc) from None
         finally:
-            self._lock.release()
+            turn.release()
 
     def _raise_remembered(self) -> None:
         failed = self._failed
@@ -216,70 +240,145 @@ class _SharedConnection:
             return described
         return f"cannot connect to {self.where}: unexpected AMQP error ({type(exc).__name__})"
 
-    def _declare_passive(self, queue: str, deadline: float) -> int:
+    async def _declare_passive(self, queue: str, deadline: float) -> int:
         if self._connection is None or not self._connection.is_open:
-            self._connect(max(deadline - time.monotonic(), 0.001))
-        with self._deadline(deadline):
-            if self._channel is None or not self._channel.is_open:
-                self._channel = self._connection.channel()
-            # passive=True only checks that the queue exists and returns its counts.
-            frame = self._channel.queue_declare(queue=queue, passive=True)
+            await self._connect(deadline)
+        if self._channel is None or not self._channel.is_open:
+            connection = self._connection
+            self._channel = await self._answer(
+                deadline, lambda done: connection.channel(on_open_callback=done)
+            )
+            self._channel.add_on_close_callback(self._channel_closed)
+        channel = self._channel
+        # passive=True only checks that the queue exists and returns its counts.
+        frame = await self._answer(
+            deadline, lambda done: channel.queue_declare(queue=queue, passive=True, callback=done)
+        )
         return int(frame.method.message_count)
 
-    def _connect(self, timeout: float) -> None:
+    async def _answer(self, deadline: float, start: Callable[[Callable[[Any], None]], object]) -> Any:
+        """Start an operation that calls back with the broker's answer, and wait for
+        it until `deadline`; past it the connection is ended (_ReadDeadline)."""
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[Any] = loop.create_future()
+
+        def done(answer: Any) -> None:
+            if not waiting.done():
+                waiting.set_result(answer)
+
+        self._waiting = waiting
+        try:
+            start(done)
+            async with asyncio.timeout_at(deadline):
+                return await waiting
+        except TimeoutError:
+            self._end(_ReadDeadline(f"no answer within {self._timeout:g}s"))
+            raise _ReadDeadline(f"no answer within {self._timeout:g}s") from None
+        finally:
+            self._waiting = None
+
+    async def _connect(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        remaining = max(deadline - loop.time(), 0.001)
         params = pika.URLParameters(amqp_url_for_pika(self._cfg.url))
         if self._cfg.vhost is not None:
             params.virtual_host = self._cfg.vhost
-        params.socket_timeout = timeout
-        params.stack_timeout = timeout  # TCP, TLS and the AMQP handshake together
+        params.socket_timeout = remaining
+        params.stack_timeout = remaining  # TCP, TLS and the AMQP handshake together
         params.blocked_connection_timeout = self._timeout
         params.connection_attempts = 1
         params.retry_delay = 0
-        self._connection = pika.BlockingConnection(params)
-        self._channel = None
+        opened: asyncio.Future[None] = loop.create_future()
 
-    @contextmanager
-    def _deadline(self, deadline: float) -> Iterator[None]:
-        """End the blocking call in the block at `deadline` by ending the stream,
-        as pika's own heartbeat check does: the call then raises _ReadDeadline.
-        (pika's blocking calls take no timeout; its I/O loop runs this timer while
-        the call waits. Private pika API, pinned by the frozen-broker test.)"""
-        impl = self._connection._impl
-        remaining = max(deadline - time.monotonic(), 0.001)
+        def on_open(_: object) -> None:
+            if not opened.done():
+                opened.set_result(None)
 
-        def expire() -> None:
-            impl._terminate_stream(_ReadDeadline(f"no answer within {self._timeout:g}s"))
+        def on_open_error(_: object, exc: BaseException) -> None:
+            if isinstance(exc, pika.exceptions.ConnectionOpenAborted):
+                # How pika's stack timeout ends a handshake the broker never answered
+                # (it closes the opening connection; nothing here closes one opening).
+                exc = AMQPConnectorStackTimeout(str(exc))
+            if not opened.done():
+                opened.set_exception(exc)
 
-        timer = impl._adapter_call_later(remaining, expire)
+        self._drop()  # one left opening by a connect that was cancelled
+        self._connection = AsyncioConnection(
+            params,
+            on_open_callback=on_open,
+            on_open_error_callback=on_open_error,
+            on_close_callback=self._connection_closed,
+            custom_ioloop=loop,
+        )
         try:
-            yield
-        finally:
-            with suppress(Exception):  # the connection may be gone already
-                impl._adapter_remove_timeout(timer)
+            # pika's stack timeout ends the attempt at `deadline` with its own error;
+            # this backstop, a moment later, only catches an adapter that did not.
+            async with asyncio.timeout_at(deadline + 0.25):
+                await opened
+        except TimeoutError:
+            self._end(AMQPConnectorStackTimeout(f"no connection within {remaining:g}s"))
+            raise pika.exceptions.AMQPConnectionError(AMQPConnectorStackTimeout()) from None
 
-    def _drop(self) -> None:
+    def _connection_closed(self, connection: object, reason: BaseException) -> None:
+        """pika's close callback: fail the operation waiting on the connection."""
+        if connection is not self._connection:
+            return  # one dropped already
+        self._connection = self._channel = None
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_exception(reason)
+
+    def _channel_closed(self, channel: object, reason: BaseException) -> None:
+        """The broker closed the channel (a missing or refused queue: 404, 403)."""
+        if channel is not self._channel:
+            return
+        self._channel = None
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_exception(reason)
+
+    def _end(self, error: BaseException) -> None:
+        """End the connection now, without the close handshake (a broker that stopped
+        answering would not answer that either). Private pika API, as its heartbeat
+        check uses it; pinned by the frozen-broker test."""
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
-            try:
-                if connection.is_open:
-                    # A polite close waits for the broker's CloseOk: bounded too.
-                    self._connection = connection
-                    try:
-                        with self._deadline(time.monotonic() + min(self._timeout, 2.0)):
-                            connection.close()
-                    finally:
-                        self._connection = None
-            except Exception:  # already broken; nothing to salvage
-                pass
+            with suppress(Exception):  # already gone
+                connection._terminate_stream(error)
+
+    def _drop(self) -> None:
+        """Let the connection go after a failure: closed politely if it is open (the
+        broker answers CloseOk on the loop; nothing waits for it), ended if it was
+        still opening (a connect cancelled half-way)."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            _close(connection)
+
+    def _abandon(self) -> None:
+        """Forget a connection made on another event loop (closed, or not ours to use)."""
+        loop = self._loop
+        if loop is not None and self._connection is not None:
+            self._close_on(loop, self._connection)
+        self._connection = self._channel = None
 
     def close(self) -> None:
-        # A read stuck past its deadline holds the lock: leave the connection to
-        # the process's exit rather than wait for it.
-        if self._lock.acquire(timeout=self._timeout):
-            try:
-                self._drop()
-            finally:
-                self._lock.release()
+        """Close the connection (the cache closes sources from its pool threads:
+        the close is handed to the connection's event loop)."""
+        loop, connection = self._loop, self._connection
+        self._connection = self._channel = None
+        if loop is not None and connection is not None:
+            self._close_on(loop, connection)
+
+    @staticmethod
+    def _close_on(loop: asyncio.AbstractEventLoop, connection: Any) -> None:
+        with suppress(RuntimeError):  # the loop has closed: the process is ending with it
+            loop.call_soon_threadsafe(_close, connection)
+
+
+def _close(connection: Any) -> None:
+    """Close an AMQP connection unless it is closing or closed already (pika refuses
+    a second close); one still opening is ended without the handshake."""
+    with suppress(Exception):  # already broken; nothing to salvage
+        if not (connection.is_closing or connection.is_closed):
+            connection.close()
 
 
 # URL query parameters pika reads with ast.literal_eval into TLS or socket
@@ -318,16 +417,12 @@ class RabbitAmqpSource(_RabbitQueueSource):
         self._timeout = timeout
         self._connections = connections if connections is not None else AmqpConnections()
 
-    @cached_property
-    def connection_key(self) -> str:
-        """Sources with the same key share one connection: the cache lets their
-        reads take turns on the event loop, so waiting costs no read thread."""
-        return "amqp|" + AmqpConnections.key(self._cfg)
-
-    def read(self) -> QueueReading:
+    async def read(self) -> QueueReading:
+        """On the event loop (the cache awaits a source whose read is a coroutine);
+        the queues of one connection take turns on it."""
         shared = self._connections.acquire(self._cfg, self, self._timeout)
         try:
-            waiting = shared.message_count(self._cfg.queue_name)
+            waiting = await shared.message_count(self._cfg.queue_name)
         except BrokerError as exc:
             raise SourceError(f"{self.description}: {exc}") from None
         return QueueReading(waiting=float(waiting), in_flight=None)

@@ -6,9 +6,9 @@ RabbitMQ queue or moto SQS server, all on loopback) for two objects for about a
 second. It asserts the figures are printed and correct answers came back, and
 that source reads stay bounded by the TTL, here shorter than the polled reading age
 (a correctness property of the shared cache: hundreds of calls, a handful of reads),
-never a speed target. bench_scale.py, bench_throughput.py and bench_handler.py run for
-a few seconds each, their own checks (answers, rpc statuses, read bound) deciding their
-exit code.
+never a speed target. bench_scale.py, bench_throughput.py, bench_handler.py and
+bench_read_path.py run for a few seconds each, their own checks (answers, rpc
+statuses, read bound, readings) deciding their exit code.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_getmetrics.py"
 SCALE_BENCH = BENCH.with_name("bench_scale.py")
 THROUGHPUT_BENCH = BENCH.with_name("bench_throughput.py")
 HANDLER_BENCH = BENCH.with_name("bench_handler.py")
+READ_PATH_BENCH = BENCH.with_name("bench_read_path.py")
 TTL_S = 0.25
 DURATION_S = 1.5
 
@@ -113,3 +114,17 @@ def test_handler_bench_times_each_call_it_checks() -> None:
         timed = re.search(rf"^{name}: median ([\d.]+) µs per call \(rounds: [\d.]+, [\d.]+\)$", stdout, re.M)
         assert timed is not None, stdout
         assert float(timed.group(1)) > 0
+
+
+@pytest.mark.integration
+def test_read_path_bench_times_both_paths_and_checks_each_reading() -> None:
+    stdout = run_bench(READ_PATH_BENCH, "--reads", "20", "--busy", "0,1", "--seconds", "2", "--timeout", "1")
+    rows = re.findall(r"^\| (on the loop|in a thread) \| (\d+) \| (\d+) \| ([\d.]+|-) \|", stdout, re.M)
+    assert {(path, busy) for path, busy, _, _ in rows} == {
+        ("on the loop", "0"),
+        ("in a thread", "0"),
+        ("on the loop", "1"),
+        ("in a thread", "1"),
+    }, stdout
+    # Every read on the loop answered (each reading is checked: 42 messages).
+    assert all(int(reads) == 20 for path, _, reads, _ in rows if path == "on the loop"), stdout

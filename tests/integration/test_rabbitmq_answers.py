@@ -9,6 +9,7 @@ ssl_options or tcp_options."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -277,7 +278,7 @@ def test_the_amqp_url_given_to_pika_has_no_file_or_socket_options(tmp_path, quer
         source = RabbitAmqpSource(cfg, timeout=2.0, connections=AmqpConnections(failure_ttl=0.0))
         try:
             with pytest.raises(SourceError) as failure:
-                source.read()
+                asyncio.run(source.read())
         finally:
             source.close()
         messages.append(str(failure.value).split(": ", 1)[1])

@@ -798,3 +798,75 @@ async def test_last_is_the_latest_outcome_however_old(
     error = cache.last(source)  # the error now, not the reading before it
     assert isinstance(error, SourceError) and "cannot connect" in str(error)
     assert error is not cache.last(source)  # a copy per caller
+
+
+class LoopSource(FakeSource):
+    """A source whose read is a coroutine (a client driven by the event loop, as the
+    AMQP source's is): the cache awaits it on the loop, in no pool thread."""
+
+    def __init__(self, key: str = "loop|q", *, fail: Exception | None = None) -> None:
+        super().__init__(key, fail=fail)
+        self.threads: list[threading.Thread] = []
+        self.release: asyncio.Event | None = None  # when set, read() waits for it
+
+    async def read(self) -> QueueReading:  # type: ignore[override]
+        self.threads.append(threading.current_thread())
+        self.reads += 1
+        if self.release is not None:
+            await self.release.wait()
+        if self.fail is not None:
+            raise self.fail
+        return QueueReading(waiting=float(self.reads), in_flight=0.0)
+
+
+async def test_a_coroutine_read_is_awaited_on_the_loop_and_shared(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+) -> None:
+    cache = make_cache()
+    source = LoopSource()
+    source.release = asyncio.Event()
+    first = [asyncio.ensure_future(cache.get(source)) for _ in range(5)]
+    await asyncio.sleep(0)
+    source.release.set()
+    readings = await asyncio.gather(*first)
+    assert {r.value for r in readings} == {QueueReading(waiting=1.0, in_flight=0.0)}  # one read, shared
+    assert source.threads == [threading.current_thread()]  # the loop's thread, not the pool's
+    assert cache.reads == 1
+    clock.advance(2.0)  # past the TTL: read again
+    assert (await cache.get(source)).value == QueueReading(waiting=2.0, in_flight=0.0)
+
+
+async def test_a_coroutine_read_past_the_timeout_is_cancelled_and_a_source_error(
+    make_cache: Callable[..., ReadingCache],
+) -> None:
+    cache = make_cache(timeout=0.05)
+    source = LoopSource()
+    source.release = asyncio.Event()  # never set: a client that never answers
+    with pytest.raises(SourceError) as info:
+        await cache.get(source)
+    assert str(info.value) == "fake queue 'loop|q': no answer within 0.05s"
+    # Nothing is left running: the next read is not refused as "still not returned".
+    source.release.set()
+    with pytest.raises(SourceError):  # the error is cached for the TTL
+        await cache.get(source)
+    assert source.reads == 1
+
+
+async def test_a_coroutine_reads_errors_are_cached_as_a_threads_are(
+    make_cache: Callable[..., ReadingCache],
+) -> None:
+    cache = make_cache()
+    source = LoopSource(fail=SourceError("fake queue 'loop|q': connection refused"))
+    for _ in range(2):
+        with pytest.raises(SourceError, match="connection refused"):
+            await cache.get(source)
+    assert source.reads == 1
+
+
+def test_get_sync_refuses_a_source_that_reads_on_an_event_loop(clock: ManualClock) -> None:
+    cache = ReadingCache(clock)
+    try:
+        with pytest.raises(TypeError, match="reads on an event loop"):
+            cache.get_sync(LoopSource())
+    finally:
+        cache.close()

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Benchmark: how long an AMQP queue read takes while the event loop is busy.
+
+The scaler reads RabbitMQ over AMQP with pika's asyncio adapter, on its event loop
+(scaler/signals/rabbitmq.py). Before 5 December 2026 it ran pika's blocking client
+in a read-pool thread, as it still does every HTTP source. This bench times one
+passive declare of a temporary queue of 42 messages both ways, through the
+scaler's ReadingCache (TTL 0, so every call reads), with the event loop idle and
+with N tasks each computing 0.2 ms and yielding, round after round, as an event
+loop busy with many streams' ticks does:
+
+- `on the loop`: the scaler's RabbitAmqpSource (its read is a coroutine);
+- `in a thread`: the same declare over pika's BlockingConnection, run in the
+  cache's read pool (the path before).
+
+A thread's read needs the GIL back after each of pika's socket calls, and an
+event loop that lets the GIL go and takes it back around every poll keeps winning
+it, so the thread's read waits for the loop to go idle. Each read's time is
+capped by --timeout (then counted as a timeout, where the scaler would answer
+UNAVAILABLE), and each row by --seconds.
+
+    python bench/bench_read_path.py
+    python bench/bench_read_path.py --reads 200 --busy 0,1,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+
+import pika
+from bench_getmetrics import at_least_one, positive, rabbitmq_queue
+
+from scaler.clock import SystemClock
+from scaler.config import parse_trigger
+from scaler.signals.base import QueueReading, SourceError
+from scaler.signals.cache import ReadingCache
+from scaler.signals.rabbitmq import AmqpConnections, rabbitmq_source
+
+BUSY_SLICE_S = 0.0002  # each busy task computes this long between yields
+
+
+class ThreadedDeclare:
+    """A passive declare over pika's BlockingConnection: a blocking read, which the
+    cache runs in its pool (how the scaler read AMQP before)."""
+
+    def __init__(self, url: str, queue: str) -> None:
+        self._connection = pika.BlockingConnection(pika.URLParameters(url))
+        self._channel = self._connection.channel()
+        self._queue = queue
+
+    key = "bench|threaded-declare"
+    description = "the passive declare in a read thread"
+
+    def read(self) -> QueueReading:
+        frame = self._channel.queue_declare(queue=self._queue, passive=True)
+        return QueueReading(waiting=float(frame.method.message_count), in_flight=None)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+async def _busy(stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        started = time.perf_counter()
+        while time.perf_counter() - started < BUSY_SLICE_S:
+            pass
+        await asyncio.sleep(0)
+
+
+async def _time_reads(
+    source: object, reads: int, busy: int, timeout: float, budget: float
+) -> tuple[list[float], int]:
+    """Seconds per read through a TTL-0 cache with `busy` tasks computing, and the
+    reads that timed out: `reads` of them, or as many as `budget` seconds allow."""
+    cache = ReadingCache(SystemClock(), ttl=0.0, timeout=timeout)
+    stop = asyncio.Event()
+    tasks = [asyncio.ensure_future(_busy(stop)) for _ in range(busy)]
+    times, timeouts = [], 0
+    end = time.monotonic() + budget
+    try:
+        for _ in range(reads):
+            if time.monotonic() >= end:
+                break
+            started = time.perf_counter()
+            try:
+                reading = await cache.get(source)  # type: ignore[arg-type]
+            except SourceError:
+                timeouts += 1
+                continue
+            times.append(time.perf_counter() - started)
+            assert isinstance(reading.value, QueueReading) and reading.value.waiting == 42, reading
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    return times, timeouts
+
+
+def _row(path: str, busy: int, times: list[float], timeouts: int) -> str:
+    reads = len(times) + timeouts
+    if not times:
+        return f"| {path} | {busy} | {reads} | - | - | - | {timeouts} |"
+    ordered = sorted(times)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return (
+        f"| {path} | {busy} | {reads} | {statistics.median(ordered) * 1e3:.2f} | {p99 * 1e3:.2f} | "
+        f"{ordered[-1] * 1e3:.1f} | {timeouts} |"
+    )
+
+
+async def _run(args: argparse.Namespace, metadata: dict[str, str], queue: str) -> list[str]:
+    cfg = parse_trigger(metadata).rabbitmq
+    assert cfg is not None
+    on_loop = rabbitmq_source(cfg, timeout=args.timeout, connections=AmqpConnections())
+    threaded = ThreadedDeclare(args.rabbitmq_url, queue)
+    rows = []
+    try:
+        for busy in args.busy:
+            for path, source in (("on the loop", on_loop), ("in a thread", threaded)):
+                # The reads of a path right after its warm-up (the connection opened).
+                await _time_reads(source, 3, 0, args.timeout, args.seconds)
+                times, timeouts = await _time_reads(source, args.reads, busy, args.timeout, args.seconds)
+                rows.append(_row(path, busy, times, timeouts))
+    finally:
+        on_loop.close()
+        threaded.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--reads", type=at_least_one, default=300, help="reads timed per row")
+    parser.add_argument(
+        "--busy",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[0, 1, 3],
+        help="busy tasks on the event loop, N or N1,N2,... (0: idle)",
+    )
+    parser.add_argument("--timeout", type=positive, default=5.0, help="the read timeout, seconds")
+    parser.add_argument(
+        "--seconds", type=positive, default=10.0, help="the most time spent on one row (its reads stop there)"
+    )
+    parser.add_argument(
+        "--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker"
+    )
+    args = parser.parse_args(argv)
+    if any(n < 0 for n in args.busy):
+        parser.error("--busy takes counts >= 0")
+    with rabbitmq_queue(args.rabbitmq_url) as q:
+        rows = asyncio.run(_run(args, dict(q.metadata), q.metadata["queueName"]))
+    print(
+        f"AMQP passive declare through the cache: up to {args.reads} reads or {args.seconds:g} s per row; "
+        f"busy tasks compute {BUSY_SLICE_S * 1e3:g} ms between yields; timeout {args.timeout:g} s"
+    )
+    print("| read | busy tasks | reads | p50 ms | p99 ms | max ms | timed out |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
