@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-threads",
         type=whole(1, 1024),
         default=64,
-        help="threads for blocking source reads: the most distinct sources read at once "
+        help="threads for blocking source reads (SQS, RabbitMQ's management API, Prometheus; "
+        "AMQP reads run on the event loop): the most distinct sources read at once "
         "(a hung source holds one until its read returns)",
     )
     _add(

@@ -83,11 +83,8 @@ class Source(Protocol):
     `read` is blocking, and the cache runs it in its read pool; or it is a
     coroutine (`async def read`), which the cache awaits on the event loop, for a
     client that runs there (the AMQP source: a thread waits for the GIL after every
-    socket call while the event loop is busy).
-
-    A source may also have a `connection_key` (str): sources with the same one
-    read over one shared client that is not thread-safe, and the cache makes their
-    blocking reads take turns on the event loop.
+    socket call while the event loop is busy). Sources that share a client that is
+    not thread-safe (an AMQP connection) take their own turns on it.
 
     And an `endpoint` (str, host:port, no credentials): the server it reads. The
     cache lets one endpoint's reads hold at most a share of its read threads, so a

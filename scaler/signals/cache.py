@@ -88,15 +88,6 @@ def _older(entry: _Entry, newer_than: float | None) -> bool:
 
 
 @dataclass
-class _Turn:
-    """The read thread now using a shared connection (see Source.connection_key)."""
-
-    thread: concurrent.futures.Future[object]
-    done: asyncio.Event
-    deadline: float  # loop time by which the read should have returned
-
-
-@dataclass
 class _Endpoint:
     """The read threads now running against one endpoint (see Source.endpoint), and
     an event set (and replaced) each time one of them returns."""
@@ -156,7 +147,6 @@ class ReadingCache:
         self._stuck_lock = threading.Lock()
         self._idle_evict_after = idle_evict_after
         self._on_read = on_read
-        self._turns: dict[str, _Turn] = {}
         self._endpoints: dict[str, _Endpoint] = {}
         self.endpoint_limit = max(1, max_workers // ENDPOINT_SHARE)
         self.reads = 0  # total source reads started (for tests and the benchmark)
@@ -288,25 +278,20 @@ class ReadingCache:
             self._on_read(source, entry.finished_at - started, error)
 
     async def _read_in_thread(self, source: Source, entry: _Entry, deadline: float) -> object:
-        """A blocking read in the pool: at most one thread per key, turns on a shared
-        connection and a share of the pool per endpoint (the waiting on the loop)."""
+        """A blocking read in the pool: at most one thread per key, and a share of the
+        pool per endpoint (the waiting on the loop)."""
         loop = asyncio.get_running_loop()
         if entry.thread is not None and not entry.thread.done():
             raise SourceError(
                 f"{source.description}: the previous read has still not returned "
                 f"(no answer within {self.timeout:g}s)"
             )
-        connection = getattr(source, "connection_key", None)
-        if connection is not None:
-            await self._wait_turn(source, connection, deadline)
         endpoint = getattr(source, "endpoint", None)
         if endpoint is not None:
             await self._wait_endpoint(source, endpoint, deadline)
         entry.thread = self._submit(source.read)
         if endpoint is not None:
             self._hold_endpoint(endpoint, entry.thread, loop)
-        if connection is not None:
-            self._take_turn(connection, entry.thread, loop, deadline)
         remaining = max(deadline - loop.time(), 0.0)
         return await asyncio.wait_for(asyncio.wrap_future(entry.thread, loop=loop), remaining)
 
@@ -343,30 +328,6 @@ class ReadingCache:
                 self._stuck -= 1
 
         thread.add_done_callback(returned)
-
-    async def _wait_turn(self, source: Source, connection: str, deadline: float) -> None:
-        """Wait, on the event loop, until no read thread uses the connection.
-
-        Reads over one shared, non-thread-safe connection take turns anyway; doing
-        the waiting here rather than on a lock in the pool means a broker that
-        stops answering holds one read thread, not one per queue, so it cannot
-        starve the pool of the reads of healthy sources."""
-        loop = asyncio.get_running_loop()
-        while (turn := self._turns.get(connection)) is not None and not turn.thread.done():
-            if loop.time() >= turn.deadline:
-                # The read using the connection is stuck past its own deadline: say
-                # so at once instead of making every refresh wait out the timeout.
-                raise SourceError(
-                    f"{source.description}: another read on the same connection has not returned "
-                    f"within {self.timeout:g}s"
-                )
-            try:
-                await asyncio.wait_for(turn.done.wait(), max(deadline - loop.time(), 0.0))
-            except TimeoutError:
-                raise SourceError(
-                    f"{source.description}: another read on the same connection has not returned "
-                    f"within {self.timeout:g}s"
-                ) from None
 
     async def _wait_endpoint(self, source: Source, endpoint: str, deadline: float) -> None:
         """Wait, on the event loop, until fewer than `endpoint_limit` reads run against
@@ -413,25 +374,6 @@ class ReadingCache:
         if state.running <= 0:
             del self._endpoints[endpoint]
 
-    def _take_turn(
-        self,
-        connection: str,
-        thread: concurrent.futures.Future[object],
-        loop: asyncio.AbstractEventLoop,
-        deadline: float,
-    ) -> None:
-        done = asyncio.Event()
-        self._turns[connection] = _Turn(thread, done, deadline)
-
-        # The callback holds the event, not the turn: the turn holds the future, which
-        # keeps its callbacks, so a callback holding the turn would be a reference
-        # cycle left for the garbage collector to find (one per read).
-        def finished(_: object) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed first (shutdown)
-                loop.call_soon_threadsafe(done.set)
-
-        thread.add_done_callback(finished)
-
     def _log_change(self, source: Source, entry: _Entry, error: SourceError | None) -> None:
         """Log when a source starts failing and when it recovers: once each, so a
         down source does not log every read. Messages name the source without
@@ -466,9 +408,6 @@ class ReadingCache:
             and (e.thread is None or e.thread.done())
             and now - e.last_used > self._idle_evict_after
         ]
-        # A finished turn is as good as none; connections whose sources all went
-        # away would otherwise keep theirs (and its last reading) for good.
-        self._turns = {c: t for c, t in self._turns.items() if not t.thread.done()}
         loop = asyncio.get_running_loop()
         closing = []
         for key in stale:
@@ -499,7 +438,6 @@ class ReadingCache:
         _, not_done = concurrent.futures.wait(pending, timeout=timeout)
         self._sources.clear()
         self._entries.clear()
-        self._turns.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
         return not not_done
 

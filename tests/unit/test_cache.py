@@ -55,6 +55,25 @@ class FakeSource:
         self.closed += 1
 
 
+class LoopSource(FakeSource):
+    """A source whose read is a coroutine (a client driven by the event loop, as the
+    AMQP source's is): the cache awaits it on the loop, in no pool thread."""
+
+    def __init__(self, key: str = "loop|q", *, fail: Exception | None = None) -> None:
+        super().__init__(key, fail=fail)
+        self.threads: list[threading.Thread] = []
+        self.release: asyncio.Event | None = None  # when set, read() waits for it
+
+    async def read(self) -> QueueReading:  # type: ignore[override]
+        self.threads.append(threading.current_thread())
+        self.reads += 1
+        if self.release is not None:
+            await self.release.wait()
+        if self.fail is not None:
+            raise self.fail
+        return QueueReading(waiting=float(self.reads), in_flight=0.0)
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(start=100.0)
@@ -374,47 +393,6 @@ async def test_a_hung_source_holds_at_most_one_thread(
     assert reading.value == QueueReading(waiting=2.0, in_flight=0.0)
 
 
-class SharedConnectionSource(FakeSource):
-    """A FakeSource whose reads go over a connection shared with other sources."""
-
-    def __init__(self, key: str, connection: str) -> None:
-        super().__init__(key)
-        self.connection_key = connection
-
-
-async def test_reads_on_one_connection_take_turns_without_holding_threads(
-    make_cache: Callable[..., ReadingCache],
-) -> None:
-    # A broker that stopped answering: its first read hangs. Its other queues wait
-    # for their turn on the event loop (no pool thread each), and fail at the
-    # timeout naming the wait; a source elsewhere still gets a thread of the two.
-    cache = make_cache(timeout=1.0, max_workers=2)
-    gate = threading.Event()
-    stalled = [SharedConnectionSource(f"stalled|q{i}", "amqp|broker-a") for i in range(6)]
-    for source in stalled:
-        source.gate = gate
-    healthy = SharedConnectionSource("healthy|q", "amqp|broker-b")
-    try:
-        reads = [asyncio.ensure_future(cache.get(s)) for s in stalled]
-        await asyncio.to_thread(stalled[0].started.wait, 5)
-        assert (await asyncio.wait_for(cache.get(healthy), 5.0)).value.waiting == 1.0
-        outcomes = await asyncio.gather(*reads, return_exceptions=True)
-    finally:
-        gate.set()
-    assert [s.reads for s in stalled] == [1, 0, 0, 0, 0, 0]  # one thread for the broker
-    assert str(outcomes[0]) == "fake queue 'stalled|q0': no answer within 1s"
-    for outcome in outcomes[1:]:
-        assert isinstance(outcome, SourceError)
-        assert "another read on the same connection has not returned within 1s" in str(outcome)
-
-
-async def test_reads_on_one_connection_follow_each_other(make_cache: Callable[..., ReadingCache]) -> None:
-    cache = make_cache(timeout=10.0)
-    sources = [SharedConnectionSource(f"q{i}", "amqp|broker") for i in range(5)]
-    readings = await asyncio.gather(*(cache.get(s) for s in sources))
-    assert [r.value.waiting for r in readings] == [1.0] * 5  # type: ignore[attr-defined]
-
-
 async def test_failing_and_recovery_are_logged_once_each(
     clock: ManualClock, make_cache: Callable[..., ReadingCache], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -582,14 +560,15 @@ async def cyclic_garbage_of(times: int, read: Callable[[], Awaitable[None]], clo
         gc.enable()
 
 
-async def test_reads_on_a_shared_connection_leave_no_cyclic_garbage(
-    clock: ManualClock, make_cache: Callable[..., ReadingCache]
+@pytest.mark.parametrize("where", ["in a thread", "on the loop"])
+async def test_reads_leave_no_cyclic_garbage(
+    clock: ManualClock, make_cache: Callable[..., ReadingCache], where: str
 ) -> None:
     # The server reads every queue once per TTL: garbage in reference cycles piles up
     # for the cyclic collector, whose collections stop the event loop (every answer).
     cache = make_cache()
-    source = SharedConnectionSource("q", "amqp|broker")
-    await cache.get(source)  # the first read makes the entry and the pool's thread
+    source = FakeSource("q") if where == "in a thread" else LoopSource("q")
+    await cache.get(source)  # the first read makes the entry (and the pool's thread)
 
     async def read() -> None:
         await cache.get(source)
@@ -617,38 +596,6 @@ async def test_hung_reads_of_many_keys_do_not_starve_a_healthy_source(
         assert reading.value == QueueReading(waiting=1.0, in_flight=0.0)
     finally:
         gate.set()
-
-
-async def test_a_connection_stuck_past_its_deadline_fails_its_other_queues_at_once(
-    clock: ManualClock, make_cache: Callable[..., ReadingCache]
-) -> None:
-    # Once the read using a shared connection is past its deadline, the other queues
-    # on it fail at once on each refresh instead of each waiting out the timeout.
-    cache = make_cache(ttl=1.0, timeout=1.0)
-    gate = threading.Event()
-    stuck, other = SharedConnectionSource("q0", "amqp|broker"), SharedConnectionSource("q1", "amqp|broker")
-    stuck.gate = gate
-    try:
-        with pytest.raises(SourceError, match=r"no answer within 1s"):
-            await cache.get(stuck)
-        started = time.monotonic()
-        with pytest.raises(SourceError, match="another read on the same connection has not returned"):
-            await cache.get(other)
-        assert time.monotonic() - started < 1.0  # not the 1.5 s deadline
-    finally:
-        gate.set()
-
-
-async def test_evict_idle_forgets_finished_turns(
-    clock: ManualClock, make_cache: Callable[..., ReadingCache]
-) -> None:
-    cache = make_cache(idle_evict_after=60.0)
-    await cache.get(SharedConnectionSource("q0", "amqp|broker-a"))
-    await cache.get(SharedConnectionSource("q1", "amqp|broker-b"))
-    assert len(cache._turns) == 2
-    clock.advance(61.0)
-    assert await cache.evict_idle() == 2
-    assert cache._turns == {}
 
 
 class EndpointSource(FakeSource):
@@ -798,25 +745,6 @@ async def test_last_is_the_latest_outcome_however_old(
     error = cache.last(source)  # the error now, not the reading before it
     assert isinstance(error, SourceError) and "cannot connect" in str(error)
     assert error is not cache.last(source)  # a copy per caller
-
-
-class LoopSource(FakeSource):
-    """A source whose read is a coroutine (a client driven by the event loop, as the
-    AMQP source's is): the cache awaits it on the loop, in no pool thread."""
-
-    def __init__(self, key: str = "loop|q", *, fail: Exception | None = None) -> None:
-        super().__init__(key, fail=fail)
-        self.threads: list[threading.Thread] = []
-        self.release: asyncio.Event | None = None  # when set, read() waits for it
-
-    async def read(self) -> QueueReading:  # type: ignore[override]
-        self.threads.append(threading.current_thread())
-        self.reads += 1
-        if self.release is not None:
-            await self.release.wait()
-        if self.fail is not None:
-            raise self.fail
-        return QueueReading(waiting=float(self.reads), in_flight=0.0)
 
 
 async def test_a_coroutine_read_is_awaited_on_the_loop_and_shared(
