@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import threading
 import time
 
 import pika
@@ -51,16 +52,26 @@ class ThreadedDeclare:
         self._connection = pika.BlockingConnection(pika.URLParameters(url))
         self._channel = self._connection.channel()
         self._queue = queue
+        # pika's blocking client is not thread-safe: a read that timed out may still be
+        # in it when the next row's cache starts another (the scaler took turns too).
+        self._lock = threading.Lock()
 
     key = "bench|threaded-declare"
     description = "the passive declare in a read thread"
 
     def read(self) -> QueueReading:
-        frame = self._channel.queue_declare(queue=self._queue, passive=True)
+        with self._lock:
+            frame = self._channel.queue_declare(queue=self._queue, passive=True)
         return QueueReading(waiting=float(frame.method.message_count), in_flight=None)
 
+    def wait_idle(self) -> None:
+        """Until no read is in the client (one that timed out may still be)."""
+        with self._lock:
+            pass
+
     def close(self) -> None:
-        self._connection.close()
+        with self._lock:
+            self._connection.close()
 
 
 async def _busy(stop: asyncio.Event) -> None:
@@ -72,11 +83,10 @@ async def _busy(stop: asyncio.Event) -> None:
 
 
 async def _time_reads(
-    source: object, reads: int, busy: int, timeout: float, budget: float
+    cache: ReadingCache, source: object, reads: int, busy: int, budget: float
 ) -> tuple[list[float], int]:
     """Seconds per read through a TTL-0 cache with `busy` tasks computing, and the
     reads that timed out: `reads` of them, or as many as `budget` seconds allow."""
-    cache = ReadingCache(SystemClock(), ttl=0.0, timeout=timeout)
     stop = asyncio.Event()
     tasks = [asyncio.ensure_future(_busy(stop)) for _ in range(busy)]
     times, timeouts = [], 0
@@ -96,6 +106,11 @@ async def _time_reads(
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+        # A read that timed out may still be in its thread: with the loop idle now it
+        # gets the GIL and returns; wait for it, so no row leaves a read running.
+        wait_idle = getattr(source, "wait_idle", None)
+        if wait_idle is not None:
+            await asyncio.to_thread(wait_idle)
     return times, timeouts
 
 
@@ -114,19 +129,23 @@ def _row(path: str, busy: int, times: list[float], timeouts: int) -> str:
 async def _run(args: argparse.Namespace, metadata: dict[str, str], queue: str) -> list[str]:
     cfg = parse_trigger(metadata).rabbitmq
     assert cfg is not None
-    on_loop = rabbitmq_source(cfg, timeout=args.timeout, connections=AmqpConnections())
-    threaded = ThreadedDeclare(args.rabbitmq_url, queue)
+    paths = {
+        "on the loop": rabbitmq_source(cfg, timeout=args.timeout, connections=AmqpConnections()),
+        "in a thread": ThreadedDeclare(args.rabbitmq_url, queue),
+    }
+    # One cache per path for every row, so a path keeps its connection: the rows time
+    # reads on an open connection (a connect is not what is measured).
+    caches = {path: ReadingCache(SystemClock(), ttl=0.0, timeout=args.timeout) for path in paths}
     rows = []
     try:
         for busy in args.busy:
-            for path, source in (("on the loop", on_loop), ("in a thread", threaded)):
-                # The reads of a path right after its warm-up (the connection opened).
-                await _time_reads(source, 3, 0, args.timeout, args.seconds)
-                times, timeouts = await _time_reads(source, args.reads, busy, args.timeout, args.seconds)
+            for path, source in paths.items():
+                await _time_reads(caches[path], source, 3, 0, args.seconds)  # warm: connected
+                times, timeouts = await _time_reads(caches[path], source, args.reads, busy, args.seconds)
                 rows.append(_row(path, busy, times, timeouts))
     finally:
-        on_loop.close()
-        threaded.close()
+        for cache in caches.values():
+            await asyncio.to_thread(cache.close)  # closes the sources
     return rows
 
 

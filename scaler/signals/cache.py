@@ -394,7 +394,8 @@ class ReadingCache:
 
     async def evict_idle(self) -> int:
         """Drop sources nobody asked for in a while, closing their clients in the
-        pool (an AMQP close talks to the broker: never on the event loop).
+        pool (an HTTP session's close may block: never on the event loop; an AMQP
+        connection hands its close back to its loop).
 
         A source whose last read is still in its client (a server dripping bytes
         keeps a read alive past every timeout) is left for a later pass: its close

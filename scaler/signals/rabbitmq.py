@@ -296,8 +296,9 @@ class _SharedConnection:
 
         def on_open_error(_: object, exc: BaseException) -> None:
             if isinstance(exc, pika.exceptions.ConnectionOpenAborted):
-                # How pika's stack timeout ends a handshake the broker never answered
-                # (it closes the opening connection; nothing here closes one opening).
+                # How pika's stack timeout ends a handshake the broker never answered:
+                # it closes the opening connection (this class closes one opening only
+                # after giving up on its connect, whose future nobody awaits then).
                 exc = AMQPConnectorStackTimeout(str(exc))
             if not opened.done():
                 opened.set_exception(exc)
