@@ -152,7 +152,7 @@ class _SharedConnection:
         deadline = loop.time() + self._timeout
         self._raise_remembered()
         if self._loop is not loop:
-            self._abandon()
+            self.close()  # one made on another loop (closed, or not ours to use)
             self._loop, self._turn = loop, asyncio.Lock()
         turn = self._turn
         assert turn is not None
@@ -325,14 +325,16 @@ class _SharedConnection:
         if connection is not self._connection:
             return  # one dropped already
         self._connection = self._channel = None
-        if self._waiting is not None and not self._waiting.done():
-            self._waiting.set_exception(reason)
+        self._fail_waiting(reason)
 
     def _channel_closed(self, channel: object, reason: BaseException) -> None:
         """The broker closed the channel (a missing or refused queue: 404, 403)."""
         if channel is not self._channel:
             return
         self._channel = None
+        self._fail_waiting(reason)
+
+    def _fail_waiting(self, reason: BaseException) -> None:
         if self._waiting is not None and not self._waiting.done():
             self._waiting.set_exception(reason)
 
@@ -352,13 +354,6 @@ class _SharedConnection:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             _close(connection)
-
-    def _abandon(self) -> None:
-        """Forget a connection made on another event loop (closed, or not ours to use)."""
-        loop = self._loop
-        if loop is not None and self._connection is not None:
-            self._close_on(loop, self._connection)
-        self._connection = self._channel = None
 
     def close(self) -> None:
         """Close the connection (the cache closes sources from its pool threads:
