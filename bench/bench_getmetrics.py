@@ -437,14 +437,22 @@ def table_row(r: Result) -> str:
     return "  ".join(cell.rjust(width) for cell, (_, width) in zip(cells, COLUMNS, strict=True))
 
 
-def object_counts(text: str) -> list[int]:
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or N1,N2,... (integers), got {text!r}") from None
-    if not counts or any(n < 1 for n in counts):
-        raise argparse.ArgumentTypeError(f"expected object counts >= 1, got {text!r}")
+def counts_from(low: int) -> Callable[[str], list[int]]:
+    """An argparse type: N or N1,N2,..., whole numbers >= low."""
+
+    def counts(text: str) -> list[int]:
+        try:
+            values = [int(part) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected N or N1,N2,... (integers), got {text!r}") from None
+        if any(n < low for n in values):
+            raise argparse.ArgumentTypeError(f"expected counts >= {low}, got {text!r}")
+        return values
+
     return counts
+
+
+object_counts = counts_from(1)
 
 
 def with_replica_throughput(queue: Queue, throughput: float | None) -> Queue:
@@ -482,6 +490,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive,
         help="add replicaThroughput to the trigger metadata (the capacity-aware queue term)",
     )
+    add_rabbitmq_url(parser)
+
+
+def add_rabbitmq_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker"
     )

@@ -33,7 +33,7 @@ import threading
 import time
 
 import pika
-from bench_getmetrics import at_least_one, positive, rabbitmq_queue
+from bench_getmetrics import add_rabbitmq_url, at_least_one, counts_from, positive, rabbitmq_queue
 
 from scaler.clock import SystemClock
 from scaler.config import parse_trigger
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reads", type=at_least_one, default=300, help="reads timed per row")
     parser.add_argument(
         "--busy",
-        type=lambda text: [int(n) for n in text.split(",")],
+        type=counts_from(0),
         default=[0, 1, 3],
         help="busy tasks on the event loop, N or N1,N2,... (0: idle)",
     )
@@ -162,12 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds", type=positive, default=10.0, help="the most time spent on one row (its reads stop there)"
     )
-    parser.add_argument(
-        "--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker"
-    )
+    add_rabbitmq_url(parser)
     args = parser.parse_args(argv)
-    if any(n < 0 for n in args.busy):
-        parser.error("--busy takes counts >= 0")
     with rabbitmq_queue(args.rabbitmq_url) as q:
         rows = asyncio.run(_run(args, dict(q.metadata), q.metadata["queueName"]))
     print(
