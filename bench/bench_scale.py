@@ -4,7 +4,8 @@
 N ScaledObjects (default 1,000) spread over Q RabbitMQ queues (default 50, AMQP),
 each with an open StreamIsActive stream (external-push), GetMetrics every 15 s
 (the HPA's sync period) and IsActive every 30 s (KEDA's default pollingInterval),
-each object's first poll at a random offset, against the real scaler
+each object's first poll at a random offset within the period (or the run, if
+shorter: every object polls at least once), against the real scaler
 (`python -m scaler serve`, default settings) in its own process. It reports:
 
 - client-side latency of GetMetrics and IsActive (p50, p99, max) and errors;
@@ -101,8 +102,9 @@ async def poll(
     end: float,
     tally: Tally,
 ) -> None:
-    # KEDA's loops do not start in step.
-    await asyncio.sleep(min(random.uniform(0, period), max(0.0, end - time.monotonic())))
+    # KEDA's loops do not start in step. The first call falls within the run even
+    # when it is shorter than the period, so every object polls at least once.
+    await asyncio.sleep(random.uniform(0, min(period, max(0.0, end - time.monotonic()))))
     while time.monotonic() < end:
         started = time.perf_counter()
         try:
