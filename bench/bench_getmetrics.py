@@ -116,44 +116,80 @@ def rabbitmq_queue(url: str) -> Iterator[Queue]:
 
 
 @contextlib.contextmanager
-def sqs_queue() -> Iterator[Queue]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access-log line per request
+def moto_server(own_process: bool) -> Iterator[str]:
+    """moto in server mode on a loopback port; its endpoint URL. In a thread of this
+    process, or (`own_process`) in a process of its own, where it does not share the
+    bench's GIL: for a bench that times reads in this process."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    if not own_process:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access-log line per request
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+        return
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        client = boto3.client(
-            "sqs",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
-        name = f"prewarm-bench-{uuid.uuid4().hex[:8]}"
-        url = client.create_queue(QueueName=name)["QueueUrl"]
-        for i in range(MESSAGES):
-            client.send_message(QueueUrl=url, MessageBody=f"job {i}")
-
-        def count() -> int:
-            attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-            return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-
-        metadata = {
-            "source": "sqs",
-            "queueURL": url,
-            "awsRegion": "us-east-1",
-            "awsEndpoint": endpoint,
-            "awsAccessKeyID": "bench",
-            "awsSecretAccessKey": "bench",
-            "queueLength": f"{QUEUE_LENGTH:g}",
-        }
-        yield Queue(metadata, count, f"sqs queue {name} (moto at {endpoint})")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not start: {' '.join(command)}") from None
+                time.sleep(0.1)
+        yield endpoint
     finally:
-        server.stop()
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def sqs_queue(endpoint: str | None = None, *, moto_own_process: bool = False) -> Iterator[Queue]:
+    """A queue of MESSAGES on the SQS server at `endpoint`, or on a moto server
+    started for it (in its own process with `moto_own_process`)."""
+    with contextlib.ExitStack() as stack:
+        if endpoint is None:
+            endpoint = stack.enter_context(moto_server(moto_own_process))
+        yield _sqs_queue_at(endpoint)
+
+
+def _sqs_queue_at(endpoint: str) -> Queue:
+    import boto3
+
+    client = boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    name = f"prewarm-bench-{uuid.uuid4().hex[:8]}"
+    url = client.create_queue(QueueName=name)["QueueUrl"]
+    for i in range(MESSAGES):
+        client.send_message(QueueUrl=url, MessageBody=f"job {i}")
+
+    def count() -> int:
+        attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+    metadata = {
+        "source": "sqs",
+        "queueURL": url,
+        "awsRegion": "us-east-1",
+        "awsEndpoint": endpoint,
+        "awsAccessKeyID": "bench",
+        "awsSecretAccessKey": "bench",
+        "queueLength": f"{QUEUE_LENGTH:g}",
+    }
+    return Queue(metadata, count, f"sqs queue {name} (moto at {endpoint})")
 
 
 # --- the server -----------------------------------------------------------------

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark: many objects over a few queues, polled as KEDA polls, for a long time.
 
-N ScaledObjects (default 1,000) spread over Q RabbitMQ queues (default 50, AMQP),
+N ScaledObjects (default 1,000) spread over Q RabbitMQ queues (default 50, AMQP;
+`--source sqs`: SQS queues on moto in server mode, in a process of its own),
 each with an open StreamIsActive stream (external-push), GetMetrics every 15 s
 (the HPA's sync period) and IsActive every 30 s (KEDA's default pollingInterval),
 each object's first poll at a random offset within the period (or the run, if
@@ -18,11 +19,13 @@ shorter: every object polls at least once), against the real scaler
 
     python bench/bench_scale.py --duration 600      # the 10-minute run
     python bench/bench_scale.py --objects 100 --queues 10 --duration 60
+    python bench/bench_scale.py --objects 3000 --duration 30 --warm-up 10 --source sqs
     python bench/bench_scale.py --duration 600 --replica-throughput 2   # the capacity term's path
 
 (`--replica-throughput`: see bench_getmetrics.py; the answers stay the same.)
 
-Everything runs on 127.0.0.1; the queues are deleted afterwards.
+Everything runs on 127.0.0.1; the RabbitMQ queues are deleted afterwards (moto's
+go with its process).
 """
 
 from __future__ import annotations
@@ -44,9 +47,11 @@ from bench_getmetrics import (
     NAMESPACE,
     Queue,
     add_server_arguments,
+    moto_server,
     percentile,
     rabbitmq_queue,
     scaler_server,
+    sqs_queue,
     with_replica_throughput,
 )
 
@@ -76,9 +81,15 @@ def rss_mb(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def queues(url: str, count: int) -> Iterator[list[Queue]]:
+def queues(source: str, rabbitmq_url: str, count: int) -> Iterator[list[Queue]]:
+    """`count` queues of the source: on the RabbitMQ broker at `rabbitmq_url`, or on
+    one moto SQS server in a process of its own (not sharing this client's GIL)."""
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(rabbitmq_queue(url)) for _ in range(count)]
+        if source == "sqs":
+            endpoint = stack.enter_context(moto_server(own_process=True))
+            yield [stack.enter_context(sqs_queue(endpoint)) for _ in range(count)]
+        else:
+            yield [stack.enter_context(rabbitmq_queue(rabbitmq_url)) for _ in range(count)]
 
 
 class Tally:
@@ -169,7 +180,7 @@ async def drive(target: str, refs: list[pb.ScaledObjectRef], duration: float, ta
 
 def run(args: argparse.Namespace) -> int:
     with (
-        queues(args.rabbitmq_url, args.queues) as qs,
+        queues(args.source, args.rabbitmq_url, args.queues) as qs,
         scaler_server(args.ttl, args.polled_reading_age) as server,
     ):
         metadata = [with_replica_throughput(q, args.replica_throughput).metadata for q in qs]
@@ -248,6 +259,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
     parser.add_argument("--warm-up", type=float, default=60.0, help="seconds before the RSS baseline")
     parser.add_argument("--ttl", type=float, default=2.0, help="the server's --cache-ttl")
+    parser.add_argument(
+        "--source",
+        choices=("rabbitmq", "sqs"),
+        default="rabbitmq",
+        help="the queues: RabbitMQ over AMQP (read on the server's event loop) or SQS "
+        "on moto in server mode (read in the server's read pool)",
+    )
     add_server_arguments(parser)
     return parser.parse_args(argv)
 

@@ -75,7 +75,8 @@ def test_bench_prints_figures_and_reads_stay_within_ttl(
 
 
 @pytest.mark.integration
-def test_scale_bench_runs_and_checks_its_answers() -> None:
+@pytest.mark.parametrize("source", ["rabbitmq", "sqs"])
+def test_scale_bench_runs_and_checks_its_answers(source: str) -> None:
     objects = 12
     stdout = run_bench(
         SCALE_BENCH,
@@ -84,6 +85,7 @@ def test_scale_bench_runs_and_checks_its_answers() -> None:
         "--duration", "6",
         "--warm-up", "1",
         "--replica-throughput", "2",
+        "--source", source,
     )  # fmt: skip
     assert stdout.rstrip().endswith("OK"), stdout
     assert "errors: none; wrong answers: 0" in stdout
@@ -121,14 +123,19 @@ def test_handler_bench_times_each_call_it_checks() -> None:
 
 
 @pytest.mark.integration
-def test_read_path_bench_times_both_paths_and_checks_each_reading() -> None:
-    stdout = run_bench(READ_PATH_BENCH, "--reads", "20", "--busy", "0,1", "--seconds", "2", "--timeout", "1")
-    rows = re.findall(r"^\| (on the loop|in a thread) \| (\d+) \| (\d+) \| ([\d.]+|-) \|", stdout, re.M)
-    assert {(path, busy) for path, busy, _, _ in rows} == {
-        ("on the loop", "0"),
-        ("in a thread", "0"),
-        ("on the loop", "1"),
-        ("in a thread", "1"),
+def test_read_path_bench_times_every_path_and_checks_each_reading() -> None:
+    stdout = run_bench(
+        READ_PATH_BENCH, "--reads", "20", "--busy", "0,1", "--seconds", "2", "--timeout", "1",
+        "--switch-interval", "0.005,0.00001",
+    )  # fmt: skip
+    paths = ("AMQP on the loop", "AMQP in a thread", "SQS in a thread")
+    row = rf"^\| ({'|'.join(paths)}) \| ([\d.]+) \| (\d+) \| (\d+) \| ([\d.]+|-) \|.* (\d+) \|$"
+    rows = re.findall(row, stdout, re.M)  # path, switch interval ms, busy tasks, reads, p50 ms, failed
+    assert {(path, interval, busy) for path, interval, busy, *_ in rows} == {
+        (p, i, b) for p in paths for i in ("5", "0.01") for b in ("0", "1")
     }, stdout
-    # Every read on the loop answered (each reading is checked: 42 messages).
-    assert all(int(reads) == 20 for path, _, reads, _ in rows if path == "on the loop"), stdout
+    # Every read on the loop answered, and every read while the loop was idle (each
+    # reading is checked: 42 messages).
+    answered_all = [(int(reads), int(failed)) == (20, 0) for path, _, busy, reads, _, failed in rows
+                    if path == paths[0] or busy == "0"]  # fmt: skip
+    assert len(answered_all) == 8 and all(answered_all), stdout
