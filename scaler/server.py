@@ -14,7 +14,6 @@ import logging
 import os
 import random
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -691,31 +690,12 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-# How long CPython lets one thread hold the GIL while another waits (its default:
-# 5 ms). A read-pool thread (the HTTP sources: SQS, the management API, Prometheus)
-# needs the GIL back after each of its client's socket calls. A waiting thread asks
-# for it only after a whole interval in which the holder kept it, and a busy event
-# loop lets it go and takes it back around every poll, far more often than every
-# 5 ms: the thread is starved, and its read times out (UNAVAILABLE) until the loop
-# goes idle (bench/bench_read_path.py: an SQS read took 2.4 s with one busy task
-# and failed with three). At 10 µs (in practice the kernel's timer slack, about
-# 60 µs) the loop is asked to hand over within its next stretch of work. It costs
-# nothing while no thread waits.
-GIL_SWITCH_INTERVAL_S = 1e-5
-
-
-def tune_switch_interval() -> None:
-    """So read threads are not starved by a busy event loop (see above)."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-
-
 async def serve(settings: Settings) -> bool:
     """Run until SIGTERM or SIGINT, then shut down gracefully. Returns whether
     every source closed (see ScalerServer.stop)."""
     server = ScalerServer(settings)
     await server.start()
     tune_gc()
-    tune_switch_interval()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
