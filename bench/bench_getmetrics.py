@@ -3,10 +3,11 @@
 
 Starts the real scaler (`python -m scaler serve`, a separate process so the load
 generator does not share its interpreter) on loopback ports, against a real queue:
-a temporary RabbitMQ queue (AMQP, 127.0.0.1:5672 by default) or a queue on a moto
-SQS server started here. It then drives, for a bounded time, the calls KEDA makes
-on each polling cycle (GetMetrics, then IsActive, on the same connection) for N
-ScaledObjects with distinct names and the same queue metadata, with at most
+a temporary RabbitMQ queue (read over AMQP, 127.0.0.1:5672 by default, or through
+the management API, 127.0.0.1:15672) or a queue on a moto SQS server started here.
+It then drives, for a bounded time, the calls KEDA makes on each polling cycle
+(GetMetrics, then IsActive, on the same connection) for N ScaledObjects with
+distinct names and the same queue metadata, with at most
 `--concurrency` pairs in flight (one poll loop per object, as KEDA does, so N=1
 has one caller). It prints calls/s, p50/p99 client-side latency per rpc, and
 source reads per second from the server's /metrics (`prewarm_source_reads_total`):
@@ -16,6 +17,7 @@ calls answer from a reading at most the polled reading age old).
 
     python bench/bench_getmetrics.py --objects 1,100,1000 --duration 10
     python bench/bench_getmetrics.py --objects 100 --source sqs
+    python bench/bench_getmetrics.py --objects 100 --source rabbitmq-http
     python bench/bench_getmetrics.py --objects 100 --replica-throughput 2
 
 `--replica-throughput X` adds `replicaThroughput: X` to the metadata, as the
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -43,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -92,7 +96,10 @@ def amqp_channel(url: str) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def rabbitmq_queue(url: str) -> Iterator[Queue]:
+def rabbitmq_queue(url: str, management_url: str | None = None) -> Iterator[Queue]:
+    """A temporary queue of MESSAGES on the broker at `url` (AMQP), its trigger read
+    over AMQP, or with `management_url` (http://user:password@host:port) through
+    the management API, once the API reports the messages."""
     name = f"prewarm-bench-{uuid.uuid4().hex[:8]}"
 
     def count() -> int:
@@ -108,11 +115,35 @@ def rabbitmq_queue(url: str) -> Iterator[Queue]:
         deadline = time.monotonic() + 5.0
         while count() < MESSAGES and time.monotonic() < deadline:
             time.sleep(0.05)
-        metadata = {"source": "rabbitmq", "host": url, "queueName": name, "queueLength": f"{QUEUE_LENGTH:g}"}
-        yield Queue(metadata, count, f"rabbitmq queue {name} (AMQP)")
+        host, via = url, "AMQP"
+        if management_url is not None:
+            host, via = management_url, "management API"
+            wait_for_management(management_url, name, MESSAGES)
+        metadata = {"source": "rabbitmq", "host": host, "queueName": name, "queueLength": f"{QUEUE_LENGTH:g}"}
+        yield Queue(metadata, count, f"rabbitmq queue {name} ({via})")
     finally:
         with contextlib.suppress(Exception), amqp_channel(url) as channel:
             channel.queue_delete(queue=name)
+
+
+def wait_for_management(management_url: str, queue: str, messages: int, timeout: float = 30.0) -> None:
+    """Until the management API reports `messages` in the queue of vhost /: it
+    counts from its statistics, emitted every 5 s by default."""
+    parts = urllib.parse.urlsplit(management_url)
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
+    request = urllib.request.Request(f"{base}/api/queues/%2F/{urllib.parse.quote(queue, safe='')}")
+    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            if json.load(response).get("messages") == messages:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the management API did not report {messages} messages in {queue} in {timeout:g}s"
+            )
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -533,6 +564,24 @@ def add_rabbitmq_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672/%2F", help="AMQP URL of the broker"
     )
+    parser.add_argument(
+        "--rabbitmq-management-url",
+        default="http://guest:guest@127.0.0.1:15672",
+        help="the broker's management API (--source rabbitmq-http)",
+    )
+
+
+# --source: the queue and how the server reads it.
+SOURCES = ("rabbitmq", "rabbitmq-http", "sqs")
+
+
+def queue_of(source: str, args: argparse.Namespace, sqs_endpoint: str | None = None) -> Any:
+    """The context manager of one bench queue of `source` (SOURCES), on the broker
+    the flags name, or on the SQS server at `sqs_endpoint` (None: a moto of its own)."""
+    if source == "sqs":
+        return sqs_queue(sqs_endpoint)
+    management = args.rabbitmq_management_url if source == "rabbitmq-http" else None
+    return rabbitmq_queue(args.rabbitmq_url, management)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -540,7 +589,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--objects", type=object_counts, default=[1, 100, 1000], help="N, or N1,N2,...")
     parser.add_argument("--duration", type=positive, default=10.0, help="seconds of load per N")
     parser.add_argument("--concurrency", type=int, default=16, help="most callers in flight (each one pair)")
-    parser.add_argument("--source", choices=("rabbitmq", "sqs"), default="rabbitmq")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="rabbitmq",
+        help="the queue: RabbitMQ read over AMQP or the management API, or SQS on moto",
+    )
     parser.add_argument("--ttl", type=positive, default=2.0, help="the server's --cache-ttl, seconds")
     add_server_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
@@ -552,8 +606,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def bench(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
-    queue_context = rabbitmq_queue(args.rabbitmq_url) if args.source == "rabbitmq" else sqs_queue()
-    with queue_context as queue:
+    with queue_of(args.source, args) as queue:
         queue = with_replica_throughput(queue, args.replica_throughput)
         depth_before = queue.count()
         trigger = f"queueLength {QUEUE_LENGTH:g}"

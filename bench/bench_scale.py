@@ -2,7 +2,8 @@
 """Benchmark: many objects over a few queues, polled as KEDA polls, for a long time.
 
 N ScaledObjects (default 1,000) spread over Q RabbitMQ queues (default 50, AMQP;
-`--source sqs`: SQS queues on moto in server mode, in a process of its own),
+`--source rabbitmq-http`: read through the management API; `--source sqs`: SQS
+queues on moto in server mode, in a process of its own),
 each with an open StreamIsActive stream (external-push), GetMetrics every 15 s
 (the HPA's sync period) and IsActive every 30 s (KEDA's default pollingInterval),
 each object's first poll at a random offset within the period (or the run, if
@@ -45,13 +46,13 @@ import grpc
 from bench_getmetrics import (
     EXPECTED_DESIRED,
     NAMESPACE,
+    SOURCES,
     Queue,
     add_server_arguments,
     moto_server,
     percentile,
-    rabbitmq_queue,
+    queue_of,
     scaler_server,
-    sqs_queue,
     with_replica_throughput,
 )
 
@@ -81,15 +82,12 @@ def rss_mb(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def queues(source: str, rabbitmq_url: str, count: int) -> Iterator[list[Queue]]:
-    """`count` queues of the source: on the RabbitMQ broker at `rabbitmq_url`, or on
-    one moto SQS server in a process of its own (not sharing this client's GIL)."""
+def queues(args: argparse.Namespace) -> Iterator[list[Queue]]:
+    """--queues queues of --source: on the RabbitMQ broker the flags name, or on one
+    moto SQS server in a process of its own (not sharing this client's GIL)."""
     with contextlib.ExitStack() as stack:
-        if source == "sqs":
-            endpoint = stack.enter_context(moto_server(own_process=True))
-            yield [stack.enter_context(sqs_queue(endpoint)) for _ in range(count)]
-        else:
-            yield [stack.enter_context(rabbitmq_queue(rabbitmq_url)) for _ in range(count)]
+        endpoint = stack.enter_context(moto_server(own_process=True)) if args.source == "sqs" else None
+        yield [stack.enter_context(queue_of(args.source, args, endpoint)) for _ in range(args.queues)]
 
 
 class Tally:
@@ -180,7 +178,7 @@ async def drive(target: str, refs: list[pb.ScaledObjectRef], duration: float, ta
 
 def run(args: argparse.Namespace) -> int:
     with (
-        queues(args.source, args.rabbitmq_url, args.queues) as qs,
+        queues(args) as qs,
         scaler_server(args.ttl, args.polled_reading_age) as server,
     ):
         metadata = [with_replica_throughput(q, args.replica_throughput).metadata for q in qs]
@@ -261,10 +259,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ttl", type=float, default=2.0, help="the server's --cache-ttl")
     parser.add_argument(
         "--source",
-        choices=("rabbitmq", "sqs"),
+        choices=SOURCES,
         default="rabbitmq",
-        help="the queues: RabbitMQ over AMQP (read on the server's event loop) or SQS "
-        "on moto in server mode (read in the server's read pool)",
+        help="the queues: RabbitMQ over AMQP (read on the server's event loop) or its "
+        "management API, or SQS on moto in server mode (both read in the server's read pool)",
     )
     add_server_arguments(parser)
     return parser.parse_args(argv)

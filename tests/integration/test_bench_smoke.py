@@ -42,6 +42,7 @@ def run_bench(script: Path, *args: str) -> str:
     ("source", "extra"),
     [
         ("rabbitmq", []),
+        ("rabbitmq-http", []),  # the management API, read in the pool as SQS is
         ("sqs", []),
         ("rabbitmq", ["--replica-throughput", "2"]),  # the capacity term's path, its answers reused too
     ],
@@ -63,6 +64,12 @@ def test_bench_prints_figures_and_reads_stay_within_ttl(
     for figure in ("calls/s", "GetMetrics p50/p99 ms", "IsActive p50/p99 ms", "reads/s", "1/min(TTL, age)"):
         assert figure in stdout
     assert "42/42 (none consumed)" in stdout
+    read_through = {
+        "rabbitmq": "(AMQP)",
+        "rabbitmq-http": "(management API)",
+        "sqs": "(moto at http://127.0.0.1:",
+    }
+    assert read_through[source] in stdout.splitlines()[0], stdout
 
     [result] = json.loads(results_file.read_text())
     assert result["objects"] == 2
@@ -75,7 +82,7 @@ def test_bench_prints_figures_and_reads_stay_within_ttl(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("source", ["rabbitmq", "sqs"])
+@pytest.mark.parametrize("source", ["rabbitmq", "rabbitmq-http", "sqs"])
 def test_scale_bench_runs_and_checks_its_answers(source: str) -> None:
     objects = 12
     stdout = run_bench(
