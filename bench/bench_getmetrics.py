@@ -96,10 +96,11 @@ def amqp_channel(url: str) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def rabbitmq_queue(url: str, management_url: str | None = None) -> Iterator[Queue]:
+def rabbitmq_queue(url: str, management_url: str | None = None, *, wait: bool = True) -> Iterator[Queue]:
     """A temporary queue of MESSAGES on the broker at `url` (AMQP), its trigger read
     over AMQP, or with `management_url` (http://user:password@host:port) through
-    the management API, once the API reports the messages."""
+    the management API, once the API reports the messages (unless not `wait`: the
+    caller waits for many queues at once, wait_for_management)."""
     name = f"prewarm-bench-{uuid.uuid4().hex[:8]}"
 
     def count() -> int:
@@ -118,7 +119,8 @@ def rabbitmq_queue(url: str, management_url: str | None = None) -> Iterator[Queu
         host, via = url, "AMQP"
         if management_url is not None:
             host, via = management_url, "management API"
-            wait_for_management(management_url, name, MESSAGES)
+            if wait:
+                wait_for_management(management_url, [name])
         metadata = {"source": "rabbitmq", "host": host, "queueName": name, "queueLength": f"{QUEUE_LENGTH:g}"}
         yield Queue(metadata, count, f"rabbitmq queue {name} ({via})")
     finally:
@@ -126,24 +128,25 @@ def rabbitmq_queue(url: str, management_url: str | None = None) -> Iterator[Queu
             channel.queue_delete(queue=name)
 
 
-def wait_for_management(management_url: str, queue: str, messages: int, timeout: float = 30.0) -> None:
-    """Until the management API reports `messages` in the queue of vhost /: it
-    counts from its statistics, emitted every 5 s by default."""
+def wait_for_management(management_url: str, queues: list[str], timeout: float = 30.0) -> None:
+    """Until the management API reports MESSAGES in each queue (vhost /): it counts
+    from its statistics, emitted every 5 s by default."""
     parts = urllib.parse.urlsplit(management_url)
     base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
-    request = urllib.request.Request(f"{base}/api/queues/%2F/{urllib.parse.quote(queue, safe='')}")
     token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
     deadline = time.monotonic() + timeout
-    while True:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            if json.load(response).get("messages") == messages:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"the management API did not report {messages} messages in {queue} in {timeout:g}s"
-            )
-        time.sleep(0.5)
+    for queue in queues:
+        request = urllib.request.Request(f"{base}/api/queues/%2F/{urllib.parse.quote(queue, safe='')}")
+        request.add_header("Authorization", f"Basic {token}")
+        while True:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if json.load(response).get("messages") == MESSAGES:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the management API did not report {MESSAGES} messages in {queue} in {timeout:g}s"
+                )
+            time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -575,13 +578,16 @@ def add_rabbitmq_url(parser: argparse.ArgumentParser) -> None:
 SOURCES = ("rabbitmq", "rabbitmq-http", "sqs")
 
 
-def queue_of(source: str, args: argparse.Namespace, sqs_endpoint: str | None = None) -> Any:
+def queue_of(
+    source: str, args: argparse.Namespace, sqs_endpoint: str | None = None, *, wait: bool = True
+) -> Any:
     """The context manager of one bench queue of `source` (SOURCES), on the broker
-    the flags name, or on the SQS server at `sqs_endpoint` (None: a moto of its own)."""
+    the flags name, or on the SQS server at `sqs_endpoint` (None: a moto of its own).
+    `wait`: see rabbitmq_queue."""
     if source == "sqs":
         return sqs_queue(sqs_endpoint)
     management = args.rabbitmq_management_url if source == "rabbitmq-http" else None
-    return rabbitmq_queue(args.rabbitmq_url, management)
+    return rabbitmq_queue(args.rabbitmq_url, management, wait=wait)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

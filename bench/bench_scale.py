@@ -53,6 +53,7 @@ from bench_getmetrics import (
     percentile,
     queue_of,
     scaler_server,
+    wait_for_management,
     with_replica_throughput,
 )
 
@@ -87,7 +88,12 @@ def queues(args: argparse.Namespace) -> Iterator[list[Queue]]:
     moto SQS server in a process of its own (not sharing this client's GIL)."""
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(moto_server(own_process=True)) if args.source == "sqs" else None
-        yield [stack.enter_context(queue_of(args.source, args, endpoint)) for _ in range(args.queues)]
+        made = [
+            stack.enter_context(queue_of(args.source, args, endpoint, wait=False)) for _ in range(args.queues)
+        ]
+        if args.source == "rabbitmq-http":  # all at once: the API's statistics come every 5 s
+            wait_for_management(args.rabbitmq_management_url, [q.metadata["queueName"] for q in made])
+        yield made
 
 
 class Tally:
