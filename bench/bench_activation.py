@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import random
 import sys
 import time
@@ -28,7 +27,15 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import grpc
-from bench_getmetrics import NAMESPACE, amqp_channel, free_port, percentile, scaler_server
+from bench_getmetrics import (
+    NAMESPACE,
+    amqp_channel,
+    moto_server,
+    percentile,
+    scaler_server,
+    sqs_client,
+    sqs_metadata,
+)
 
 from scaler._proto import externalscaler_pb2 as pb
 from scaler._proto import externalscaler_pb2_grpc as pb_grpc
@@ -59,42 +66,18 @@ def rabbitmq_trials(url: str) -> Iterator[Callable[[], Trial]]:
 
 @contextlib.contextmanager
 def sqs_trials() -> Iterator[Callable[[], Trial]]:
-    import boto3
-    from moto.server import ThreadedMotoServer
+    with moto_server(own_process=False) as endpoint:
+        client = sqs_client(endpoint)
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "sqs",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="b",
-        aws_secret_access_key="b",
-    )
+        def make() -> Trial:
+            url = client.create_queue(QueueName=f"prewarm-activation-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+            return (
+                sqs_metadata(endpoint, url),
+                lambda: client.send_message(QueueUrl=url, MessageBody="first job"),
+                lambda: client.delete_queue(QueueUrl=url),
+            )
 
-    def make() -> Trial:
-        url = client.create_queue(QueueName=f"prewarm-activation-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        metadata = {
-            "source": "sqs",
-            "queueURL": url,
-            "awsRegion": "us-east-1",
-            "awsEndpoint": endpoint,
-            "awsAccessKeyID": "b",
-            "awsSecretAccessKey": "b",
-        }
-        return (
-            metadata,
-            lambda: client.send_message(QueueUrl=url, MessageBody="first job"),
-            lambda: client.delete_queue(QueueUrl=url),
-        )
-
-    try:
         yield make
-    finally:
-        server.stop()
 
 
 async def trial(stub: pb_grpc.ExternalScalerStub, make: Callable[[], Trial], ttl: float, index: int) -> float:

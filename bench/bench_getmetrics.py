@@ -195,16 +195,30 @@ def sqs_queue(endpoint: str | None = None, *, moto_own_process: bool = False) ->
         yield _sqs_queue_at(endpoint)
 
 
-def _sqs_queue_at(endpoint: str) -> Queue:
+# The keys every bench's SQS queue is made and read with (moto accepts any).
+SQS_KEYS = {"awsAccessKeyID": "bench", "awsSecretAccessKey": "bench"}
+
+
+def sqs_client(endpoint: str) -> Any:
+    """A boto3 SQS client of the SQS server at `endpoint`, with SQS_KEYS."""
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "sqs",
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
+        aws_access_key_id=SQS_KEYS["awsAccessKeyID"],
+        aws_secret_access_key=SQS_KEYS["awsSecretAccessKey"],
     )
+
+
+def sqs_metadata(endpoint: str, url: str) -> dict[str, str]:
+    """Trigger metadata reading the queue at `url` on the SQS server at `endpoint`."""
+    return {"source": "sqs", "queueURL": url, "awsRegion": "us-east-1", "awsEndpoint": endpoint, **SQS_KEYS}
+
+
+def _sqs_queue_at(endpoint: str) -> Queue:
+    client = sqs_client(endpoint)
     name = f"prewarm-bench-{uuid.uuid4().hex[:8]}"
     url = client.create_queue(QueueName=name)["QueueUrl"]
     for i in range(MESSAGES):
@@ -214,15 +228,7 @@ def _sqs_queue_at(endpoint: str) -> Queue:
         attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
         return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
-    metadata = {
-        "source": "sqs",
-        "queueURL": url,
-        "awsRegion": "us-east-1",
-        "awsEndpoint": endpoint,
-        "awsAccessKeyID": "bench",
-        "awsSecretAccessKey": "bench",
-        "queueLength": f"{QUEUE_LENGTH:g}",
-    }
+    metadata = {**sqs_metadata(endpoint, url), "queueLength": f"{QUEUE_LENGTH:g}"}
     return Queue(metadata, count, f"sqs queue {name} (moto at {endpoint})")
 
 

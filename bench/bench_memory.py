@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import re
 import socket
@@ -38,6 +37,7 @@ from pathlib import Path
 import grpc
 import pika
 import requests
+from bench_getmetrics import moto_server, sqs_client, sqs_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -110,32 +110,11 @@ def rabbitmq_queues(count: int, via: str = "amqp") -> Iterator[list[dict[str, st
 @contextlib.contextmanager
 def sqs_queues(count: int) -> Iterator[list[dict[str, str]]]:
     """`count` queues on a moto server of the bench's own, read with one set of keys."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access-log line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
-    try:
-        client = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", **keys)
+    with moto_server(own_process=False) as endpoint:
+        client = sqs_client(endpoint)
         prefix = f"prewarm-bench-mem-{uuid.uuid4().hex[:6]}"
         urls = [client.create_queue(QueueName=f"{prefix}-{i}")["QueueUrl"] for i in range(count)]
-        yield [
-            {
-                "source": "sqs",
-                "queueURL": url,
-                "awsRegion": "us-east-1",
-                "awsEndpoint": endpoint,
-                "awsAccessKeyID": keys["aws_access_key_id"],
-                "awsSecretAccessKey": keys["aws_secret_access_key"],
-            }
-            for url in urls
-        ]
-    finally:
-        server.stop()
+        yield [sqs_metadata(endpoint, url) for url in urls]
 
 
 def main(argv: list[str] | None = None) -> int:

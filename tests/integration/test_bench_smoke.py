@@ -6,9 +6,9 @@ RabbitMQ queue or moto SQS server, all on loopback) for two objects for about a
 second. It asserts the figures are printed and correct answers came back, and
 that source reads stay bounded by the TTL, here shorter than the polled reading age
 (a correctness property of the shared cache: hundreds of calls, a handful of reads),
-never a speed target. bench_scale.py, bench_throughput.py, bench_handler.py and
-bench_read_path.py run for a few seconds each, their own checks (answers, rpc
-statuses, read bound, readings) deciding their exit code.
+never a speed target. bench_scale.py, bench_throughput.py, bench_handler.py,
+bench_read_path.py and bench_activation.py run for a few seconds each, their own
+checks (answers, rpc statuses, read bound, readings) deciding their exit code.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ SCALE_BENCH = BENCH.with_name("bench_scale.py")
 THROUGHPUT_BENCH = BENCH.with_name("bench_throughput.py")
 HANDLER_BENCH = BENCH.with_name("bench_handler.py")
 READ_PATH_BENCH = BENCH.with_name("bench_read_path.py")
+ACTIVATION_BENCH = BENCH.with_name("bench_activation.py")
 TTL_S = 0.25
 DURATION_S = 1.5
 
@@ -146,3 +147,17 @@ def test_read_path_bench_times_every_path_and_checks_each_reading() -> None:
     answered_all = [(int(reads), int(failed)) == (20, 0) for path, _, busy, reads, _, failed in rows
                     if path == paths[0] or busy == "0"]  # fmt: skip
     assert len(answered_all) == 8 and all(answered_all), stdout
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("source", ["rabbitmq", "sqs"])
+def test_activation_bench_times_each_trial_from_publish_to_true(source: str) -> None:
+    stdout = run_bench(ACTIVATION_BENCH, "--source", source, "--trials", "2")
+    timed = re.search(
+        rf"^{source}: first message to StreamIsActive true, 2 trials, TTL [\d.]+ s: "
+        r"p50 ([\d.]+) s, p90 [\d.]+ s, max ([\d.]+) s, min ([\d.]+) s$",
+        stdout,
+        re.M,
+    )
+    assert timed is not None, stdout
+    assert 0 < float(timed.group(3)) <= float(timed.group(1)) <= float(timed.group(2)), stdout
