@@ -45,7 +45,7 @@ def collector_restored() -> Iterator[None]:
 async def test_serve_freezes_the_start_up_objects_and_sets_the_thresholds_once_started(
     monkeypatch: pytest.MonkeyPatch, collector_restored: None
 ) -> None:
-    before = gc.get_threshold()
+    before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
     assert before != GC_THRESHOLDS
     STARTED.clear()
     monkeypatch.setattr(server_module, "ScalerServer", StartedServer)
@@ -56,8 +56,10 @@ async def test_serve_freezes_the_start_up_objects_and_sets_the_thresholds_once_s
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.01)  # past the tuning, to the wait for a signal
         assert gc.get_threshold() == GC_THRESHOLDS
-        assert gc.get_freeze_count() > 0
-        os.kill(os.getpid(), signal.SIGTERM)  # serve()'s own handler ends it
+        assert gc.get_freeze_count() > frozen_before
+        # serve()'s own handler ends it (checked first: SIGTERM would end pytest).
+        assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+        os.kill(os.getpid(), signal.SIGTERM)
         assert await asyncio.wait_for(serving, timeout=5) is True
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
