@@ -15,7 +15,10 @@ loop busy with many streams' ticks does:
   cache's read pool (the path before);
 - `SQS in a thread`: the scaler's SqsSource as it reads today (boto3's
   GetQueueAttributes in the read pool), against moto in server mode in a process
-  of its own.
+  of its own;
+- `management API in a thread`: the scaler's RabbitHttpSource as it reads today
+  (a GET of the same RabbitMQ queue through the management API, with `requests`,
+  in the read pool).
 
 A thread's read needs the GIL back after each of its client's socket calls, and an
 event loop that lets the GIL go and takes it back around every poll keeps winning
@@ -41,7 +44,15 @@ import threading
 import time
 
 import pika
-from bench_getmetrics import add_rabbitmq_url, at_least_one, counts_from, positive, rabbitmq_queue, sqs_queue
+from bench_getmetrics import (
+    add_rabbitmq_url,
+    at_least_one,
+    counts_from,
+    positive,
+    rabbitmq_queue,
+    sqs_queue,
+    wait_for_management,
+)
 
 from scaler.clock import SystemClock
 from scaler.config import parse_trigger
@@ -151,12 +162,19 @@ def _row(path: str, interval: float, busy: int, times: list[float], failed: int)
 
 
 async def _run(args: argparse.Namespace, amqp: dict[str, str], sqs: dict[str, str]) -> list[str]:
-    rabbit_cfg, sqs_cfg = parse_trigger(amqp).rabbitmq, parse_trigger(sqs).sqs
-    assert rabbit_cfg is not None and sqs_cfg is not None
+    # The same RabbitMQ queue read through the management API.
+    http = {**amqp, "host": args.rabbitmq_management_url}
+    rabbit_cfg, http_cfg, sqs_cfg = (
+        parse_trigger(amqp).rabbitmq,
+        parse_trigger(http).rabbitmq,
+        parse_trigger(sqs).sqs,
+    )
+    assert rabbit_cfg is not None and http_cfg is not None and sqs_cfg is not None
     paths = {
         "AMQP on the loop": rabbitmq_source(rabbit_cfg, timeout=args.timeout, connections=AmqpConnections()),
         "AMQP in a thread": ThreadedDeclare(args.rabbitmq_url, amqp["queueName"]),
         "SQS in a thread": SqsSource(sqs_cfg, timeout=args.timeout, clients=SqsClients()),
+        "management API in a thread": rabbitmq_source(http_cfg, timeout=args.timeout),
     }
     # One cache per path for every row, so a path keeps its connection: the rows time
     # reads on an open connection (a connect is not what is measured).
@@ -209,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     add_rabbitmq_url(parser)
     args = parser.parse_args(argv)
     with rabbitmq_queue(args.rabbitmq_url) as amqp, sqs_queue(moto_own_process=True) as sqs:
+        wait_for_management(args.rabbitmq_management_url, [amqp.metadata["queueName"]])
         rows = asyncio.run(_run(args, dict(amqp.metadata), dict(sqs.metadata)))
     print(
         f"Queue reads through the cache: up to {args.reads} reads or {args.seconds:g} s per row; "
